@@ -1,0 +1,234 @@
+"""The one botbuilder boundary: Teams activities in, Warden's typed turns out, cards back.
+
+Nothing else in Warden imports botbuilder. Inbound, ``TeamsAdapter.handle`` runs botbuilder's
+CloudAdapter (authentication, activity parsing) and hands ``bot.types`` objects to the
+``TurnHandler``. Outbound, ``post_card`` and ``update_card`` use the adapter's proactive path
+and turn the SDK's failures into ``DeliveryError`` with an outcome from the one
+classification table (``core.outcomes``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+from typing import Any
+
+from aiohttp import ClientError, web
+from botbuilder.core import ActivityHandler, CardFactory, MessageFactory, TurnContext
+from botbuilder.core.invoke_response import InvokeResponse
+from botbuilder.integration.aiohttp import (
+    CloudAdapter,
+    ConfigurationBotFrameworkAuthentication,
+)
+from botbuilder.schema import (
+    Activity,
+    AdaptiveCardInvokeResponse,
+    ChannelAccount,
+    ConversationAccount,
+    ConversationReference,
+)
+from msrest.exceptions import ClientRequestError, HttpOperationError
+
+from bot.types import Card, CardAction, Membership, Message, TurnHandler, User
+from core.errors import DeliveryError, Outcome
+from core.models import ConversationKind, ConversationRef
+from core.outcomes import classify_status, classify_transport, parse_retry_after
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_MENTION = re.compile(r"<at[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+_CARD_TYPE = "application/vnd.microsoft.card.adaptive"
+
+
+class _BotConfig:
+    """The attribute bag ConfigurationBotFrameworkAuthentication reads its settings from."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.APP_ID = settings.microsoft_app_id
+        self.APP_PASSWORD = settings.microsoft_app_password.get_secret_value()
+        self.APP_TYPE = settings.microsoft_app_type.value
+        self.APP_TENANTID = settings.microsoft_app_tenant_id
+
+
+def message_text(raw: str | None) -> str:
+    """The words a person typed: mentions and markup removed, white space folded."""
+    text = _MENTION.sub(" ", raw or "")
+    text = html.unescape(_TAG.sub(" ", text))
+    return " ".join(text.split())
+
+
+def conversation_ref(activity: Activity) -> ConversationRef:
+    """Where an inbound activity came from, as a reference for posting there later."""
+    conversation = activity.conversation
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    team = data.get("team") or {}
+    channel = data.get("channel") or {}
+    tenant = (data.get("tenant") or {}).get("id") or conversation.tenant_id
+    kind = {
+        "channel": ConversationKind.CHANNEL,
+        "groupChat": ConversationKind.GROUP_CHAT,
+    }.get(conversation.conversation_type or "", ConversationKind.PERSONAL)
+    return ConversationRef(
+        conversation_id=conversation.id.split(";messageid=")[0],
+        service_url=activity.service_url,
+        channel_id=activity.channel_id or "msteams",
+        kind=kind,
+        tenant_id=tenant,
+        bot_id=activity.recipient.id if activity.recipient else "",
+        bot_name=(activity.recipient.name or "") if activity.recipient else "",
+        name=channel.get("name") or conversation.name,
+        team_id=team.get("id"),
+        team_name=team.get("name"),
+    )
+
+
+def _user(account: ChannelAccount | None) -> User:
+    if account is None:
+        return User(id="")
+    return User(id=account.id, name=account.name, aad_object_id=account.aad_object_id)
+
+
+def _card_activity(card: Card) -> Activity:
+    return MessageFactory.attachment(CardFactory.adaptive_card(card))
+
+
+class _Bridge(ActivityHandler):
+    """Translates botbuilder's turn callbacks into ``TurnHandler`` calls."""
+
+    def __init__(self, handler: TurnHandler) -> None:
+        self._handler = handler
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        message = Message(
+            text=message_text(activity.text),
+            user=_user(activity.from_property),
+            conversation=conversation_ref(activity),
+        )
+        for card in await self._handler.on_message(message):
+            await turn_context.send_activity(_card_activity(card))
+
+    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        bot_id = activity.recipient.id if activity.recipient else None
+        added = any(m.id == bot_id for m in activity.members_added or [])
+        removed = any(m.id == bot_id for m in activity.members_removed or [])
+        if added or removed:
+            await self._membership(turn_context, added=added)
+
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        await self._membership(turn_context, added=True)
+
+    async def on_installation_update_remove(self, turn_context: TurnContext) -> None:
+        await self._membership(turn_context, added=False)
+
+    async def _membership(self, turn_context: TurnContext, *, added: bool) -> None:
+        activity = turn_context.activity
+        change = Membership(conversation_ref(activity), added, _user(activity.from_property))
+        for card in await self._handler.on_membership(change):
+            await turn_context.send_activity(_card_activity(card))
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
+        activity = turn_context.activity
+        if activity.name != "adaptiveCard/action":
+            return InvokeResponse(status=501)
+        value = activity.value if isinstance(activity.value, dict) else {}
+        action = value.get("action") or {}
+        card = await self._handler.on_card_action(
+            CardAction(
+                verb=str(action.get("verb") or ""),
+                user=_user(activity.from_property),
+                conversation=conversation_ref(activity),
+                data=action.get("data") if isinstance(action.get("data"), dict) else {},
+                activity_id=activity.reply_to_id,
+            )
+        )
+        body = AdaptiveCardInvokeResponse(status_code=200, type=_CARD_TYPE, value=card)
+        return InvokeResponse(status=200, body=body)
+
+
+class TeamsAdapter:
+    """Warden's door to Teams: serves ``/api/messages`` and posts or updates cards."""
+
+    def __init__(self, settings: Settings, handler: TurnHandler) -> None:
+        auth = ConfigurationBotFrameworkAuthentication(_BotConfig(settings))
+        self._adapter = CloudAdapter(auth)
+        self._adapter.on_turn_error = self._on_turn_error
+        self._bridge = _Bridge(handler)
+        self._app_id = settings.microsoft_app_id
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Process one POST to ``/api/messages``."""
+        response = await self._adapter.process(request, self._bridge)
+        return response if response is not None else web.Response(status=201)
+
+    async def _on_turn_error(self, turn_context: TurnContext, error: Exception) -> None:
+        log.error("turn failed: %s", type(error).__name__, exc_info=error)
+        raise error
+
+    async def post_card(self, ref: ConversationRef, card: Card) -> str:
+        """Post ``card`` as a new message in the conversation; returns its activity id."""
+        result: dict[str, str] = {}
+
+        async def send(turn_context: TurnContext) -> None:
+            response = await turn_context.send_activity(_card_activity(card))
+            result["id"] = response.id if response is not None else ""
+
+        await self._proactive(ref, send)
+        if not result.get("id"):
+            raise DeliveryError("the connector returned no activity id", outcome=Outcome.RETRY)
+        return result["id"]
+
+    async def update_card(self, ref: ConversationRef, activity_id: str, card: Card) -> None:
+        """Replace the card at ``activity_id`` with ``card`` (same message, new content)."""
+
+        async def update(turn_context: TurnContext) -> None:
+            activity = _card_activity(card)
+            activity.id = activity_id
+            await turn_context.update_activity(activity)
+
+        await self._proactive(ref, update)
+
+    async def _proactive(self, ref: ConversationRef, logic: Any) -> None:
+        reference = ConversationReference(
+            bot=ChannelAccount(id=ref.bot_id, name=ref.bot_name),
+            conversation=ConversationAccount(
+                id=ref.conversation_id,
+                is_group=ref.kind is not ConversationKind.PERSONAL,
+                conversation_type=ref.kind.value,
+                tenant_id=ref.tenant_id,
+            ),
+            channel_id=ref.channel_id,
+            service_url=ref.service_url,
+        )
+        try:
+            await self._adapter.continue_conversation(reference, logic, self._app_id or None)
+        except HttpOperationError as exc:
+            raise _delivery_error(exc) from None
+        except (ClientRequestError, ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise DeliveryError(
+                f"connector unreachable: {type(exc).__name__}", outcome=classify_transport(exc)
+            ) from None
+
+
+def _delivery_error(exc: HttpOperationError) -> DeliveryError:
+    response = exc.response
+    status = int(getattr(response, "status_code", 0) or 0)
+    headers = getattr(response, "headers", None) or {}
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    code = ""
+    error = getattr(exc, "error", None)
+    inner = getattr(error, "error", None)
+    if inner is not None:
+        code = getattr(inner, "code", "") or ""
+    message = f"connector answered {status}" + (f" ({code})" if code else "")
+    if not status:
+        return DeliveryError(message, outcome=Outcome.RETRY)
+    return DeliveryError(
+        message, outcome=classify_status(status), status=status, retry_after=retry_after
+    )
+

@@ -1,0 +1,79 @@
+"""Outbox handler for incident cards: post the card once, then update it in place.
+
+A job names an incident and a conversation, not a version: it always draws the latest stored
+version, so a burst of changes costs at most one update and a retried job never shows an
+older card than the store holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from bot.types import Card
+from cards.incident import incident_card
+from core.errors import DeliveryError, Outcome
+from core.models import ConversationRef
+from core.store.outbox import Job
+from core.store.store import Store, version_key
+
+log = logging.getLogger(__name__)
+
+
+class CardSender(Protocol):
+    """What delivery needs from the Teams adapter."""
+
+    async def post_card(self, ref: ConversationRef, card: Card) -> str:
+        """Post a new card; returns its activity id."""
+
+    async def update_card(self, ref: ConversationRef, activity_id: str, card: Card) -> None:
+        """Replace the card at ``activity_id``."""
+
+
+class IncidentCardDelivery:
+    """Runs ``incident.card`` jobs against the Teams adapter."""
+
+    def __init__(self, store: Store, sender: CardSender) -> None:
+        self._store = store
+        self._sender = sender
+
+    async def __call__(self, job: Job) -> None:
+        """Bring the incident's card in the job's conversation up to the stored version."""
+        incident_key = str(job.payload.get("incident_key"))
+        conversation_id = str(job.payload.get("conversation_id"))
+        incident = await self._store.incident(incident_key)
+        conversation = await self._store.conversation(conversation_id)
+        if incident is None or conversation is None:
+            raise DeliveryError("incident or conversation no longer stored", outcome=Outcome.FAIL)
+        if not conversation.active:
+            log.info("outbox job %s skipped: the bot left the conversation", job.id)
+            return
+        version = version_key(incident)
+        posted = await self._store.posted_card(incident_key, conversation_id)
+        if posted is not None and posted.version >= version:
+            return
+        card = incident_card(incident)
+        try:
+            if posted is None:
+                activity_id = await self._sender.post_card(conversation.ref, card)
+            else:
+                activity_id = posted.activity_id
+                await self._sender.update_card(conversation.ref, activity_id, card)
+        except DeliveryError as exc:
+            if not _bot_removed(exc, updating=posted is not None):
+                raise
+            await self._store.deactivate_conversation(conversation_id)
+            log.warning("outbox job %s: conversation marked inactive (%s)", job.id, exc)
+            return
+        await self._store.record_posted(incident_key, conversation_id, activity_id, version)
+
+
+def _bot_removed(exc: DeliveryError, *, updating: bool) -> bool:
+    """True when the failure means the bot is no longer in the conversation.
+
+    403 always means that; 404 means it for a new post, while for an update it only says
+    the message itself is gone (the job is then dead with that reason, not retried).
+    """
+    if exc.status == 403:
+        return True
+    return exc.status == 404 and not updating

@@ -1,0 +1,90 @@
+"""Warden's answers to Teams: commands, installation, card actions."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from bot.router import parse_command
+from bot.types import Card, CardAction, Membership, Message
+from cards.common import (
+    error_card,
+    help_card,
+    status_card,
+    subscribed_card,
+    unsubscribed_card,
+    welcome_card,
+)
+from cards.incident import incident_card
+from cards.verbs import CardVerb
+from core.models import Severity, Subscription
+from core.store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class WardenBot:
+    """The ``TurnHandler`` for Warden: one method per kind of turn."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._actions: dict[CardVerb, Callable[[CardAction], Awaitable[Card]]] = {
+            CardVerb.REFRESH: self._refresh,
+        }
+
+    async def on_membership(self, change: Membership) -> list[Card]:
+        """Remember a conversation the bot joined (and welcome it), or forget one it left."""
+        ref = change.conversation
+        if not change.added:
+            await self._store.deactivate_conversation(ref.conversation_id)
+            log.info("bot removed from a %s conversation", ref.kind.value)
+            return []
+        await self._store.save_conversation(ref)
+        log.info("bot installed in a %s conversation", ref.kind.value)
+        return [welcome_card(ref.bot_name or "Warden", ref.kind)]
+
+    async def on_message(self, message: Message) -> list[Card]:
+        """Run the command in ``message`` and answer with its card."""
+        ref = message.conversation
+        existing = await self._store.conversation(ref.conversation_id)
+        if existing is None or not existing.active:
+            await self._store.save_conversation(ref)
+        parsed = parse_command(message.text)
+        if parsed.command is None:
+            if parsed.problem:
+                return [error_card("That command needs another look", parsed.problem)]
+            return [help_card(suggestion=parsed.suggestion, unknown=message.text or None)]
+        name = parsed.command.name
+        if name == "subscribe incidents":
+            minimum = Severity.parse(parsed.argument) if parsed.argument else Severity.INFORMATIONAL
+            sub = Subscription(conversation_id=ref.conversation_id, min_severity=minimum)
+            await self._store.subscribe(sub, by=message.user.aad_object_id or message.user.id)
+            return [subscribed_card(sub)]
+        if name == "unsubscribe incidents":
+            return [unsubscribed_card(await self._store.unsubscribe(ref.conversation_id))]
+        if name == "status":
+            return [status_card(await self._store.conversation_status(ref.conversation_id))]
+        return [help_card()]
+
+    async def on_card_action(self, action: CardAction) -> Card:
+        """Answer a card action by its verb; an unknown or stale verb gets an error card."""
+        verb = CardVerb.parse(action.verb)
+        handler = self._actions.get(verb) if verb is not None else None
+        if handler is None:
+            ref = uuid.uuid4().hex[:12]
+            log.warning("unknown card verb (ref %s)", ref)
+            return error_card(
+                "This button no longer works",
+                "The card is out of date or the action is unknown. Ask for a fresh card.",
+                correlation_id=ref,
+            )
+        return await handler(action)
+
+    async def _refresh(self, action: CardAction) -> Card:
+        """Redraw an incident card from the latest stored version."""
+        key = action.data.get("incident")
+        incident = await self._store.incident(key) if isinstance(key, str) else None
+        if incident is None:
+            return error_card("Incident not found", "Warden holds no incident for this card.")
+        return incident_card(incident)

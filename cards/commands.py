@@ -1,0 +1,68 @@
+"""The commands a conversation can type to Warden: one table for help text and for parsing.
+
+:data:`COMMANDS` is the single source: :func:`cards.common.help_card` lists it, and the bot's
+router imports it to match what was typed (by :attr:`Command.name`, then an argument from
+:attr:`Command.choices`) and to suggest the closest command for a typo. Adding a command here
+makes it appear in help; help can never describe a command the router does not know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.models import Severity
+
+SEVERITY_CHOICES: tuple[str, ...] = tuple(member.value.lower() for member in Severity)
+"""The words ``subscribe incidents`` accepts, least severe first; ``Severity.parse`` reads each."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: the words that name it, how to type it, and what it does in one line."""
+
+    name: str
+    """The words that start the command, lower-case, single-spaced (``subscribe incidents``)."""
+
+    usage: str
+    """How to type it, any optional argument in brackets (``subscribe incidents [low|…]``)."""
+
+    summary: str
+    """What it does, one sentence for the help card."""
+
+    choices: tuple[str, ...] = ()
+    """The words accepted as its one optional argument; empty when it takes none."""
+
+
+def _usage(name: str, choices: tuple[str, ...] = ()) -> str:
+    """``name`` followed by its optional argument, e.g. ``subscribe incidents [low|high]``."""
+    return f"{name} [{'|'.join(choices)}]" if choices else name
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("help", _usage("help"), "Show what I can do."),
+    Command(
+        "subscribe incidents",
+        _usage("subscribe incidents", SEVERITY_CHOICES),
+        "Post incidents of that severity and above here (default: all severities).",
+        SEVERITY_CHOICES,
+    ),
+    Command(
+        "unsubscribe incidents",
+        _usage("unsubscribe incidents"),
+        "Stop posting incidents here.",
+    ),
+    Command(
+        "status",
+        _usage("status"),
+        "Show this conversation's subscription and delivery.",
+    ),
+)
+"""Every command, in the order help lists them."""
+
+
+def command_named(name: str) -> Command:
+    """The command whose :attr:`Command.name` is ``name``; ``KeyError`` when there is none."""
+    for command in COMMANDS:
+        if command.name == name:
+            return command
+    raise KeyError(name)

@@ -1,0 +1,29 @@
+"""The verbs of Warden's card actions (``Action.Execute``), in one enum.
+
+Bot handlers register by :class:`CardVerb`, never by a bare string, so a verb cannot be
+misspelled in one place and missed in another. An invoke whose verb is not a member (unknown,
+or stale: a card drawn by an older Warden) is answered with an explicit error card
+(:func:`cards.common.error_card`), never a silent failure or a 500.
+
+Renaming a member's value strands every card already posted with the old value; add a member
+instead, and keep accepting the old verb until those cards have been refreshed.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CardVerb(StrEnum):
+    """An ``Action.Execute`` verb that Warden's cards send and its bot handles."""
+
+    REFRESH = "incident.refresh"
+    """Redraw an incident card from the latest stored version of the incident."""
+
+    @classmethod
+    def parse(cls, verb: str | None) -> CardVerb | None:
+        """The member whose value is exactly ``verb``; ``None`` for an unknown or missing verb."""
+        for member in cls:
+            if member.value == verb:
+                return member
+        return None

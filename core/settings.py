@@ -1,0 +1,167 @@
+"""Warden's settings: read once at boot from the environment, validated, then passed around.
+
+A wrong value stops start-up with a message that names the environment variable
+(``SettingsError``). Nothing here runs at import time; ``load_settings()`` does the work.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.errors import SettingsError
+
+DEV_SECRET_FILE = "dev-webhook-secret"
+
+
+class Mode(str, Enum):
+    """How Warden runs: against the local sandbox, or against a real tenant."""
+
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
+class AppType(str, Enum):
+    """The Bot Framework's app types (``MICROSOFT_APP_TYPE``)."""
+
+    MULTI_TENANT = "MultiTenant"
+    SINGLE_TENANT = "SingleTenant"
+    USER_ASSIGNED_MSI = "UserAssignedMSI"
+
+
+class OutboxSettings(BaseModel):
+    """Tuning of the delivery outbox (``WARDEN_OUTBOX__<FIELD>``)."""
+
+    max_attempts: int = Field(8, ge=1, le=100, description="Attempts before a job is dead.")
+    backoff_base_seconds: float = Field(1.0, gt=0, description="First retry delay.")
+    backoff_max_seconds: float = Field(300.0, gt=0, description="Longest retry delay.")
+    concurrency: int = Field(8, ge=1, le=256, description="Jobs delivered at once.")
+    lease_seconds: float = Field(60.0, gt=0, description="How long a claimed job is held.")
+    poll_seconds: float = Field(2.0, gt=0, description="Idle re-check interval.")
+
+
+class Settings(BaseSettings):
+    """Everything Warden can be configured with; see README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WARDEN_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    mode: Mode = Field(Mode.SANDBOX, description="`sandbox` (local, no tenant) or `production`.")
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(3978, ge=0, le=65535, description="Port the HTTP server binds.")
+    var_dir: Path = Field(Path("var"), description="Directory for local state (SQLite, keys).")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default SQLite under `var/`. "
+        "Use `postgresql+asyncpg://…` for PostgreSQL.",
+    )
+    auto_migrate: bool = Field(True, description="Apply database migrations at start.")
+    sentinel_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated `whsec_…` secrets; any one verifies (rotation). "
+        "In sandbox mode a development secret is generated under `var/` when unset.",
+    )
+    webhook_max_bytes: int = Field(1_048_576, ge=1024, description="Largest webhook body.")
+    webhook_tolerance_seconds: int = Field(300, ge=1, description="Allowed timestamp skew.")
+    microsoft_app_id: str = Field(
+        "",
+        validation_alias=AliasChoices("MICROSOFT_APP_ID", "microsoft_app_id"),
+        description="The bot's Entra app id (`MICROSOFT_APP_ID`); empty in sandbox mode.",
+    )
+    microsoft_app_password: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("MICROSOFT_APP_PASSWORD", "microsoft_app_password"),
+        description="The bot's client secret (`MICROSOFT_APP_PASSWORD`).",
+    )
+    microsoft_app_tenant_id: str = Field(
+        "",
+        validation_alias=AliasChoices("MICROSOFT_APP_TENANT_ID", "microsoft_app_tenant_id"),
+        description="The bot's home tenant, for single-tenant bots (`MICROSOFT_APP_TENANT_ID`).",
+    )
+    microsoft_app_type: AppType = Field(
+        AppType.MULTI_TENANT,
+        validation_alias=AliasChoices("MICROSOFT_APP_TYPE", "microsoft_app_type"),
+        description="`MultiTenant`, `SingleTenant` or `UserAssignedMSI` (`MICROSOFT_APP_TYPE`).",
+    )
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
+
+    @field_validator("sentinel_webhook_secrets", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("sentinel_webhook_secrets")
+    @classmethod
+    def _check_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for item in value:
+            raw = item.get_secret_value()
+            if not raw.startswith("whsec_"):
+                raise ValueError("each secret must start with 'whsec_'")
+            try:
+                base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+            except ValueError:
+                raise ValueError("the part after 'whsec_' must be base64") from None
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in use: the configured one, or SQLite under ``var_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.var_dir / 'warden.db').resolve()}"
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        """The raw webhook secrets (for signing and verifying only, never for logs)."""
+        return [s.get_secret_value() for s in self.sentinel_webhook_secrets]
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable that sets the field at ``loc`` of ``Settings``."""
+    first = str(loc[0]) if loc else ""
+    field = Settings.model_fields.get(first)
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        return str(field.validation_alias.choices[0])
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    return "WARDEN_" + "__".join(parts).upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings; raise ``SettingsError`` naming each bad variable.
+
+    In sandbox mode without webhook secrets, a development secret is created once under
+    ``var_dir`` and reused, so ``demo`` and the server agree without any setup.
+    """
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = [f"{env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+    if settings.mode is Mode.SANDBOX and not settings.sentinel_webhook_secrets:
+        secret = ensure_dev_secret(settings.var_dir)
+        settings = settings.model_copy(update={"sentinel_webhook_secrets": [SecretStr(secret)]})
+    return settings
+
+
+def ensure_dev_secret(var_dir: Path) -> str:
+    """The sandbox's development webhook secret, created under ``var_dir`` on first use."""
+    path = var_dir / DEV_SECRET_FILE
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    path.write_text(secret + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return secret

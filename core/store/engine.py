@@ -1,0 +1,49 @@
+"""Engine construction for the two supported stores: SQLite (WAL) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql import Insert
+
+from core.errors import SettingsError
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url``; SQLite files get WAL and a busy timeout.
+
+    Raises ``SettingsError`` for a URL of a database Warden does not support.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "asyncpg":
+            raise SettingsError("WARDEN_DATABASE_URL: use the postgresql+asyncpg:// driver")
+        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    raise SettingsError(f"WARDEN_DATABASE_URL: unsupported database {backend!r}")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def insert_for(engine_name: str, table: Any) -> Insert:
+    """The dialect's INSERT that supports ``on_conflict_do_*`` (SQLite or PostgreSQL)."""
+    if engine_name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

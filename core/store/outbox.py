@@ -1,0 +1,198 @@
+"""The outbox: durable jobs for every outbound call, written with the change that causes them.
+
+A job is ``pending`` until a worker claims it (``running``, with a lease), then ``done``, or
+``pending`` again with a later ``next_attempt_at``, or ``dead`` with its reason. Jobs that
+share an ``ordering_key`` run one at a time, oldest first, so an update never overtakes the
+post it updates. A lease that runs out (the worker died) makes the job claimable again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
+
+from core.store.schema import outbox
+from core.store.store import Store
+
+PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
+UNFINISHED = (PENDING, RUNNING)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One outbox job as a worker sees it."""
+
+    id: int
+    kind: str
+    ordering_key: str
+    conversation_id: str | None
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One outbox job as an operator sees it (``outbox list``)."""
+
+    id: int
+    kind: str
+    status: str
+    attempts: int
+    conversation_id: str | None
+    payload: dict[str, Any]
+    last_error: str | None
+    next_attempt_at: datetime
+    updated_at: datetime
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    kind: str,
+    ordering_key: str,
+    payload: dict[str, Any],
+    *,
+    conversation_id: str | None = None,
+) -> None:
+    """Add a job inside the caller's transaction (so it commits with the cause)."""
+    now = time.time()
+    await conn.execute(
+        outbox.insert().values(
+            kind=kind,
+            ordering_key=ordering_key,
+            conversation_id=conversation_id,
+            payload=json.dumps(payload, separators=(",", ":")),
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+async def pending_keys(conn: AsyncConnection, keys: list[str]) -> set[str]:
+    """Those of ``keys`` that already have a job waiting to start (not yet claimed)."""
+    if not keys:
+        return set()
+    stmt = select(outbox.c.ordering_key).where(
+        outbox.c.status == PENDING, outbox.c.ordering_key.in_(keys)
+    )
+    return {row[0] for row in await conn.execute(stmt)}
+
+
+async def claim(store: Store, limit: int, lease_seconds: float) -> list[Job]:
+    """Claim up to ``limit`` due jobs, at most one per ordering key, oldest first."""
+    now = time.time()
+    earlier = aliased(outbox)
+    due = or_(
+        and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now),
+        and_(outbox.c.status == RUNNING, outbox.c.lease_until < now),
+    )
+    blocked = exists().where(
+        earlier.c.ordering_key == outbox.c.ordering_key,
+        earlier.c.id < outbox.c.id,
+        earlier.c.status.in_(UNFINISHED),
+    )
+    stmt = select(outbox).where(due, ~blocked).order_by(outbox.c.id).limit(limit)
+    if store.dialect == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=outbox)
+    async with store.writing() as conn:
+        rows = (await conn.execute(stmt)).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(ids))
+            .values(status=RUNNING, lease_until=now + lease_seconds, updated_at=now)
+        )
+    return [
+        Job(r.id, r.kind, r.ordering_key, r.conversation_id, json.loads(r.payload), r.attempts)
+        for r in rows
+    ]
+
+
+async def finish(store: Store, job_id: int) -> None:
+    """Mark a job done."""
+    await _set(store, job_id, status=DONE, lease_until=None, last_error=None)
+
+
+async def reschedule(store: Store, job_id: int, attempts: int, delay: float, error: str) -> None:
+    """Put a failed job back, to be tried again after ``delay`` seconds."""
+    await _set(
+        store,
+        job_id,
+        status=PENDING,
+        attempts=attempts,
+        next_attempt_at=time.time() + delay,
+        lease_until=None,
+        last_error=error,
+    )
+
+
+async def bury(store: Store, job_id: int, attempts: int, error: str) -> None:
+    """Mark a job dead with the reason; it waits for an operator (``outbox retry``)."""
+    await _set(store, job_id, status=DEAD, attempts=attempts, lease_until=None, last_error=error)
+
+
+async def retry(store: Store, job_id: int) -> bool:
+    """Make a dead (or waiting) job due now with fresh attempts; False if no such job."""
+    stmt = (
+        update(outbox)
+        .where(outbox.c.id == job_id, outbox.c.status.in_((DEAD, PENDING)))
+        .values(status=PENDING, attempts=0, next_attempt_at=time.time(), updated_at=time.time())
+    )
+    async with store.writing() as conn:
+        result = await conn.execute(stmt)
+    return bool(result.rowcount)
+
+
+async def _set(store: Store, job_id: int, **values: Any) -> None:
+    values["updated_at"] = time.time()
+    async with store.writing() as conn:
+        await conn.execute(update(outbox).where(outbox.c.id == job_id).values(**values))
+
+
+async def list_jobs(store: Store, status: str | None = None, limit: int = 100) -> list[JobRow]:
+    """The newest jobs, optionally of one status."""
+    stmt = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(outbox.c.status == status)
+    async with store.reading() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [
+        JobRow(
+            r.id,
+            r.kind,
+            r.status,
+            r.attempts,
+            r.conversation_id,
+            json.loads(r.payload),
+            r.last_error,
+            datetime.fromtimestamp(r.next_attempt_at, tz=timezone.utc),
+            datetime.fromtimestamp(r.updated_at, tz=timezone.utc),
+        )
+        for r in rows
+    ]
+
+
+async def counts(store: Store) -> dict[str, int]:
+    """How many jobs are in each status."""
+    stmt = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+    async with store.reading() as conn:
+        return {row[0]: int(row[1]) for row in await conn.execute(stmt)}
+
+
+async def next_due(store: Store) -> float | None:
+    """When the earliest waiting job falls due (UNIX seconds), or ``None``."""
+    stmt = select(func.min(outbox.c.next_attempt_at)).where(outbox.c.status == PENDING)
+    async with store.reading() as conn:
+        value = (await conn.execute(stmt)).scalar()
+    return None if value is None else float(value)

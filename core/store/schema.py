@@ -1,0 +1,94 @@
+"""The store's tables (SQLAlchemy Core). Migrations in ``core/migrations`` create them.
+
+Timestamps are UNIX seconds (float, UTC): portable across SQLite and PostgreSQL and cheap to
+compare. An incident's ``version`` is a string that sorts like its version order.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(512), primary_key=True),
+    Column("reference", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("tenant_id", String(64)),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("conversation_id", String(512), primary_key=True),
+    Column("min_severity", String(32), nullable=False),
+    Column("min_rank", Integer, nullable=False),
+    Column("created_by", String(128)),
+    Column("created_at", Float, nullable=False),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("key", String(1024), primary_key=True),
+    Column("version", String(128), nullable=False),
+    Column("severity", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+posted_cards = Table(
+    "posted_cards",
+    metadata,
+    Column("incident_key", String(1024), primary_key=True),
+    Column("conversation_id", String(512), primary_key=True),
+    Column("activity_id", String(256), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("posted_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_posted_cards_conversation", "conversation_id"),
+)
+
+webhook_receipts = Table(
+    "webhook_receipts",
+    metadata,
+    Column("webhook_id", String(256), primary_key=True),
+    Column("incident_key", String(1024), nullable=False),
+    Column("incident_name", String(256), nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("ordering_key", String(1024), nullable=False),
+    Column("conversation_id", String(512)),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_until", Float),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+    Index("ix_outbox_ordering_key", "ordering_key"),
+    Index("ix_outbox_conversation", "conversation_id", "status"),
+)

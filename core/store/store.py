@@ -1,0 +1,242 @@
+"""The store: conversations, subscriptions, incidents and what was posted where.
+
+Every write that causes outbound work writes its outbox rows in the same transaction
+(``core.store.outbox``). On SQLite, writes from this process are serialised by one lock so
+that a read-then-write transaction never meets another writer half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core.errors import StoreUnavailable
+from core.models import (
+    ConversationKind,
+    ConversationRef,
+    ConversationStatus,
+    Incident,
+    Severity,
+    Subscription,
+)
+from core.store import migrate
+from core.store.engine import create_engine, insert_for
+from core.store.schema import conversations, incidents, outbox, posted_cards, subscriptions
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A stored conversation: its reference and whether the bot is still in it."""
+
+    ref: ConversationRef
+    active: bool
+
+
+@dataclass(frozen=True)
+class PostedCard:
+    """Where an incident's card was posted in one conversation, and which version it shows."""
+
+    activity_id: str
+    version: str
+
+
+def version_key(incident: Incident) -> str:
+    """A string that sorts like the incident's version order (UTC time, then etag)."""
+    stamp = incident.last_modified.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{stamp}|{incident.etag}"
+
+
+class Store:
+    """Warden's persistent state on SQLite or PostgreSQL, through SQLAlchemy Core."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        """A store on the database at ``url``."""
+        return cls(create_engine(url))
+
+    async def close(self) -> None:
+        """Release every connection."""
+        await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction; commit failures surface as ``StoreUnavailable``."""
+        lock = self._write_lock or contextlib.nullcontext()
+        try:
+            async with lock, self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"store write failed: {exc.orig!r}") from exc
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """One read-only connection."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    def insert(self, table: Any) -> Any:
+        """The dialect's INSERT with ``on_conflict_do_*`` for ``table``."""
+        return insert_for(self.dialect, table)
+
+    @staticmethod
+    def insert_on(dialect: str, table: Any) -> Any:
+        """The INSERT with ``on_conflict_do_*`` for ``table`` in the named dialect."""
+        return insert_for(dialect, table)
+
+    async def upgrade(self) -> None:
+        """Apply pending migrations."""
+        await migrate.upgrade(self.engine)
+
+    async def check(self) -> dict[str, object]:
+        """Readiness facts: reachable, and whether migrations are current."""
+        try:
+            async with self.reading() as conn:
+                await conn.execute(text("SELECT 1"))
+            current = await migrate.current_revision(self.engine)
+        except (SQLAlchemyError, OSError) as exc:
+            return {"reachable": False, "error": type(exc).__name__}
+        head = migrate.head_revision()
+        return {"reachable": True, "revision": current, "head": head, "current": current == head}
+
+    async def save_conversation(self, ref: ConversationRef, *, active: bool = True) -> None:
+        """Remember ``ref`` (insert or refresh) and whether the bot is in it."""
+        now = time.time()
+        values = {
+            "id": ref.conversation_id,
+            "reference": ref.model_dump_json(),
+            "kind": ref.kind.value,
+            "tenant_id": ref.tenant_id,
+            "active": active,
+            "updated_at": now,
+        }
+        stmt = self.insert(conversations).values(created_at=now, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=values)
+        async with self.writing() as conn:
+            await conn.execute(stmt)
+
+    async def deactivate_conversation(self, conversation_id: str) -> None:
+        """Mark a conversation the bot was removed from; nothing more is sent there."""
+        stmt = (
+            update(conversations)
+            .where(conversations.c.id == conversation_id)
+            .values(active=False, updated_at=time.time())
+        )
+        async with self.writing() as conn:
+            await conn.execute(stmt)
+
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        """The stored conversation, or ``None`` when Warden never met it."""
+        stmt = select(conversations.c.reference, conversations.c.active).where(
+            conversations.c.id == conversation_id
+        )
+        async with self.reading() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            return None
+        return Conversation(ConversationRef.model_validate_json(row.reference), bool(row.active))
+
+    async def subscribe(self, sub: Subscription, *, by: str | None) -> None:
+        """Subscribe a conversation (replacing its previous threshold)."""
+        values = {
+            "min_severity": sub.min_severity.value,
+            "min_rank": sub.min_severity.rank,
+            "created_by": by,
+            "created_at": time.time(),
+        }
+        stmt = self.insert(subscriptions).values(conversation_id=sub.conversation_id, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=["conversation_id"], set_=values)
+        async with self.writing() as conn:
+            await conn.execute(stmt)
+
+    async def unsubscribe(self, conversation_id: str) -> bool:
+        """Drop a conversation's subscription; True when there was one."""
+        stmt = subscriptions.delete().where(subscriptions.c.conversation_id == conversation_id)
+        async with self.writing() as conn:
+            result = await conn.execute(stmt)
+        return bool(result.rowcount)
+
+    async def subscription(self, conversation_id: str) -> Subscription | None:
+        """The conversation's subscription, if any."""
+        stmt = select(subscriptions.c.min_severity).where(
+            subscriptions.c.conversation_id == conversation_id
+        )
+        async with self.reading() as conn:
+            value = (await conn.execute(stmt)).scalar()
+        if value is None:
+            return None
+        return Subscription(conversation_id=conversation_id, min_severity=Severity(value))
+
+    async def incident(self, key: str) -> Incident | None:
+        """The latest stored version of an incident."""
+        stmt = select(incidents.c.payload).where(incidents.c.key == key)
+        async with self.reading() as conn:
+            payload = (await conn.execute(stmt)).scalar()
+        return None if payload is None else Incident.model_validate_json(payload)
+
+    async def posted_card(self, incident_key: str, conversation_id: str) -> PostedCard | None:
+        """Where the incident's card sits in that conversation, if it was posted."""
+        stmt = select(posted_cards.c.activity_id, posted_cards.c.version).where(
+            posted_cards.c.incident_key == incident_key,
+            posted_cards.c.conversation_id == conversation_id,
+        )
+        async with self.reading() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else PostedCard(row.activity_id, row.version)
+
+    async def record_posted(
+        self, incident_key: str, conversation_id: str, activity_id: str, version: str
+    ) -> None:
+        """Remember that the card for ``version`` now sits at ``activity_id``."""
+        now = time.time()
+        values = {"activity_id": activity_id, "version": version, "updated_at": now}
+        stmt = self.insert(posted_cards).values(
+            incident_key=incident_key, conversation_id=conversation_id, posted_at=now, **values
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["incident_key", "conversation_id"], set_=values
+        )
+        async with self.writing() as conn:
+            await conn.execute(stmt)
+
+    async def conversation_status(self, conversation_id: str) -> ConversationStatus:
+        """What ``status`` reports for one conversation."""
+        cards = select(func.count(), func.max(posted_cards.c.updated_at)).where(
+            posted_cards.c.conversation_id == conversation_id
+        )
+        jobs = (
+            select(outbox.c.status, func.count())
+            .where(outbox.c.conversation_id == conversation_id)
+            .where(outbox.c.status.in_(("pending", "running", "dead")))
+            .group_by(outbox.c.status)
+        )
+        async with self.reading() as conn:
+            posted, last = (await conn.execute(cards)).one()
+            counts = {row[0]: row[1] for row in await conn.execute(jobs)}
+        return ConversationStatus(
+            subscription=await self.subscription(conversation_id),
+            incidents_posted=int(posted),
+            last_delivery=None if last is None else _utc(last),
+            outbox_pending=counts.get("pending", 0) + counts.get("running", 0),
+            outbox_dead=counts.get("dead", 0),
+        )
+
+
+def _utc(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp, tz=timezone.utc)
+
+
+__all__ = ["Conversation", "ConversationKind", "PostedCard", "Store", "version_key"]

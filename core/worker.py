@@ -1,0 +1,159 @@
+"""The outbox worker: claims due jobs and runs each through the handler for its kind.
+
+The outbox is the single retry authority: a handler raises ``DeliveryError`` and the worker
+decides from its ``outcome`` — try again later (jittered exponential backoff, never sooner
+than the service's ``Retry-After``), or bury the job as dead with the reason once retrying
+cannot help or the attempts are spent. Any other exception is logged with a correlation id
+and retried the same way, so a bug never silently drops accepted work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from core.errors import DeliveryError, Outcome, StoreUnavailable
+from core.settings import OutboxSettings
+from core.store import outbox
+from core.store.outbox import Job
+from core.store.store import Store
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+def backoff_delay(attempt: int, settings: OutboxSettings, retry_after: float | None) -> float:
+    """Delay before attempt ``attempt + 1``: exponential with equal jitter, capped.
+
+    Never shorter than ``retry_after`` when the service asked for a pause.
+    """
+    ceiling = min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** (attempt - 1))
+    delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+class OutboxWorker:
+    """Runs outbox jobs with bounded concurrency until stopped."""
+
+    def __init__(self, store: Store, handlers: dict[str, Handler], settings: OutboxSettings):
+        self._store = store
+        self._handlers = handlers
+        self._settings = settings
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        """True while the claim loop is alive."""
+        return self._loop_task is not None and not self._loop_task.done()
+
+    def wake(self) -> None:
+        """Look for due jobs now (called after a commit that enqueued work)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Start claiming jobs."""
+        self._stopping = False
+        self._loop_task = asyncio.create_task(self._run(), name="outbox-worker")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming; let running jobs finish for ``grace`` seconds, then cancel them.
+
+        A cancelled job keeps its lease and is claimed again once the lease runs out.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            free = self._settings.concurrency - len(self._tasks)
+            timeout = self._settings.poll_seconds
+            if free > 0:
+                try:
+                    jobs = await outbox.claim(self._store, free, self._settings.lease_seconds)
+                except StoreUnavailable as exc:
+                    log.warning("outbox claim failed: %s", exc)
+                    jobs = []
+                for job in jobs:
+                    self._spawn(job)
+                if not jobs:
+                    timeout = await self._idle_timeout()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _idle_timeout(self) -> float:
+        try:
+            due = await outbox.next_due(self._store)
+        except StoreUnavailable:
+            return self._settings.poll_seconds
+        if due is None:
+            return self._settings.poll_seconds
+        return max(0.0, min(self._settings.poll_seconds, due - time.time()))
+
+    def _spawn(self, job: Job) -> None:
+        task = asyncio.create_task(self._execute(job), name=f"outbox-job-{job.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()
+
+    async def _execute(self, job: Job) -> None:
+        handler = self._handlers.get(job.kind)
+        attempts = job.attempts + 1
+        try:
+            if handler is None:
+                raise DeliveryError(f"no handler for job kind {job.kind!r}", outcome=Outcome.FAIL)
+            await handler(job)
+        except DeliveryError as exc:
+            await self._failed(job, attempts, exc)
+        except StoreUnavailable as exc:
+            await self._failed(job, attempts, DeliveryError(str(exc), outcome=Outcome.RETRY))
+        except Exception as exc:  # noqa: BLE001 - the edge of a job: log, keep the work
+            ref = uuid.uuid4().hex[:12]
+            log.exception("outbox job %s failed unexpectedly (ref %s)", job.id, ref)
+            error = DeliveryError(f"{type(exc).__name__} (ref {ref})", outcome=Outcome.RETRY)
+            await self._failed(job, attempts, error)
+        else:
+            await self._record(outbox.finish(self._store, job.id))
+
+    async def _failed(self, job: Job, attempts: int, exc: DeliveryError) -> None:
+        reason = f"{exc.outcome.value}: {exc}"
+        if exc.outcome in (Outcome.FAIL, Outcome.GONE):
+            log.warning("outbox job %s dead: %s", job.id, reason)
+            await self._record(outbox.bury(self._store, job.id, attempts, reason))
+        elif attempts >= self._settings.max_attempts:
+            log.warning("outbox job %s dead after %s attempts: %s", job.id, attempts, reason)
+            await self._record(
+                outbox.bury(self._store, job.id, attempts, f"gave up after {attempts}: {reason}")
+            )
+        else:
+            delay = backoff_delay(attempts, self._settings, exc.retry_after)
+            log.info("outbox job %s retry in %.1fs: %s", job.id, delay, reason)
+            await self._record(outbox.reschedule(self._store, job.id, attempts, delay, reason))
+
+    async def _record(self, write: Awaitable[None]) -> None:
+        try:
+            await write
+        except StoreUnavailable as exc:
+            log.warning("outbox state not saved (the lease will expire and retry): %s", exc)

@@ -1,0 +1,86 @@
+"""Shared fixtures: a database per test (SQLite and PostgreSQL), the sandbox connector."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from sandbox.connector import ConnectorSandbox, run_connector_sandbox
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+_pg_state: dict[str, bool] = {}
+
+
+async def _postgres_available() -> bool:
+    if "ok" in _pg_state:
+        return _pg_state["ok"]
+    for attempt in range(2):
+        try:
+            conn = await asyncpg.connect(PG_DSN, timeout=5)
+        except (OSError, asyncpg.PostgresError):
+            if attempt == 0:
+                _start_postgres()
+            continue
+        await conn.close()
+        _pg_state["ok"] = True
+        return True
+    _pg_state["ok"] = False
+    return False
+
+
+def _start_postgres() -> None:
+    """Start the machine's PostgreSQL cluster when it is installed but stopped."""
+    if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
+        return
+    for version in sorted(p.name for p in Path("/etc/postgresql").iterdir()):
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            subprocess.run(
+                ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                check=False,
+                capture_output=True,
+                timeout=60,
+            )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'warden.db'}"
+        return
+    if not await _postgres_available():
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 and could not be started")
+    name = f"warden_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_DSN)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[ConnectorSandbox]:
+    """The Bot Connector sandbox, served over HTTP on a free port."""
+    async with run_connector_sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> Iterator[str]:
+    """A SQLite database file for tests that need only one store."""
+    yield f"sqlite+aiosqlite:///{tmp_path / 'warden.db'}"

@@ -1,0 +1,107 @@
+"""Builders shared by the tests: Teams activities, signed webhooks, Warden settings."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from core.settings import OutboxSettings, Settings
+from core.signing import sign
+
+SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy1vbmx5LTEyMzQ1Njc4OTA="
+OTHER_SECRET = "whsec_" + "YW5vdGhlci1zZWNyZXQtZm9yLXRlc3RzLTEyMzQ1Njc="
+BOT = {"id": "28:warden-bot", "name": "Warden"}
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+USER = {"id": "29:adele", "name": "Adele Vance", "aadObjectId": "2046feea-040d-4a46-9e2b-91c2941bfa70"}
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test Warden: its own var dir and database, fast retries."""
+    values: dict[str, Any] = {
+        "var_dir": tmp_path,
+        "database_url": database_url,
+        "port": 0,
+        "sentinel_webhook_secrets": SECRET,
+        "outbox": OutboxSettings(
+            backoff_base_seconds=0.05, backoff_max_seconds=0.3, poll_seconds=0.2, lease_seconds=5
+        ),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def channel_id(name: str = "soc") -> str:
+    """A Teams channel id."""
+    return f"19:{name}@thread.tacv2"
+
+
+def install_activity(service_url: str, conversation: str) -> dict[str, Any]:
+    """The conversationUpdate Teams sends when the bot is added to a team's channel."""
+    return {
+        "type": "conversationUpdate",
+        "id": f"f:{uuid.uuid4().hex}",
+        "serviceUrl": service_url,
+        "channelId": "msteams",
+        "from": USER,
+        "recipient": BOT,
+        "conversation": {
+            "id": conversation,
+            "isGroup": True,
+            "conversationType": "channel",
+            "tenantId": TENANT,
+        },
+        "membersAdded": [{"id": BOT["id"]}],
+        "channelData": {
+            "eventType": "teamMemberAdded",
+            "team": {"id": conversation, "name": "Security Operations"},
+            "channel": {"id": conversation, "name": "General"},
+            "tenant": {"id": TENANT},
+        },
+    }
+
+
+def removal_activity(service_url: str, conversation: str) -> dict[str, Any]:
+    """The conversationUpdate Teams sends when the bot is removed from a team."""
+    activity = install_activity(service_url, conversation)
+    activity.pop("membersAdded")
+    activity["membersRemoved"] = [{"id": BOT["id"]}]
+    activity["channelData"]["eventType"] = "teamMemberRemoved"
+    return activity
+
+
+def message_activity(service_url: str, conversation: str, text: str) -> dict[str, Any]:
+    """A channel message that @mentions the bot, as Teams delivers it."""
+    message_id = str(uuid.uuid4().int)[:13]
+    activity = install_activity(service_url, conversation)
+    for key in ("membersAdded",):
+        activity.pop(key)
+    activity.update(
+        {
+            "type": "message",
+            "id": message_id,
+            "text": f"<at>Warden</at> {text}",
+            "textFormat": "plain",
+            "entities": [
+                {"type": "mention", "mentioned": BOT, "text": "<at>Warden</at>"}
+            ],
+        }
+    )
+    activity["conversation"]["id"] = f"{conversation};messageid={message_id}"
+    activity["channelData"] = {
+        "teamsChannelId": conversation,
+        "team": {"id": conversation},
+        "channel": {"id": conversation},
+        "tenant": {"id": TENANT},
+    }
+    return activity
+
+
+def signed(resource: Any, *, secret: str = SECRET, msg_id: str | None = None,
+           timestamp: float | None = None) -> tuple[bytes, dict[str, str]]:
+    """A webhook body and its Standard Webhooks headers (JSON content type included)."""
+    body = json.dumps(resource).encode()
+    headers = sign(secret, body, msg_id=msg_id, timestamp=timestamp)
+    headers["content-type"] = "application/json"
+    return body, headers

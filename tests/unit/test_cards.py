@@ -1,0 +1,399 @@
+"""Specification of the card builders: golden JSON, the Adaptive Card 1.5 schema, behaviour.
+
+Golden files live in ``tests/unit/golden/card_<variant>.json``. Run with
+``WARDEN_UPDATE_GOLDEN=1`` to rewrite them from the builders (then review the diff).
+
+The 1.5 schema has quirks, so :func:`assert_valid_card` does more than validate:
+it does not know Teams' ``msteams`` extension (``additionalProperties: false`` on the card), so
+that key is checked separately and removed first; it requires neither ``type`` nor ``version``
+at the top, so both are asserted; and its enum "patterns" are unanchored (``goodish`` passes as a
+colour), so colours, sizes, weights, spacings, font types and styles are checked against the
+schema's exact enum lists. Cards are validated against ``#/definitions/AdaptiveCard`` (the only
+branch of the root ``anyOf``), which gives readable errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from functools import cache, partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft6Validator
+from jsonschema.exceptions import best_match
+
+from cards import (
+    error_card,
+    help_card,
+    incident_card,
+    status_card,
+    subscribed_card,
+    unsubscribed_card,
+    welcome_card,
+)
+from cards.incident import DESCRIPTION_LIMIT, SEVERITY_STYLES
+from cards.verbs import CardVerb
+from core.models import (
+    ConversationKind,
+    ConversationStatus,
+    Incident,
+    IncidentStatus,
+    Owner,
+    Severity,
+    Subscription,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).resolve().parent / "golden"
+SCHEMA_PATH = ROOT / "contracts" / "adaptive-card-1.5.schema.json"
+OUR_FUNCTION = re.compile(r"\{\{(DATE|TIME)\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ(, SHORT)?\)\}\}")
+KEY = "/subscriptions/s/resourcegroups/rg/providers/microsoft.securityinsights/incidents/i1"
+CREATED = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
+MODIFIED = datetime(2025, 3, 14, 10, 2, 7, tzinfo=UTC)
+Card = dict[str, Any]
+
+
+def make_incident(**changes: Any) -> Incident:
+    """A minimal Medium incident: unassigned, no alerts, tactics, links or description."""
+    fields: dict[str, Any] = {
+        "key": KEY,
+        "name": "4f0ad5b4-7b5a-4d4e-9d0e-2b1f3c6a9e10",
+        "number": 3177,
+        "title": "Suspicious sign-in from an unfamiliar location",
+        "severity": Severity.MEDIUM,
+        "status": IncidentStatus.NEW,
+        "last_modified": MODIFIED,
+        "incident_url": "https://portal.azure.com/#asset/Microsoft_Azure_Security_Insights/Incident/i1",
+    }
+    fields.update(changes)
+    return Incident(**fields)
+
+
+def full_incident() -> Incident:
+    """A High incident with every field the card shows set."""
+    return make_incident(
+        severity=Severity.HIGH,
+        status=IncidentStatus.ACTIVE,
+        description="Sign-in from 203.0.113.7 (Reykjavik) shortly after one from Lisbon.",
+        owner=Owner(object_id="o1", name="Ada Lovelace", upn="ada@contoso.example"),
+        classification="TruePositive",
+        created=CREATED,
+        alert_count=3,
+        tactics=("InitialAccess", "CredentialAccess"),
+        products=("Microsoft Entra ID Protection", "Microsoft Defender for Cloud Apps"),
+        labels=("vip", "finance"),
+        provider_name="Microsoft XDR",
+        provider_url="https://security.microsoft.com/incidents/3177?tid=t1",
+    )
+
+
+def status(**changes: Any) -> ConversationStatus:
+    """A healthy, subscribed conversation's status, with ``changes`` applied."""
+    fields: dict[str, Any] = {
+        "subscription": Subscription(conversation_id="c1", min_severity=Severity.MEDIUM),
+        "incidents_posted": 42,
+        "last_delivery": MODIFIED,
+        "outbox_pending": 1,
+        "outbox_dead": 0,
+    }
+    fields.update(changes)
+    return ConversationStatus(**fields)
+
+
+def severity_variant(severity: Severity) -> Card:
+    """The card of the minimal incident at ``severity``."""
+    return incident_card(make_incident(severity=severity))
+
+
+VARIANTS: dict[str, Callable[[], Card]] = {
+    "incident_full": lambda: incident_card(full_incident()),
+    "incident_minimal": lambda: incident_card(make_incident()),
+    **{f"incident_severity_{s.value.lower()}": partial(severity_variant, s) for s in Severity},
+    **{f"welcome_{k.value}": partial(welcome_card, "Warden", k) for k in ConversationKind},
+    "help_plain": lambda: help_card(),
+    "help_unknown_suggestion": lambda: help_card(
+        unknown="subscrbe", suggestion="subscribe incidents"
+    ),
+    "status_subscribed": lambda: status_card(status()),
+    "status_unsubscribed_dead": lambda: status_card(
+        status(subscription=None, last_delivery=None, outbox_pending=0, outbox_dead=2)
+    ),
+    "subscribed_medium": lambda: subscribed_card(
+        Subscription(conversation_id="c1", min_severity=Severity.MEDIUM)
+    ),
+    "subscribed_all": lambda: subscribed_card(Subscription(conversation_id="c1")),
+    "unsubscribed_had_subscription": lambda: unsubscribed_card(True),
+    "unsubscribed_no_subscription": lambda: unsubscribed_card(False),
+    "error_plain": lambda: error_card("I couldn't do that", "Sentinel did not answer in time."),
+    "error_with_reference": lambda: error_card(
+        "Something went wrong", "Please try again later.", correlation_id="7f3c2a9e"
+    ),
+}
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The Adaptive Card 1.5 schema, checked against its draft-06 metaschema."""
+    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    Draft6Validator.check_schema(loaded)
+    return loaded
+
+
+@cache
+def card_validator() -> Draft6Validator:
+    """A validator for ``#/definitions/AdaptiveCard`` of the 1.5 schema."""
+    return Draft6Validator(
+        {"$ref": "#/definitions/AdaptiveCard", "definitions": schema()["definitions"]}
+    )
+
+
+def exact_enum(definition: str) -> set[str]:
+    """The exact values of one of the schema's enum definitions (its first ``anyOf`` branch)."""
+    return set(schema()["definitions"][definition]["anyOf"][0]["enum"])
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Every dict, list and scalar in ``node``, depth first."""
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    for child in children:
+        yield from walk(child)
+
+
+def assert_exact_enums(card: Card) -> None:
+    """Fail when a styling value is not exactly one of the schema's enum values."""
+    container_style = exact_enum("ContainerStyle")
+    checks = {
+        "color": exact_enum("Colors"),
+        "size": exact_enum("FontSize"),
+        "weight": exact_enum("FontWeight"),
+        "spacing": exact_enum("Spacing"),
+        "fontType": exact_enum("FontType"),
+    }
+    styles = {
+        "Container": container_style,
+        "Column": container_style,
+        "TextBlock": exact_enum("TextBlockStyle"),
+    }
+    for node in walk(card):
+        if not isinstance(node, dict):
+            continue
+        for key, allowed in checks.items():
+            assert key not in node or node[key] in allowed, (key, node)
+        if "style" in node:
+            assert node["style"] in styles[node["type"]], node
+
+
+def assert_valid_card(card: Card) -> None:
+    """Fail unless ``card`` is a full-width Adaptive Card 1.5 that the schema accepts."""
+    assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
+    assert (card["type"], card["version"]) == ("AdaptiveCard", "1.5")
+    assert card["msteams"] == {"width": "Full"}
+    bare = {key: value for key, value in card.items() if key != "msteams"}
+    error = best_match(card_validator().iter_errors(bare))
+    assert error is None, f"{list(error.absolute_path)}: {error.message}"
+    assert_exact_enums(card)
+
+
+def strings(card: Card) -> list[str]:
+    """Every string value in ``card``."""
+    return [node for node in walk(card) if isinstance(node, str)]
+
+
+def facts(card: Card) -> dict[str, str]:
+    """The incident card's facts as ``{title: value}``."""
+    fact_sets = [
+        node for node in walk(card) if isinstance(node, dict) and node.get("type") == "FactSet"
+    ]
+    return {fact["title"]: fact["value"] for fact in fact_sets[0]["facts"]}
+
+
+def action_titles(card: Card) -> list[str]:
+    """The titles of the card's link buttons (Action.OpenUrl)."""
+    return [a["title"] for a in card.get("actions", []) if a["type"] == "Action.OpenUrl"]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_card_variant_built_matches_golden_file(variant: str) -> None:
+    """Each card variant equals its golden JSON (rewritten first when WARDEN_UPDATE_GOLDEN=1)."""
+    card = VARIANTS[variant]()
+    path = GOLDEN / f"card_{variant}.json"
+    if os.environ.get("WARDEN_UPDATE_GOLDEN") == "1":
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert path.exists(), f"{path} is missing; run with WARDEN_UPDATE_GOLDEN=1 to create it"
+    assert card == json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_card_variant_built_is_valid_adaptive_card_1_5(variant: str) -> None:
+    """Each card variant validates against the 1.5 schema and uses exact enum values."""
+    assert_valid_card(VARIANTS[variant]())
+
+
+def test_validator_quirky_card_is_rejected_by_extra_checks() -> None:
+    """The extra checks catch what the lax schema lets through (missing type, fuzzy colour)."""
+    assert best_match(card_validator().iter_errors({})) is None
+    fuzzy = {
+        "type": "AdaptiveCard",
+        "body": [{"type": "TextBlock", "text": "x", "color": "goodish"}],
+    }
+    assert best_match(card_validator().iter_errors(fuzzy)) is None
+    with pytest.raises(AssertionError):
+        assert_exact_enums(fuzzy)
+
+
+def test_incident_card_no_owner_shows_unassigned() -> None:
+    """An incident without an owner shows Owner: Unassigned."""
+    assert facts(incident_card(make_incident()))["Owner"] == "Unassigned"
+
+
+def test_incident_card_owner_without_name_shows_upn() -> None:
+    """An owner known only by UPN is shown by UPN."""
+    card = incident_card(make_incident(owner=Owner(upn="bob@contoso.example")))
+    assert facts(card)["Owner"] == "bob@contoso.example"
+
+
+def test_incident_card_empty_fields_omit_their_rows() -> None:
+    """Zero alerts and empty tactics, products, labels and provider leave no rows behind."""
+    assert list(facts(incident_card(make_incident()))) == ["Status", "Owner"]
+
+
+def test_incident_card_full_incident_shows_every_fact() -> None:
+    """A fully set incident shows humanised tactics and classification, alerts and provider."""
+    shown = facts(incident_card(full_incident()))
+    assert shown["Alerts"] == "3"
+    assert shown["Tactics"] == "Initial Access, Credential Access"
+    assert shown["Labels"] == "vip, finance"
+    assert shown["Provider"] == "Microsoft XDR"
+    assert shown["Classification"] == "True Positive"
+
+
+def test_incident_card_title_has_number_and_title() -> None:
+    """The title reads "#<number> · <title>"; without a number, just the title."""
+    assert "#3177 \u00b7 Suspicious sign-in from an unfamiliar location" in strings(
+        incident_card(make_incident())
+    )
+    assert "Suspicious sign-in from an unfamiliar location" in strings(
+        incident_card(make_incident(number=None))
+    )
+
+
+def test_incident_card_no_provider_url_omits_defender_button() -> None:
+    """Without provider_url there is only "Open in Sentinel"; with it, both buttons."""
+    assert action_titles(incident_card(make_incident())) == ["Open in Sentinel"]
+    assert action_titles(incident_card(full_incident())) == [
+        "Open in Sentinel",
+        "Open in Defender",
+    ]
+
+
+def test_incident_card_unsafe_links_make_no_buttons() -> None:
+    """javascript:, relative and host-less links never become OpenUrl buttons."""
+    card = incident_card(
+        make_incident(incident_url="javascript:alert(1)", provider_url="/incidents/1")
+    )
+    assert action_titles(card) == []
+    assert_valid_card(card)
+
+
+def test_incident_card_long_description_is_truncated_with_ellipsis() -> None:
+    """A long description is cut at a word to at most 300 characters ending in an ellipsis."""
+    text = "word " * 200
+    card = incident_card(make_incident(description=text))
+    shown = [s for s in strings(card) if s.startswith("word")]
+    assert len(shown) == 1 and shown[0].endswith("word\u2026")
+    assert len(shown[0]) <= DESCRIPTION_LIMIT
+
+
+def test_incident_card_short_description_is_shown_whole() -> None:
+    """A description under the limit is shown unchanged."""
+    card = incident_card(make_incident(description="Two failed logons."))
+    assert "Two failed logons." in strings(card)
+
+
+def test_incident_card_braces_in_untrusted_text_form_no_function() -> None:
+    """Template braces in title, description, owner and labels leave no ``{{`` but our own."""
+    sneaky = "{{DATE(2019-01-01T13:15:30Z, SHORT)}} {{{x}}}"
+    card = incident_card(
+        make_incident(
+            title=sneaky,
+            description=sneaky,
+            owner=Owner(name=sneaky),
+            labels=(sneaky,),
+            created=CREATED,
+        )
+    )
+    leftovers = [OUR_FUNCTION.sub("", s) for s in strings(card)]
+    assert not [s for s in leftovers if "{{" in s]
+    assert sum(len(OUR_FUNCTION.findall(s)) for s in strings(card)) == 4
+    assert_valid_card(card)
+
+
+def test_incident_card_markdown_link_in_text_cannot_form_link() -> None:
+    """``[label](url)`` in untrusted text is broken apart so no renderer makes it a link."""
+    phish = "[Reset your password](https://evil.example)"
+    card = incident_card(make_incident(title=phish, labels=(phish,), owner=Owner(name=phish)))
+    assert not [s for s in strings(card) if "](" in s]
+
+
+def test_incident_card_control_and_bidi_characters_are_removed() -> None:
+    """Newlines fold to spaces and bidi overrides disappear from untrusted text."""
+    card = incident_card(make_incident(title="evil\u202etxt.exe\n- listed"))
+    assert "#3177 \u00b7 eviltxt.exe - listed" in strings(card)
+
+
+def test_incident_card_times_are_rfc3339_utc_functions() -> None:
+    """Created and updated times become DATE/TIME functions in UTC, whatever the input zone."""
+    plus_two = timezone(timedelta(hours=2))
+    card = incident_card(
+        make_incident(
+            created=datetime(2025, 3, 14, 11, 0, tzinfo=plus_two),
+            last_modified=datetime(2025, 3, 14, 12, 0),
+        )
+    )
+    text = " ".join(strings(card))
+    assert "Created {{DATE(2025-03-14T09:00:00Z, SHORT)}} {{TIME(2025-03-14T09:00:00Z)}}" in text
+    assert (
+        "Updated {{DATE(2025-03-14T12:00:00Z, SHORT)}} {{TIME(2025-03-14T12:00:00Z)}} \u00b7 Warden"
+        in text
+    )
+
+
+@pytest.mark.parametrize("severity", list(Severity))
+def test_incident_card_any_severity_pill_uses_mapped_colour(severity: Severity) -> None:
+    """The severity pill names the severity and carries that severity's colour and style."""
+    pill = incident_card(make_incident(severity=severity))["body"][0]["columns"][0]
+    look = SEVERITY_STYLES[severity]
+    assert pill["style"] == look.style
+    assert (pill["items"][0]["text"], pill["items"][0]["color"]) == (
+        severity.value.upper(),
+        look.color,
+    )
+
+
+def test_incident_card_same_incident_gives_equal_independent_cards() -> None:
+    """Building twice gives equal cards that share no mutable parts."""
+    first, second = incident_card(full_incident()), incident_card(full_incident())
+    assert first == second
+    first["body"][0]["columns"].clear()
+    assert second == incident_card(full_incident())
+
+
+def test_incident_card_refresh_button_carries_incident_key() -> None:
+    """The card's Refresh button sends the refresh verb with the incident's key."""
+    incident = make_incident()
+    executes = [a for a in incident_card(incident)["actions"] if a["type"] == "Action.Execute"]
+    assert executes == [
+        {
+            "type": "Action.Execute",
+            "title": "Refresh",
+            "verb": CardVerb.REFRESH.value,
+            "data": {"incident": incident.key},
+        }
+    ]

@@ -1,0 +1,27 @@
+"""``GET /healthz`` (the process answers) and ``GET /readyz`` (it can do its work)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+Readiness = Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """Always 200 while the process serves requests."""
+    return web.json_response({"status": "ok"})
+
+
+def readyz(check: Readiness) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A handler answering 200 when every check passes, 503 otherwise, with the details."""
+
+    async def handler(_request: web.Request) -> web.Response:
+        checks = await check()
+        ready = all(bool(item.get("ok")) for item in checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return web.json_response(body, status=200 if ready else 503)
+
+    return handler

@@ -1,0 +1,58 @@
+"""RFC 9457 problem details, and the one error handler at the HTTP edge.
+
+Known errors become a problem+json body that says what to fix; unknown ones get a
+correlation id that is logged with the traceback and returned, and nothing else leaks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "application/problem+json"
+_BASE = "https://warden.dev/problems/"
+
+
+def problem(
+    status: int, title: str, detail: str, *, slug: str, headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
+    """A problem+json response (RFC 9457) with ``type`` under Warden's problem namespace."""
+    body = {"type": _BASE + slug, "title": title, "status": status, "detail": detail, **extra}
+    return web.Response(
+        status=status,
+        text=json.dumps(body),
+        content_type=PROBLEM_TYPE,
+        headers=headers,
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn HTTP errors into problem+json and unknown failures into a correlated 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or request.path == "/api/messages":
+            raise
+        return problem(exc.status, exc.reason, exc.text or exc.reason, slug=f"http-{exc.status}")
+    except Exception:
+        ref = uuid.uuid4().hex[:12]
+        log.exception("unhandled error on %s %s (ref %s)", request.method, request.path, ref)
+        return problem(
+            500,
+            "Internal error",
+            "Warden failed to handle this request; quote the reference when reporting it.",
+            slug="internal",
+            correlation_id=ref,
+        )

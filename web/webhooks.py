@@ -1,0 +1,83 @@
+"""``POST /api/webhooks/sentinel``: signed incident webhooks, acknowledged once durable.
+
+202 means the incident version and the card work it causes are committed (one transaction);
+the same ``webhook-id`` again gets the same answer and causes nothing new. Refusals are
+problem+json: 401 bad signature, 400 not an incident (naming the field), 413 too large,
+415 not JSON, 503 with ``Retry-After`` when the store cannot commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from core.errors import InvalidPayload, StoreUnavailable
+from core.ingest import IngestWriter
+from core.models import Incident
+from core.signing import SignatureError, WebhookVerifier
+from web.problems import problem
+
+log = logging.getLogger(__name__)
+
+IncidentParser = Callable[[Any], Incident]
+RETRY_AFTER_SECONDS = "5"
+
+
+class SentinelWebhook:
+    """The request handler; ``parse`` maps the vendor body (``connectors.sentinel.mapping``)."""
+
+    def __init__(
+        self,
+        verifier: WebhookVerifier,
+        writer: IngestWriter,
+        parse: IncidentParser,
+        *,
+        max_bytes: int,
+    ) -> None:
+        self._verifier = verifier
+        self._writer = writer
+        self._parse = parse
+        self._max_bytes = max_bytes
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Verify, parse, store, acknowledge."""
+        if request.content_type != "application/json":
+            return problem(415, "Unsupported media type", "Send application/json.", slug="media")
+        if request.content_length is not None and request.content_length > self._max_bytes:
+            return self._too_large()
+        body = await request.content.read(self._max_bytes + 1)
+        if len(body) > self._max_bytes:
+            return self._too_large()
+        try:
+            webhook_id = self._verifier.verify(body, request.headers)
+        except SignatureError as exc:
+            log.info("webhook refused: %s", exc)
+            return problem(401, "Unauthorized", "Invalid or missing signature.", slug="signature")
+        try:
+            incident = self._parse(json.loads(body))
+        except json.JSONDecodeError as exc:
+            return problem(400, "Not JSON", f"The body is not JSON: {exc.msg}.", slug="json")
+        except InvalidPayload as exc:
+            return problem(
+                400, "Not an incident", str(exc), slug="incident", field=exc.field
+            )
+        try:
+            result = await self._writer.submit(incident, webhook_id)
+        except StoreUnavailable:
+            return problem(
+                503,
+                "Try again later",
+                "Warden cannot save right now; nothing was stored.",
+                slug="unavailable",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        return web.json_response({"incident": result.incident_name}, status=202)
+
+    def _too_large(self) -> web.Response:
+        return problem(
+            413, "Payload too large", f"The limit is {self._max_bytes} bytes.", slug="size"
+        )
