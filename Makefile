@@ -1,0 +1,43 @@
+# Warden's two commands: `make run` (install, then serve with the Agents Playground)
+# and `make test` (install, then the whole test suite). Both install idempotently.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: install run test lint typecheck check bench clean
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check \
+		-r requirements.txt -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: install
+	$(PY) app.py serve --playground
+
+test: install
+	$(PY) -m pytest
+
+lint: $(PY_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(PY_STAMP)
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+bench: install
+	$(PY) -m bench.ingest
+
+clean:
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

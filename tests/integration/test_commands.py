@@ -1,0 +1,83 @@
+"""Commands typed in Teams, answered through the real CloudAdapter and the sandbox connector."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integration.conftest import Warden, incident
+from tests.support import channel_id, removal_activity
+
+
+def _facts(card: dict[str, Any]) -> dict[str, str]:
+    """The title → value pairs of a card's first FactSet."""
+    fact_set = next(item for item in card["body"] if item["type"] == "FactSet")
+    return {fact["title"]: fact["value"] for fact in fact_set["facts"]}
+
+
+async def test_install_channel_welcome_card_sent(warden: Warden) -> None:
+    """Adding the bot to a channel stores it and sends one welcome card."""
+    conversation = channel_id()
+    await warden.install(conversation)
+    posts = warden.connector.posts(conversation, successful=True)
+    assert len(posts) == 1
+    assert "subscribe incidents" in str(posts[0].body["attachments"][0]["content"])
+
+
+async def test_help_command_lists_every_command(warden: Warden) -> None:
+    """`help` answers with the command list."""
+    conversation = channel_id()
+    await warden.install(conversation)
+    card = str(await warden.say(conversation, "help"))
+    for command in ("subscribe incidents", "unsubscribe incidents", "status"):
+        assert command in card
+
+
+async def test_unknown_command_help_with_closest(warden: Warden) -> None:
+    """A typo gets the help card with the closest command."""
+    conversation = channel_id()
+    await warden.install(conversation)
+    card = str(await warden.say(conversation, "subscrbe incidents"))
+    assert "Did you mean" in card and "subscribe incidents" in card
+
+
+async def test_subscribe_bad_severity_explained(warden: Warden) -> None:
+    """An unknown severity is explained, and no subscription is made."""
+    conversation = channel_id()
+    await warden.install(conversation)
+    card = str(await warden.say(conversation, "subscribe incidents critical"))
+    assert "informational, low, medium, high" in card
+    status = await warden.say(conversation, "status")
+    assert "not subscribed" in _facts(status)["Subscription"].lower()
+
+
+async def test_status_after_delivery_counts_posted(warden: Warden) -> None:
+    """`status` shows the subscription and the number of incidents posted."""
+    conversation = await warden.subscribed_channel(level="medium")
+    await warden.webhook(incident())
+    await warden.connector.wait_for(lambda s: warden.card_posts(conversation))
+    store = warden.client.server.app
+    del store
+    card = await warden.say(conversation, "status")
+    assert _facts(card)["Subscription"] == "Medium severity incidents and above"
+    assert _facts(card)["Incidents posted"] == "1"
+    assert _facts(card)["Outbox dead"] == "0"
+
+
+async def test_unsubscribe_stops_cards(warden: Warden) -> None:
+    """After `unsubscribe incidents` no new incident is posted."""
+    conversation = await warden.subscribed_channel()
+    card = str(await warden.say(conversation, "unsubscribe incidents"))
+    assert "incidents" in card.lower()
+    await warden.webhook(incident())
+    assert await warden.jobs() == 0
+
+
+async def test_bot_removed_conversation_gets_nothing(warden: Warden) -> None:
+    """After the bot is removed from a team, incidents create no work for that channel."""
+    conversation = await warden.subscribed_channel()
+    response = await warden.client.post(
+        "/api/messages", json=removal_activity(warden.connector.url, conversation)
+    )
+    assert response.status in (200, 201)
+    await warden.webhook(incident())
+    assert await warden.jobs() == 0
