@@ -30,6 +30,7 @@ from botbuilder.schema import (
     ConversationReference,
 )
 from msrest.exceptions import ClientRequestError, HttpOperationError
+from msrest.universal_http.requests import ClientRetryPolicy
 
 from bot.types import Card, CardAction, Membership, Message, TurnHandler, User
 from core.errors import DeliveryError, Outcome
@@ -42,6 +43,33 @@ log = logging.getLogger(__name__)
 _MENTION = re.compile(r"<at[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 _CARD_TYPE = "application/vnd.microsoft.card.adaptive"
+
+
+def tune_msrest() -> None:
+    """Fix msrest's two costs under botbuilder, once per process (idempotent).
+
+    1. ``ClientRetryPolicy.__init__`` checks 999 status codes against ``safe_codes``, a list
+       of ~500 (about 3.6 ms, and botbuilder builds several clients per turn): a frozenset
+       makes the same check O(1).
+    2. Its urllib3 ``Retry`` retries updates (PUT) on any 5xx with seconds of blocking
+       backoff, under Warden's own outbox retries, and a different urllib3 would retry card
+       posts too: retries are switched off so that the outbox is the single retry authority
+       and every failure reaches it with its status and ``Retry-After``.
+    """
+    if getattr(ClientRetryPolicy, "_warden_tuned", False):
+        return
+    ClientRetryPolicy.safe_codes = frozenset(ClientRetryPolicy.safe_codes)
+    original = ClientRetryPolicy.__init__
+
+    def init(self: ClientRetryPolicy) -> None:
+        original(self)
+        policy = self.policy
+        policy.total = policy.connect = policy.read = policy.status = 0
+        policy.raise_on_status = False
+        policy.respect_retry_after_header = False
+
+    ClientRetryPolicy.__init__ = init
+    ClientRetryPolicy._warden_tuned = True
 
 
 class _BotConfig:
@@ -155,6 +183,7 @@ class TeamsAdapter:
     """Warden's door to Teams: serves ``/api/messages`` and posts or updates cards."""
 
     def __init__(self, settings: Settings, handler: TurnHandler) -> None:
+        tune_msrest()
         auth = ConfigurationBotFrameworkAuthentication(_BotConfig(settings))
         self._adapter = CloudAdapter(auth)
         self._adapter.on_turn_error = self._on_turn_error

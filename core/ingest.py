@@ -15,14 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import StoreUnavailable
 from core.models import Incident
 from core.store import outbox
-from core.store.schema import conversations, incidents, posted_cards, subscriptions, webhook_receipts
+from core.store.sql import Statement, in_list
 from core.store.store import Store, version_key
 
 log = logging.getLogger(__name__)
@@ -37,6 +36,7 @@ class IngestResult:
     incident_name: str
     duplicate: bool
     changed: bool
+    jobs: int = 0
 
 
 @dataclass
@@ -101,9 +101,9 @@ class IngestWriter:
                 return
 
     async def _commit(self, batch: list[_Item]) -> None:
+        items = [(item.incident, item.webhook_id) for item in batch]
         try:
-            async with self._store.writing() as conn:
-                results = [await ingest_one(conn, i.incident, i.webhook_id) for i in batch]
+            results = await self._store.run_write(ingest_batch, items)
         except (StoreUnavailable, SQLAlchemyError, OSError) as exc:
             log.warning("ingest commit failed", extra={"batch": len(batch), "error": repr(exc)})
             for item in batch:
@@ -113,66 +113,103 @@ class IngestWriter:
         for item, result in zip(batch, results, strict=True):
             if not item.future.done():
                 item.future.set_result(result)
-        if any(r.changed for r in results):
+        if any(r.jobs for r in results):
             self._on_commit()
 
 
-async def ingest_one(
-    conn: AsyncConnection, incident: Incident, webhook_id: str | None
-) -> IngestResult:
-    """Store one version inside ``conn``'s transaction and enqueue the cards it changes."""
-    dialect = conn.dialect.name
+def ingest_batch(
+    conn: Connection, items: list[tuple[Incident, str | None]]
+) -> list[IngestResult]:
+    """Store each version in ``conn``'s transaction and enqueue the cards it changes."""
+    return [ingest_one(conn, incident, webhook_id) for incident, webhook_id in items]
+
+
+_RECEIPT = Statement(
+    "INSERT INTO webhook_receipts (webhook_id, incident_key, incident_name, received_at) "
+    "VALUES (:webhook_id, :incident_key, :incident_name, :received_at) "
+    "ON CONFLICT (webhook_id) DO NOTHING"
+)
+_RECEIPT_NAME = Statement(
+    "SELECT incident_name FROM webhook_receipts WHERE webhook_id = :webhook_id"
+)
+_VERSION = {
+    "sqlite": Statement('SELECT version FROM incidents WHERE "key" = :key'),
+    "postgresql": Statement('SELECT version FROM incidents WHERE "key" = :key FOR UPDATE'),
+}
+_UPSERT = Statement(
+    'INSERT INTO incidents ("key", version, severity, payload, updated_at) '
+    "VALUES (:key, :version, :severity, :payload, :updated_at) "
+    'ON CONFLICT ("key") DO UPDATE SET version = excluded.version, '
+    "severity = excluded.severity, payload = excluded.payload, updated_at = excluded.updated_at"
+)
+_TARGETS = Statement(
+    "SELECT conversation_id FROM posted_cards WHERE incident_key = :key "
+    "AND conversation_id IN (SELECT id FROM conversations WHERE active) "
+    "UNION SELECT conversation_id FROM subscriptions WHERE min_rank <= :rank "
+    "AND conversation_id IN (SELECT id FROM conversations WHERE active)"
+)
+_WAITING = "SELECT ordering_key FROM outbox WHERE status = 'pending' AND ordering_key IN "
+_INSERT_JOB = Statement(
+    "INSERT INTO outbox (kind, ordering_key, conversation_id, payload, status, attempts, "
+    "next_attempt_at, lease_until, last_error, created_at, updated_at) VALUES (:kind, "
+    ":ordering_key, :conversation_id, :payload, :status, :attempts, :next_attempt_at, "
+    ":lease_until, :last_error, :created_at, :updated_at)"
+)
+"""The hot path's statements, built once: ingest is the busiest write Warden makes."""
+
+
+def ingest_one(conn: Connection, incident: Incident, webhook_id: str | None) -> IngestResult:
+    """Store one version (deduplicated by ``webhook_id``); enqueue its card jobs if newer."""
     now = time.time()
     if webhook_id is not None:
-        stmt = Store.insert_on(dialect, webhook_receipts).values(
-            webhook_id=webhook_id,
-            incident_key=incident.key,
-            incident_name=incident.name,
-            received_at=now,
+        inserted = _RECEIPT.run(
+            conn,
+            {
+                "webhook_id": webhook_id,
+                "incident_key": incident.key,
+                "incident_name": incident.name,
+                "received_at": now,
+            },
         )
-        inserted = await conn.execute(stmt.on_conflict_do_nothing(index_elements=["webhook_id"]))
         if not inserted.rowcount:
-            name = await conn.scalar(
-                select(webhook_receipts.c.incident_name).where(
-                    webhook_receipts.c.webhook_id == webhook_id
-                )
-            )
+            name = _RECEIPT_NAME.run(conn, {"webhook_id": webhook_id}).scalar()
             return IngestResult(str(name), duplicate=True, changed=False)
     version = version_key(incident)
-    current = select(incidents.c.version).where(incidents.c.key == incident.key)
-    if dialect == "postgresql":
-        current = current.with_for_update()
-    stored = await conn.scalar(current)
+    stored = _VERSION[conn.dialect.name].run(conn, {"key": incident.key}).scalar()
     if stored is not None and version <= stored:
         return IngestResult(incident.name, duplicate=False, changed=False)
-    values = {
-        "version": version,
-        "severity": incident.severity.value,
-        "payload": incident.model_dump_json(),
-        "updated_at": now,
-    }
-    upsert = Store.insert_on(dialect, incidents).values(key=incident.key, **values)
-    await conn.execute(upsert.on_conflict_do_update(index_elements=["key"], set_=values))
-    await _enqueue_cards(conn, incident)
-    return IngestResult(incident.name, duplicate=False, changed=True)
+    _UPSERT.run(
+        conn,
+        {
+            "key": incident.key,
+            "version": version,
+            "severity": incident.severity.value,
+            "payload": incident.model_dump_json(),
+            "updated_at": now,
+        },
+    )
+    jobs = _enqueue_cards(conn, incident)
+    return IngestResult(incident.name, duplicate=False, changed=True, jobs=jobs)
 
 
-async def _enqueue_cards(conn: AsyncConnection, incident: Incident) -> None:
-    """One card job per conversation that shows, or now wants, this incident."""
-    active = select(conversations.c.id).where(conversations.c.active.is_(True))
-    shown = select(posted_cards.c.conversation_id).where(
-        posted_cards.c.incident_key == incident.key,
-        posted_cards.c.conversation_id.in_(active),
-    )
-    wanted = select(subscriptions.c.conversation_id).where(
-        subscriptions.c.min_rank <= incident.severity.rank,
-        subscriptions.c.conversation_id.in_(active),
-    )
-    targets = sorted({row[0] for row in await conn.execute(shown.union(wanted))})
+def _enqueue_cards(conn: Connection, incident: Incident) -> int:
+    """One card job per conversation that shows, or now wants, this incident; how many."""
+    found = _TARGETS.run(conn, {"key": incident.key, "rank": incident.severity.rank})
+    targets = sorted({row[0] for row in found.rows})
+    if not targets:
+        return 0
     keys = {card_ordering_key(incident.key, conv): conv for conv in targets}
-    waiting = await outbox.pending_keys(conn, list(keys))
-    for key, conversation_id in keys.items():
-        if key in waiting:
-            continue
-        payload = {"incident_key": incident.key, "conversation_id": conversation_id}
-        await outbox.enqueue(conn, CARD_JOB, key, payload, conversation_id=conversation_id)
+    fragment, params = in_list("k", list(keys))
+    waiting = {row[0] for row in Statement(_WAITING + fragment).run(conn, params).rows}
+    rows = [
+        outbox.job_row(
+            CARD_JOB,
+            key,
+            {"incident_key": incident.key, "conversation_id": conversation_id},
+            conversation_id=conversation_id,
+        )
+        for key, conversation_id in keys.items()
+        if key not in waiting
+    ]
+    _INSERT_JOB.run_many(conn, rows)
+    return len(rows)

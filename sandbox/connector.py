@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import logging
 import signal
 import sys
@@ -139,28 +140,39 @@ class ConnectorSandbox:
         stored = StoredActivity(
             id=self.next_activity_id(),
             conversation_id=conversation_id,
-            body=body,
+            body=copy.deepcopy(body),
             reply_to_id=reply_to_id,
         )
         self._conversations.setdefault(conversation_id, {})[stored.id] = stored
         return stored
 
-    def find_activity(self, conversation_id: str, activity_id: str) -> StoredActivity:
-        """Return a stored activity, also looking in threads of the same channel.
-
-        Raises ConnectorError 404 (ConversationNotFound / ActivityNotFound).
-        """
-        self.ensure_member(conversation_id)
-        candidates = [conversation_id] + [
+    def _related(self, conversation_id: str) -> list[str]:
+        """Return the known conversation ids of the same channel, the given one first."""
+        return [conversation_id] + [
             other
             for other in self._conversations
             if other != conversation_id and _base(other) == _base(conversation_id)
         ]
-        for candidate in candidates:
+
+    def _lookup(self, conversation_id: str, activity_id: str) -> StoredActivity | None:
+        """Return a stored activity, also looking in other threads of the same channel."""
+        for candidate in self._related(conversation_id):
             found = self._conversations.get(candidate, {}).get(activity_id)
             if found is not None:
                 return found
-        if not any(candidate in self._conversations for candidate in candidates):
+        return None
+
+    def find_activity(self, conversation_id: str, activity_id: str) -> StoredActivity:
+        """Return a stored activity, also looking in threads of the same channel.
+
+        Raises ConnectorError 403 (bot removed) or 404 (ConversationNotFound /
+        ActivityNotFound).
+        """
+        self.ensure_member(conversation_id)
+        found = self._lookup(conversation_id, activity_id)
+        if found is not None:
+            return found
+        if not any(other in self._conversations for other in self._related(conversation_id)):
             raise ConnectorError(404, "ConversationNotFound", "Conversation not found.")
         raise ConnectorError(404, "ActivityNotFound", "Activity not found in conversation.")
 
@@ -169,7 +181,7 @@ class ConnectorSandbox:
     ) -> StoredActivity:
         """Replace a stored activity's body; raises ConnectorError 403/404."""
         stored = self.find_activity(conversation_id, activity_id)
-        stored.replace(body)
+        stored.replace(copy.deepcopy(body))
         return stored
 
     def delete_activity(self, conversation_id: str, activity_id: str) -> None:
@@ -182,8 +194,11 @@ class ConnectorSandbox:
         return list(self._conversations.get(conversation_id, {}).values())
 
     def activity(self, conversation_id: str, activity_id: str) -> dict[str, Any]:
-        """Return the current body of an activity; raises KeyError if it is not stored."""
-        found = self._conversations.get(conversation_id, {}).get(activity_id)
+        """Return the current body of an activity; raises KeyError if it is not stored.
+
+        Like the Connector, an activity of a channel is found through any of its threads.
+        """
+        found = self._lookup(conversation_id, activity_id)
         if found is None:
             raise KeyError(f"no activity {activity_id!r} in conversation {conversation_id!r}")
         return found.body

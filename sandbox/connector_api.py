@@ -59,6 +59,7 @@ def connector_middleware(sandbox: ConnectorSandbox) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answer one request; every ``/v3/`` call ends up in the sandbox log."""
         if not request.path.startswith("/v3/"):
             return await handler(request)
         record = await _new_record(request)
@@ -130,7 +131,9 @@ async def _answer(
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        raise ConnectorError(exc.status, default_error_code(exc.status), exc.reason) from None
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        code = default_error_code(exc.status)
+        raise ConnectorError(exc.status, code, exc.reason, allow) from None
 
 
 async def _apply_fault(

@@ -157,6 +157,7 @@ _DEFAULT_CODES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "NotFound",
+    405: "MethodNotAllowed",
     409: "Conflict",
     412: "PreconditionFailed",
     413: "MessageSizeTooBig",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -32,6 +33,25 @@ def create_engine(url: str) -> AsyncEngine:
             raise SettingsError("WARDEN_DATABASE_URL: use the postgresql+asyncpg:// driver")
         return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
     raise SettingsError(f"WARDEN_DATABASE_URL: unsupported database {backend!r}")
+
+
+def create_sqlite_writer(url: str) -> Engine:
+    """A synchronous engine on the same SQLite file, for the one writer thread."""
+    parsed = make_url(url).set(drivername="sqlite+pysqlite")
+    engine = sa_create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(engine, "connect", _sqlite_writer_connect)
+    event.listen(engine, "begin", _begin_immediate)
+    return engine
+
+
+def _sqlite_writer_connect(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    dbapi_connection.isolation_level = None  # transactions are begun explicitly below
+
+
+def _begin_immediate(conn: Any) -> None:
+    """Take SQLite's write lock when the transaction starts, not at its first write."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from core.store.schema import outbox
@@ -52,39 +51,28 @@ class JobRow:
     updated_at: datetime
 
 
-async def enqueue(
-    conn: AsyncConnection,
+def job_row(
     kind: str,
     ordering_key: str,
     payload: dict[str, Any],
     *,
     conversation_id: str | None = None,
-) -> None:
-    """Add a job inside the caller's transaction (so it commits with the cause)."""
+) -> dict[str, Any]:
+    """The row of a new, due job; insert it in the transaction of the change that causes it."""
     now = time.time()
-    await conn.execute(
-        outbox.insert().values(
-            kind=kind,
-            ordering_key=ordering_key,
-            conversation_id=conversation_id,
-            payload=json.dumps(payload, separators=(",", ":")),
-            status=PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-
-
-async def pending_keys(conn: AsyncConnection, keys: list[str]) -> set[str]:
-    """Those of ``keys`` that already have a job waiting to start (not yet claimed)."""
-    if not keys:
-        return set()
-    stmt = select(outbox.c.ordering_key).where(
-        outbox.c.status == PENDING, outbox.c.ordering_key.in_(keys)
-    )
-    return {row[0] for row in await conn.execute(stmt)}
+    return {
+        "kind": kind,
+        "ordering_key": ordering_key,
+        "conversation_id": conversation_id,
+        "payload": json.dumps(payload, separators=(",", ":")),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "last_error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 async def claim(store: Store, limit: int, lease_seconds: float) -> list[Job]:

@@ -13,9 +13,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -29,8 +31,12 @@ from core.models import (
     Subscription,
 )
 from core.store import migrate
-from core.store.engine import create_engine, insert_for
+from core.store.engine import create_engine, create_sqlite_writer, insert_for
 from core.store.schema import conversations, incidents, outbox, posted_cards, subscriptions
+
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -58,19 +64,54 @@ def version_key(incident: Incident) -> str:
 class Store:
     """Warden's persistent state on SQLite or PostgreSQL, through SQLAlchemy Core."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, writer: Engine | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._writer = writer
+        self._writer_thread = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            if writer is not None
+            else None
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Store:
-        """A store on the database at ``url``."""
-        return cls(create_engine(url))
+        """A store on the database at ``url`` (SQLite also gets its one writer thread)."""
+        engine = create_engine(url)
+        writer = create_sqlite_writer(url) if engine.dialect.name == "sqlite" else None
+        return cls(engine, writer)
 
     async def close(self) -> None:
-        """Release every connection."""
+        """Release every connection and the writer thread."""
         await self.engine.dispose()
+        if self._writer is not None and self._writer_thread is not None:
+            self._writer_thread.shutdown(wait=True)
+            self._writer.dispose()
+
+    async def run_write(self, work: Callable[[Connection, A], R], arg: A) -> R:
+        """Run synchronous ``work(conn, arg)`` in one write transaction, committed on return.
+
+        On SQLite the whole transaction runs in one call on the writer thread (one hop per
+        batch instead of one per statement); on PostgreSQL it runs on the async connection.
+        """
+        if self._writer is None or self._writer_thread is None:
+            async with self.writing() as conn:
+                return await conn.run_sync(work, arg)
+        assert self._write_lock is not None
+        loop = asyncio.get_running_loop()
+        try:
+            async with self._write_lock:
+                return await loop.run_in_executor(
+                    self._writer_thread, self._write_sync, work, arg
+                )
+        except OperationalError as exc:
+            raise StoreUnavailable(f"store write failed: {exc.orig!r}") from exc
+
+    def _write_sync(self, work: Callable[[Connection, A], R], arg: A) -> R:
+        assert self._writer is not None
+        with self._writer.begin() as conn:
+            return work(conn, arg)
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:

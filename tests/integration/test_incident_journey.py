@@ -136,3 +136,29 @@ async def test_delivery_bot_removed_conversation_inactive(warden: Warden) -> Non
     await warden.connector.wait_for(lambda s: warden.card_posts(other))
     assert not warden.card_posts(conversation)
     assert len([r for r in warden.connector.posts(conversation) if r.status == 403]) == 1
+
+
+async def test_delivery_update_502_retried_by_outbox_only(warden: Warden) -> None:
+    """A 502 on a card update is retried by the outbox once, never inside the SDK."""
+    conversation = await warden.subscribed_channel()
+    first = incident()
+    await warden.webhook(first)
+    posts = await warden.connector.wait_for(lambda s: warden.card_posts(conversation))
+    warden.connector.add_fault(Fault(status=502, times=1, method="PUT"))
+    await warden.webhook(updated_incident(first))
+    activity_id = posts[0].result_id
+    await warden.connector.wait_for(lambda s: s.updates(conversation, activity_id, successful=True))
+    statuses = [r.status for r in warden.connector.updates(conversation, activity_id)]
+    assert statuses == [502, 200]
+
+
+async def test_delivery_post_502_retried_once_no_double_card(warden: Warden) -> None:
+    """A 502 on a card post is retried by the outbox and the card appears exactly once."""
+    conversation = await warden.subscribed_channel()
+    warden.connector.add_fault(Fault(status=502, times=1, method="POST", path="/activities"))
+    await warden.webhook(incident())
+    await warden.connector.wait_for(lambda s: warden.card_posts(conversation))
+    statuses = [r.status for r in warden.connector.posts(conversation) if r.status != 201 or
+                r.operation == "SendToConversation"]
+    assert statuses.count(502) == 1
+    assert len(warden.card_posts(conversation)) == 1

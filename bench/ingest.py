@@ -1,0 +1,163 @@
+"""Signed-webhook ingest: Warden (durable, SQLite) against a bare aiohttp handler.
+
+Prints requests per second of each, measured one after the other in one run on this machine,
+and their ratio (goal ≥ 0.25); then the webhook-to-card latency at a steady 50 incidents/s
+against the sandbox connector (goal: p95 under 1 s). ``--quick`` runs a short pass for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+
+from bench.load import LoadResult, build_request, run_load
+from core.signing import sign
+from sandbox.connector import ConnectorSandbox, run_connector_sandbox
+from sandbox.sentinel_samples import sample_incident
+from tests.support import install_activity, message_activity
+
+ROOT = Path(__file__).resolve().parent.parent
+WEBHOOK = "/api/webhooks/sentinel"
+TITLE = re.compile(r"bench-\d{6}")
+SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1iZW5jaG1hcmstc2VjcmV0"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def serve(kind: str, var_dir: Path) -> AsyncIterator[str]:
+    """Run a bench server in a subprocess; yield its base URL once it answers."""
+    port = _free_port()
+    env = {**os.environ, "WARDEN_VAR_DIR": str(var_dir), "WARDEN_SENTINEL_WEBHOOK_SECRETS": SECRET}
+    command = [sys.executable, "-m", "bench.servers", kind, "--port", str(port)]
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        command = ["taskset", "-c", "0", *command]  # the server gets one core, the load the other
+    proc = subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: ASYNC220 - long-lived child
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(base + "/healthz"):
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _requests(base: str, count: int) -> list[bytes]:
+    """``count`` distinct signed incident webhooks, as raw HTTP requests to ``base``."""
+    port = int(base.rsplit(":", 1)[1])
+    prepared = []
+    for _ in range(count):
+        body = json.dumps(sample_incident()).encode()
+        headers = {**sign(SECRET, body), "Content-Type": "application/json"}
+        prepared.append(build_request("127.0.0.1", port, "/api/webhooks/sentinel", body, headers))
+    return prepared
+
+
+async def throughput(base: str, seconds: float, connections: int) -> LoadResult:
+    """Signed webhooks a server acknowledges per second over ``seconds`` (distinct ids)."""
+    requests = _requests(base, int(seconds * 4000))
+    port = int(base.rsplit(":", 1)[1])
+    return await run_load("127.0.0.1", port, requests, connections=connections, seconds=seconds)
+
+
+async def _subscribe(base: str, connector: ConnectorSandbox) -> None:
+    conversation = "19:bench@thread.tacv2"
+    async with aiohttp.ClientSession() as session:
+        for activity in (
+            install_activity(connector.url, conversation),
+            message_activity(connector.url, conversation, "subscribe incidents"),
+        ):
+            async with session.post(base + "/api/messages", json=activity) as response:
+                await response.read()
+
+
+async def card_latency(
+    base: str, connector: ConnectorSandbox, rate: int, seconds: float
+) -> list[float]:
+    """Seconds from each signed webhook to its card at the connector, at ``rate`` per second."""
+    await _subscribe(base, connector)
+    before = len(connector.posts())
+    sent: dict[str, float] = {}
+    incidents = [sample_incident(title=f"bench-{i:06d}") for i in range(int(rate * seconds))]
+    async with aiohttp.ClientSession() as session:
+        start = time.perf_counter()
+        tasks = []
+        for i, resource in enumerate(incidents):
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            body = json.dumps(resource).encode()
+            headers = {**sign(SECRET, body), "content-type": "application/json"}
+            sent[resource["properties"]["title"]] = time.time()
+            tasks.append(
+                asyncio.create_task(session.post(base + WEBHOOK, data=body, headers=headers))
+            )
+        for response in await asyncio.gather(*tasks):
+            response.release()
+        await connector.wait_for(lambda c: len(c.posts()) >= before + len(incidents), timeout=120)
+    latencies = []
+    for record in connector.posts()[before:]:
+        match = TITLE.search(json.dumps(record.body))
+        if match and match.group(0) in sent:
+            latencies.append(record.time - sent[match.group(0)])
+    return latencies
+
+
+def _p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
+
+
+async def main() -> None:
+    """Run the ingest benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short run (CI)")
+    args = parser.parse_args()
+    seconds = 2.0 if args.quick else 8.0
+    with tempfile.TemporaryDirectory() as tmp:
+        async with serve("bare", Path(tmp) / "bare") as base:
+            bare = await throughput(base, seconds, 32)
+        async with serve("warden", Path(tmp) / "warden") as base:
+            warden = await throughput(base, seconds, 32)
+        async with (
+            run_connector_sandbox() as connector,
+            serve("warden", Path(tmp) / "latency") as base,
+        ):
+            latencies = await card_latency(base, connector, 50, 2.0 if args.quick else 10.0)
+    ratio = warden.rate / bare.rate
+    print("| path | bare aiohttp | Warden | ratio | goal |")
+    print("|---|---:|---:|---:|---|")
+    print(
+        f"| signed webhook → 202, durable on SQLite | {bare.rate:,.0f} req/s "
+        f"| {warden.rate:,.0f} req/s | {ratio:.2f} | ≥ 0.25 |"
+    )
+    print(
+        f"| webhook → card at the connector, 50 incidents/s | | p95 {_p95(latencies) * 1000:,.0f} ms "
+        f"| | p95 < 1 s |"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
