@@ -9,7 +9,6 @@ classification table (``core.outcomes``).
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 import re
@@ -238,7 +237,7 @@ class TeamsAdapter:
             await self._adapter.continue_conversation(reference, logic, self._app_id or None)
         except HttpOperationError as exc:
             raise _delivery_error(exc) from None
-        except (ClientRequestError, ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, ClientRequestError, ClientError, OSError) as exc:
             raise DeliveryError(
                 f"connector unreachable: {type(exc).__name__}", outcome=classify_transport(exc)
             ) from None

@@ -40,7 +40,10 @@ class WardenBot:
             await self._store.deactivate_conversation(ref.conversation_id)
             log.info("bot removed from a %s conversation", ref.kind.value)
             return []
+        known = await self._store.conversation(ref.conversation_id)
         await self._store.save_conversation(ref)
+        if known is not None and known.active:
+            return []  # Teams announces one installation twice (installation and member update)
         log.info("bot installed in a %s conversation", ref.kind.value)
         return [welcome_card(ref.bot_name or "Warden", ref.kind)]
 

@@ -129,7 +129,7 @@ class OutboxWorker:
             await self._failed(job, attempts, exc)
         except StoreUnavailable as exc:
             await self._failed(job, attempts, DeliveryError(str(exc), outcome=Outcome.RETRY))
-        except Exception as exc:  # noqa: BLE001 - the edge of a job: log, keep the work
+        except Exception as exc:
             ref = uuid.uuid4().hex[:12]
             log.exception("outbox job %s failed unexpectedly (ref %s)", job.id, ref)
             error = DeliveryError(f"{type(exc).__name__} (ref {ref})", outcome=Outcome.RETRY)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, select, text, update
@@ -33,7 +32,6 @@ from core.models import (
 from core.store import migrate
 from core.store.engine import create_engine, create_sqlite_writer, insert_for
 from core.store.schema import conversations, incidents, outbox, posted_cards, subscriptions
-
 
 A = TypeVar("A")
 R = TypeVar("R")

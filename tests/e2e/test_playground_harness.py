@@ -7,10 +7,6 @@ the tests post to the Playground's mock Bot Connector directly, as a bot would.
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -18,65 +14,15 @@ import pytest
 
 from sandbox.playground import (
     CONFIG_FILE_NAME,
-    PACKAGE,
-    REPO_ROOT,
     Playground,
-    PlaygroundClient,
     PlaygroundError,
     default_config,
     start_playground,
 )
+from sandbox.playground_client import PlaygroundClient
+from tests.e2e.conftest import unused_endpoint
 
 pytestmark = pytest.mark.e2e
-
-NODE_MODULES = REPO_ROOT / "node_modules"
-
-
-@pytest.fixture(scope="session")
-def node_modules() -> Path:
-    """The Playground's npm package, installed with `npm ci` if missing; skip if impossible."""
-    if shutil.which("node") is None:
-        pytest.skip("node is not on PATH: the Agents Playground needs Node.js 20")
-    if not (NODE_MODULES / PACKAGE / "cli.js").is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip(f"{NODE_MODULES} lacks {PACKAGE} and npm is not on PATH to install it")
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"`npm ci` failed, cannot install {PACKAGE}: {done.stderr[-2000:]}")
-    return NODE_MODULES
-
-
-def unused_endpoint() -> str:
-    """A bot endpoint on a local port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/messages"
-
-
-@pytest.fixture
-async def playground(node_modules: Path, tmp_path: Path) -> AsyncIterator[Playground]:
-    """A Playground with the default config, pointed at no bot."""
-    async with start_playground(
-        unused_endpoint(), workdir=tmp_path, config=default_config(), node_modules=node_modules
-    ) as pg:
-        yield pg
-
-
-@pytest.fixture
-async def client(playground: Playground) -> AsyncIterator[PlaygroundClient]:
-    """A client of the running Playground."""
-    async with PlaygroundClient(playground.url) as pg_client:
-        yield pg_client
-
 
 async def post_as_bot(
     playground: Playground, method: str, path: str, activity: dict[str, object]
@@ -111,7 +57,7 @@ async def test_playground_default_config_lists_team_channels_and_users(
     assert cfg.channel_id("Announcements") == "channel-announcements-id"
     assert cfg.personal_chat_id == "personal-chat-id"
     assert cfg.group_chat_id == "group-chat-id"
-    assert (cfg.bot_id, cfg.bot_name) == ("00000000-0000-0000-0000-00000000000011", "Test Bot")
+    assert (cfg.bot_id, cfg.bot_name) == ("00000000-0000-0000-0000-00000000000011", "Warden")
     assert cfg.current_user_id == "user-id-0"
     assert [u["id"] for u in cfg.users] == [f"user-id-{n}" for n in range(6)]
 

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from app import STORE, create_app
 from cards.verbs import CardVerb
-from core.store import outbox
 from core.settings import Settings
+from core.store import outbox
 from sandbox.connector import ConnectorSandbox
 from sandbox.sentinel_samples import sample_incident
 from tests.support import (
