@@ -199,8 +199,12 @@ def outbox_list(
     table = Table("id", "kind", "status", "attempts", "next attempt", "last error")
     for row in rows:
         table.add_row(
-            str(row.id), row.kind, row.status, str(row.attempts),
-            row.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S"), row.last_error or "",
+            str(row.id),
+            row.kind,
+            row.status,
+            str(row.attempts),
+            row.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S"),
+            row.last_error or "",
         )
     console.print(table if rows else "no jobs")
 

@@ -55,20 +55,21 @@ def tune_msrest() -> None:
        posts too: retries are switched off so that the outbox is the single retry authority
        and every failure reaches it with its status and ``Retry-After``.
     """
-    if getattr(ClientRetryPolicy, "_warden_tuned", False):
+    policy_class: Any = ClientRetryPolicy
+    if getattr(policy_class, "_warden_tuned", False):
         return
-    ClientRetryPolicy.safe_codes = frozenset(ClientRetryPolicy.safe_codes)
-    original = ClientRetryPolicy.__init__
+    policy_class.safe_codes = frozenset(policy_class.safe_codes)
+    original = policy_class.__init__
 
-    def init(self: ClientRetryPolicy) -> None:
+    def init(self: Any) -> None:
         original(self)
         policy = self.policy
         policy.total = policy.connect = policy.read = policy.status = 0
         policy.raise_on_status = False
         policy.respect_retry_after_header = False
 
-    ClientRetryPolicy.__init__ = init
-    ClientRetryPolicy._warden_tuned = True
+    policy_class.__init__ = init
+    policy_class._warden_tuned = True
 
 
 class _BotConfig:
@@ -123,7 +124,7 @@ def _card_activity(card: Card) -> Activity:
     return MessageFactory.attachment(CardFactory.adaptive_card(card))
 
 
-class _Bridge(ActivityHandler):
+class _Bridge(ActivityHandler):  # type: ignore[misc]
     """Translates botbuilder's turn callbacks into ``TurnHandler`` calls."""
 
     def __init__(self, handler: TurnHandler) -> None:
@@ -164,13 +165,15 @@ class _Bridge(ActivityHandler):
         if activity.name != "adaptiveCard/action":
             return InvokeResponse(status=501)
         value = activity.value if isinstance(activity.value, dict) else {}
-        action = value.get("action") or {}
+        found = value.get("action")
+        action: dict[str, Any] = found if isinstance(found, dict) else {}
+        data = action.get("data")
         card = await self._handler.on_card_action(
             CardAction(
                 verb=str(action.get("verb") or ""),
                 user=_user(activity.from_property),
                 conversation=conversation_ref(activity),
-                data=action.get("data") if isinstance(action.get("data"), dict) else {},
+                data=data if isinstance(data, dict) else {},
                 activity_id=activity.reply_to_id,
             )
         )
@@ -259,4 +262,3 @@ def _delivery_error(exc: HttpOperationError) -> DeliveryError:
     return DeliveryError(
         message, outcome=classify_status(status), status=status, retry_after=retry_after
     )
-

@@ -40,9 +40,7 @@ class WardenBot:
             await self._store.deactivate_conversation(ref.conversation_id)
             log.info("bot removed from a %s conversation", ref.kind.value)
             return []
-        known = await self._store.conversation(ref.conversation_id)
-        await self._store.save_conversation(ref)
-        if known is not None and known.active:
+        if not await self._store.save_conversation(ref):
             return []  # Teams announces one installation twice (installation and member update)
         log.info("bot installed in a %s conversation", ref.kind.value)
         return [welcome_card(ref.bot_name or "Warden", ref.kind)]
@@ -50,9 +48,7 @@ class WardenBot:
     async def on_message(self, message: Message) -> list[Card]:
         """Run the command in ``message`` and answer with its card."""
         ref = message.conversation
-        existing = await self._store.conversation(ref.conversation_id)
-        if existing is None or not existing.active:
-            await self._store.save_conversation(ref)
+        await self._store.save_conversation(ref)
         parsed = parse_command(message.text)
         if parsed.command is None:
             if parsed.problem:

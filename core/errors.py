@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
 class WardenError(Exception):
@@ -29,7 +29,7 @@ class InvalidPayload(WardenError):
         self.field = field
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """What to do after a failed outbound call (the classification table's answer)."""
 
     RETRY = "retry"

@@ -117,9 +117,7 @@ class IngestWriter:
             self._on_commit()
 
 
-def ingest_batch(
-    conn: Connection, items: list[tuple[Incident, str | None]]
-) -> list[IngestResult]:
+def ingest_batch(conn: Connection, items: list[tuple[Incident, str | None]]) -> list[IngestResult]:
     """Store each version in ``conn``'s transaction and enqueue the cards it changes."""
     return [ingest_one(conn, incident, webhook_id) for incident, webhook_id in items]
 

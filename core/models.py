@@ -7,12 +7,12 @@ by that vendor's ``connectors/<name>/mapping.py``; cards are drawn from them by 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """An incident's severity, in Sentinel's words, ordered from least to most severe."""
 
     INFORMATIONAL = "Informational"
@@ -38,7 +38,7 @@ class Severity(str, Enum):
 _SEVERITY_ORDER = [Severity.INFORMATIONAL, Severity.LOW, Severity.MEDIUM, Severity.HIGH]
 
 
-class IncidentStatus(str, Enum):
+class IncidentStatus(StrEnum):
     """An incident's lifecycle state."""
 
     NEW = "New"
@@ -102,7 +102,7 @@ class Incident(BaseModel):
         return other is None or self.version > other.version
 
 
-class ConversationKind(str, Enum):
+class ConversationKind(StrEnum):
     """Where a conversation lives in Teams."""
 
     CHANNEL = "channel"

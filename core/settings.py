@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,17 +17,17 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.errors import SettingsError
 
-DEV_SECRET_FILE = "dev-webhook-secret"
+DEV_SECRET_FILE = "dev-webhook-secret"  # noqa: S105 - a file name, not a secret
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """How Warden runs: against the local sandbox, or against a real tenant."""
 
     SANDBOX = "sandbox"
     PRODUCTION = "production"
 
 
-class AppType(str, Enum):
+class AppType(StrEnum):
     """The Bot Framework's app types (``MICROSOFT_APP_TYPE``)."""
 
     MULTI_TENANT = "MultiTenant"

@@ -34,7 +34,7 @@ def backoff_delay(attempt: int, settings: OutboxSettings, retry_after: float | N
     Never shorter than ``retry_after`` when the service asked for a pause.
     """
     ceiling = min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** (attempt - 1))
-    delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+    delay: float = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay

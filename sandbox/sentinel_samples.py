@@ -16,14 +16,26 @@ SUBSCRIPTION = "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0"
 RESOURCE_GROUP = "soc-rg"
 WORKSPACE = "soc-workspace"
 _SCENARIOS = (
-    ("Multi-stage attack: suspicious sign-in followed by mailbox rule creation",
-     ["InitialAccess", "Persistence"], ["Azure Active Directory Identity Protection"]),
-    ("Ransomware activity detected on FIN-SRV-02", ["Impact", "Execution"],
-     ["Microsoft Defender for Endpoint"]),
-    ("Possible credential theft via LSASS access", ["CredentialAccess"],
-     ["Microsoft Defender for Endpoint"]),
-    ("Mass download by a departing employee", ["Exfiltration", "Collection"],
-     ["Microsoft Defender for Cloud Apps"]),
+    (
+        "Multi-stage attack: suspicious sign-in followed by mailbox rule creation",
+        ["InitialAccess", "Persistence"],
+        ["Azure Active Directory Identity Protection"],
+    ),
+    (
+        "Ransomware activity detected on FIN-SRV-02",
+        ["Impact", "Execution"],
+        ["Microsoft Defender for Endpoint"],
+    ),
+    (
+        "Possible credential theft via LSASS access",
+        ["CredentialAccess"],
+        ["Microsoft Defender for Endpoint"],
+    ),
+    (
+        "Mass download by a departing employee",
+        ["Exfiltration", "Collection"],
+        ["Microsoft Defender for Cloud Apps"],
+    ),
 )
 
 
@@ -62,8 +74,12 @@ def sample_incident(
             "description": "Sample incident raised by Warden's demo command.",
             "severity": severity,
             "status": "New",
-            "owner": {"objectId": None, "email": None, "userPrincipalName": None,
-                      "assignedTo": None},
+            "owner": {
+                "objectId": None,
+                "email": None,
+                "userPrincipalName": None,
+                "assignedTo": None,
+            },
             "labels": [{"labelName": "demo", "labelType": "User"}],
             "incidentNumber": number or random.randint(1000, 99999),  # noqa: S311
             "incidentUrl": "https://portal.azure.com/#asset/Microsoft_Azure_Security_Insights/"

@@ -14,7 +14,11 @@ SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy1vbmx5LTEyMzQ1Njc4OTA="
 OTHER_SECRET = "whsec_" + "YW5vdGhlci1zZWNyZXQtZm9yLXRlc3RzLTEyMzQ1Njc="
 BOT = {"id": "28:warden-bot", "name": "Warden"}
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-USER = {"id": "29:adele", "name": "Adele Vance", "aadObjectId": "2046feea-040d-4a46-9e2b-91c2941bfa70"}
+USER = {
+    "id": "29:adele",
+    "name": "Adele Vance",
+    "aadObjectId": "2046feea-040d-4a46-9e2b-91c2941bfa70",
+}
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
@@ -83,9 +87,7 @@ def message_activity(service_url: str, conversation: str, text: str) -> dict[str
             "id": message_id,
             "text": f"<at>Warden</at> {text}",
             "textFormat": "plain",
-            "entities": [
-                {"type": "mention", "mentioned": BOT, "text": "<at>Warden</at>"}
-            ],
+            "entities": [{"type": "mention", "mentioned": BOT, "text": "<at>Warden</at>"}],
         }
     )
     activity["conversation"]["id"] = f"{conversation};messageid={message_id}"
@@ -98,8 +100,13 @@ def message_activity(service_url: str, conversation: str, text: str) -> dict[str
     return activity
 
 
-def signed(resource: Any, *, secret: str = SECRET, msg_id: str | None = None,
-           timestamp: float | None = None) -> tuple[bytes, dict[str, str]]:
+def signed(
+    resource: Any,
+    *,
+    secret: str = SECRET,
+    msg_id: str | None = None,
+    timestamp: float | None = None,
+) -> tuple[bytes, dict[str, str]]:
     """A webhook body and its Standard Webhooks headers (JSON content type included)."""
     body = json.dumps(resource).encode()
     headers = sign(secret, body, msg_id=msg_id, timestamp=timestamp)

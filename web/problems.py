@@ -21,7 +21,12 @@ _BASE = "https://warden.dev/problems/"
 
 
 def problem(
-    status: int, title: str, detail: str, *, slug: str, headers: dict[str, str] | None = None,
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> web.Response:
     """A problem+json response (RFC 9457) with ``type`` under Warden's problem namespace."""

@@ -62,9 +62,7 @@ class SentinelWebhook:
         except json.JSONDecodeError as exc:
             return problem(400, "Not JSON", f"The body is not JSON: {exc.msg}.", slug="json")
         except InvalidPayload as exc:
-            return problem(
-                400, "Not an incident", str(exc), slug="incident", field=exc.field
-            )
+            return problem(400, "Not an incident", str(exc), slug="incident", field=exc.field)
         try:
             result = await self._writer.submit(incident, webhook_id)
         except StoreUnavailable:

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, TextClause, text
 class Rows:
     """What a statement returned: its rows and the number of rows it changed."""
 
-    rows: list[Sequence[Any]]
+    rows: Sequence[Sequence[Any]]
     rowcount: int
 
     def scalar(self) -> Any:

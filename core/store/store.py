@@ -100,9 +100,7 @@ class Store:
         loop = asyncio.get_running_loop()
         try:
             async with self._write_lock:
-                return await loop.run_in_executor(
-                    self._writer_thread, self._write_sync, work, arg
-                )
+                return await loop.run_in_executor(self._writer_thread, self._write_sync, work, arg)
         except OperationalError as exc:
             raise StoreUnavailable(f"store write failed: {exc.orig!r}") from exc
 
@@ -151,21 +149,36 @@ class Store:
         head = migrate.head_revision()
         return {"reachable": True, "revision": current, "head": head, "current": current == head}
 
-    async def save_conversation(self, ref: ConversationRef, *, active: bool = True) -> None:
-        """Remember ``ref`` (insert or refresh) and whether the bot is in it."""
+    async def save_conversation(self, ref: ConversationRef) -> bool:
+        """Remember ``ref`` as active (insert or refresh); True when it was not active before.
+
+        Atomic: of two concurrent calls for one new conversation, exactly one returns True.
+        """
         now = time.time()
         values = {
-            "id": ref.conversation_id,
             "reference": ref.model_dump_json(),
             "kind": ref.kind.value,
             "tenant_id": ref.tenant_id,
-            "active": active,
+            "active": True,
             "updated_at": now,
         }
-        stmt = self.insert(conversations).values(created_at=now, **values)
-        stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=values)
+        insert = self.insert(conversations).values(id=ref.conversation_id, created_at=now, **values)
+        reactivate = (
+            update(conversations)
+            .where(conversations.c.id == ref.conversation_id, conversations.c.active.is_(False))
+            .values(**values)
+        )
+        refresh = (
+            update(conversations).where(conversations.c.id == ref.conversation_id).values(**values)
+        )
         async with self.writing() as conn:
-            await conn.execute(stmt)
+            inserted = await conn.execute(insert.on_conflict_do_nothing(index_elements=["id"]))
+            if inserted.rowcount:
+                return True
+            if (await conn.execute(reactivate)).rowcount:
+                return True
+            await conn.execute(refresh)
+            return False
 
     async def deactivate_conversation(self, conversation_id: str) -> None:
         """Mark a conversation the bot was removed from; nothing more is sent there."""

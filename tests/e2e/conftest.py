@@ -60,5 +60,3 @@ async def client(playground: Playground) -> AsyncIterator[PlaygroundClient]:
     """A client of the running Playground."""
     async with PlaygroundClient(playground.url) as pg_client:
         yield pg_client
-
-

@@ -67,9 +67,10 @@ async def teams(
 
 async def _webhook(warden_url: str, resource: dict[str, Any]) -> None:
     body, headers = signed(resource)
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{warden_url}/api/webhooks/sentinel", data=body, headers=headers
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{warden_url}/api/webhooks/sentinel", data=body, headers=headers) as response,
+    ):
         assert response.status == 202, await response.text()
 
 

@@ -24,6 +24,7 @@ from tests.e2e.conftest import unused_endpoint
 
 pytestmark = pytest.mark.e2e
 
+
 async def post_as_bot(
     playground: Playground, method: str, path: str, activity: dict[str, object]
 ) -> dict[str, object]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.integration.conftest import Warden, incident
-from tests.support import channel_id, removal_activity
+from tests.support import channel_id, install_activity, removal_activity
 
 
 def _facts(card: dict[str, Any]) -> dict[str, str]:
@@ -81,3 +82,17 @@ async def test_bot_removed_conversation_gets_nothing(warden: Warden) -> None:
     assert response.status in (200, 201)
     await warden.webhook(incident())
     assert await warden.jobs() == 0
+
+
+async def test_install_announced_twice_concurrently_one_welcome(warden: Warden) -> None:
+    """Teams sends installationUpdate and conversationUpdate together: one welcome only."""
+    conversation = channel_id("twice")
+    member_update = install_activity(warden.connector.url, conversation)
+    installation = {**member_update, "type": "installationUpdate", "action": "add"}
+    installation.pop("membersAdded")
+    answers = await asyncio.gather(
+        warden.client.post("/api/messages", json=installation),
+        warden.client.post("/api/messages", json=member_update),
+    )
+    assert all(answer.status in (200, 201) for answer in answers)
+    assert len(warden.connector.posts(conversation, successful=True)) == 1

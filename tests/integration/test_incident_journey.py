@@ -158,7 +158,10 @@ async def test_delivery_post_502_retried_once_no_double_card(warden: Warden) -> 
     warden.connector.add_fault(Fault(status=502, times=1, method="POST", path="/activities"))
     await warden.webhook(incident())
     await warden.connector.wait_for(lambda s: warden.card_posts(conversation))
-    statuses = [r.status for r in warden.connector.posts(conversation) if r.status != 201 or
-                r.operation == "SendToConversation"]
+    statuses = [
+        r.status
+        for r in warden.connector.posts(conversation)
+        if r.status != 201 or r.operation == "SendToConversation"
+    ]
     assert statuses.count(502) == 1
     assert len(warden.card_posts(conversation)) == 1

@@ -36,8 +36,12 @@ def test_parse_bad_severity_problem_names_choices() -> None:
 
 @pytest.mark.parametrize(
     ("text", "suggestion"),
-    [("subscribe incident", "subscribe incidents"), ("stauts", "status"), ("hlep", "help"),
-     ("unsubscribe", "unsubscribe incidents")],
+    [
+        ("subscribe incident", "subscribe incidents"),
+        ("stauts", "status"),
+        ("hlep", "help"),
+        ("unsubscribe", "unsubscribe incidents"),
+    ],
 )
 def test_parse_typo_suggests_closest(text: str, suggestion: str) -> None:
     """A typo gets the closest command as a suggestion."""

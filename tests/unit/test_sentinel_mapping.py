@@ -55,8 +55,10 @@ def test_mapping_playbook_envelope_unwrapped() -> None:
     [
         (lambda r: r["properties"].pop("title"), "properties.title"),
         (lambda r: r["properties"].update(severity="Critical"), "properties.severity"),
-        (lambda r: r["properties"].update(lastModifiedTimeUtc="yesterday"),
-         "properties.lastModifiedTimeUtc"),
+        (
+            lambda r: r["properties"].update(lastModifiedTimeUtc="yesterday"),
+            "properties.lastModifiedTimeUtc",
+        ),
         (lambda r: r.pop("id"), "id"),
         (lambda r: r.update(type="Microsoft.SecurityInsights/alertRules"), "type"),
     ],
@@ -90,8 +92,9 @@ def test_version_later_modification_is_newer() -> None:
     """A later lastModifiedTimeUtc is a newer version, whatever the etag."""
     first = incident_from_webhook(sample_incident())
     second = incident_from_webhook(updated_incident(sample_incident()))
-    later = first.model_copy(update={"last_modified": first.last_modified + timedelta(seconds=1),
-                                     "etag": '"0"'})
+    later = first.model_copy(
+        update={"last_modified": first.last_modified + timedelta(seconds=1), "etag": '"0"'}
+    )
     assert later.is_newer_than(first) and not first.is_newer_than(later)
     assert version_key(later) > version_key(first)
     assert second.is_newer_than(None)

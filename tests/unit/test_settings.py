@@ -13,8 +13,14 @@ from tests.support import OTHER_SECRET, SECRET
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("WARDEN_MODE", "WARDEN_PORT", "WARDEN_SENTINEL_WEBHOOK_SECRETS",
-                 "MICROSOFT_APP_ID", "MICROSOFT_APP_TYPE", "WARDEN_OUTBOX__MAX_ATTEMPTS"):
+    for name in (
+        "WARDEN_MODE",
+        "WARDEN_PORT",
+        "WARDEN_SENTINEL_WEBHOOK_SECRETS",
+        "MICROSOFT_APP_ID",
+        "MICROSOFT_APP_TYPE",
+        "WARDEN_OUTBOX__MAX_ATTEMPTS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WARDEN_VAR_DIR", str(tmp_path))
 
