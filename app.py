@@ -27,7 +27,7 @@ from bot.handlers import WardenBot
 from connectors.sentinel.mapping import incident_from_webhook
 from core.errors import SettingsError
 from core.ingest import CARD_JOB, IngestWriter
-from core.settings import Mode, Settings, load_settings
+from core.settings import Mode, Settings, load_settings, settings_table
 from core.signing import WebhookVerifier, sign
 from core.store import outbox
 from core.store.store import Store
@@ -92,14 +92,21 @@ async def _services(
 
 
 async def _playground(app: web.Application, settings: Settings) -> AsyncIterator[None]:
-    from sandbox.playground import start_playground  # only needed with --playground
+    from sandbox.playground import default_config, start_playground  # only with --playground
 
     endpoint = f"http://127.0.0.1:{settings.port}/api/messages"
     workdir = settings.var_dir / "playground"
     workdir.mkdir(parents=True, exist_ok=True)
-    async with start_playground(endpoint, workdir=workdir.resolve()) as running:
-        app[PLAYGROUND_URL] = running.url
-        console.print(f"\n[bold green]Teams (Agents Playground):[/] {running.url}\n")
+    async with start_playground(
+        endpoint, workdir=workdir.resolve(), port=settings.playground_port, config=default_config()
+    ) as running:
+        app[PLAYGROUND_URL] = running.browser_url
+        console.print(
+            f"\n[bold green]Teams (Agents Playground):[/] {running.browser_url}\n"
+            "Open it, pick the General channel of My Team, add Warden to it, type "
+            "[bold]@Warden subscribe incidents[/], then in another terminal run "
+            "[bold].venv/bin/python app.py demo incident[/].\n"
+        )
         yield
 
 
@@ -163,6 +170,12 @@ def serve(
     )
     app = create_app(settings, playground=playground)
     web.run_app(app, host=settings.host, port=settings.port, print=None)
+
+
+@cli.command("settings")
+def settings_doc() -> None:
+    """Print the configuration table (every variable, its default and meaning) as Markdown."""
+    typer.echo(settings_table(), nl=False)
 
 
 @db_cli.command("upgrade")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     mode: Mode = Field(Mode.SANDBOX, description="`sandbox` (local, no tenant) or `production`.")
     host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(3978, ge=0, le=65535, description="Port the HTTP server binds.")
+    playground_port: int = Field(
+        56150, ge=0, le=65535, description="Port of the Agents Playground that `make run` starts."
+    )
     var_dir: Path = Field(Path("var"), description="Directory for local state (SQLite, keys).")
     database_url: str | None = Field(
         None,
@@ -72,7 +75,6 @@ class Settings(BaseSettings):
         "In sandbox mode a development secret is generated under `var/` when unset.",
     )
     webhook_max_bytes: int = Field(1_048_576, ge=1024, description="Largest webhook body.")
-    webhook_tolerance_seconds: int = Field(300, ge=1, description="Allowed timestamp skew.")
     microsoft_app_id: str = Field(
         "",
         validation_alias=AliasChoices("MICROSOFT_APP_ID", "microsoft_app_id"),
@@ -165,3 +167,30 @@ def ensure_dev_secret(var_dir: Path) -> str:
     path.write_text(secret + "\n", encoding="utf-8")
     path.chmod(0o600)
     return secret
+
+
+def settings_table() -> str:
+    """README's configuration table (Markdown), generated from the model's fields."""
+    rows = ["| Variable | Default | Description |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub_name, sub_field in annotation.model_fields.items():
+                variable = f"WARDEN_{name.upper()}__{sub_name.upper()}"
+                rows.append(_row(variable, sub_field.default, sub_field.description))
+            continue
+        default = [] if field.default_factory is not None else field.default
+        rows.append(_row(env_name((name,)), default, field.description))
+    return "\n".join(rows) + "\n"
+
+
+def _row(variable: str, default: Any, description: str | None) -> str:
+    if isinstance(default, SecretStr):
+        shown = "(empty)" if not default.get_secret_value() else "(set)"
+    elif isinstance(default, Enum):
+        shown = f"`{default.value}`"
+    elif default in (None, "", []):
+        shown = "(empty)"
+    else:
+        shown = f"`{default}`"
+    return f"| `{variable}` | {shown} | {description or ''} |"
