@@ -11,9 +11,9 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -25,8 +25,10 @@ from bot.adapter import TeamsAdapter
 from bot.delivery import IncidentCardDelivery
 from bot.handlers import WardenBot
 from connectors.sentinel.mapping import incident_from_webhook
+from core.breaker import Breakers
 from core.errors import SettingsError
 from core.ingest import CARD_JOB, IngestWriter
+from core.pacing import Pacer
 from core.settings import Mode, Settings, load_settings, settings_table
 from core.signing import WebhookVerifier, sign
 from core.store import outbox
@@ -38,10 +40,12 @@ from web.problems import problem_middleware
 from web.webhooks import SentinelWebhook
 
 log = logging.getLogger("warden")
+T = TypeVar("T")
 console = Console()
 ROOT = Path(__file__).resolve().parent
 
 STORE = web.AppKey("store", Store)
+BREAKERS = web.AppKey("breakers", Breakers)
 WORKER = web.AppKey("worker", OutboxWorker)
 PLAYGROUND_URL = web.AppKey("playground_url", str)
 
@@ -52,9 +56,16 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     Construction does no I/O; the store, writer and worker start in ``cleanup_ctx`` when
     the application starts and stop when it shuts down.
     """
-    store = Store.from_url(settings.effective_database_url)
-    adapter = TeamsAdapter(settings, WardenBot(store))
-    worker = OutboxWorker(store, {CARD_JOB: IncidentCardDelivery(store, adapter)}, settings.outbox)
+    store = Store.from_url(settings.effective_database_url, settings.store_timeout_seconds)
+    breakers = Breakers()
+    adapter = TeamsAdapter(settings, WardenBot(store), breakers)
+    worker = OutboxWorker(
+        store,
+        {CARD_JOB: IncidentCardDelivery(store, adapter)},
+        settings.outbox,
+        pacer=Pacer(),
+        paced_kinds=frozenset({CARD_JOB}),
+    )
     writer = IngestWriter(store, on_commit=worker.wake)
     webhook = SentinelWebhook(
         WebhookVerifier(settings.webhook_secrets),
@@ -65,12 +76,12 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     app = web.Application(
         middlewares=[problem_middleware], client_max_size=settings.webhook_max_bytes + 1024
     )
-    app[STORE], app[WORKER] = store, worker
+    app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
     app.cleanup_ctx.append(lambda _app: _services(settings, store, writer, worker))
     if playground:
         app.cleanup_ctx.append(lambda a: _playground(a, settings))
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz(lambda: _readiness(store, worker)))
+    app.router.add_get("/readyz", readyz(lambda: _readiness(store, worker, breakers)))
     app.router.add_post("/api/messages", adapter.handle)
     app.router.add_post("/api/webhooks/sentinel", webhook.handle)
     return app
@@ -110,13 +121,15 @@ async def _playground(app: web.Application, settings: Settings) -> AsyncIterator
         yield
 
 
-async def _readiness(store: Store, worker: OutboxWorker) -> dict[str, Any]:
+async def _readiness(store: Store, worker: OutboxWorker, breakers: Breakers) -> dict[str, Any]:
     store_facts = await store.check()
     counts = await outbox.counts(store) if store_facts.get("reachable") else {}
+    dlq = sum(counts.get(status, 0) for status in outbox.DLQ)
     return {
         "store": {"ok": bool(store_facts.get("current")), **store_facts},
         "worker": {"ok": worker.running},
-        "outbox": {"ok": True, "pending": counts.get("pending", 0), "dead": counts.get("dead", 0)},
+        "outbox": {"ok": True, "pending": counts.get("pending", 0), "dlq": dlq},
+        "breakers": {"ok": True, "hosts": breakers.snapshot()},
     }
 
 
@@ -126,7 +139,9 @@ db_cli = typer.Typer(help="Database maintenance.")
 demo_cli = typer.Typer(help="Send realistic sample data to a running Warden.")
 cli.add_typer(outbox_cli, name="outbox")
 cli.add_typer(db_cli, name="db")
+dlq_cli = typer.Typer(help="The dead-letter queue: see, replay and purge failed work.")
 cli.add_typer(demo_cli, name="demo")
+cli.add_typer(dlq_cli, name="dlq")
 
 
 def _settings() -> Settings:
@@ -178,65 +193,112 @@ def settings_doc() -> None:
     typer.echo(settings_table(), nl=False)
 
 
-@db_cli.command("upgrade")
-def db_upgrade() -> None:
-    """Apply pending database migrations."""
+def _on_store(work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``work`` against the configured store, opened for this command only."""
 
-    async def run() -> None:
+    async def run() -> T:
         store = Store.from_url(_settings().effective_database_url)
         try:
-            await store.upgrade()
-            facts = await store.check()
-        finally:
-            await store.close()
-        console.print(f"database at revision {facts.get('revision')}")
-
-    asyncio.run(run())
-
-
-@outbox_cli.command("list")
-def outbox_list(
-    status: Annotated[str | None, typer.Option(help="pending, running, done or dead")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
-) -> None:
-    """List the newest outbox jobs."""
-
-    async def run() -> list[outbox.JobRow]:
-        store = Store.from_url(_settings().effective_database_url)
-        try:
-            return await outbox.list_jobs(store, status, limit)
+            return await work(store)
         finally:
             await store.close()
 
-    rows = asyncio.run(run())
-    table = Table("id", "kind", "status", "attempts", "next attempt", "last error")
+    return asyncio.run(run())
+
+
+def _jobs_table(rows: list[outbox.JobRow]) -> Table:
+    table = Table("id", "kind", "status", "attempts")
+    table.add_column("conversation", overflow="fold")
+    table.add_column("updated")
+    table.add_column("reason", overflow="fold", ratio=2)
     for row in rows:
         table.add_row(
             str(row.id),
             row.kind,
             row.status,
             str(row.attempts),
-            row.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S"),
+            row.conversation_id or "",
+            row.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
             row.last_error or "",
         )
-    console.print(table if rows else "no jobs")
+    return table
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending database migrations."""
+
+    async def upgrade(store: Store) -> dict[str, object]:
+        await store.upgrade()
+        return await store.check()
+
+    console.print(f"database at revision {_on_store(upgrade).get('revision')}")
+
+
+@outbox_cli.command("list")
+def outbox_list(
+    status: Annotated[
+        str | None, typer.Option(help="pending, running, done, dead or quarantined")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """List the newest outbox jobs."""
+    rows = _on_store(lambda store: outbox.list_jobs(store, status, limit))
+    console.print(_jobs_table(rows) if rows else "no jobs")
 
 
 @outbox_cli.command("retry")
 def outbox_retry(job_id: int) -> None:
-    """Make a dead or waiting job due again now, with fresh attempts."""
-
-    async def run() -> bool:
-        store = Store.from_url(_settings().effective_database_url)
-        try:
-            return await outbox.retry(store, job_id)
-        finally:
-            await store.close()
-
-    if not asyncio.run(run()):
+    """Make a dead, quarantined or waiting job due again now, with fresh attempts."""
+    if not _on_store(lambda store: outbox.retry(store, job_id)):
         console.print(f"[red]no dead or pending job {job_id}[/]")
         raise typer.Exit(1)
     console.print(f"job {job_id} will be retried now")
+
+
+@dlq_cli.command("list")
+def dlq_list(limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100) -> None:
+    """The dead-letter queue: dead (attempts spent) and quarantined (not retryable) jobs."""
+    rows = _on_store(lambda store: outbox.list_jobs(store, outbox.DLQ, limit))
+    console.print(_jobs_table(rows) if rows else "the dead-letter queue is empty")
+
+
+@dlq_cli.command("show")
+def dlq_show(job_id: int) -> None:
+    """One job in full: its payload, attempts and the reason it stopped."""
+    row = _on_store(lambda store: outbox.get_job(store, job_id))
+    if row is None:
+        console.print(f"[red]no job {job_id}[/]")
+        raise typer.Exit(1)
+    console.print(_jobs_table([row]))
+    console.print_json(json.dumps(row.payload))
+
+
+@dlq_cli.command("replay")
+def dlq_replay(
+    job_id: Annotated[int | None, typer.Argument(help="The job to replay.")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Replay every DLQ job.")] = False,
+) -> None:
+    """Send DLQ jobs again (idempotent: a replayed job leaves the queue)."""
+    if replay_all == (job_id is not None):
+        console.print("[red]give a job id or --all[/]")
+        raise typer.Exit(2)
+    if job_id is None:
+        count = _on_store(outbox.replay_all)
+        console.print(f"{count} job(s) replayed")
+    elif _on_store(lambda store: outbox.replay(store, job_id)):
+        console.print(f"job {job_id} replayed")
+    else:
+        console.print(f"job {job_id} is not in the dead-letter queue; nothing to replay")
+
+
+@dlq_cli.command("purge")
+def dlq_purge(job_id: int) -> None:
+    """Delete one DLQ job for good."""
+    if not _on_store(lambda store: outbox.purge(store, job_id)):
+        console.print(f"[red]job {job_id} is not in the dead-letter queue[/]")
+        raise typer.Exit(1)
+    console.print(f"job {job_id} purged")
 
 
 @demo_cli.command("incident")

@@ -13,6 +13,7 @@ import html
 import logging
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import ClientError, web
 from botbuilder.core import ActivityHandler, CardFactory, MessageFactory, TurnContext
@@ -32,6 +33,7 @@ from msrest.exceptions import ClientRequestError, HttpOperationError
 from msrest.universal_http.requests import ClientRetryPolicy
 
 from bot.types import Card, CardAction, Membership, Message, TurnHandler, User
+from core.breaker import Breakers, CircuitOpen
 from core.errors import DeliveryError, Outcome
 from core.models import ConversationKind, ConversationRef
 from core.outcomes import classify_status, classify_transport, parse_retry_after
@@ -184,8 +186,11 @@ class _Bridge(ActivityHandler):  # type: ignore[misc]
 class TeamsAdapter:
     """Warden's door to Teams: serves ``/api/messages`` and posts or updates cards."""
 
-    def __init__(self, settings: Settings, handler: TurnHandler) -> None:
+    def __init__(
+        self, settings: Settings, handler: TurnHandler, breakers: Breakers | None = None
+    ) -> None:
         tune_msrest()
+        self._breakers = breakers or Breakers()
         auth = ConfigurationBotFrameworkAuthentication(_BotConfig(settings))
         self._adapter = CloudAdapter(auth)
         self._adapter.on_turn_error = self._on_turn_error
@@ -198,7 +203,7 @@ class TeamsAdapter:
         return response if response is not None else web.Response(status=201)
 
     async def _on_turn_error(self, turn_context: TurnContext, error: Exception) -> None:
-        log.error("turn failed: %s", type(error).__name__, exc_info=error)
+        """Let the error reach the caller: the HTTP edge or the outbox decides what it means."""
         raise error
 
     async def post_card(self, ref: ConversationRef, card: Card) -> str:
@@ -236,14 +241,30 @@ class TeamsAdapter:
             channel_id=ref.channel_id,
             service_url=ref.service_url,
         )
+        breaker = self._breakers.for_host(_origin(ref.service_url))
+        try:
+            breaker.before_call()
+        except CircuitOpen as exc:
+            raise DeliveryError(
+                str(exc), outcome=Outcome.RETRY, retry_after=exc.retry_after, attempted=False
+            ) from None
         try:
             await self._adapter.continue_conversation(reference, logic, self._app_id or None)
         except HttpOperationError as exc:
-            raise _delivery_error(exc) from None
+            error = _delivery_error(exc)
+            breaker.record(ok=error.status is not None and error.status < 500)
+            raise error from None
         except (TimeoutError, ClientRequestError, ClientError, OSError) as exc:
+            breaker.record(ok=False)
             raise DeliveryError(
                 f"connector unreachable: {type(exc).__name__}", outcome=classify_transport(exc)
             ) from None
+        breaker.record(ok=True)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _delivery_error(exc: HttpOperationError) -> DeliveryError:

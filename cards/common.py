@@ -133,7 +133,7 @@ def status_card(status: ConversationStatus) -> JSON:
                 ("Subscription", subscription),
                 ("Incidents posted", str(status.incidents_posted)),
                 ("Outbox pending", str(status.outbox_pending)),
-                ("Outbox dead", str(status.outbox_dead)),
+                ("Dead letters", str(status.outbox_dead)),
             ]
         ),
         text_block(f"Last delivery: {last}", isSubtle=True, spacing="small"),
@@ -171,7 +171,10 @@ def severity_scope(minimum: Severity) -> str:
 def _dead_warning(dead: int) -> JSON:
     """An attention container saying ``dead`` deliveries gave up and need an operator."""
     noun = "delivery has" if dead == 1 else "deliveries have"
-    text = f"{dead} {noun} failed for good. An operator needs to look at the dead jobs."
+    text = (
+        f"{dead} {noun} stopped and wait in the dead-letter queue; an operator can see them "
+        "with `python app.py dlq list` and replay them."
+    )
     return container([text_block(text, color="attention", weight="bolder")], style="attention")
 
 

@@ -42,7 +42,8 @@ class DeliveryError(WardenError):
     """An outbound call failed; ``outcome`` says whether and when to try again.
 
     ``retry_after`` is the delay in seconds the service asked for, when it asked.
-    ``status`` is the HTTP status, when there was an answer at all.
+    ``status`` is the HTTP status, when there was an answer at all. ``attempted`` is False
+    when the call never went out (an open circuit breaker): no attempt is counted.
     """
 
     def __init__(
@@ -52,8 +53,10 @@ class DeliveryError(WardenError):
         outcome: Outcome,
         status: int | None = None,
         retry_after: float | None = None,
+        attempted: bool = True,
     ) -> None:
         super().__init__(message)
         self.outcome = outcome
         self.status = status
         self.retry_after = retry_after
+        self.attempted = attempted

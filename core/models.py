@@ -153,4 +153,4 @@ class ConversationStatus(BaseModel):
     incidents_posted: int
     last_delivery: datetime | None
     outbox_pending: int
-    outbox_dead: int
+    outbox_dead: int = Field(description="Jobs in the dead-letter queue (dead or quarantined).")

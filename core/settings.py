@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; default SQLite under `var/`. "
         "Use `postgresql+asyncpg://…` for PostgreSQL.",
     )
+    store_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long a store call waits for a lock or an answer; "
+        "after that, ingest answers 503 with Retry-After.",
+    )
     auto_migrate: bool = Field(True, description="Apply database migrations at start.")
     sentinel_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,

@@ -2,9 +2,11 @@
 
 The outbox is the single retry authority: a handler raises ``DeliveryError`` and the worker
 decides from its ``outcome`` — try again later (jittered exponential backoff, never sooner
-than the service's ``Retry-After``), or bury the job as dead with the reason once retrying
-cannot help or the attempts are spent. Any other exception is logged with a correlation id
-and retried the same way, so a bug never silently drops accepted work.
+than the service's ``Retry-After``), quarantine the job at once when retrying cannot help, or
+mark it dead once its attempts are spent. Jobs of paced kinds first take a slot from the
+``Pacer`` of their conversation, and wait without losing an attempt when none is free. Any
+other exception is logged with a correlation id and retried the same way, so a bug never
+silently drops accepted work.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from core.errors import DeliveryError, Outcome, StoreUnavailable
+from core.pacing import Pacer
 from core.settings import OutboxSettings
 from core.store import outbox
 from core.store.outbox import Job
@@ -43,11 +46,22 @@ def backoff_delay(attempt: int, settings: OutboxSettings, retry_after: float | N
 class OutboxWorker:
     """Runs outbox jobs with bounded concurrency until stopped."""
 
-    def __init__(self, store: Store, handlers: dict[str, Handler], settings: OutboxSettings):
+    def __init__(
+        self,
+        store: Store,
+        handlers: dict[str, Handler],
+        settings: OutboxSettings,
+        *,
+        pacer: Pacer | None = None,
+        paced_kinds: frozenset[str] = frozenset(),
+    ) -> None:
         self._store = store
         self._handlers = handlers
         self._settings = settings
+        self._pacer = pacer
+        self._paced_kinds = paced_kinds
         self._wake = asyncio.Event()
+        self._settled = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -121,6 +135,10 @@ class OutboxWorker:
     async def _execute(self, job: Job) -> None:
         handler = self._handlers.get(job.kind)
         attempts = job.attempts + 1
+        wait = self._pace(job)
+        if wait > 0:
+            await self._record(outbox.defer(self._store, job.id, wait))
+            return
         try:
             if handler is None:
                 raise DeliveryError(f"no handler for job kind {job.kind!r}", outcome=Outcome.FAIL)
@@ -137,11 +155,22 @@ class OutboxWorker:
         else:
             await self._record(outbox.finish(self._store, job.id))
 
+    def _pace(self, job: Job) -> float:
+        if self._pacer is None or job.kind not in self._paced_kinds or not job.conversation_id:
+            return 0.0
+        return self._pacer.reserve(job.conversation_id)
+
     async def _failed(self, job: Job, attempts: int, exc: DeliveryError) -> None:
         reason = f"{exc.outcome.value}: {exc}"
+        if not exc.attempted:
+            delay = exc.retry_after or self._settings.poll_seconds
+            await self._record(outbox.defer(self._store, job.id, delay))
+            return
+        if exc.retry_after and self._pacer is not None and job.conversation_id:
+            self._pacer.pause(job.conversation_id, exc.retry_after)
         if exc.outcome in (Outcome.FAIL, Outcome.GONE):
-            log.warning("outbox job %s dead: %s", job.id, reason)
-            await self._record(outbox.bury(self._store, job.id, attempts, reason))
+            log.warning("outbox job %s quarantined: %s", job.id, reason)
+            await self._record(outbox.quarantine(self._store, job.id, attempts, reason))
         elif attempts >= self._settings.max_attempts:
             log.warning("outbox job %s dead after %s attempts: %s", job.id, attempts, reason)
             await self._record(
@@ -157,3 +186,11 @@ class OutboxWorker:
             await write
         except StoreUnavailable as exc:
             log.warning("outbox state not saved (the lease will expire and retry): %s", exc)
+        async with self._settled:
+            self._settled.notify_all()
+
+    async def wait_until(self, check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+        """Return once ``check()`` is true, re-checked after each job's outcome is saved."""
+        async with asyncio.timeout(within), self._settled:
+            while not await check():
+                await self._settled.wait()

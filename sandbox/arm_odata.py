@@ -27,6 +27,7 @@ _CLAUSE = re.compile(
     re.IGNORECASE,
 )
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
 _ORDER = re.compile(
     r"^\s*properties/(?P<field>[A-Za-z][A-Za-z0-9]*)(?:\s+(?P<dir>asc|desc))?\s*$", re.IGNORECASE
 )
@@ -106,12 +107,22 @@ def _literal(field: str, text: str) -> Any:
         raise ODataError(f"Invalid $filter literal '{text}'.") from None
 
 
+def _split_and(text: str) -> list[str]:
+    """Split a filter on ``and`` outside quoted literals."""
+    hidden = _QUOTED.sub(lambda quoted: "\0" * len(quoted.group(0)), text)
+    parts, start = [], 0
+    for found in _AND.finditer(hidden):
+        parts.append(text[start : found.start()])
+        start = found.end()
+    return [*parts, text[start:]]
+
+
 def parse_filter(text: str | None) -> list[Comparison]:
     """Parse a ``$filter``; raises ODataError when it is outside the supported subset."""
     if text is None or not text.strip():
         return []
     clauses: list[Comparison] = []
-    for part in _AND.split(text.strip()):
+    for part in _split_and(text.strip()):
         found = _CLAUSE.match(part)
         if found is None:
             raise ODataError(f"Invalid $filter clause '{part.strip()}'.")

@@ -16,6 +16,7 @@ scheme are kept, of a verified token only its ``appid``; token request bodies ke
 from __future__ import annotations
 
 import datetime
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +28,8 @@ Service = Literal["arm", "graph", "login"]
 
 SERVICES: tuple[Service, ...] = ("arm", "graph", "login")
 """Every service, in routing order."""
+
+_EMAIL_SEGMENT = re.compile(r"[^/]*@[^/]*")
 
 
 @dataclass
@@ -83,8 +86,9 @@ class RequestRecord:
         }
 
     def summary(self) -> str:
-        """Return a one-line description without bodies (safe to log)."""
-        return f"{self.service} {self.method} {self.path} -> {self.status} ({self.operation})"
+        """Return a one-line description without bodies or e-mail-like path segments."""
+        path = _EMAIL_SEGMENT.sub("<redacted>", self.path)
+        return f"{self.service} {self.method} {path} -> {self.status} ({self.operation})"
 
 
 class SandboxError(Exception):
@@ -207,7 +211,9 @@ _GRAPH_CODES = {
 }
 
 
-def fault_error(service: Service, status: int, code: str | None, message: str | None) -> SandboxError:
+def fault_error(
+    service: Service, status: int, code: str | None, message: str | None
+) -> SandboxError:
     """Return the error a fault with this status answers, in the service's envelope."""
     text = message or "Fault injected by the ARM sandbox."
     if service == "graph":

@@ -4,7 +4,7 @@ Reads ``contracts/azure-sentinel-incidents-2025-12-01.swagger.json`` (never prod
 Swagger's ``discriminator`` is honoured: an ``Entity`` whose ``kind`` names a kept subtype
 (``Account``, ``SecurityAlert``, ...) is also checked against that subtype. Formats
 ``date-time`` and ``uuid`` are checked. Request bodies lose their ``readOnly`` properties
-before validation, as ARM ignores them.
+and their nulls before validation, as ARM ignores them.
 """
 
 from __future__ import annotations
@@ -56,10 +56,12 @@ def _format_checker() -> FormatChecker:
 
     @checker.checks("date-time", raises=ValueError)
     def _date_time(value: object) -> bool:
+        """Accept RFC 3339 timestamps (any number of fraction digits)."""
         return not isinstance(value, str) or bool(_DATE_TIME.match(value))
 
     @checker.checks("uuid", raises=ValueError)
     def _uuid(value: object) -> bool:
+        """Accept GUIDs; ValueError (a failed check) otherwise."""
         if isinstance(value, str):
             uuid.UUID(value)
         return True
@@ -97,7 +99,9 @@ def _definition_name(schema: dict[str, Any]) -> str | None:
     return None
 
 
-_SwaggerValidator = validators.extend(Draft4Validator, {"discriminator": _discriminator})
+_SwaggerValidator = validators.extend(  # type: ignore[no-untyped-call]
+    Draft4Validator, {"discriminator": _discriminator}
+)
 
 
 @functools.cache
@@ -147,7 +151,7 @@ def _properties(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _strip(schema: dict[str, Any], value: Any) -> Any:
-    """Return ``value`` without the properties ``schema`` marks readOnly (recursively)."""
+    """Return ``value`` without nulls and the properties ``schema`` marks readOnly (recursively)."""
     schema = _resolve(schema)
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [_strip(schema["items"], item) for item in value]
@@ -157,6 +161,8 @@ def _strip(schema: dict[str, Any], value: Any) -> Any:
     kept: dict[str, Any] = {}
     for key, item in value.items():
         declared = known.get(key)
+        if item is None:
+            continue
         if declared is None:
             kept[key] = item
         elif not declared.get("readOnly") and not _resolve(declared).get("readOnly"):
@@ -165,7 +171,10 @@ def _strip(schema: dict[str, Any], value: Any) -> Any:
 
 
 def strip_read_only(name: str, body: object) -> Any:
-    """Return a copy of ``body`` without the readOnly properties of definition ``name``."""
+    """Return a copy of ``body`` without the readOnly properties of definition ``name``.
+
+    Properties sent as JSON ``null`` are dropped too: in a PUT they mean "not set".
+    """
     return _strip({"$ref": f"#/definitions/{name}"}, copy.deepcopy(body))
 
 

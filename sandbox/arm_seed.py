@@ -15,7 +15,8 @@ from typing import Any
 
 from sandbox.arm_schema import load_example
 
-_PORTAL = "https://portal.azure.com/#asset/Microsoft_Azure_Security_Insights/Incident"
+PORTAL_URL = "https://portal.azure.com/#asset/Microsoft_Azure_Security_Insights/Incident"
+"""Prefix of an incident's ``incidentUrl``; the resource id follows."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ def new_etag() -> str:
 
 @dataclass(frozen=True)
 class _Scenario:
+    """A kind of attack: incident title and description, tactics, product, alert names."""
+
     title: str
     description: str
     tactics: tuple[str, ...]
@@ -103,10 +106,16 @@ _SCENARIOS = (
     ),
 )
 _SEVERITIES = ("High", "Medium", "Medium", "Low", "Informational")
-_PEOPLE = (("adele.vance", "Adele Vance"), ("megan.bowen", "Megan Bowen"), ("alex.wilber", "Alex W"))
+_PEOPLE = (
+    ("adele.vance", "Adele Vance"),
+    ("megan.bowen", "Megan Bowen"),
+    ("alex.wilber", "Alex W"),
+)
 
 
-def _alert(scope: Scope, rng: random.Random, name: str, scenario: _Scenario, at: str) -> dict[str, Any]:
+def _alert(
+    scope: Scope, rng: random.Random, name: str, scenario: _Scenario, at: str
+) -> dict[str, Any]:
     """Return one SecurityAlert entity raised at ``at``."""
     alert_id = str(uuid.UUID(int=rng.getrandbits(128)))
     return {
@@ -142,7 +151,9 @@ def _alert(scope: Scope, rng: random.Random, name: str, scenario: _Scenario, at:
     }
 
 
-def _entity(scope: Scope, rng: random.Random, kind: str, properties: dict[str, Any]) -> dict[str, Any]:
+def _entity(
+    scope: Scope, rng: random.Random, kind: str, properties: dict[str, Any]
+) -> dict[str, Any]:
     """Return one entity of ``kind``."""
     entity_id = str(uuid.UUID(int=rng.getrandbits(128)))
     return {
@@ -164,15 +175,24 @@ def _entities(scope: Scope, rng: random.Random, number: int) -> list[dict[str, A
             scope,
             rng,
             "Account",
-            {"friendlyName": login, "accountName": login, "upnSuffix": "contoso.com",
-             "displayName": display, "aadUserId": str(uuid.UUID(int=rng.getrandbits(128)))},
+            {
+                "friendlyName": login,
+                "accountName": login,
+                "upnSuffix": "contoso.com",
+                "displayName": display,
+                "aadUserId": str(uuid.UUID(int=rng.getrandbits(128))),
+            },
         ),
         _entity(
             scope,
             rng,
             "Host",
-            {"friendlyName": host, "hostName": host, "dnsDomain": "contoso.com",
-             "osFamily": "Windows"},
+            {
+                "friendlyName": host,
+                "hostName": host,
+                "dnsDomain": "contoso.com",
+                "osFamily": "Windows",
+            },
         ),
         _entity(scope, rng, "Ip", {"friendlyName": address, "address": address}),
     ]
@@ -195,17 +215,13 @@ class Generated:
     entities: list[dict[str, Any]]
 
 
-def generate_incident(
-    scope: Scope, rng: random.Random, number: int, now: datetime.datetime
-) -> Generated:
-    """Return a realistic incident created in the last 14 days, with alerts and entities."""
+def _properties(
+    scope: Scope, rng: random.Random, number: int, name: str, now: datetime.datetime
+) -> tuple[dict[str, Any], _Scenario]:
+    """Return the properties of a new incident (created in the last 14 days) and its scenario."""
     scenario = rng.choice(_SCENARIOS)
-    name = str(uuid.UUID(int=rng.getrandbits(128)))
     created = now - datetime.timedelta(minutes=rng.randint(5, 14 * 24 * 60))
     modified = min(now, created + datetime.timedelta(minutes=rng.randint(0, 240)))
-    first = created - datetime.timedelta(minutes=rng.randint(5, 60))
-    last = created - datetime.timedelta(minutes=rng.randint(0, 4))
-    alerts = [_alert(scope, rng, title, scenario, stamp(last)) for title in scenario.alerts]
     properties: dict[str, Any] = {
         "title": scenario.title,
         "description": scenario.description,
@@ -214,22 +230,33 @@ def generate_incident(
         "owner": {},
         "labels": [],
         "incidentNumber": number,
-        "incidentUrl": _PORTAL + scope.incident_id(name),
+        "incidentUrl": PORTAL_URL + scope.incident_id(name),
         "providerName": "Azure Sentinel",
         "providerIncidentId": str(number),
         "relatedAnalyticRuleIds": [],
         "createdTimeUtc": stamp(created),
         "lastModifiedTimeUtc": stamp(modified),
-        "firstActivityTimeUtc": stamp(first),
-        "lastActivityTimeUtc": stamp(last),
+        "firstActivityTimeUtc": stamp(created - datetime.timedelta(minutes=rng.randint(5, 60))),
+        "lastActivityTimeUtc": stamp(created - datetime.timedelta(minutes=rng.randint(0, 4))),
         "additionalData": {
-            "alertsCount": len(alerts),
+            "alertsCount": len(scenario.alerts),
             "bookmarksCount": 0,
             "commentsCount": 0,
             "alertProductNames": [scenario.product],
             "tactics": list(scenario.tactics),
         },
     }
+    return properties, scenario
+
+
+def generate_incident(
+    scope: Scope, rng: random.Random, number: int, now: datetime.datetime
+) -> Generated:
+    """Return a realistic incident created in the last 14 days, with alerts and entities."""
+    name = str(uuid.UUID(int=rng.getrandbits(128)))
+    properties, scenario = _properties(scope, rng, number, name, now)
+    raised = properties["lastActivityTimeUtc"]
+    alerts = [_alert(scope, rng, title, scenario, raised) for title in scenario.alerts]
     resource = {
         "id": scope.incident_id(name),
         "name": name,
@@ -257,13 +284,13 @@ def example_incidents() -> list[tuple[Generated, list[dict[str, Any]]]]:
     entities = load_example("GetAllIncidentEntities.json")["responses"]["200"]["body"]["entities"]
     other = generate_incident(
         EXAMPLE_SCOPE,
-        random.Random(3178),
+        random.Random(3178),  # noqa: S311 - sample data
         3178,
         datetime.datetime(2020, 7, 20, 18, 30, tzinfo=datetime.timezone.utc),
     )
     name = "afbd324f-6c48-459c-8710-8d1e1cd03812"
     other.resource.update(id=EXAMPLE_SCOPE.incident_id(name), name=name)
-    other.resource["properties"]["incidentUrl"] = _PORTAL + EXAMPLE_SCOPE.incident_id(name)
+    other.resource["properties"]["incidentUrl"] = PORTAL_URL + EXAMPLE_SCOPE.incident_id(name)
     return [
         (Generated(body, [], []), comments),
         (Generated(other.resource, alerts, entities), []),

@@ -15,8 +15,8 @@ from sqlalchemy.sql import Insert
 from core.errors import SettingsError
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``; SQLite files get WAL and a busy timeout.
+def create_engine(url: str, timeout: float = 10.0) -> AsyncEngine:
+    """An async engine for ``url``; a call waits at most ``timeout`` for a lock or an answer.
 
     Raises ``SettingsError`` for a URL of a database Warden does not support.
     """
@@ -25,20 +25,27 @@ def create_engine(url: str) -> AsyncEngine:
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": timeout})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() != "asyncpg":
             raise SettingsError("WARDEN_DATABASE_URL: use the postgresql+asyncpg:// driver")
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        return create_async_engine(
+            url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            pool_timeout=timeout,
+            connect_args={"timeout": timeout, "command_timeout": timeout},
+        )
     raise SettingsError(f"WARDEN_DATABASE_URL: unsupported database {backend!r}")
 
 
-def create_sqlite_writer(url: str) -> Engine:
+def create_sqlite_writer(url: str, timeout: float = 10.0) -> Engine:
     """A synchronous engine on the same SQLite file, for the one writer thread."""
     parsed = make_url(url).set(drivername="sqlite+pysqlite")
-    engine = sa_create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = sa_create_engine(parsed, connect_args={"check_same_thread": False, "timeout": timeout})
     event.listen(engine, "connect", _sqlite_writer_connect)
     event.listen(engine, "begin", _begin_immediate)
     return engine
@@ -58,7 +65,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 

@@ -1,7 +1,9 @@
 """The outbox: durable jobs for every outbound call, written with the change that causes them.
 
 A job is ``pending`` until a worker claims it (``running``, with a lease), then ``done``, or
-``pending`` again with a later ``next_attempt_at``, or ``dead`` with its reason. Jobs that
+``pending`` again with a later ``next_attempt_at``. A job that failed for a reason retrying
+cannot fix is ``quarantined`` at once; one that spent its attempts is ``dead``. Both wait in
+the dead-letter queue (DLQ) with their reason until an operator replays or purges them. Jobs that
 share an ``ordering_key`` run one at a time, oldest first, so an update never overtakes the
 post it updates. A lease that runs out (the worker died) makes the job claimable again.
 """
@@ -21,7 +23,9 @@ from core.store.schema import outbox
 from core.store.store import Store
 
 PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
+QUARANTINED = "quarantined"
 UNFINISHED = (PENDING, RUNNING)
+DLQ = (DEAD, QUARANTINED)
 
 
 @dataclass(frozen=True)
@@ -126,16 +130,63 @@ async def reschedule(store: Store, job_id: int, attempts: int, delay: float, err
 
 
 async def bury(store: Store, job_id: int, attempts: int, error: str) -> None:
-    """Mark a job dead with the reason; it waits for an operator (``outbox retry``)."""
+    """Mark a job dead (attempts spent) with the reason; it waits in the DLQ."""
     await _set(store, job_id, status=DEAD, attempts=attempts, lease_until=None, last_error=error)
 
 
+async def quarantine(store: Store, job_id: int, attempts: int, error: str) -> None:
+    """Set a job aside at once (retrying cannot fix it) with the reason; it waits in the DLQ."""
+    await _set(
+        store, job_id, status=QUARANTINED, attempts=attempts, lease_until=None, last_error=error
+    )
+
+
+async def defer(store: Store, job_id: int, delay: float) -> None:
+    """Put a claimed job back for ``delay`` seconds without counting an attempt (pacing)."""
+    await _set(store, job_id, status=PENDING, next_attempt_at=time.time() + delay, lease_until=None)
+
+
 async def retry(store: Store, job_id: int) -> bool:
-    """Make a dead (or waiting) job due now with fresh attempts; False if no such job."""
+    """Make a DLQ (or waiting) job due now with fresh attempts; False if no such job."""
+    return await _requeue(store, job_id, (*DLQ, PENDING))
+
+
+async def replay(store: Store, job_id: int) -> bool:
+    """Replay one DLQ job (due now, fresh attempts); False when it is not in the DLQ.
+
+    Idempotent: a job already replayed is no longer in the DLQ, so a second call changes
+    nothing; the job handlers themselves never repeat work that is done.
+    """
+    return await _requeue(store, job_id, DLQ)
+
+
+async def replay_all(store: Store) -> int:
+    """Replay every DLQ job; returns how many."""
+    now = time.time()
     stmt = (
         update(outbox)
-        .where(outbox.c.id == job_id, outbox.c.status.in_((DEAD, PENDING)))
-        .values(status=PENDING, attempts=0, next_attempt_at=time.time(), updated_at=time.time())
+        .where(outbox.c.status.in_(DLQ))
+        .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+    )
+    async with store.writing() as conn:
+        result = await conn.execute(stmt)
+    return int(result.rowcount)
+
+
+async def purge(store: Store, job_id: int) -> bool:
+    """Delete one DLQ job for good; False when it is not in the DLQ."""
+    stmt = outbox.delete().where(outbox.c.id == job_id, outbox.c.status.in_(DLQ))
+    async with store.writing() as conn:
+        result = await conn.execute(stmt)
+    return bool(result.rowcount)
+
+
+async def _requeue(store: Store, job_id: int, statuses: tuple[str, ...]) -> bool:
+    now = time.time()
+    stmt = (
+        update(outbox)
+        .where(outbox.c.id == job_id, outbox.c.status.in_(statuses))
+        .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
     )
     async with store.writing() as conn:
         result = await conn.execute(stmt)
@@ -148,27 +199,39 @@ async def _set(store: Store, job_id: int, **values: Any) -> None:
         await conn.execute(update(outbox).where(outbox.c.id == job_id).values(**values))
 
 
-async def list_jobs(store: Store, status: str | None = None, limit: int = 100) -> list[JobRow]:
-    """The newest jobs, optionally of one status."""
+async def list_jobs(
+    store: Store, status: str | tuple[str, ...] | None = None, limit: int = 100
+) -> list[JobRow]:
+    """The newest jobs, optionally of one status (or any of several)."""
     stmt = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
-    if status:
+    if isinstance(status, str):
         stmt = stmt.where(outbox.c.status == status)
+    elif status:
+        stmt = stmt.where(outbox.c.status.in_(status))
     async with store.reading() as conn:
         rows = (await conn.execute(stmt)).all()
-    return [
-        JobRow(
-            r.id,
-            r.kind,
-            r.status,
-            r.attempts,
-            r.conversation_id,
-            json.loads(r.payload),
-            r.last_error,
-            datetime.fromtimestamp(r.next_attempt_at, tz=timezone.utc),
-            datetime.fromtimestamp(r.updated_at, tz=timezone.utc),
-        )
-        for r in rows
-    ]
+    return [_job_row(r) for r in rows]
+
+
+async def get_job(store: Store, job_id: int) -> JobRow | None:
+    """One job, whatever its status."""
+    async with store.reading() as conn:
+        row = (await conn.execute(select(outbox).where(outbox.c.id == job_id))).first()
+    return None if row is None else _job_row(row)
+
+
+def _job_row(r: Any) -> JobRow:
+    return JobRow(
+        r.id,
+        r.kind,
+        r.status,
+        r.attempts,
+        r.conversation_id,
+        json.loads(r.payload),
+        r.last_error,
+        datetime.fromtimestamp(r.next_attempt_at, tz=timezone.utc),
+        datetime.fromtimestamp(r.updated_at, tz=timezone.utc),
+    )
 
 
 async def counts(store: Store) -> dict[str, int]:

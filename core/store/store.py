@@ -74,10 +74,14 @@ class Store:
         )
 
     @classmethod
-    def from_url(cls, url: str) -> Store:
-        """A store on the database at ``url`` (SQLite also gets its one writer thread)."""
-        engine = create_engine(url)
-        writer = create_sqlite_writer(url) if engine.dialect.name == "sqlite" else None
+    def from_url(cls, url: str, timeout: float = 10.0) -> Store:
+        """A store on the database at ``url`` (SQLite also gets its one writer thread).
+
+        A call waits at most ``timeout`` seconds for a lock or an answer, then fails with
+        ``StoreUnavailable`` (the HTTP edge answers 503 with ``Retry-After``).
+        """
+        engine = create_engine(url, timeout)
+        writer = create_sqlite_writer(url, timeout) if engine.dialect.name == "sqlite" else None
         return cls(engine, writer)
 
     async def close(self) -> None:
@@ -272,7 +276,7 @@ class Store:
         jobs = (
             select(outbox.c.status, func.count())
             .where(outbox.c.conversation_id == conversation_id)
-            .where(outbox.c.status.in_(("pending", "running", "dead")))
+            .where(outbox.c.status.in_(("pending", "running", "dead", "quarantined")))
             .group_by(outbox.c.status)
         )
         async with self.reading() as conn:
@@ -283,7 +287,7 @@ class Store:
             incidents_posted=int(posted),
             last_delivery=None if last is None else _utc(last),
             outbox_pending=counts.get("pending", 0) + counts.get("running", 0),
-            outbox_dead=counts.get("dead", 0),
+            outbox_dead=counts.get("dead", 0) + counts.get("quarantined", 0),
         )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from app import STORE, create_app
+from app import STORE, WORKER, create_app
 from cards.verbs import CardVerb
 from core.settings import Settings
 from core.store import outbox
@@ -63,6 +63,15 @@ class Warden:
         """POST a signed Sentinel webhook; returns the aiohttp response."""
         body, headers = signed(resource, **sign_options)
         return await self.client.post("/api/webhooks/sentinel", data=body, headers=headers)
+
+    async def delivered(self, count: int) -> None:
+        """Wait until ``count`` outbox jobs are done (their outcome saved, not just sent)."""
+        store = self.client.server.app[STORE]
+
+        async def done() -> bool:
+            return (await outbox.counts(store)).get(outbox.DONE, 0) >= count
+
+        await self.client.server.app[WORKER].wait_until(done)
 
     async def jobs(self) -> int:
         """How many outbox jobs were ever enqueued (jobs commit before the 202)."""

@@ -55,13 +55,11 @@ async def test_status_after_delivery_counts_posted(warden: Warden) -> None:
     """`status` shows the subscription and the number of incidents posted."""
     conversation = await warden.subscribed_channel(level="medium")
     await warden.webhook(incident())
-    await warden.connector.wait_for(lambda s: warden.card_posts(conversation))
-    store = warden.client.server.app
-    del store
+    await warden.delivered(1)
     card = await warden.say(conversation, "status")
     assert _facts(card)["Subscription"] == "Medium severity incidents and above"
     assert _facts(card)["Incidents posted"] == "1"
-    assert _facts(card)["Outbox dead"] == "0"
+    assert _facts(card)["Dead letters"] == "0"
 
 
 async def test_unsubscribe_stops_cards(warden: Warden) -> None:

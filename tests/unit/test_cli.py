@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from app import cli
+from app import cli, console
 from core.settings import settings_table
 from core.store import outbox
 from core.store.store import Store
@@ -20,7 +20,8 @@ runner = CliRunner()
 
 @pytest.fixture
 def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An isolated var/ directory for the command line."""
+    """An isolated var/ directory for the command line, on a wide terminal."""
+    monkeypatch.setattr(console, "width", 250)
     monkeypatch.setenv("WARDEN_VAR_DIR", str(tmp_path))
     monkeypatch.delenv("WARDEN_DATABASE_URL", raising=False)
     return tmp_path
@@ -103,3 +104,26 @@ def test_cli_bad_setting_exits_naming_variable(
     result = runner.invoke(cli, ["outbox", "list"])
     assert result.exit_code == 2
     assert "WARDEN_PORT" in result.output
+
+
+def test_cli_dlq_list_show_replay_purge(var_dir: Path) -> None:
+    """The DLQ commands list, show, replay (once) and purge a dead job."""
+    first, second = _dead_job(var_dir), _dead_job(var_dir)
+    listed = runner.invoke(cli, ["dlq", "list"])
+    assert str(first) in listed.output and "BadArgument" in listed.output
+    shown = runner.invoke(cli, ["dlq", "show", str(first)])
+    assert '"incident_key": "x"' in shown.output
+    assert "replayed" in runner.invoke(cli, ["dlq", "replay", str(first)]).output
+    again = runner.invoke(cli, ["dlq", "replay", str(first)])
+    assert again.exit_code == 0 and "not in the dead-letter queue" in again.output
+    assert runner.invoke(cli, ["dlq", "purge", str(second)]).exit_code == 0
+    assert runner.invoke(cli, ["dlq", "purge", str(second)]).exit_code == 1
+    assert "empty" in runner.invoke(cli, ["dlq", "list"]).output
+
+
+def test_cli_dlq_replay_all_counts(var_dir: Path) -> None:
+    """`dlq replay --all` replays every DLQ job and says how many; no id and no --all fails."""
+    _dead_job(var_dir)
+    _dead_job(var_dir)
+    assert "2 job(s) replayed" in runner.invoke(cli, ["dlq", "replay", "--all"]).output
+    assert runner.invoke(cli, ["dlq", "replay"]).exit_code == 2

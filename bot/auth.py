@@ -1,0 +1,379 @@
+"""Who may post to ``/api/messages``: Bot Framework channel tokens, checked fail-closed.
+
+The Bot Framework signs the bearer of every channel-to-bot request (RS256) with a key it
+publishes through OpenID metadata (``jwks_uri``); each key lists the channel ids it may
+vouch for (``endorsements``). A bearer is accepted only when all of this holds:
+
+- ``Authorization: Bearer <JWS>``, header ``alg`` exactly RS256, a ``kid`` that is published
+  and whose key endorses the activity's ``channelId``, a valid signature;
+- ``iss`` is an allowed issuer (``https://api.botframework.com``), ``aud`` is one of the
+  bot's app ids, ``exp`` (required) and ``nbf`` hold within the clock skew (5 minutes);
+- the ``serviceurl`` claim equals the activity's ``serviceUrl``.
+
+Anything else raises ``BotAuthError``, whose reason is for logs only: the caller answers
+401 with an empty body (``unauthorized()``). Keys are fetched once, decoded once and kept
+for a day; an unknown ``kid`` refetches them at most once per ``min_refresh_seconds``, so
+forged key ids cannot hammer the metadata endpoint. The happy path does no network I/O.
+This module does not import botbuilder (the one botbuilder module is ``bot/adapter.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import jwt
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from jwt.algorithms import RSAAlgorithm
+
+log = logging.getLogger(__name__)
+
+BOT_FRAMEWORK_ISSUER = "https://api.botframework.com"
+"""The ``iss`` of channel-to-bot tokens in the public cloud."""
+
+BOT_FRAMEWORK_OPENID_METADATA_URL = (
+    "https://login.botframework.com/v1/.well-known/openidconfiguration"
+)
+"""Where the public cloud's channel signing keys are described (``openidconfiguration``)."""
+
+CLOCK_SKEW_SECONDS = 300.0
+"""Tolerance on ``exp`` and ``nbf``: five minutes, as the Bot Framework specifies."""
+
+KEYS_MAX_AGE_SECONDS = 86_400.0
+"""How long fetched keys are trusted before a refetch: one day, as Microsoft recommends."""
+
+MIN_REFRESH_SECONDS = 300.0
+"""Least time between two fetches caused by an unknown ``kid`` (or a failed fetch)."""
+
+MAX_TOKEN_CHARS = 16_384
+"""Longest bearer examined; a Bot Framework token is about 1.5 KB."""
+
+_ALGORITHM = "RS256"
+_FIRST_LOAD_RETRY_SECONDS = 10.0
+
+
+class AuthFailure(StrEnum):
+    """Why a bearer was refused: for logs and metrics, never for the response."""
+
+    MISSING = "missing"
+    MALFORMED = "malformed"
+    ACTIVITY = "activity"
+    ALGORITHM = "algorithm"
+    UNKNOWN_KEY = "unknown_key"
+    KEYS_UNAVAILABLE = "keys_unavailable"
+    ENDORSEMENT = "endorsement"
+    SIGNATURE = "signature"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    ISSUER = "issuer"
+    AUDIENCE = "audience"
+    CLAIMS = "claims"
+    SERVICE_URL = "service_url"
+
+
+class BotAuthError(Exception):
+    """A bearer that must be refused. ``reason``/``detail`` never contain the token."""
+
+    def __init__(self, reason: AuthFailure, detail: str = "") -> None:
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """The verified identity of a channel-to-bot request."""
+
+    app_id: str
+    issuer: str
+    channel_id: str
+    service_url: str
+    expires_at: int
+    raw: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    public_key: RSAPublicKey
+    endorsements: frozenset[str]
+
+
+def unauthorized() -> web.Response:
+    """The one answer to every refused bearer: 401, an empty body, nothing to learn from."""
+    return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+class OpenIdKeys:
+    """The signing keys described by one OpenID metadata URL, fetched on demand and cached.
+
+    Fetches are single-flight. Keys older than ``max_age`` are refetched on use; if that
+    fails the previous keys stay in use (they are still the issuer's) and the failure is
+    logged. An unknown key id refetches at most once per ``min_refresh`` seconds.
+    """
+
+    def __init__(
+        self,
+        metadata_url: str,
+        client: httpx.AsyncClient,
+        *,
+        max_age: float = KEYS_MAX_AGE_SECONDS,
+        min_refresh: float = MIN_REFRESH_SECONDS,
+        timeout: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Describe the key source; nothing is fetched until a key is needed."""
+        self.metadata_url = metadata_url
+        self._client = client
+        self._max_age = max_age
+        self._min_refresh = min_refresh
+        self._timeout = timeout
+        self._now = monotonic
+        self._keys: dict[str, _Key] = {}
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._generation = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """True once a fetch has succeeded (keys may be stale, never absent)."""
+        return self._fetched_at is not None
+
+    async def get(self, kid: str) -> _Key | None:
+        """The key ``kid``, fetching only when the cache is stale or lacks it."""
+        key = self._keys.get(kid)
+        now = self._now()
+        fresh = self._fetched_at is not None and now - self._fetched_at < self._max_age
+        if key is not None and fresh:
+            return key
+        if self._lock.locked() or self._may_fetch(now):
+            await self.refresh()  # joins a fetch under way rather than starting another
+        return self._keys.get(kid)
+
+    def _may_fetch(self, now: float) -> bool:
+        """Throttle: one attempt per ``min_refresh`` (sooner while nothing ever loaded)."""
+        if self._attempted_at is None:
+            return True
+        wait = self._min_refresh
+        if not self.loaded:
+            wait = min(wait, _FIRST_LOAD_RETRY_SECONDS)
+        return now - self._attempted_at >= wait
+
+    async def refresh(self) -> bool:
+        """Fetch the metadata and keys now (callers waiting meanwhile share the result)."""
+        generation = self._generation
+        async with self._lock:
+            if self._generation != generation:
+                return self.loaded  # a fetch finished while this caller waited
+            self._attempted_at = self._now()
+            try:
+                keys = await self._fetch()
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+                log.warning("signing keys from %s unavailable: %r", self.metadata_url, exc)
+                return False
+            else:
+                self._keys, self._fetched_at = keys, self._now()
+                log.info("loaded %d signing keys from %s", len(keys), self.metadata_url)
+                return True
+            finally:
+                self._generation += 1
+
+    async def _fetch(self) -> dict[str, _Key]:
+        metadata = await self._get_json(self.metadata_url)
+        jwks_uri = metadata.get("jwks_uri") if isinstance(metadata, dict) else None
+        if not isinstance(jwks_uri, str) or not _same_or_stronger_scheme(
+            jwks_uri, self.metadata_url
+        ):
+            raise ValueError("the metadata has no usable jwks_uri")
+        document = await self._get_json(jwks_uri)
+        entries = document.get("keys") if isinstance(document, dict) else None
+        keys = _parse_keys(entries if isinstance(entries, list) else [])
+        if not keys:
+            raise ValueError("the key set has no usable RSA signing key")
+        return keys
+
+    async def _get_json(self, url: str) -> Any:
+        response = await self._client.get(url, timeout=self._timeout)
+        response.raise_for_status()
+        return response.json()
+
+
+def _same_or_stronger_scheme(url: str, base: str) -> bool:
+    """An absolute http(s) URL, and https whenever ``base`` is https."""
+    scheme, base_scheme = urlsplit(url).scheme, urlsplit(base).scheme
+    return bool(urlsplit(url).netloc) and scheme in ("https", base_scheme)
+
+
+def _parse_keys(entries: list[Any]) -> dict[str, _Key]:
+    """The RSA signature keys of a JWKS, decoded once; other entries are skipped."""
+    keys: dict[str, _Key] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("kty") != "RSA":
+            continue
+        kid, use = entry.get("kid"), entry.get("use", "sig")
+        if not isinstance(kid, str) or not kid or use != "sig":
+            continue
+        try:
+            public_key = RSAAlgorithm.from_jwk(entry)
+        except (jwt.InvalidKeyError, ValueError, KeyError, TypeError):
+            continue
+        if not isinstance(public_key, RSAPublicKey):
+            continue
+        endorsements = entry.get("endorsements")
+        names = endorsements if isinstance(endorsements, list) else []
+        keys[kid] = _Key(public_key, frozenset(n for n in names if isinstance(n, str)))
+    return keys
+
+
+class BotTokenValidator:
+    """Checks channel-to-bot bearers for one bot (one or more app ids), fail-closed."""
+
+    def __init__(
+        self,
+        app_ids: Iterable[str],
+        keys: OpenIdKeys,
+        *,
+        issuers: Iterable[str] = (BOT_FRAMEWORK_ISSUER,),
+        clock_skew: float = CLOCK_SKEW_SECONDS,
+    ) -> None:
+        """Accept tokens for ``app_ids`` from ``issuers``, signed by ``keys``.
+
+        Raises ``ValueError`` without an app id or an issuer: such a validator would
+        accept nothing, which is a configuration mistake to stop at start-up.
+        """
+        self._app_ids = frozenset(a for a in app_ids if a)
+        self._issuers = frozenset(i for i in issuers if i)
+        if not self._app_ids or not self._issuers:
+            raise ValueError("a bot token validator needs an app id and an issuer")
+        self.keys = keys
+        self._skew = clock_skew
+
+    @classmethod
+    def for_bot(
+        cls,
+        app_id: str,
+        client: httpx.AsyncClient,
+        *,
+        metadata_url: str = BOT_FRAMEWORK_OPENID_METADATA_URL,
+        clock_skew: float = CLOCK_SKEW_SECONDS,
+        min_refresh: float = MIN_REFRESH_SECONDS,
+    ) -> BotTokenValidator:
+        """The validator of a public-cloud bot: Bot Framework issuer, keys at ``metadata_url``."""
+        keys = OpenIdKeys(metadata_url, client, min_refresh=min_refresh)
+        return cls([app_id], keys, clock_skew=clock_skew)
+
+    async def authenticate(self, request: web.Request) -> Claims:
+        """Check the bearer of a POST to ``/api/messages`` against the activity it carries.
+
+        Reads the body (aiohttp keeps it, so the request can still be processed after).
+        """
+        header = request.headers.get("Authorization")
+        if not header:
+            raise BotAuthError(AuthFailure.MISSING)
+        channel_id, service_url = _activity_origin(await request.read())
+        return await self.validate(header, channel_id=channel_id, service_url=service_url)
+
+    async def validate(
+        self, authorization_header: str | None, *, channel_id: str, service_url: str
+    ) -> Claims:
+        """The claims of a valid bearer for an activity; ``BotAuthError`` for anything else."""
+        token = _bearer(authorization_header)
+        if not channel_id or not service_url:
+            raise BotAuthError(AuthFailure.ACTIVITY, "no channelId or serviceUrl")
+        kid = _key_id(token)
+        key = await self.keys.get(kid)
+        if key is None:
+            failure = AuthFailure.UNKNOWN_KEY if self.keys.loaded else AuthFailure.KEYS_UNAVAILABLE
+            raise BotAuthError(failure)
+        if channel_id not in key.endorsements:
+            raise BotAuthError(AuthFailure.ENDORSEMENT, f"key not endorsed for {channel_id!r}")
+        payload = self._decode(token, key.public_key)
+        return self._claims(payload, channel_id, service_url)
+
+    def _decode(self, token: str, public_key: RSAPublicKey) -> dict[str, Any]:
+        try:
+            return jwt.decode(
+                token,
+                public_key,
+                algorithms=[_ALGORITHM],
+                issuer=self._issuers,
+                leeway=self._skew,
+                options={"require": ["exp", "iss", "aud"], "verify_aud": False},
+            )
+        except jwt.InvalidSignatureError:
+            raise BotAuthError(AuthFailure.SIGNATURE) from None
+        except jwt.ExpiredSignatureError:
+            raise BotAuthError(AuthFailure.EXPIRED) from None
+        except jwt.ImmatureSignatureError:
+            raise BotAuthError(AuthFailure.NOT_YET_VALID) from None
+        except jwt.InvalidIssuerError:
+            raise BotAuthError(AuthFailure.ISSUER) from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise BotAuthError(AuthFailure.CLAIMS, f"no {exc.claim!r} claim") from None
+        except jwt.InvalidTokenError as exc:
+            raise BotAuthError(AuthFailure.MALFORMED, type(exc).__name__) from None
+
+    def _claims(self, payload: dict[str, Any], channel_id: str, service_url: str) -> Claims:
+        audience = payload.get("aud")
+        if not isinstance(audience, str) or audience not in self._app_ids:
+            raise BotAuthError(AuthFailure.AUDIENCE)
+        if payload.get("serviceurl") != service_url:
+            raise BotAuthError(AuthFailure.SERVICE_URL)
+        return Claims(
+            app_id=audience,
+            issuer=str(payload["iss"]),
+            channel_id=channel_id,
+            service_url=service_url,
+            expires_at=int(payload["exp"]),
+            raw=payload,
+        )
+
+
+def _bearer(header: str | None) -> str:
+    """The token of ``Bearer <token>`` (scheme spelt as the Bot Framework sends it)."""
+    if not header:
+        raise BotAuthError(AuthFailure.MISSING)
+    scheme, _, token = header.partition(" ")
+    if scheme != "Bearer" or not token or " " in token or len(token) > MAX_TOKEN_CHARS:
+        raise BotAuthError(AuthFailure.MALFORMED, "not a bearer token")
+    return token
+
+
+def _key_id(token: str) -> str:
+    """The ``kid`` of an RS256 token whose header asks for nothing else."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError as exc:
+        raise BotAuthError(AuthFailure.MALFORMED, type(exc).__name__) from None
+    if header.get("alg") != _ALGORITHM:
+        raise BotAuthError(AuthFailure.ALGORITHM, f"alg {str(header.get('alg'))[:16]!r}")
+    if "crit" in header or "b64" in header:
+        raise BotAuthError(AuthFailure.MALFORMED, "critical header extensions")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise BotAuthError(AuthFailure.UNKNOWN_KEY, "no kid")
+    return kid
+
+
+def _activity_origin(body: bytes) -> tuple[str, str]:
+    """``(channelId, serviceUrl)`` of an activity body; empty strings when absent."""
+    try:
+        activity = json.loads(body)
+    except ValueError:
+        return "", ""
+    if not isinstance(activity, dict):
+        return "", ""
+    channel_id, service_url = activity.get("channelId"), activity.get("serviceUrl")
+    return (
+        channel_id if isinstance(channel_id, str) else "",
+        service_url if isinstance(service_url, str) else "",
+    )

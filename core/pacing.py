@@ -1,0 +1,78 @@
+"""Teams pacing: keep each conversation under the documented per-bot, per-thread limits.
+
+Microsoft Teams allows a bot, per conversation (thread): 7 sends a second, 8 in two seconds,
+60 in thirty seconds and 1,800 an hour; and per bot across a tenant about 50 a second
+("Optimize your bot with rate limiting and best practices in Teams"). ``Pacer.reserve`` takes
+a slot when one is free and otherwise says how long to wait, so a burst is spread out instead
+of drawing 429s. Each window is widened by ``margin`` seconds, because a send reaches Teams a
+little after its slot was taken. A 429 pauses that conversation only, for the time Teams asked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+Window = tuple[float, int]
+
+TEAMS_CONVERSATION_LIMITS: tuple[Window, ...] = ((1.0, 7), (2.0, 8), (30.0, 60), (3600.0, 1800))
+TEAMS_BOT_LIMITS: tuple[Window, ...] = ((1.0, 50),)
+_ALL = "*"
+
+
+class Pacer:
+    """Sliding-window limits per conversation, plus one across all conversations."""
+
+    def __init__(
+        self,
+        per_conversation: tuple[Window, ...] = TEAMS_CONVERSATION_LIMITS,
+        overall: tuple[Window, ...] = TEAMS_BOT_LIMITS,
+        clock: Callable[[], float] = time.monotonic,
+        margin: float = 0.25,
+    ) -> None:
+        self._margin = margin
+        self._limits = per_conversation
+        self._overall = overall
+        self._clock = clock
+        self._sent: dict[str, deque[float]] = {}
+        self._paused_until: dict[str, float] = {}
+
+    def reserve(self, conversation_id: str) -> float:
+        """Take a send slot now and return 0, or return the seconds until one frees up."""
+        now = self._clock()
+        paused = self._paused_until.get(conversation_id, 0.0)
+        if paused and paused <= now:
+            del self._paused_until[conversation_id]
+        wait = max(
+            paused - now,
+            self._wait(conversation_id, self._limits, now),
+            self._wait(_ALL, self._overall, now),
+        )
+        if wait > 0:
+            return wait
+        self._sent.setdefault(conversation_id, deque()).append(now)
+        self._sent.setdefault(_ALL, deque()).append(now)
+        return 0.0
+
+    def pause(self, conversation_id: str, seconds: float) -> None:
+        """Hold a conversation back for ``seconds`` (Teams answered 429 with Retry-After)."""
+        until = self._clock() + seconds
+        self._paused_until[conversation_id] = max(until, self._paused_until.get(conversation_id, 0))
+
+    def _wait(self, key: str, limits: tuple[Window, ...], now: float) -> float:
+        sent = self._sent.get(key)
+        if not sent:
+            return 0.0
+        longest = limits[-1][0] + self._margin
+        while sent and sent[0] <= now - longest:
+            sent.popleft()
+        if not sent:
+            del self._sent[key]
+            return 0.0
+        wait = 0.0
+        for span, allowed in limits:
+            recent = [stamp for stamp in sent if stamp > now - span - self._margin]
+            if len(recent) >= allowed:
+                wait = max(wait, recent[-allowed] + span + self._margin - now)
+        return wait

@@ -1,0 +1,374 @@
+"""Local Azure Resource Manager server for Microsoft Sentinel incidents, with Entra ID and Graph.
+
+One HTTPS server (a private test CA, see ``sandbox.arm_tls``) speaks three wire formats:
+
+* ARM, Sentinel incidents api-version 2025-12-01 under ``/subscriptions/...`` (routes in
+  ``sandbox.arm_routes``, rules in ``sandbox.arm_rules``, OData in ``sandbox.arm_odata``);
+* Entra ID: ``POST /{tenant}/oauth2/v2.0/token`` and discovery (``sandbox.arm_login``);
+* Microsoft Graph ``POST /v1.0/users/{id}/checkMemberGroups`` (``sandbox.arm_graph``).
+
+Use it from tests::
+
+    async with run_arm_sandbox() as arm:
+        credential = ClientSecretCredential(
+            arm.tenant_id, arm.client_id, arm.client_secret,
+            authority=arm.authority, connection_verify=str(arm.ca_path),
+        )
+        ...
+
+or standalone: ``python -m sandbox.arm --port 0``. The control API lives under
+``/_sandbox/`` (see ``sandbox.arm_control``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import random
+import ssl
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.arm_api import sandbox_middleware
+from sandbox.arm_control import add_control_routes
+from sandbox.arm_directory import Directory, DirectoryUser, default_users
+from sandbox.arm_graph import add_graph_routes
+from sandbox.arm_log import SandboxLog
+from sandbox.arm_login import add_login_routes
+from sandbox.arm_records import RequestRecord
+from sandbox.arm_routes import add_arm_routes
+from sandbox.arm_seed import (
+    EXAMPLE_SCOPE,
+    PORTAL_URL,
+    Scope,
+    example_incidents,
+    generate_incident,
+)
+from sandbox.arm_store import IncidentStore, Workspace, check_resource
+from sandbox.arm_tls import TlsFiles, make_tls_files
+from sandbox.arm_tokens import ClientApp, TokenIssuer
+from sandbox.connector_faults import Fault
+from sandbox.connector_records import SANDBOX_TENANT_ID
+from sandbox.sentinel_samples import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE
+
+__all__ = [
+    "ARM_RESOURCE",
+    "ARM_SANDBOX_KEY",
+    "DEFAULT_SCOPE",
+    "ArmSandbox",
+    "Fault",
+    "RequestRecord",
+    "Scope",
+    "run_arm_sandbox",
+]
+
+DEFAULT_SCOPE = Scope(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+"""The workspace generated incidents go to unless told otherwise."""
+
+ARM_RESOURCE = "https://management.azure.com"
+"""The audience of ARM tokens (scope ``https://management.azure.com/.default``)."""
+
+
+class ArmSandbox(SandboxLog):
+    """State and behaviour of one fake ARM + Entra ID + Graph: data, request log, faults.
+
+    Not thread-safe: use it from the event loop that serves its app.
+    """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str = SANDBOX_TENANT_ID,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token_lifetime: int = 3599,
+        page_size: int = 50,
+        seed_examples: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Create a sandbox with one registered client and the official examples' data.
+
+        ``client_id``/``client_secret`` default to a new GUID and a random secret.
+        ``token_lifetime`` is in seconds; ``page_size`` is the list page without ``$top``.
+        ``clock`` (epoch seconds) drives token expiry and timestamps; see ``advance_clock``.
+        """
+        super().__init__()
+        self.tenant_id = tenant_id
+        self._base_clock = clock
+        self._offset = 0.0
+        self.issuer = TokenIssuer(tenant_id, lifetime=token_lifetime, clock=self.clock)
+        self.clients: dict[str, ClientApp] = {}
+        app = self.register_client(client_id or str(uuid.uuid4()), client_secret)
+        self.client_id, self.client_secret = app.client_id, app.secret
+        self.directory = Directory(default_users())
+        self.default_author: dict[str, Any] = {"name": "Warden sandbox"}
+        self.store = IncidentStore(self.now, self.directory, page_size)
+        self.store.add_workspace(DEFAULT_SCOPE)
+        self.url = ""
+        self.tls: TlsFiles | None = None
+        self._seed_examples = seed_examples
+        if seed_examples:
+            self.load_examples()
+
+    # Addresses.
+
+    @property
+    def authority(self) -> str:
+        """The Entra ID authority to give azure-identity (``https://host:port``)."""
+        return self.url
+
+    @property
+    def token_url(self) -> str:
+        """The v2.0 token endpoint of the sandbox tenant."""
+        return f"{self.url}/{self.tenant_id}/oauth2/v2.0/token"
+
+    @property
+    def graph_url(self) -> str:
+        """The Graph base URL (``.../v1.0``)."""
+        return f"{self.url}/v1.0"
+
+    @property
+    def ca_path(self) -> Path:
+        """The PEM file of the CA that signed the server certificate (TLS servers only)."""
+        if self.tls is None:
+            raise RuntimeError("this sandbox is not served over TLS")
+        return self.tls.ca_path
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Return a verifying client SSL context that trusts only the sandbox CA."""
+        if self.tls is None:
+            raise RuntimeError("this sandbox is not served over TLS")
+        return self.tls.client_context()
+
+    def make_app(self) -> web.Application:
+        """Build a new aiohttp application backed by this sandbox's state."""
+        app = web.Application(middlewares=[sandbox_middleware(self)])
+        app[ARM_SANDBOX_KEY] = self
+        add_control_routes(app, self)
+        add_arm_routes(app, self)
+        add_graph_routes(app, self)
+        add_login_routes(app, self)
+        return app
+
+    # Clock and identities.
+
+    def clock(self) -> float:
+        """Return the sandbox time in epoch seconds (the base clock plus any advance)."""
+        return self._base_clock() + self._offset
+
+    def now(self) -> datetime.datetime:
+        """Return the sandbox time as an aware UTC datetime."""
+        return datetime.datetime.fromtimestamp(self.clock(), datetime.timezone.utc)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the sandbox clock forward (tokens expire, timestamps move) without waiting."""
+        self._offset += seconds
+
+    def register_client(
+        self,
+        client_id: str,
+        secret: str | None = None,
+        *,
+        display_name: str = "Warden",
+        graph_roles: Sequence[str] | None = None,
+    ) -> ClientApp:
+        """Register an application that may get tokens; returns it (with its secret)."""
+        app = ClientApp(client_id, secret or f"sbx~{uuid.uuid4().hex}", display_name)
+        if graph_roles is not None:
+            app.graph_roles = tuple(graph_roles)
+        self.clients[client_id.lower()] = app
+        return app
+
+    def issue_token(
+        self,
+        resource: str = ARM_RESOURCE,
+        *,
+        client_id: str | None = None,
+        lifetime: int | None = None,
+    ) -> str:
+        """Return a token as the token endpoint would issue it (for tests and tools)."""
+        app = self.clients[(client_id or self.client_id).lower()]
+        roles = app.graph_roles if "graph" in resource else ()
+        token, _ = self.issuer.issue(app, resource, lifetime=lifetime, roles=roles)
+        return token
+
+    def author_for(self, claims: dict[str, Any]) -> dict[str, Any]:
+        """Return the comment author (ClientInfo) for a verified token's claims."""
+        user = self.directory.find(str(claims.get("oid", ""))) if claims.get("oid") else None
+        if user is not None:
+            return user.client_info()
+        app = self.clients.get(str(claims.get("appid", "")).lower())
+        if app is not None:
+            return {"objectId": app.object_id, "name": app.display_name}
+        return dict(self.default_author)
+
+    def add_user(self, display_name: str, user_principal_name: str, **kwargs: Any) -> DirectoryUser:
+        """Add a directory user (see ``Directory.add_user``) and return it."""
+        return self.directory.add_user(display_name, user_principal_name, **kwargs)
+
+    def set_member_groups(self, user: str, group_ids: Sequence[str]) -> DirectoryUser:
+        """Set the groups a user (object id or UPN) is a member of, for checkMemberGroups."""
+        return self.directory.set_groups(user, group_ids)
+
+    # Incidents.
+
+    def workspace(self, scope: Scope | None = None) -> Workspace:
+        """Return a served workspace (the default one unless ``scope`` is given); KeyError."""
+        chosen = scope or DEFAULT_SCOPE
+        found = {w.scope.key: w for w in self.store.workspaces()}.get(chosen.key)
+        if found is None:
+            raise KeyError(f"workspace {chosen} is not served")
+        return found
+
+    def add_workspace(self, scope: Scope) -> Workspace:
+        """Serve another workspace."""
+        return self.store.add_workspace(scope)
+
+    def load_examples(self) -> None:
+        """Store the official examples' incidents (workspace myRg/myWorkspace)."""
+        workspace = self.store.add_workspace(EXAMPLE_SCOPE)
+        for generated, comments in example_incidents():
+            self.store.insert(workspace, generated, comments)
+
+    def seed(
+        self, count: int, *, scope: Scope | None = None, random_seed: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Add ``count`` realistic incidents (created in the last 14 days); returns them."""
+        workspace = self.workspace(scope)
+        rng = random.Random(random_seed)  # noqa: S311 - sample data, not secrets
+        made = []
+        for _ in range(count):
+            generated = generate_incident(workspace.scope, rng, workspace.next_number, self.now())
+            made.append(self.store.insert(workspace, generated).render())
+        return made
+
+    def create_incident(
+        self,
+        properties: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        scope: Scope | None = None,
+    ) -> dict[str, Any]:
+        """Make a new incident appear now, as an analytics rule would; returns it.
+
+        ``properties`` override the generated ones; ValueError if the result is invalid.
+        """
+        workspace = self.workspace(scope)
+        now = self.now()
+        rng = random.Random()  # noqa: S311 - sample data, not secrets
+        generated = generate_incident(workspace.scope, rng, workspace.next_number, now)
+        resource = generated.resource
+        if name is not None:
+            resource.update(id=workspace.scope.incident_id(name), name=name)
+            resource["properties"]["incidentUrl"] = PORTAL_URL + resource["id"]
+        stamp_now = self.store.tick()
+        resource["properties"].update(createdTimeUtc=stamp_now, lastModifiedTimeUtc=stamp_now)
+        resource["properties"].update(properties or {})
+        check_resource(resource)
+        return self.store.insert(workspace, generated).render()
+
+    def portal_update(
+        self, name: str, scope: Scope | None = None, **changes: Any
+    ) -> dict[str, Any]:
+        """Change an incident as a person in the portal would: new etag and timestamp.
+
+        ``changes`` are incident properties (``status="Active"``, ``severity="Low"``, ...).
+        Raises KeyError for an unknown workspace or incident, ValueError if Sentinel
+        would refuse the result (closing without a classification).
+        """
+        workspace = self.workspace(scope)
+        if name.lower() not in workspace.incidents:
+            raise KeyError(f"no incident {name!r}")
+        return self.store.portal_update(workspace, name, changes)
+
+    def incident(self, name: str, scope: Scope | None = None) -> dict[str, Any]:
+        """Return an incident as GET answers it; raises KeyError if there is none."""
+        found = self.workspace(scope).incidents.get(name.lower())
+        if found is None:
+            raise KeyError(f"no incident {name!r}")
+        return found.render()
+
+    def incidents(self, scope: Scope | None = None) -> list[dict[str, Any]]:
+        """Return every incident of a workspace as GET answers them."""
+        return [item.render() for item in self.workspace(scope).incidents.values()]
+
+    def comments(self, name: str, scope: Scope | None = None) -> list[dict[str, Any]]:
+        """Return the comments of an incident, oldest first; KeyError if there is none."""
+        found = self.workspace(scope).incidents.get(name.lower())
+        if found is None:
+            raise KeyError(f"no incident {name!r}")
+        return sorted(found.comments.values(), key=lambda c: c["properties"]["createdTimeUtc"])
+
+    def reset(self) -> None:
+        """Forget incidents, the log, faults and clock advances; reload the examples."""
+        self.store.clear()
+        self._log.clear()
+        self.clear_faults()
+        self._offset = 0.0
+        if self._seed_examples:
+            self.load_examples()
+
+
+ARM_SANDBOX_KEY = web.AppKey("arm_sandbox", ArmSandbox)
+"""Application key under which ``make_app`` stores its sandbox."""
+
+
+def _url_host(host: str) -> str:
+    """Return the host as it must appear in a URL (IPv6 literals in brackets)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+@contextlib.asynccontextmanager
+async def run_arm_sandbox(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    sandbox: ArmSandbox | None = None,
+    tls: bool = True,
+    tls_dir: Path | None = None,
+    seed: int = 0,
+) -> AsyncIterator[ArmSandbox]:
+    """Serve a sandbox for the duration of the block; yield it with ``url`` set.
+
+    ``port=0`` picks a free port. With ``tls`` (the default, which MSAL and azure-identity
+    require) a new CA and server certificate are written to ``tls_dir`` (a temporary
+    directory, removed afterwards, unless given); ``sandbox.ca_path`` is the CA file.
+    ``seed`` adds that many generated incidents to the default workspace.
+    ``sandbox.url`` has no trailing slash.
+    """
+    served = sandbox or ArmSandbox()
+    if seed:
+        served.seed(seed)
+    with contextlib.ExitStack() as stack:
+        context = None
+        if tls:
+            directory = tls_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            served.tls = make_tls_files(directory)
+            context = served.tls.server_context()
+        runner = web.AppRunner(served.make_app(), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port, ssl_context=context)
+            await site.start()
+            scheme = "https" if tls else "http"
+            served.url = f"{scheme}://{_url_host(host)}:{runner.addresses[0][1]}"
+            yield served
+        finally:
+            await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``python -m sandbox.arm`` (see ``sandbox.arm_cli``)."""
+    from sandbox.arm_cli import run
+
+    run(argv)
+
+
+if __name__ == "__main__":
+    main()

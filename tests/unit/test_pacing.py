@@ -1,0 +1,97 @@
+"""Teams pacing: per-conversation sliding windows, a bot-wide limit, pauses after 429."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.pacing import Pacer
+from core.settings import OutboxSettings
+from core.worker import backoff_delay
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pacer_seven_per_second_then_waits() -> None:
+    """Seven sends go at once; the eighth waits until the first leaves the one-second window."""
+    clock = Clock()
+    pacer = Pacer(clock=clock, margin=0.0)
+    assert [pacer.reserve("c") for _ in range(7)] == [0.0] * 7
+    assert pacer.reserve("c") == pytest.approx(1.0)
+
+
+def test_pacer_eight_per_two_seconds() -> None:
+    """After one second, one more send goes; the ninth waits for the two-second window."""
+    clock = Clock()
+    pacer = Pacer(clock=clock, margin=0.0)
+    for _ in range(7):
+        pacer.reserve("c")
+    clock.now = 1.0
+    assert pacer.reserve("c") == 0.0
+    assert pacer.reserve("c") == pytest.approx(1.0)
+
+
+def test_pacer_sixty_per_thirty_seconds() -> None:
+    """At a steady pace the 61st send within thirty seconds waits for the window."""
+    clock = Clock()
+    pacer = Pacer(clock=clock, margin=0.0)
+    sent = 0
+    while sent < 60:
+        wait = pacer.reserve("c")
+        if wait:
+            clock.now += wait
+        else:
+            sent += 1
+    assert clock.now < 30
+    assert pacer.reserve("c") == pytest.approx(30 - clock.now, abs=1e-6)
+
+
+def test_pacer_conversations_independent() -> None:
+    """A busy conversation does not hold back another one."""
+    pacer = Pacer(clock=Clock(), margin=0.0)
+    for _ in range(7):
+        pacer.reserve("busy")
+    assert pacer.reserve("busy") > 0
+    assert pacer.reserve("quiet") == 0.0
+
+
+def test_pacer_bot_wide_limit() -> None:
+    """Fifty sends a second across all conversations, whatever the spread."""
+    pacer = Pacer(clock=Clock(), margin=0.0)
+    assert all(pacer.reserve(f"c{i}") == 0.0 for i in range(50))
+    assert pacer.reserve("c50") == pytest.approx(1.0)
+
+
+def test_pacer_pause_holds_that_conversation_only() -> None:
+    """A 429's Retry-After pauses that conversation for exactly that long."""
+    clock = Clock()
+    pacer = Pacer(clock=clock, margin=0.0)
+    pacer.pause("throttled", 3.0)
+    assert pacer.reserve("throttled") == pytest.approx(3.0)
+    assert pacer.reserve("other") == 0.0
+    clock.now = 3.0
+    assert pacer.reserve("throttled") == 0.0
+
+
+def test_backoff_grows_capped_and_honours_retry_after() -> None:
+    """Backoff doubles (with jitter) up to the cap, and never undercuts Retry-After."""
+    settings = OutboxSettings(backoff_base_seconds=1, backoff_max_seconds=8)
+    for attempt, ceiling in ((1, 1), (2, 2), (3, 4), (4, 8), (10, 8)):
+        delay = backoff_delay(attempt, settings, None)
+        assert ceiling / 2 <= delay <= ceiling
+    assert backoff_delay(1, settings, 30.0) == 30.0
+
+
+def test_pacer_margin_widens_each_window() -> None:
+    """With a margin, the eighth send waits one second plus the margin."""
+    pacer = Pacer(clock=Clock(), margin=0.25)
+    for _ in range(7):
+        pacer.reserve("c")
+    assert pacer.reserve("c") == pytest.approx(1.25)
