@@ -90,6 +90,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
 async def _services(
     settings: Settings, store: Store, writer: IngestWriter, worker: OutboxWorker
 ) -> AsyncIterator[None]:
+    store.claim_single_replica()
     if settings.auto_migrate:
         await store.upgrade()
     await writer.start()

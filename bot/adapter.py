@@ -9,6 +9,7 @@ classification table (``core.outcomes``).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import re
@@ -196,11 +197,29 @@ class TeamsAdapter:
         self._adapter.on_turn_error = self._on_turn_error
         self._bridge = _Bridge(handler)
         self._app_id = settings.microsoft_app_id
+        self._allowed_tenants = frozenset(t.lower() for t in settings.allowed_tenant_ids)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Process one POST to ``/api/messages``."""
+        """Process one POST to ``/api/messages``; other tenants than the allowed get 403."""
+        if self._allowed_tenants and not await self._tenant_allowed(request):
+            return web.Response(status=403)
         response = await self._adapter.process(request, self._bridge)
         return response if response is not None else web.Response(status=201)
+
+    async def _tenant_allowed(self, request: web.Request) -> bool:
+        try:
+            body = await request.json()
+        except ValueError:
+            return True  # not JSON: botbuilder refuses it with its own answer
+        data = body.get("channelData") if isinstance(body, dict) else None
+        tenant = ((data or {}).get("tenant") or {}).get("id") if isinstance(data, dict) else None
+        if tenant is None and isinstance(body, dict):
+            tenant = (body.get("conversation") or {}).get("tenantId")
+        if isinstance(tenant, str) and tenant.lower() in self._allowed_tenants:
+            return True
+        digest = hashlib.sha256(str(tenant).encode()).hexdigest()[:12]
+        log.warning("activity refused: tenant %s is not allowed", digest)
+        return False
 
     async def _on_turn_error(self, turn_context: TurnContext, error: Exception) -> None:
         """Let the error reach the caller: the HTTP edge or the outbox decides what it means."""

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         description="Comma-separated `whsec_…` secrets; any one verifies (rotation). "
         "In sandbox mode a development secret is generated under `var/` when unset.",
     )
+    allowed_tenant_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Entra tenant ids whose Teams activities are served; "
+        "activities from any other tenant are refused (403). Empty: any tenant.",
+    )
     webhook_max_bytes: int = Field(1_048_576, ge=1024, description="Largest webhook body.")
     microsoft_app_id: str = Field(
         "",
@@ -103,7 +108,7 @@ class Settings(BaseSettings):
     )
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
 
-    @field_validator("sentinel_webhook_secrets", mode="before")
+    @field_validator("sentinel_webhook_secrets", "allowed_tenant_ids", mode="before")
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.errors import StoreUnavailable
+from core.errors import SettingsError, StoreUnavailable
 from core.models import (
     ConversationKind,
     ConversationRef,
@@ -67,6 +69,7 @@ class Store:
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._writer = writer
+        self._replica_lock: IO[str] | None = None
         self._writer_thread = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
             if writer is not None
@@ -84,9 +87,33 @@ class Store:
         writer = create_sqlite_writer(url, timeout) if engine.dialect.name == "sqlite" else None
         return cls(engine, writer)
 
+    def claim_single_replica(self) -> None:
+        """On SQLite, make sure no other Warden serves from the same file (one replica only).
+
+        Raises ``SettingsError`` naming the file when another process holds it; several
+        replicas need PostgreSQL. PostgreSQL needs no claim. The claim ends with ``close``.
+        """
+        database = self.engine.url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            return
+        path = Path(database).with_suffix(".replica.lock")
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise SettingsError(
+                f"WARDEN_DATABASE_URL: another Warden already serves from {database}; "
+                "SQLite allows one replica: use PostgreSQL (postgresql+asyncpg://…) for several"
+            ) from None
+        self._replica_lock = handle
+
     async def close(self) -> None:
-        """Release every connection and the writer thread."""
+        """Release every connection, the writer thread and the replica claim."""
         await self.engine.dispose()
+        if self._replica_lock is not None:
+            self._replica_lock.close()
+            self._replica_lock = None
         if self._writer is not None and self._writer_thread is not None:
             self._writer_thread.shutdown(wait=True)
             self._writer.dispose()

@@ -109,7 +109,11 @@ async def start_warden(
     async def start(**overrides: Any) -> Warden:
         settings = make_settings(tmp_path, database_url, **overrides)
         client = TestClient(TestServer(create_app(settings)))
-        await client.start_server()
+        try:
+            await client.start_server()
+        except BaseException:
+            await client.close()
+            raise
         clients.append(client)
         return Warden(client, connector, settings)
 

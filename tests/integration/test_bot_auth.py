@@ -144,6 +144,17 @@ async def test_validate_key_endorsed_for_activity_channel_returns_claims(
     assert result.channel_id == "webchat"
 
 
+async def test_validator_for_bot_valid_token_returns_claims(
+    openid: OpenIdSandbox, http: httpx.AsyncClient, keys: Keys
+) -> None:
+    """The public-cloud constructor trusts the Bot Framework issuer and the given metadata."""
+    validator = BotTokenValidator.for_bot(APP_ID, http, metadata_url=openid.metadata_url)
+    claims = await validator.validate(
+        bearer(mint(good(), keys.teams)), channel_id=CHANNEL, service_url=SERVICE_URL
+    )
+    assert claims.issuer == "https://api.botframework.com"
+
+
 def test_validator_without_app_id_raises_value_error(http: httpx.AsyncClient) -> None:
     """A validator that would accept no audience is refused at construction."""
     with pytest.raises(ValueError, match="app id"):

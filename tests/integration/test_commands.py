@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.integration.conftest import Warden, incident
-from tests.support import channel_id, install_activity, removal_activity
+from tests.integration.conftest import Warden, WardenFactory, incident
+from tests.support import TENANT, channel_id, install_activity, removal_activity
 
 
 def _facts(card: dict[str, Any]) -> dict[str, str]:
@@ -94,3 +94,23 @@ async def test_install_announced_twice_concurrently_one_welcome(warden: Warden) 
     )
     assert all(answer.status in (200, 201) for answer in answers)
     assert len(warden.connector.posts(conversation, successful=True)) == 1
+
+
+async def test_tenant_not_allowed_refused_nothing_stored(start_warden: WardenFactory) -> None:
+    """With an allowlist, an activity from another tenant gets 403 and changes nothing."""
+    warden = await start_warden(allowed_tenant_ids="00000000-0000-0000-0000-00000000beef")
+    conversation = channel_id("foreign")
+    response = await warden.client.post(
+        "/api/messages", json=install_activity(warden.connector.url, conversation)
+    )
+    assert response.status == 403
+    assert await response.text() == ""
+    assert warden.connector.posts(conversation) == []
+
+
+async def test_tenant_allowed_served(start_warden: WardenFactory) -> None:
+    """An activity from an allowed tenant is served as usual (case-insensitive match)."""
+    warden = await start_warden(allowed_tenant_ids=TENANT.upper())
+    conversation = channel_id("home")
+    await warden.install(conversation)
+    assert len(warden.connector.posts(conversation)) == 1

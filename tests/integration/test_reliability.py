@@ -136,3 +136,15 @@ async def test_pacing_burst_of_100_cards_never_throttled(
     throttled = [r for r in warden.connector.posts(conversation) if r.status == 429]
     assert throttled == []
     assert len(warden.card_posts(conversation)) == 100
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_second_replica_refused_naming_postgresql(
+    start_warden: WardenFactory,
+) -> None:
+    """A second Warden on the same SQLite file refuses to start and says to use PostgreSQL."""
+    from core.errors import SettingsError
+
+    await start_warden()
+    with pytest.raises(SettingsError, match="PostgreSQL"):
+        await start_warden()
