@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.adapter import TeamsAdapter
+from bot.auth import BotTokenValidator
 from bot.delivery import IncidentCardDelivery
 from bot.handlers import WardenBot
 from connectors.sentinel.mapping import incident_from_webhook
@@ -58,7 +59,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     """
     store = Store.from_url(settings.effective_database_url, settings.store_timeout_seconds)
     breakers = Breakers()
-    adapter = TeamsAdapter(settings, WardenBot(store), breakers)
+    http = httpx.AsyncClient(timeout=settings.bot_auth.fetch_timeout_seconds)
+    validator = _bot_token_validator(settings, http)
+    adapter = TeamsAdapter(settings, WardenBot(store), breakers, validator=validator)
     worker = OutboxWorker(
         store,
         {CARD_JOB: IncidentCardDelivery(store, adapter)},
@@ -78,6 +81,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     )
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
     app.cleanup_ctx.append(lambda _app: _services(settings, store, writer, worker))
+    app.cleanup_ctx.append(lambda _app: _bot_auth(http, validator))
     if playground:
         app.cleanup_ctx.append(lambda a: _playground(a, settings))
     app.router.add_get("/healthz", healthz)
@@ -85,6 +89,33 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     app.router.add_post("/api/messages", adapter.handle)
     app.router.add_post("/api/webhooks/sentinel", webhook.handle)
     return app
+
+
+def _bot_token_validator(settings: Settings, http: httpx.AsyncClient) -> BotTokenValidator | None:
+    """The validator of Teams' bearer tokens; none without an app id (sandbox mode)."""
+    if not settings.microsoft_app_id:
+        return None
+    auth = settings.bot_auth
+    return BotTokenValidator.for_bot(
+        settings.microsoft_app_id,
+        http,
+        metadata_url=settings.bot_openid_metadata_url,
+        clock_skew=auth.clock_skew_seconds,
+        max_age=auth.keys_max_age_seconds,
+        min_refresh=auth.min_refresh_seconds,
+        timeout=auth.fetch_timeout_seconds,
+    )
+
+
+async def _bot_auth(
+    http: httpx.AsyncClient, validator: BotTokenValidator | None
+) -> AsyncIterator[None]:
+    if validator is not None:
+        await validator.keys.refresh()  # warm up; a failure is logged, turns get 401 meanwhile
+    try:
+        yield
+    finally:
+        await http.aclose()
 
 
 async def _services(

@@ -17,7 +17,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import ClientError, web
-from botbuilder.core import ActivityHandler, CardFactory, MessageFactory, TurnContext
+from botbuilder.core import (
+    ActivityHandler,
+    CardFactory,
+    MessageFactory,
+    TurnContext,
+    serializer_helper,
+)
 from botbuilder.core.invoke_response import InvokeResponse
 from botbuilder.integration.aiohttp import (
     CloudAdapter,
@@ -26,13 +32,20 @@ from botbuilder.integration.aiohttp import (
 from botbuilder.schema import (
     Activity,
     AdaptiveCardInvokeResponse,
+    CallerIdConstants,
     ChannelAccount,
     ConversationAccount,
     ConversationReference,
 )
+from botframework.connector.auth import (
+    AuthenticateRequestResult,
+    AuthenticationConstants,
+    ClaimsIdentity,
+)
 from msrest.exceptions import ClientRequestError, HttpOperationError
 from msrest.universal_http.requests import ClientRetryPolicy
 
+from bot.auth import BotAuthError, BotTokenValidator, Claims, unauthorized
 from bot.types import Card, CardAction, Membership, Message, TurnHandler, User
 from core.breaker import Breakers, CircuitOpen
 from core.errors import DeliveryError, Outcome
@@ -188,23 +201,64 @@ class TeamsAdapter:
     """Warden's door to Teams: serves ``/api/messages`` and posts or updates cards."""
 
     def __init__(
-        self, settings: Settings, handler: TurnHandler, breakers: Breakers | None = None
+        self,
+        settings: Settings,
+        handler: TurnHandler,
+        breakers: Breakers | None = None,
+        *,
+        validator: BotTokenValidator | None = None,
     ) -> None:
         tune_msrest()
+        if settings.microsoft_app_id and validator is None:
+            raise ValueError("MICROSOFT_APP_ID is set: /api/messages needs a BotTokenValidator")
+        self._validator = validator
         self._breakers = breakers or Breakers()
-        auth = ConfigurationBotFrameworkAuthentication(_BotConfig(settings))
-        self._adapter = CloudAdapter(auth)
+        self._auth = ConfigurationBotFrameworkAuthentication(_BotConfig(settings))
+        self._adapter = CloudAdapter(self._auth)
         self._adapter.on_turn_error = self._on_turn_error
         self._bridge = _Bridge(handler)
         self._app_id = settings.microsoft_app_id
         self._allowed_tenants = frozenset(t.lower() for t in settings.allowed_tenant_ids)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Process one POST to ``/api/messages``; other tenants than the allowed get 403."""
+        """Process one POST to ``/api/messages``.
+
+        With an app id, the bearer is validated once, here (``bot.auth``): every invalid
+        token gets a bare 401, never a 500, and botbuilder runs the turn on the validated
+        claims. Then activities from tenants outside the allowlist get 403. Without an app
+        id (sandbox), botbuilder's anonymous mode serves the Playground.
+        """
+        claims: Claims | None = None
+        if self._validator is not None:
+            try:
+                claims = await self._validator.authenticate(request)
+            except BotAuthError as exc:
+                log.info("refused /api/messages bearer: %s", exc.reason.value)
+                return unauthorized()
         if self._allowed_tenants and not await self._tenant_allowed(request):
             return web.Response(status=403)
-        response = await self._adapter.process(request, self._bridge)
-        return response if response is not None else web.Response(status=201)
+        if claims is None:
+            response = await self._adapter.process(request, self._bridge)
+            return response if response is not None else web.Response(status=201)
+        return await self._process(claims, request)
+
+    async def _process(self, claims: Claims, request: web.Request) -> web.StreamResponse:
+        """Run an authenticated turn through botbuilder without validating the token again."""
+        if "application/json" not in request.headers.get("Content-Type", ""):
+            return web.Response(status=415)
+        activity = Activity().deserialize(await request.json())
+        if not activity.type:
+            return web.Response(status=400)
+        identity = ClaimsIdentity(dict(claims.raw), True)
+        result = AuthenticateRequestResult()
+        result.claims_identity = identity
+        result.audience = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+        result.caller_id = CallerIdConstants.public_azure_channel
+        result.connector_factory = self._auth.create_connector_factory(identity)
+        invoke = await self._adapter.process_activity(result, activity, self._bridge.on_turn)
+        if invoke is None:
+            return web.Response(status=201)
+        return web.json_response(serializer_helper(invoke.body), status=invoke.status)
 
     async def _tenant_allowed(self, request: web.Request) -> bool:
         try:

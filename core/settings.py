@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.errors import SettingsError
 
+BOT_FRAMEWORK_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 DEV_SECRET_FILE = "dev-webhook-secret"  # noqa: S105 - a file name, not a secret
 
 
@@ -44,6 +45,23 @@ class OutboxSettings(BaseModel):
     concurrency: int = Field(8, ge=1, le=256, description="Jobs delivered at once.")
     lease_seconds: float = Field(60.0, gt=0, description="How long a claimed job is held.")
     poll_seconds: float = Field(2.0, gt=0, description="Idle re-check interval.")
+
+
+class BotAuthSettings(BaseModel):
+    """Checking the bearer of Teams' requests (``WARDEN_BOT_AUTH__<FIELD>``)."""
+
+    clock_skew_seconds: float = Field(
+        300.0, ge=0, le=600, description="Tolerance on a token's exp and nbf."
+    )
+    keys_max_age_seconds: float = Field(
+        86_400.0, gt=0, description="How long fetched signing keys are trusted."
+    )
+    min_refresh_seconds: float = Field(
+        300.0, ge=1, description="Least time between key fetches caused by an unknown key id."
+    )
+    fetch_timeout_seconds: float = Field(
+        10.0, gt=0, le=60, description="Timeout of one metadata or key fetch."
+    )
 
 
 class Settings(BaseSettings):
@@ -106,6 +124,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MICROSOFT_APP_TYPE", "microsoft_app_type"),
         description="`MultiTenant`, `SingleTenant` or `UserAssignedMSI` (`MICROSOFT_APP_TYPE`).",
     )
+    bot_openid_metadata_url: str = Field(
+        BOT_FRAMEWORK_METADATA,
+        validation_alias=AliasChoices("BOT_OPENID_METADATA_URL", "bot_openid_metadata_url"),
+        description="OpenID metadata of the keys that sign Teams' requests "
+        "(`BOT_OPENID_METADATA_URL`); point it at a local one (`sandbox.openid`) to test offline.",
+    )
+    bot_auth: BotAuthSettings = Field(default_factory=BotAuthSettings)  # type: ignore[arg-type]
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
 
     @field_validator("sentinel_webhook_secrets", "allowed_tenant_ids", mode="before")
@@ -162,10 +187,36 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = [f"{env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+    problems = bot_credential_problems(settings)
+    if problems:
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
     if settings.mode is Mode.SANDBOX and not settings.sentinel_webhook_secrets:
         secret = ensure_dev_secret(settings.var_dir)
         settings = settings.model_copy(update={"sentinel_webhook_secrets": [SecretStr(secret)]})
     return settings
+
+
+def bot_credential_problems(settings: Settings) -> list[str]:
+    """What stops Warden from authenticating Teams safely; empty when all is well.
+
+    Production mode fails closed: no app id or no credential means no start.
+    """
+    problems = []
+    production = settings.mode is Mode.PRODUCTION
+    managed = settings.microsoft_app_type is AppType.USER_ASSIGNED_MSI
+    if production and not settings.microsoft_app_id:
+        problems.append("MICROSOFT_APP_ID: required in production mode")
+    if production and not managed and not settings.microsoft_app_password.get_secret_value():
+        problems.append("MICROSOFT_APP_PASSWORD: required in production mode")
+    single = settings.microsoft_app_type is not AppType.MULTI_TENANT
+    if settings.microsoft_app_id and single and not settings.microsoft_app_tenant_id:
+        kind = settings.microsoft_app_type.value
+        problems.append(f"MICROSOFT_APP_TENANT_ID: required for {kind} bots")
+    if production and not settings.bot_openid_metadata_url.startswith("https://"):
+        problems.append("BOT_OPENID_METADATA_URL: must be https in production mode")
+    if production and not settings.sentinel_webhook_secrets:
+        problems.append("WARDEN_SENTINEL_WEBHOOK_SECRETS: required in production mode")
+    return problems
 
 
 def ensure_dev_secret(var_dir: Path) -> str:

@@ -86,10 +86,46 @@ def test_settings_sandbox_without_secret_generates_one_once(tmp_path: Path) -> N
     assert (tmp_path / DEV_SECRET_FILE).read_text().strip() == first[0]
 
 
-def test_settings_production_without_secret_generates_none(
+def test_settings_production_without_secret_refused_none_generated(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Production mode never invents a webhook secret."""
+    """Production mode never invents a webhook secret: it refuses to start without one."""
     monkeypatch.setenv("WARDEN_MODE", "production")
-    assert load_settings().webhook_secrets == []
+    with pytest.raises(SettingsError, match="WARDEN_SENTINEL_WEBHOOK_SECRETS: required"):
+        load_settings()
     assert not (tmp_path / DEV_SECRET_FILE).exists()
+
+
+def test_settings_production_without_app_id_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Production mode without an app id and credential does not start (fails closed)."""
+    monkeypatch.setenv("WARDEN_MODE", "production")
+    monkeypatch.setenv("WARDEN_SENTINEL_WEBHOOK_SECRETS", SECRET)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "MICROSOFT_APP_ID: required in production mode" in str(caught.value)
+    assert "MICROSOFT_APP_PASSWORD: required in production mode" in str(caught.value)
+
+
+def test_settings_production_managed_identity_needs_no_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user-assigned managed identity needs the app id and tenant, but no password."""
+    monkeypatch.setenv("WARDEN_MODE", "production")
+    monkeypatch.setenv("WARDEN_SENTINEL_WEBHOOK_SECRETS", SECRET)
+    monkeypatch.setenv("MICROSOFT_APP_ID", "6f3c2a1e-5d4b-4c3a-9e8f-7a6b5c4d3e2f")
+    monkeypatch.setenv("MICROSOFT_APP_TYPE", "UserAssignedMSI")
+    with pytest.raises(SettingsError, match="MICROSOFT_APP_TENANT_ID"):
+        load_settings()
+    monkeypatch.setenv("MICROSOFT_APP_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47")
+    assert load_settings().microsoft_app_id
+
+
+def test_settings_production_plain_http_metadata_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In production the OpenID metadata must be fetched over https."""
+    monkeypatch.setenv("WARDEN_MODE", "production")
+    monkeypatch.setenv("WARDEN_SENTINEL_WEBHOOK_SECRETS", SECRET)
+    monkeypatch.setenv("MICROSOFT_APP_ID", "6f3c2a1e-5d4b-4c3a-9e8f-7a6b5c4d3e2f")
+    monkeypatch.setenv("MICROSOFT_APP_PASSWORD", "s3cret")
+    monkeypatch.setenv("BOT_OPENID_METADATA_URL", "http://127.0.0.1:1/openid")
+    with pytest.raises(SettingsError, match="BOT_OPENID_METADATA_URL"):
+        load_settings()

@@ -1,0 +1,382 @@
+"""The one resilient outbound HTTP layer: every httpx-based connector sends through it.
+
+``ResilientTransport`` wraps an httpx transport. For each request it:
+
+1. asks the host's circuit breaker (``scheme://host:port``) first; an open breaker raises
+   ``DeliveryError(outcome=RETRY, retry_after=..., attempted=False)`` and nothing is sent;
+2. decides whether the request may be sent more than once (the retry matrix):
+   GET, HEAD, OPTIONS, PUT and DELETE may; POST and PATCH only when they carry an
+   ``Idempotency-Key`` header or ``extensions={"warden_idempotent": True}`` (a create made
+   safe by a correlation id); anything else, and any request whose body is a stream that
+   cannot be replayed, is sent once;
+3. retries with stamina (jittered exponential backoff, ``RetryPolicy.attempts``, an overall
+   deadline of ``RetryPolicy.timeout`` seconds) the answers ``core.outcomes`` classifies as
+   RETRY or RATE_LIMITED and the calls that got no answer (timeouts, resets, refusals).
+   When the server names a delay (``x-ms-retry-after-ms``, ``retry-after-ms`` or
+   ``Retry-After``) that delay is waited instead of the backoff;
+4. records every attempt on the breaker: no answer or a 5xx is a failure, any other
+   answer (4xx included, 429 too) shows the host is up.
+
+The deadline is hard: each attempt runs under what is left of it, a retry is scheduled only
+when its wait ends before it, and a ``Retry-After`` longer than what is left is not waited
+for. Retries also stop as soon as the host's breaker is no longer closed.
+
+How a call ends (the choice this layer makes):
+
+* an answer always comes back as the **last response**, whatever its status: a success,
+  a FAIL or GONE answer (not retried), or a retryable answer once attempts, deadline or
+  breaker say stop. Each connector maps the response with its vendor's error envelope
+  (``connectors/<name>/errors.py``), which only it knows, and ``DeliveryError.retry_after``
+  can be filled from the same headers. Responses of attempts that are retried are closed.
+* no answer at all (after the retries allowed) raises ``DeliveryError`` with the outcome of
+  ``classify_transport``, no status, chained to the httpx exception.
+
+Only the headers phase is covered: a body read by the client afterwards uses the client's
+own timeouts. Each attempt may be reported to an ``on_attempt`` callback (metrics), and each
+retry is logged once at INFO with method, host, path (no query), status, attempt and wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+import stamina
+
+from core.breaker import Breakers, BreakerState, CircuitBreaker, CircuitOpen
+from core.errors import DeliveryError, Outcome
+from core.outcomes import classify_status, classify_transport, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+"""A POST or PATCH carrying this header may be retried."""
+
+IDEMPOTENT_EXTENSION = "warden_idempotent"
+"""Request extension: ``extensions={IDEMPOTENT_EXTENSION: True}`` makes a POST retryable."""
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+"""Per-operation timeouts of ``resilient_client``: 5 s to connect, 10 s for the rest."""
+
+DEFAULT_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=15)
+"""Connection pool of ``resilient_client``: per client, all hosts together."""
+
+_REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_KEYED_METHODS = frozenset({"POST", "PATCH"})
+_RETRYABLE_OUTCOMES = frozenset({Outcome.RETRY, Outcome.RATE_LIMITED})
+_NO_ANSWER: tuple[type[Exception], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: at most ``attempts`` sends within ``timeout`` seconds in all.
+
+    The backoff before retry n waits ``min(wait_max, wait_initial * 2 ** (n - 1))`` plus up
+    to ``wait_jitter`` seconds at random (stamina). A server-named delay replaces it.
+    """
+
+    attempts: int = 4
+    timeout: float = 30.0
+    wait_initial: float = 0.2
+    wait_max: float = 10.0
+    wait_jitter: float = 0.5
+
+
+@dataclass(frozen=True)
+class AttemptReport:
+    """One send as the ``on_attempt`` callback sees it (no header, body or query)."""
+
+    host: str
+    method: str
+    attempt: int
+    duration: float
+    status: int | None = None
+    error: str | None = None
+
+
+AttemptCallback = Callable[[AttemptReport], None]
+"""Called after every send; it must be quick and must not raise."""
+
+
+class _Failed(Exception):
+    """An attempt whose result may deserve another try; carried through stamina."""
+
+    def __init__(
+        self,
+        label: str,
+        reason: str,
+        *,
+        outcome: Outcome,
+        response: httpx.Response | None = None,
+        cause: Exception | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{label}: {reason}")
+        self.reason = reason
+        self.outcome = outcome
+        self.response = response
+        self.cause = cause
+        self.retry_after = retry_after
+        self.final = outcome not in _RETRYABLE_OUTCOMES
+
+
+@dataclass
+class _Call:
+    """One request's journey through its attempts."""
+
+    request: httpx.Request
+    host: str
+    breaker: CircuitBreaker
+    deadline: float
+    last: _Failed | None = None
+    next_wait: float = 0.0
+    ended_at: float = 0.0
+    attempts: int = 0
+
+    @property
+    def label(self) -> str:
+        """Method, host and path, without the query string (safe to log)."""
+        return f"{self.request.method} {self.host}{self.request.url.path}"
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline."""
+        return self.deadline - time.monotonic()
+
+    async def discard(self) -> None:
+        """Close the response of the last failed attempt, which is being retried."""
+        if self.last is not None and self.last.response is not None:
+            response, self.last.response = self.last.response, None
+            await response.aclose()
+
+
+def host_key(url: httpx.URL) -> str:
+    """The breaker key of a URL: ``scheme://host:port`` (default ports spelled out)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    port = url.port or {"https": 443, "http": 80}.get(url.scheme, 0)
+    return f"{url.scheme}://{host}:{port}"
+
+
+def is_replayable(request: httpx.Request) -> bool:
+    """Tell whether the retry matrix allows sending ``request`` more than once."""
+    if not isinstance(request.stream, httpx.ByteStream):
+        return False
+    method = request.method.upper()
+    if method in _REPLAYABLE_METHODS:
+        return True
+    if method in _KEYED_METHODS:
+        keyed = IDEMPOTENCY_KEY_HEADER in request.headers
+        return keyed or request.extensions.get(IDEMPOTENT_EXTENSION) is True
+    return False
+
+
+def server_delay(headers: httpx.Headers) -> float | None:
+    """The seconds the server asked to wait (``x-ms-retry-after-ms``, then ``Retry-After``)."""
+    for name in ("x-ms-retry-after-ms", "retry-after-ms"):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return max(0.0, float(value) / 1000)
+            except ValueError:
+                continue
+    return parse_retry_after(headers.get("Retry-After"))
+
+
+class ResilientTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that adds the breaker, the retry matrix and classified retries."""
+
+    def __init__(
+        self,
+        breakers: Breakers,
+        policy: RetryPolicy | None = None,
+        inner: httpx.AsyncBaseTransport | None = None,
+        *,
+        on_attempt: AttemptCallback | None = None,
+    ) -> None:
+        """Wrap ``inner`` (a new ``httpx.AsyncHTTPTransport`` unless given)."""
+        self._breakers = breakers
+        self._policy = policy or RetryPolicy()
+        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._on_attempt = on_attempt
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` as the module docstring describes; return the last response."""
+        host = host_key(request.url)
+        call = _Call(request, host, self._breakers.for_host(host), self._deadline())
+        try:
+            if is_replayable(request):
+                return await self._with_retries(call)
+            return await self._attempt(call, 1)
+        except _Failed as failed:
+            return self._give_up(call, failed)
+        finally:
+            await call.discard()
+
+    async def aclose(self) -> None:
+        """Close the inner transport and its connections."""
+        await self._inner.aclose()
+
+    def _deadline(self) -> float:
+        """The monotonic time by which this request must be done."""
+        return time.monotonic() + self._policy.timeout
+
+    async def _with_retries(self, call: _Call) -> httpx.Response:
+        """Run the attempts under stamina; ``_Failed`` escapes when retrying stops."""
+        policy = self._policy
+        async for attempt in stamina.retry_context(
+            on=lambda exc: self._backoff(call, exc),
+            attempts=policy.attempts,
+            timeout=policy.timeout,
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+            wait_jitter=policy.wait_jitter,
+        ):
+            with attempt:
+                call.next_wait = attempt.next_wait
+                return await self._attempt(call, attempt.num)
+        raise AssertionError("unreachable: stamina re-raises the last failure")
+
+    def _backoff(self, call: _Call, exc: Exception) -> bool | float:
+        """Stamina's hook: False to stop, a float to wait that long, True for the backoff."""
+        if not isinstance(exc, _Failed) or exc.final:
+            return False
+        if call.breaker.state is not BreakerState.CLOSED:
+            return False
+        remaining = call.remaining()
+        if exc.retry_after is not None:
+            return exc.retry_after if exc.retry_after < remaining else False
+        return call.next_wait + self._policy.wait_jitter < remaining
+
+    async def _attempt(self, call: _Call, number: int) -> httpx.Response:
+        """Send once, after the breaker and the deadline allowed it; raise ``_Failed``."""
+        self._admit(call, number)
+        await call.discard()
+        if number > 1:
+            self._log_retry(call, number)
+        started = time.monotonic()
+        call.attempts = number
+        try:
+            async with asyncio.timeout(call.remaining()):
+                response = await self._inner.handle_async_request(call.request)
+        except _NO_ANSWER as exc:
+            call.breaker.record(False)
+            self._report(call, number, started, error=type(exc).__name__)
+            call.last = self._no_answer(call, exc)
+            raise call.last from exc
+        call.breaker.record(response.status_code < 500)
+        self._report(call, number, started, status=response.status_code)
+        if response.status_code < 400:
+            return response
+        call.last = self._refused(call, response)
+        raise call.last
+
+    def _admit(self, call: _Call, number: int) -> None:
+        """Raise unless the breaker and the deadline let attempt ``number`` go out."""
+        try:
+            call.breaker.before_call()
+        except CircuitOpen as exc:
+            if call.last is None:
+                raise DeliveryError(
+                    f"{call.label}: not sent, {exc}",
+                    outcome=Outcome.RETRY,
+                    retry_after=exc.retry_after,
+                    attempted=False,
+                ) from exc
+            call.last.final = True
+            raise call.last from exc
+        if number > 1 and call.remaining() <= 0 and call.last is not None:
+            call.last.final = True
+            raise call.last
+
+    def _no_answer(self, call: _Call, exc: Exception) -> _Failed:
+        """The failure of an attempt that got no answer."""
+        reason = f"no answer ({type(exc).__name__})"
+        return _Failed(call.label, reason, outcome=classify_transport(exc), cause=exc)
+
+    def _refused(self, call: _Call, response: httpx.Response) -> _Failed:
+        """The failure of an attempt answered with a 4xx or 5xx status."""
+        status = response.status_code
+        return _Failed(
+            call.label,
+            f"status {status}",
+            outcome=classify_status(status),
+            response=response,
+            retry_after=server_delay(response.headers),
+        )
+
+    def _give_up(self, call: _Call, failed: _Failed) -> httpx.Response:
+        """Hand back the last response, or raise ``DeliveryError`` when there was none."""
+        if failed.response is not None:
+            response, failed.response = failed.response, None
+            return response
+        raise DeliveryError(
+            f"{failed} after {call.attempts} attempt(s)",
+            outcome=failed.outcome,
+            retry_after=failed.retry_after,
+        ) from failed.cause
+
+    def _report(
+        self,
+        call: _Call,
+        number: int,
+        started: float,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Tell the ``on_attempt`` callback about one send."""
+        call.ended_at = time.monotonic()
+        if self._on_attempt is None:
+            return
+        method = call.request.method
+        duration = call.ended_at - started
+        self._on_attempt(AttemptReport(call.host, method, number, duration, status, error))
+
+    def _log_retry(self, call: _Call, number: int) -> None:
+        """Log the retry of the previous attempt (one line, nothing secret)."""
+        reason = call.last.reason if call.last is not None else "nothing"
+        log.info(
+            "retrying %s %s%s after %s (attempt %d failed, waited %.2fs)",
+            call.request.method,
+            call.host,
+            call.request.url.path,
+            reason,
+            number - 1,
+            time.monotonic() - call.ended_at,
+        )
+
+
+def resilient_client(
+    *,
+    breakers: Breakers,
+    policy: RetryPolicy | None = None,
+    base_url: str = "",
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    verify: ssl.SSLContext | bool = True,
+    headers: dict[str, str] | None = None,
+    limits: httpx.Limits = DEFAULT_LIMITS,
+    on_attempt: AttemptCallback | None = None,
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` that sends through a ``ResilientTransport``.
+
+    Timeouts are explicit, the pool is bounded by ``limits``, redirects are not followed.
+    The caller owns the client: close it (``async with`` or ``aclose``).
+    """
+    inner = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    transport = ResilientTransport(breakers, policy, inner, on_attempt=on_attempt)
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=timeout,
+        headers=headers,
+        transport=transport,
+    )
