@@ -6,6 +6,8 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
+from pydantic import BaseModel, ValidationError
+
 from bot.router import parse_command
 from bot.types import Card, CardAction, Membership, Message
 from cards.common import (
@@ -17,7 +19,7 @@ from cards.common import (
     welcome_card,
 )
 from cards.incident import incident_card
-from cards.verbs import CardVerb
+from cards.verbs import VERB_DATA, CardVerb, RefreshData
 from core.models import Severity, Subscription
 from core.store.store import Store
 
@@ -29,7 +31,7 @@ class WardenBot:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._actions: dict[CardVerb, Callable[[CardAction], Awaitable[Card]]] = {
+        self._actions: dict[CardVerb, Callable[[CardAction, BaseModel], Awaitable[Card]]] = {
             CardVerb.REFRESH: self._refresh,
         }
 
@@ -70,7 +72,7 @@ class WardenBot:
         """Answer a card action by its verb; an unknown or stale verb gets an error card."""
         verb = CardVerb.parse(action.verb)
         handler = self._actions.get(verb) if verb is not None else None
-        if handler is None:
+        if verb is None or handler is None:
             ref = uuid.uuid4().hex[:12]
             log.warning("unknown card verb (ref %s)", ref)
             return error_card(
@@ -78,12 +80,22 @@ class WardenBot:
                 "The card is out of date or the action is unknown. Ask for a fresh card.",
                 correlation_id=ref,
             )
-        return await handler(action)
+        try:
+            data = VERB_DATA[verb].model_validate(action.data)
+        except ValidationError:
+            log.warning("card action %s refused: unexpected data", verb.value)
+            return error_card("This button sent something unexpected", "Nothing was changed.")
+        return await handler(action, data)
 
-    async def _refresh(self, action: CardAction) -> Card:
-        """Redraw an incident card from the latest stored version."""
-        key = action.data.get("incident")
-        incident = await self._store.incident(key) if isinstance(key, str) else None
+    async def _refresh(self, action: CardAction, data: BaseModel) -> Card:
+        """Redraw an incident card from the latest stored version, where it was posted."""
+        assert isinstance(data, RefreshData)
+        conversation = action.conversation.conversation_id
+        posted = await self._store.posted_card(data.incident, conversation)
+        incident = await self._store.incident(data.incident) if posted else None
         if incident is None:
-            return error_card("Incident not found", "Warden holds no incident for this card.")
+            log.warning("refresh refused: the incident's card was not posted here")
+            return error_card(
+                "Not available here", "This conversation has no card for that incident."
+            )
         return incident_card(incident)

@@ -31,9 +31,9 @@ How a call ends (the choice this layer makes):
 * no answer at all (after the retries allowed) raises ``DeliveryError`` with the outcome of
   ``classify_transport``, no status, chained to the httpx exception.
 
-Only the headers phase is covered: a body read by the client afterwards uses the client's
-own timeouts. Each attempt may be reported to an ``on_attempt`` callback (metrics), and each
-retry is logged once at INFO with method, host, path (no query), status, attempt and wait.
+The deadline covers the answer's headers; the client reads the body under its own
+timeouts. Every send is reported to the optional ``on_attempt`` callback (metrics); every
+retry is logged once at INFO: method, host, path (no query), status, attempt, wait.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -82,8 +82,8 @@ _NO_ANSWER: tuple[type[Exception], ...] = (
 class RetryPolicy:
     """How hard to try: at most ``attempts`` sends within ``timeout`` seconds in all.
 
-    The backoff before retry n waits ``min(wait_max, wait_initial * 2 ** (n - 1))`` plus up
-    to ``wait_jitter`` seconds at random (stamina). A server-named delay replaces it.
+    Stamina's backoff after attempt n is ``min(wait_max, wait_initial * 2 ** (n - 1) + j)``,
+    j random in ``[0, wait_jitter]``. A delay the server names replaces it.
     """
 
     attempts: int = 4
@@ -91,6 +91,13 @@ class RetryPolicy:
     wait_initial: float = 0.2
     wait_max: float = 10.0
     wait_jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        """Refuse a policy that could never send or never stop."""
+        if self.attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive (seconds)")
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,7 @@ class AttemptReport:
 
 
 AttemptCallback = Callable[[AttemptReport], None]
-"""Called after every send; it must be quick and must not raise."""
+"""Called after every send; it must be quick (an exception is logged and ignored)."""
 
 
 class _Failed(Exception):
@@ -266,19 +273,33 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         started = time.monotonic()
         call.attempts = number
         try:
-            async with asyncio.timeout(call.remaining()):
-                response = await self._inner.handle_async_request(call.request)
+            response = await self._send(call)
         except _NO_ANSWER as exc:
-            call.breaker.record(False)
             self._report(call, number, started, error=type(exc).__name__)
             call.last = self._no_answer(call, exc)
             raise call.last from exc
-        call.breaker.record(response.status_code < 500)
         self._report(call, number, started, status=response.status_code)
         if response.status_code < 400:
             return response
         call.last = self._refused(call, response)
         raise call.last
+
+    async def _send(self, call: _Call) -> httpx.Response:
+        """One send under what is left of the deadline, recorded on the host's breaker."""
+        try:
+            async with asyncio.timeout(call.remaining()):
+                response = await self._inner.handle_async_request(call.request)
+        except _NO_ANSWER:
+            call.breaker.record(False)
+            raise
+        except BaseException:
+            # Cancelled or broken before an answer: an unfinished probe must not hold the
+            # half-open breaker's only slot, so it counts as failed (the breaker reopens).
+            if call.breaker.state is BreakerState.HALF_OPEN:
+                call.breaker.record(False)
+            raise
+        call.breaker.record(response.status_code < 500)
+        return response
 
     def _admit(self, call: _Call, number: int) -> None:
         """Raise unless the breaker and the deadline let attempt ``number`` go out."""
@@ -340,7 +361,10 @@ class ResilientTransport(httpx.AsyncBaseTransport):
             return
         method = call.request.method
         duration = call.ended_at - started
-        self._on_attempt(AttemptReport(call.host, method, number, duration, status, error))
+        try:
+            self._on_attempt(AttemptReport(call.host, method, number, duration, status, error))
+        except Exception:  # metrics must never break a delivery
+            log.exception("on_attempt callback failed for %s", call.label)
 
     def _log_retry(self, call: _Call, number: int) -> None:
         """Log the retry of the previous attempt (one line, nothing secret)."""
@@ -363,7 +387,7 @@ def resilient_client(
     base_url: str = "",
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     verify: ssl.SSLContext | bool = True,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     limits: httpx.Limits = DEFAULT_LIMITS,
     on_attempt: AttemptCallback | None = None,
 ) -> httpx.AsyncClient:

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import IO, Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from aiohttp import web
 from pydantic import BaseModel, SecretBytes, SecretStr
@@ -99,14 +99,17 @@ class Scrubber:
             value = value.get_secret_value().decode("utf-8", "replace")
         if not value or len(value) < MIN_SECRET_CHARS:
             return
-        forms = {value, quote(value, safe=""), quote_plus(value), value.removeprefix("whsec_")}
+        encoded = quote(value, safe="")
+        forms = {value, encoded, encoded.replace("~", "%7E"), quote_plus(value)}
+        forms.add(value.removeprefix("whsec_"))
         added = self._secrets | {form for form in forms if len(form) >= MIN_SECRET_CHARS}
         ordered = sorted(added, key=len, reverse=True)
         self._secret_pattern = re.compile("|".join(re.escape(form) for form in ordered))
         self._secrets = added
 
     def register_settings(self, settings: BaseModel) -> int:
-        """Register every ``SecretStr``/``SecretBytes`` in ``settings`` (nested too)."""
+        """Register every ``SecretStr``/``SecretBytes`` in ``settings`` (nested too) and the
+        password of any URL setting; returns how many values were found."""
         found = list(_secret_values(settings))
         for value in found:
             self.register_secret(value)
@@ -161,7 +164,11 @@ def _redact_value(match: re.Match[str]) -> str:
 
 
 def _secret_values(value: Any) -> Iterable[str]:
-    if isinstance(value, SecretStr):
+    if isinstance(value, str) and "://" in value:
+        password = urlsplit(value).password  # a password inside a URL setting
+        if password:
+            yield unquote(password)
+    elif isinstance(value, SecretStr):
         yield value.get_secret_value()
     elif isinstance(value, SecretBytes):
         yield value.get_secret_value().decode("utf-8", "replace")

@@ -112,3 +112,21 @@ def signed(
     headers = sign(secret, body, msg_id=msg_id, timestamp=timestamp)
     headers["content-type"] = "application/json"
     return body, headers
+
+
+def invoke_activity(
+    service_url: str, conversation: str, verb: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """A click on an Action.Execute button of a card posted in a channel."""
+    activity = install_activity(service_url, conversation)
+    activity.pop("membersAdded")
+    activity.update(
+        {
+            "type": "invoke",
+            "name": "adaptiveCard/action",
+            "replyToId": "1700000000000",
+            "value": {"action": {"type": "Action.Execute", "verb": verb, "data": data}},
+        }
+    )
+    activity["conversation"]["id"] = f"{conversation};messageid=1700000000000"
+    return activity

@@ -37,7 +37,7 @@ async def arm() -> AsyncIterator[ArmSandbox]:
 
 def incident_url(arm: ArmSandbox, suffix: str = "") -> str:
     """The incident's URL (path and api-version) relative to the sandbox."""
-    return arm.incident("resilience-1")["id"] + suffix + "?" + API
+    return str(arm.incident("resilience-1")["id"]) + suffix + "?" + API
 
 
 def client(

@@ -1,0 +1,138 @@
+"""Rule 11 end to end: a whole journey with canary secrets and personal data, none logged."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from core.logs import configure_logging
+from sandbox.sentinel_samples import updated_incident
+from tests.integration.conftest import Warden, WardenFactory, incident
+from tests.support import OTHER_SECRET, channel_id, message_activity, signed
+
+MARK = "q7zcanary"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(f"webhook-secret-{MARK}-0123456789".encode()).decode()
+APP_PASSWORD = f"app-password-{MARK}~Xy9"
+EMAIL = f"owner.{MARK}@contoso.com"
+UPN = f"upn.{MARK}@contoso.onmicrosoft.com"
+USER_NAME = f"Person {MARK.title()} Doe"
+MESSAGE_TEXT = f"please look at the {MARK} server for me"
+BEARER = f"opaque-bearer-{MARK}-token"
+JWT = ".".join(
+    base64.urlsafe_b64encode(part.encode()).decode().rstrip("=")
+    for part in ('{"alg":"RS256","typ":"JWT"}', f'{{"sub":"{MARK}"}}', f"sig-{MARK}")
+)
+FORGED_SIGNATURE = "v1," + base64.b64encode(f"forged-signature-{MARK}".encode()).decode()
+CANARIES = [
+    MARK,
+    WEBHOOK_SECRET,
+    WEBHOOK_SECRET.removeprefix("whsec_"),
+    APP_PASSWORD,
+    EMAIL,
+    UPN,
+    USER_NAME,
+    MESSAGE_TEXT,
+    BEARER,
+    JWT,
+    FORGED_SIGNATURE,
+]
+# Every logger the journey touches, at DEBUG, so that nothing is hidden by its level.
+LOUD = ("aiohttp", "botbuilder", "botframework", "msrest", "urllib3", "asyncio", "alembic")
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """All log output of the test, as JSON lines in memory; logging restored afterwards."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    levels = {name: logging.getLogger(name).level for name in (*LOUD, "sqlalchemy")}
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream)
+    for name in (*LOUD, "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    yield stream
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def _teams_message(warden: Warden, conversation: str, text: str) -> dict[str, Any]:
+    activity = message_activity(warden.connector.url, conversation, text)
+    activity["from"] = {"id": f"29:{MARK}", "name": USER_NAME, "aadObjectId": "a" * 8}
+    return activity
+
+
+async def _journey(warden: Warden) -> None:
+    """Install, subscribe, two webhooks, a forgery, a bad signature, status."""
+    conversation = channel_id("soc")
+    await warden.install(conversation)
+    for text in ("subscribe incidents", MESSAGE_TEXT, f"status {MARK}", "status"):
+        answer = await warden.client.post(
+            "/api/messages", json=_teams_message(warden, conversation, text)
+        )
+        assert answer.status in (200, 201), await answer.text()
+    resource = incident()
+    body, headers = signed(resource, secret=WEBHOOK_SECRET)
+    headers["Authorization"] = f"Bearer {BEARER}"
+    answer = await warden.client.post(
+        f"/api/webhooks/sentinel?access_token={BEARER}", data=body, headers=headers
+    )
+    assert answer.status == 202, await answer.text()
+    await warden.delivered(1)
+    update = updated_incident(resource)
+    update["properties"]["owner"].update(email=EMAIL, userPrincipalName=UPN, assignedTo=USER_NAME)
+    body, headers = signed(update, secret=WEBHOOK_SECRET)
+    assert (await warden.client.post("/api/webhooks/sentinel", data=body, headers=headers)).ok
+    await warden.delivered(2)
+    await _refusals(warden, update)
+
+
+async def _refusals(warden: Warden, resource: dict[str, Any]) -> None:
+    body, headers = signed(resource, secret=OTHER_SECRET)
+    headers["Authorization"] = f"Bearer {JWT}"
+    forged = await warden.client.post("/api/webhooks/sentinel", data=body, headers=headers)
+    assert forged.status == 401
+    body, headers = signed(resource, secret=WEBHOOK_SECRET)
+    headers["webhook-signature"] = FORGED_SIGNATURE
+    bad = await warden.client.post("/api/webhooks/sentinel", data=body, headers=headers)
+    assert bad.status == 401
+    ready = await warden.client.get("/readyz", headers={"x-correlation-id": "journey-1"})
+    assert ready.headers.get("x-correlation-id") == "journey-1"
+
+
+async def test_journey_canary_secrets_and_personal_data_never_logged(
+    start_warden: WardenFactory, captured: io.StringIO
+) -> None:
+    """No canary secret, token, signature, address, name or message text reaches a log line."""
+    warden = await start_warden(
+        sentinel_webhook_secrets=WEBHOOK_SECRET, microsoft_app_password=APP_PASSWORD
+    )
+    await _journey(warden)
+    await warden.client.close()
+    text = captured.getvalue()
+    leaks = [canary for canary in CANARIES if canary.lower() in text.lower()]
+    assert not leaks, f"canaries in the logs: {leaks}"
+
+
+async def test_journey_access_lines_one_per_request_with_correlation(
+    start_warden: WardenFactory, captured: io.StringIO
+) -> None:
+    """Every request leaves one JSON access line with its correlation id, status and duration."""
+    warden = await start_warden(
+        sentinel_webhook_secrets=WEBHOOK_SECRET, microsoft_app_password=APP_PASSWORD
+    )
+    await _journey(warden)
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    access = [line for line in lines if line["logger"] == "warden.access"]
+    assert len(access) == 10
+    assert all(line["correlation_id"] and line["duration_ms"] >= 0 for line in access)
+    assert len({line["correlation_id"] for line in access}) == len(access)
+    assert [line["status"] for line in access].count(401) == 2
+    assert all(line["remote"] is None or line["remote"].startswith("ip:") for line in access)
