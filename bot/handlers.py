@@ -19,11 +19,15 @@ from cards.common import (
     welcome_card,
 )
 from cards.incident import incident_card
-from cards.verbs import VERB_DATA, CardVerb, RefreshData
+from cards.verbs import CardVerb
+from core.actions import RefreshData
 from core.models import Severity, Subscription
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
+
+VERB_DATA: dict[CardVerb, type[BaseModel]] = {CardVerb.REFRESH: RefreshData}
+"""The data contract of each verb (``core.actions``)."""
 
 
 class WardenBot:

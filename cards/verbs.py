@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
-
 
 class CardVerb(StrEnum):
     """An ``Action.Execute`` verb that Warden's cards send and its bot handles."""
@@ -29,15 +27,3 @@ class CardVerb(StrEnum):
             if member.value == verb:
                 return member
         return None
-
-
-class RefreshData(BaseModel):
-    """What a *Refresh* button sends: the incident's key, and nothing else."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    incident: str = Field(min_length=1, max_length=1024)
-
-
-VERB_DATA: dict[CardVerb, type[BaseModel]] = {CardVerb.REFRESH: RefreshData}
-"""The data contract of each verb: unknown fields are refused (no mass assignment)."""

@@ -219,7 +219,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` as the module docstring describes; return the last response."""
         host = host_key(request.url)
-        call = _Call(request, host, self._breakers.for_host(host), self._deadline())
+        deadline = time.monotonic() + self._policy.timeout
+        call = _Call(request, host, self._breakers.for_host(host), deadline)
         try:
             if is_replayable(request):
                 return await self._with_retries(call)
@@ -232,10 +233,6 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close the inner transport and its connections."""
         await self._inner.aclose()
-
-    def _deadline(self) -> float:
-        """The monotonic time by which this request must be done."""
-        return time.monotonic() + self._policy.timeout
 
     async def _with_retries(self, call: _Call) -> httpx.Response:
         """Run the attempts under stamina; ``_Failed`` escapes when retrying stops."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -318,3 +319,38 @@ async def test_transport_x_ms_retry_after_ms_honoured() -> None:
         elapsed = time.perf_counter() - started
     assert response.status_code == 200
     assert 0.3 <= elapsed < 2.0
+
+
+async def test_transport_backoff_past_deadline_not_scheduled_returns_503(
+    arm: ArmSandbox,
+) -> None:
+    """A retry whose jittered backoff could end past the deadline is not scheduled."""
+    arm.add_fault(Fault(status=503, method="GET", times=None))
+    policy = RetryPolicy(attempts=5, timeout=1.2, wait_initial=0.4, wait_max=5.0, wait_jitter=0.5)
+    async with client(arm, policy=policy) as http:
+        started = time.perf_counter()
+        response = await http.get(incident_url(arm))
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 503
+    assert sent(arm, "GET") == 2
+    assert 0.4 <= elapsed < 1.2
+
+
+async def test_transport_cancelled_probe_reopens_breaker(arm: ArmSandbox) -> None:
+    """A half-open probe cancelled before its answer reopens the breaker instead of sticking."""
+    now = [0.0]
+    policy = BreakerPolicy(min_calls=1, failure_rate=0.5, open_seconds=30)
+    breakers = Breakers(policy, clock=lambda: now[0])
+    breaker = breakers.for_host(arm.url)
+    breaker.record(False)
+    now[0] += 30
+    assert breaker.state is BreakerState.HALF_OPEN
+    arm.add_fault(Fault(delay=2.0, method="GET"))
+    async with client(arm, breakers=breakers) as http:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await http.get(incident_url(arm))
+        assert breaker.state is BreakerState.OPEN
+        now[0] += 30
+        assert (await http.get(incident_url(arm))).status_code == 200
+    assert breaker.state is BreakerState.CLOSED
