@@ -36,7 +36,7 @@ from core.store import outbox
 from core.store.store import Store
 from core.worker import OutboxWorker
 from sandbox.sentinel_samples import sample_incident, updated_incident
-from web.health import healthz, readyz
+from web.health import healthz, openapi, readyz
 from web.problems import problem_middleware
 from web.webhooks import SentinelWebhook
 
@@ -85,6 +85,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     if playground:
         app.cleanup_ctx.append(lambda a: _playground(a, settings))
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/readyz", readyz(lambda: _readiness(store, worker, breakers)))
     app.router.add_post("/api/messages", adapter.handle)
     app.router.add_post("/api/webhooks/sentinel", webhook.handle)

@@ -4,16 +4,14 @@
 
 1. asks the host's circuit breaker (``scheme://host:port``) first; an open breaker raises
    ``DeliveryError(outcome=RETRY, retry_after=..., attempted=False)`` and nothing is sent;
-2. decides whether the request may be sent more than once (the retry matrix):
-   GET, HEAD, OPTIONS, PUT and DELETE may; POST and PATCH only when they carry an
-   ``Idempotency-Key`` header or ``extensions={"warden_idempotent": True}`` (a create made
-   safe by a correlation id); anything else, and any request whose body is a stream that
-   cannot be replayed, is sent once;
+2. applies the retry matrix: GET, HEAD, OPTIONS, PUT and DELETE may be sent again; POST
+   and PATCH only with an ``Idempotency-Key`` header or ``extensions={"warden_idempotent":
+   True}`` (a create made safe by a correlation id); anything else, and any request whose
+   body is a stream (it cannot be replayed), is sent once;
 3. retries with stamina (jittered exponential backoff, ``RetryPolicy.attempts``, an overall
-   deadline of ``RetryPolicy.timeout`` seconds) the answers ``core.outcomes`` classifies as
-   RETRY or RATE_LIMITED and the calls that got no answer (timeouts, resets, refusals).
-   When the server names a delay (``x-ms-retry-after-ms``, ``retry-after-ms`` or
-   ``Retry-After``) that delay is waited instead of the backoff;
+   deadline of ``RetryPolicy.timeout`` seconds) what ``core.outcomes`` classifies as RETRY
+   or RATE_LIMITED, and calls that got no answer (timeouts, resets, refusals), waiting
+   the delay the server names (``x-ms-retry-after-ms``, ``Retry-After``) instead when set;
 4. records every attempt on the breaker: no answer or a 5xx is a failure, any other
    answer (4xx included, 429 too) shows the host is up.
 
@@ -39,6 +37,7 @@ retry is logged once at INFO: method, host, path (no query), status, attempt, wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -189,13 +188,10 @@ def is_replayable(request: httpx.Request) -> bool:
 
 def server_delay(headers: httpx.Headers) -> float | None:
     """The seconds the server asked to wait (``x-ms-retry-after-ms``, then ``Retry-After``)."""
-    for name in ("x-ms-retry-after-ms", "retry-after-ms"):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return max(0.0, float(value) / 1000)
-            except ValueError:
-                continue
+    milliseconds = headers.get("x-ms-retry-after-ms") or headers.get("retry-after-ms")
+    if milliseconds is not None:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(milliseconds) / 1000)
     return parse_retry_after(headers.get("Retry-After"))
 
 
@@ -366,14 +362,13 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     def _log_retry(self, call: _Call, number: int) -> None:
         """Log the retry of the previous attempt (one line, nothing secret)."""
         reason = call.last.reason if call.last is not None else "nothing"
+        waited = time.monotonic() - call.ended_at
         log.info(
-            "retrying %s %s%s after %s (attempt %d failed, waited %.2fs)",
-            call.request.method,
-            call.host,
-            call.request.url.path,
+            "retrying %s after %s (attempt %d failed, waited %.2fs)",
+            call.label,
             reason,
             number - 1,
-            time.monotonic() - call.ended_at,
+            waited,
         )
 
 
@@ -396,8 +391,5 @@ def resilient_client(
     inner = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
     transport = ResilientTransport(breakers, policy, inner, on_attempt=on_attempt)
     return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=timeout,
-        headers=headers,
-        transport=transport,
+        base_url=base_url, timeout=timeout, headers=headers, transport=transport
     )

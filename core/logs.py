@@ -36,7 +36,7 @@ CORRELATION_HEADER = "x-correlation-id"
 REDACTED = "[REDACTED]"
 MIN_SECRET_CHARS = 8
 """Registered secrets shorter than this are ignored (they would redact ordinary words)."""
-MIN_SENSITIVE_CHARS = 4
+MIN_SENSITIVE_CHARS = 6
 """Shortest per-request sensitive value (``mark_sensitive``) that is redacted."""
 
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="")
@@ -93,11 +93,8 @@ class Scrubber:
 
     def register_secret(self, value: str | SecretStr | SecretBytes | None) -> None:
         """Redact ``value`` (and its URL-encoded and ``whsec_``-less forms) from now on."""
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        elif isinstance(value, SecretBytes):
-            value = value.get_secret_value().decode("utf-8", "replace")
-        if not value or len(value) < MIN_SECRET_CHARS:
+        value = value if isinstance(value, str) else next(iter(_secret_values(value)), "")
+        if len(value) < MIN_SECRET_CHARS:
             return
         encoded = quote(value, safe="")
         forms = {value, encoded, encoded.replace("~", "%7E"), quote_plus(value)}
@@ -276,8 +273,9 @@ class _WardenHandler(logging.StreamHandler[IO[str]]):
     """The root handler ``configure_logging`` installs (and replaces when called again)."""
 
 
-# Loggers whose INFO lines duplicate ours or carry row data (SQL echo shows parameters).
-_QUIET = {"aiohttp.access": logging.WARNING, "sqlalchemy.engine": logging.WARNING}
+# Loggers pinned to WARNING at any level: aiohttp's access lines duplicate ours (with the raw
+# address and query string); SQL echo and aiosqlite's DEBUG lines carry parameters and rows.
+_QUIET = ("aiohttp.access", "sqlalchemy.engine", "aiosqlite")
 
 
 def configure_logging(
@@ -301,8 +299,8 @@ def configure_logging(
     handler.setFormatter(JsonFormatter(scrubber) if json else TextFormatter(scrubber))
     root.addHandler(handler)
     root.setLevel(numeric)
-    for name, quiet in _QUIET.items():
-        logging.getLogger(name).setLevel(max(quiet, numeric))
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, numeric))
     return handler
 
 

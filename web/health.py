@@ -7,7 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
+from web.openapi import openapi_document
+
 Readiness = Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def openapi(_request: web.Request) -> web.Response:
+    """Warden's OpenAPI document."""
+    return web.json_response(openapi_document())
 
 
 async def healthz(_request: web.Request) -> web.Response:

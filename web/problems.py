@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
 _BASE = "https://warden.dev/problems/"
+_KEPT_HEADERS = frozenset({"allow", "retry-after", "www-authenticate"})
 
 
 def problem(
@@ -50,7 +51,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400 or request.path == "/api/messages":
             raise
-        return problem(exc.status, exc.reason, exc.text or exc.reason, slug=f"http-{exc.status}")
+        kept = {k: v for k, v in exc.headers.items() if k.lower() in _KEPT_HEADERS}
+        return problem(exc.status, exc.reason, exc.reason, slug=f"http-{exc.status}", headers=kept)
     except Exception:
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error on %s %s (ref %s)", request.method, request.path, ref)

@@ -1,0 +1,145 @@
+"""Warden's own HTTP API described as OpenAPI 3.0: served at ``GET /openapi.json``.
+
+The document is built here, next to the handlers it describes, and the test suite runs
+schemathesis against a live Warden with it: no 5xx, and every answer as described.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM = {
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "field": {"type": "string", "nullable": True},
+        "correlation_id": {"type": "string"},
+    },
+}
+INCIDENT = {
+    "type": "object",
+    "description": "A Microsoft Sentinel incident resource (api-version 2025-12-01), or the "
+    'automation trigger envelope {"object": <incident>, "workspaceInfo": {...}}.',
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "etag": {"type": "string"},
+        "type": {"type": "string"},
+        "properties": {
+            "type": "object",
+            "required": ["title", "severity", "status", "lastModifiedTimeUtc"],
+            "properties": {
+                "title": {"type": "string"},
+                "severity": {"enum": ["Informational", "Low", "Medium", "High"]},
+                "status": {"enum": ["New", "Active", "Closed"]},
+                "lastModifiedTimeUtc": {"type": "string", "format": "date-time"},
+            },
+        },
+        "object": {"type": "object"},
+    },
+}
+SIGNATURE_HEADERS = [
+    {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+    for name, description in (
+        ("webhook-id", "Standard Webhooks message id; the same id is answered once."),
+        ("webhook-timestamp", "UNIX seconds; refused outside ±5 minutes."),
+        ("webhook-signature", "`v1,<base64 HMAC-SHA256>`, space-separated when several."),
+    )
+]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _webhook() -> dict[str, Any]:
+    accepted = {
+        "type": "object",
+        "required": ["incident"],
+        "properties": {"incident": {"type": "string"}},
+    }
+    return {
+        "post": {
+            "summary": "Receive a signed Sentinel incident",
+            "operationId": "sentinelWebhook",
+            "parameters": SIGNATURE_HEADERS,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Incident"}}
+                },
+            },
+            "responses": {
+                "202": _json("Stored with its card work, in one transaction.", accepted),
+                "400": _problem("Not JSON, or not an incident (`field` names the culprit)."),
+                "401": _problem("Missing, invalid or expired signature."),
+                "413": _problem("Body over the size limit."),
+                "415": _problem("Not application/json."),
+                "503": _problem("The store could not commit; retry after `Retry-After`."),
+            },
+        }
+    }
+
+
+def _health() -> dict[str, Any]:
+    status = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string"}},
+    }
+    ready = {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {"status": {"enum": ["ready", "not ready"]}, "checks": {"type": "object"}},
+    }
+    return {
+        "/healthz": {
+            "get": {
+                "summary": "The process answers",
+                "operationId": "healthz",
+                "responses": {"200": _json("Alive.", status)},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Store, migrations, worker and breakers",
+                "operationId": "readyz",
+                "responses": {"200": _json("Ready.", ready), "503": _json("Not ready.", ready)},
+            }
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.0 document of Warden's HTTP endpoints (Bot Framework's excluded)."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Warden",
+            "version": "0.1.0",
+            "description": "Sentinel incidents in Microsoft Teams. `POST /api/messages` is the "
+            "Bot Framework protocol (botbuilder) and is not described here.",
+        },
+        "paths": {"/api/webhooks/sentinel": _webhook(), **_health()},
+        "components": {"schemas": {"Problem": PROBLEM, "Incident": INCIDENT}},
+    }
