@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import httpx
 import typer
@@ -29,6 +29,7 @@ from connectors.sentinel.mapping import incident_from_webhook
 from core.breaker import Breakers
 from core.errors import SettingsError
 from core.ingest import CARD_JOB, IngestWriter
+from core.metrics import Metrics
 from core.pacing import Pacer
 from core.settings import Mode, Settings, load_settings, settings_table
 from core.signing import WebhookVerifier, sign
@@ -36,7 +37,8 @@ from core.store import outbox
 from core.store.store import Store
 from core.worker import OutboxWorker
 from sandbox.sentinel_samples import sample_incident, updated_incident
-from web.health import healthz, openapi, readyz
+from web.health import healthz, openapi, readiness, readyz
+from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
 from web.problems import problem_middleware
 from web.webhooks import SentinelWebhook
 
@@ -58,16 +60,19 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     the application starts and stop when it shuts down.
     """
     store = Store.from_url(settings.effective_database_url, settings.store_timeout_seconds)
-    breakers = Breakers()
+    breakers, metrics = Breakers(), Metrics()
     http = httpx.AsyncClient(timeout=settings.bot_auth.fetch_timeout_seconds)
     validator = _bot_token_validator(settings, http)
-    adapter = TeamsAdapter(settings, WardenBot(store), breakers, validator=validator)
+    adapter = TeamsAdapter(
+        settings, WardenBot(store), breakers, validator=validator, metrics=metrics
+    )
     worker = OutboxWorker(
         store,
         {CARD_JOB: IncidentCardDelivery(store, adapter)},
         settings.outbox,
         pacer=Pacer(),
         paced_kinds=frozenset({CARD_JOB}),
+        metrics=metrics,
     )
     writer = IngestWriter(store, on_commit=worker.wake)
     webhook = SentinelWebhook(
@@ -75,9 +80,11 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         writer,
         incident_from_webhook,
         max_bytes=settings.webhook_max_bytes,
+        metrics=metrics,
     )
     app = web.Application(
-        middlewares=[problem_middleware], client_max_size=settings.webhook_max_bytes + 1024
+        middlewares=[metrics_middleware(metrics), problem_middleware],
+        client_max_size=settings.webhook_max_bytes + 1024,
     )
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
     app.cleanup_ctx.append(lambda _app: _services(settings, store, writer, worker))
@@ -86,7 +93,10 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         app.cleanup_ctx.append(lambda a: _playground(a, settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/readyz", readyz(lambda: _readiness(store, worker, breakers)))
+    app.router.add_get(
+        "/metrics", metrics_handler(metrics, lambda: refresh_gauges(metrics, store, breakers))
+    )
+    app.router.add_get("/readyz", readyz(lambda: readiness(store, worker, breakers)))
     app.router.add_post("/api/messages", adapter.handle)
     app.router.add_post("/api/webhooks/sentinel", webhook.handle)
     return app
@@ -152,18 +162,6 @@ async def _playground(app: web.Application, settings: Settings) -> AsyncIterator
             "[bold].venv/bin/python app.py demo incident[/].\n"
         )
         yield
-
-
-async def _readiness(store: Store, worker: OutboxWorker, breakers: Breakers) -> dict[str, Any]:
-    store_facts = await store.check()
-    counts = await outbox.counts(store) if store_facts.get("reachable") else {}
-    dlq = sum(counts.get(status, 0) for status in outbox.DLQ)
-    return {
-        "store": {"ok": bool(store_facts.get("current")), **store_facts},
-        "worker": {"ok": worker.running},
-        "outbox": {"ok": True, "pending": counts.get("pending", 0), "dlq": dlq},
-        "breakers": {"ok": True, "hosts": breakers.snapshot()},
-    }
 
 
 cli = typer.Typer(help="Warden: Sentinel incidents and compliance evidence in Microsoft Teams.")

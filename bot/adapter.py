@@ -13,6 +13,7 @@ import hashlib
 import html
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,6 +50,7 @@ from bot.auth import BotAuthError, BotTokenValidator, Claims, unauthorized
 from bot.types import Card, CardAction, Membership, Message, TurnHandler, User
 from core.breaker import Breakers, CircuitOpen
 from core.errors import DeliveryError, Outcome
+from core.metrics import Metrics
 from core.models import ConversationKind, ConversationRef
 from core.outcomes import classify_status, classify_transport, parse_retry_after
 from core.settings import Settings
@@ -207,8 +209,10 @@ class TeamsAdapter:
         breakers: Breakers | None = None,
         *,
         validator: BotTokenValidator | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         tune_msrest()
+        self._metrics = metrics
         if settings.microsoft_app_id and validator is None:
             raise ValueError("MICROSOFT_APP_ID is set: /api/messages needs a BotTokenValidator")
         self._validator = validator
@@ -303,17 +307,7 @@ class TeamsAdapter:
         await self._proactive(ref, update)
 
     async def _proactive(self, ref: ConversationRef, logic: Any) -> None:
-        reference = ConversationReference(
-            bot=ChannelAccount(id=ref.bot_id, name=ref.bot_name),
-            conversation=ConversationAccount(
-                id=ref.conversation_id,
-                is_group=ref.kind is not ConversationKind.PERSONAL,
-                conversation_type=ref.kind.value,
-                tenant_id=ref.tenant_id,
-            ),
-            channel_id=ref.channel_id,
-            service_url=ref.service_url,
-        )
+        reference = _reference(ref)
         breaker = self._breakers.for_host(_origin(ref.service_url))
         try:
             breaker.before_call()
@@ -321,18 +315,41 @@ class TeamsAdapter:
             raise DeliveryError(
                 str(exc), outcome=Outcome.RETRY, retry_after=exc.retry_after, attempted=False
             ) from None
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             await self._adapter.continue_conversation(reference, logic, self._app_id or None)
         except HttpOperationError as exc:
             error = _delivery_error(exc)
+            outcome = error.outcome.value
             breaker.record(ok=error.status is not None and error.status < 500)
             raise error from None
         except (TimeoutError, ClientRequestError, ClientError, OSError) as exc:
+            outcome = classify_transport(exc).value
             breaker.record(ok=False)
             raise DeliveryError(
                 f"connector unreachable: {type(exc).__name__}", outcome=classify_transport(exc)
             ) from None
+        finally:
+            if self._metrics is not None:
+                self._metrics.outbound.labels("bot_connector", outcome).inc()
+                seconds = time.perf_counter() - started
+                self._metrics.outbound_seconds.labels("bot_connector").observe(seconds)
         breaker.record(ok=True)
+
+
+def _reference(ref: ConversationRef) -> ConversationReference:
+    return ConversationReference(
+        bot=ChannelAccount(id=ref.bot_id, name=ref.bot_name),
+        conversation=ConversationAccount(
+            id=ref.conversation_id,
+            is_group=ref.kind is not ConversationKind.PERSONAL,
+            conversation_type=ref.kind.value,
+            tenant_id=ref.tenant_id,
+        ),
+        channel_id=ref.channel_id,
+        service_url=ref.service_url,
+    )
 
 
 def _origin(url: str) -> str:

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from core.errors import DeliveryError, Outcome, StoreUnavailable
+from core.metrics import Metrics
 from core.pacing import Pacer
 from core.settings import OutboxSettings
 from core.store import outbox
@@ -54,7 +55,9 @@ class OutboxWorker:
         *,
         pacer: Pacer | None = None,
         paced_kinds: frozenset[str] = frozenset(),
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._handlers = handlers
         self._settings = settings
@@ -137,6 +140,7 @@ class OutboxWorker:
         attempts = job.attempts + 1
         wait = self._pace(job)
         if wait > 0:
+            self._count(job, "deferred")
             await self._record(outbox.defer(self._store, job.id, wait))
             return
         try:
@@ -153,7 +157,12 @@ class OutboxWorker:
             error = DeliveryError(f"{type(exc).__name__} (ref {ref})", outcome=Outcome.RETRY)
             await self._failed(job, attempts, error)
         else:
+            self._count(job, "done")
             await self._record(outbox.finish(self._store, job.id))
+
+    def _count(self, job: Job, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.jobs.labels(job.kind, outcome).inc()
 
     def _pace(self, job: Job) -> float:
         if self._pacer is None or job.kind not in self._paced_kinds or not job.conversation_id:
@@ -163,20 +172,24 @@ class OutboxWorker:
     async def _failed(self, job: Job, attempts: int, exc: DeliveryError) -> None:
         reason = f"{exc.outcome.value}: {exc}"
         if not exc.attempted:
+            self._count(job, "deferred")
             delay = exc.retry_after or self._settings.poll_seconds
             await self._record(outbox.defer(self._store, job.id, delay))
             return
         if exc.retry_after and self._pacer is not None and job.conversation_id:
             self._pacer.pause(job.conversation_id, exc.retry_after)
         if exc.outcome in (Outcome.FAIL, Outcome.GONE):
+            self._count(job, "quarantined")
             log.warning("outbox job %s quarantined: %s", job.id, reason)
             await self._record(outbox.quarantine(self._store, job.id, attempts, reason))
         elif attempts >= self._settings.max_attempts:
+            self._count(job, "dead")
             log.warning("outbox job %s dead after %s attempts: %s", job.id, attempts, reason)
             await self._record(
                 outbox.bury(self._store, job.id, attempts, f"gave up after {attempts}: {reason}")
             )
         else:
+            self._count(job, "retry")
             delay = backoff_delay(attempts, self._settings, exc.retry_after)
             log.info("outbox job %s retry in %.1fs: %s", job.id, delay, reason)
             await self._record(outbox.reschedule(self._store, job.id, attempts, delay, reason))

@@ -7,6 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
+from core.breaker import Breakers
+from core.store import outbox
+from core.store.store import Store
+from core.worker import OutboxWorker
 from web.openapi import openapi_document
 
 Readiness = Callable[[], Awaitable[dict[str, Any]]]
@@ -32,3 +36,16 @@ def readyz(check: Readiness) -> Callable[[web.Request], Awaitable[web.Response]]
         return web.json_response(body, status=200 if ready else 503)
 
     return handler
+
+
+async def readiness(store: Store, worker: OutboxWorker, breakers: Breakers) -> dict[str, Any]:
+    """The facts ``/readyz`` reports: store and migrations, worker, outbox, breakers."""
+    store_facts = await store.check()
+    counts = await outbox.counts(store) if store_facts.get("reachable") else {}
+    dlq = sum(counts.get(status, 0) for status in outbox.DLQ)
+    return {
+        "store": {"ok": bool(store_facts.get("current")), **store_facts},
+        "worker": {"ok": worker.running},
+        "outbox": {"ok": True, "pending": counts.get("pending", 0), "dlq": dlq},
+        "breakers": {"ok": True, "hosts": breakers.snapshot()},
+    }

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from core.errors import InvalidPayload, StoreUnavailable
 from core.ingest import IngestWriter
+from core.metrics import Metrics
 from core.models import Incident
 from core.signing import SignatureError, WebhookVerifier
 from web.problems import problem
@@ -37,7 +38,9 @@ class SentinelWebhook:
         parse: IncidentParser,
         *,
         max_bytes: int,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._verifier = verifier
         self._writer = writer
         self._parse = parse
@@ -73,6 +76,9 @@ class SentinelWebhook:
                 slug="unavailable",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
+        if self._metrics is not None:
+            outcome = "duplicate" if result.duplicate else "accepted" if result.changed else "stale"
+            self._metrics.ingested.labels("sentinel", outcome).inc()
         return web.json_response({"incident": result.incident_name}, status=202)
 
     def _too_large(self) -> web.Response:

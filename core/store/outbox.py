@@ -247,3 +247,11 @@ async def next_due(store: Store) -> float | None:
     async with store.reading() as conn:
         value = (await conn.execute(stmt)).scalar()
     return None if value is None else float(value)
+
+
+async def oldest_pending_age(store: Store) -> float:
+    """Seconds since the oldest waiting job was created (0 when none waits)."""
+    stmt = select(func.min(outbox.c.created_at)).where(outbox.c.status.in_(UNFINISHED))
+    async with store.reading() as conn:
+        value = (await conn.execute(stmt)).scalar()
+    return 0.0 if value is None else max(0.0, time.time() - float(value))

@@ -209,7 +209,7 @@ async def test_transport_slow_host_past_deadline_raises_retry_in_deadline(
     arm: ArmSandbox,
 ) -> None:
     """Answers slower than the deadline end in DeliveryError(RETRY) at about the deadline."""
-    arm.add_fault(Fault(delay=1.5, method="GET", times=None))
+    arm.add_fault(Fault(delay=1.0, method="GET", times=None))
     policy = RetryPolicy(attempts=4, timeout=0.5, wait_initial=0.0, wait_max=0.0, wait_jitter=0)
     async with client(arm, policy=policy) as http:
         started = time.perf_counter()
@@ -345,7 +345,7 @@ async def test_transport_cancelled_probe_reopens_breaker(arm: ArmSandbox) -> Non
     breaker.record(False)
     now[0] += 30
     assert breaker.state is BreakerState.HALF_OPEN
-    arm.add_fault(Fault(delay=2.0, method="GET"))
+    arm.add_fault(Fault(delay=1.0, method="GET"))
     async with client(arm, breakers=breakers) as http:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.2):
