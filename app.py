@@ -33,7 +33,8 @@ from core.metrics import Metrics
 from core.pacing import Pacer
 from core.settings import Mode, Settings, load_settings, settings_table
 from core.signing import WebhookVerifier, sign
-from core.store import outbox
+from core.store import admin_audit, outbox
+from core.store.admin_audit import operator
 from core.store.store import Store
 from core.worker import OutboxWorker
 from sandbox.sentinel_samples import sample_incident, updated_incident
@@ -281,7 +282,7 @@ def outbox_list(
 @outbox_cli.command("retry")
 def outbox_retry(job_id: int) -> None:
     """Make a dead, quarantined or waiting job due again now, with fresh attempts."""
-    if not _on_store(lambda store: outbox.retry(store, job_id)):
+    if not _on_store(lambda store: outbox.retry(store, job_id, actor=operator())):
         console.print(f"[red]no dead or pending job {job_id}[/]")
         raise typer.Exit(1)
     console.print(f"job {job_id} will be retried now")
@@ -315,9 +316,9 @@ def dlq_replay(
         console.print("[red]give a job id or --all[/]")
         raise typer.Exit(2)
     if job_id is None:
-        count = _on_store(outbox.replay_all)
+        count = _on_store(lambda store: outbox.replay_all(store, actor=operator()))
         console.print(f"{count} job(s) replayed")
-    elif _on_store(lambda store: outbox.replay(store, job_id)):
+    elif _on_store(lambda store: outbox.replay(store, job_id, actor=operator())):
         console.print(f"job {job_id} replayed")
     else:
         console.print(f"job {job_id} is not in the dead-letter queue; nothing to replay")
@@ -326,10 +327,23 @@ def dlq_replay(
 @dlq_cli.command("purge")
 def dlq_purge(job_id: int) -> None:
     """Delete one DLQ job for good."""
-    if not _on_store(lambda store: outbox.purge(store, job_id)):
+    if not _on_store(lambda store: outbox.purge(store, job_id, actor=operator())):
         console.print(f"[red]job {job_id} is not in the dead-letter queue[/]")
         raise typer.Exit(1)
     console.print(f"job {job_id} purged")
+
+
+@cli.command("admin-log")
+def admin_log(limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50) -> None:
+    """Who subscribed, unsubscribed, replayed, retried or purged what, and when."""
+    rows = _on_store(lambda store: admin_audit.entries(store, limit))
+    table = Table("when (UTC)", "who", "action", "target", "details")
+    for row in rows:
+        details = json.dumps(row.details) if row.details else ""
+        table.add_row(
+            row.at.strftime("%Y-%m-%d %H:%M:%S"), row.actor, row.action, row.target, details
+        )
+    console.print(table if rows else "no administrative actions recorded")
 
 
 @demo_cli.command("incident")

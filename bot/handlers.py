@@ -67,7 +67,8 @@ class WardenBot:
             await self._store.subscribe(sub, by=message.user.aad_object_id or message.user.id)
             return [subscribed_card(sub)]
         if name == "unsubscribe incidents":
-            return [unsubscribed_card(await self._store.unsubscribe(ref.conversation_id))]
+            actor = message.user.aad_object_id or message.user.id
+            return [unsubscribed_card(await self._store.unsubscribe(ref.conversation_id, by=actor))]
         if name == "status":
             return [status_card(await self._store.conversation_status(ref.conversation_id))]
         return [help_card()]

@@ -73,6 +73,18 @@ webhook_receipts = Table(
     Column("received_at", Float, nullable=False),
 )
 
+admin_audit = Table(
+    "admin_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(1024), nullable=False),
+    Column("details", Text, nullable=False),
+    Index("ix_admin_audit_at", "at"),
+)
+
 outbox = Table(
     "outbox",
     metadata,

@@ -31,7 +31,7 @@ from core.models import (
     Severity,
     Subscription,
 )
-from core.store import migrate
+from core.store import admin_audit, migrate
 from core.store.engine import create_engine, create_sqlite_writer, insert_for
 from core.store.schema import conversations, incidents, outbox, posted_cards, subscriptions
 
@@ -244,12 +244,21 @@ class Store:
         stmt = stmt.on_conflict_do_update(index_elements=["conversation_id"], set_=values)
         async with self.writing() as conn:
             await conn.execute(stmt)
+            await admin_audit.record(
+                conn,
+                by or "unknown",
+                "subscribe",
+                sub.conversation_id,
+                min_severity=sub.min_severity.value,
+            )
 
-    async def unsubscribe(self, conversation_id: str) -> bool:
+    async def unsubscribe(self, conversation_id: str, *, by: str | None = None) -> bool:
         """Drop a conversation's subscription; True when there was one."""
         stmt = subscriptions.delete().where(subscriptions.c.conversation_id == conversation_id)
         async with self.writing() as conn:
             result = await conn.execute(stmt)
+            if result.rowcount:
+                await admin_audit.record(conn, by or "unknown", "unsubscribe", conversation_id)
         return bool(result.rowcount)
 
     async def subscription(self, conversation_id: str) -> Subscription | None:

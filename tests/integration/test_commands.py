@@ -114,3 +114,19 @@ async def test_tenant_allowed_served(start_warden: WardenFactory) -> None:
     conversation = channel_id("home")
     await warden.install(conversation)
     assert len(warden.connector.posts(conversation)) == 1
+
+
+async def test_subscribe_unsubscribe_recorded_in_admin_audit(warden: Warden) -> None:
+    """Subscribing and unsubscribing are recorded with the person's Entra object id."""
+    from app import STORE
+    from core.store import admin_audit
+
+    conversation = await warden.subscribed_channel(level="high")
+    await warden.say(conversation, "unsubscribe incidents")
+    entries = await admin_audit.entries(warden.client.server.app[STORE])
+    assert [(e.action, e.target) for e in entries] == [
+        ("unsubscribe", conversation),
+        ("subscribe", conversation),
+    ]
+    assert entries[1].details == {"min_severity": "High"}
+    assert entries[0].actor == "2046feea-040d-4a46-9e2b-91c2941bfa70"

@@ -35,8 +35,8 @@ async def test_delivery_400_quarantined_at_once_replay_delivers_once(warden: War
     assert dlq[0].attempts == 1
     assert "BadArgument" in (dlq[0].last_error or "")
     store = await _store(warden)
-    assert await outbox.replay(store, dlq[0].id)
-    assert not await outbox.replay(store, dlq[0].id), "a replayed job has left the DLQ"
+    assert await outbox.replay(store, dlq[0].id, actor="os:test@host")
+    assert not await outbox.replay(store, dlq[0].id, actor="os:test@host"), "left the DLQ"
     posts = await warden.connector.wait_for(lambda s: warden.card_posts(conversation))
     assert len(posts) == 1
     assert await _dlq(warden) == []

@@ -60,7 +60,7 @@ def test_cli_db_upgrade_reports_revision(var_dir: Path) -> None:
     """`db upgrade` creates the database and names its revision."""
     result = runner.invoke(cli, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "revision 0001" in result.output
+    assert "revision 0002" in result.output
     assert (var_dir / "warden.db").exists()
 
 
@@ -127,3 +127,14 @@ def test_cli_dlq_replay_all_counts(var_dir: Path) -> None:
     _dead_job(var_dir)
     assert "2 job(s) replayed" in runner.invoke(cli, ["dlq", "replay", "--all"]).output
     assert runner.invoke(cli, ["dlq", "replay"]).exit_code == 2
+
+
+def test_cli_admin_log_records_replay_and_purge_with_actor(var_dir: Path) -> None:
+    """DLQ replays and purges are recorded with the operator and shown by admin-log."""
+    first, second = _dead_job(var_dir), _dead_job(var_dir)
+    runner.invoke(cli, ["dlq", "replay", str(first)])
+    runner.invoke(cli, ["dlq", "purge", str(second)])
+    log = runner.invoke(cli, ["admin-log"])
+    assert log.exit_code == 0
+    assert "dlq.replay" in log.output and "dlq.purge" in log.output
+    assert "os:" in log.output
