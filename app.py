@@ -65,13 +65,13 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     http = httpx.AsyncClient(timeout=settings.bot_auth.fetch_timeout_seconds)
     validator = _bot_token_validator(settings, http)
     adapter = TeamsAdapter(
-        settings, WardenBot(store), breakers, validator=validator, metrics=metrics
+        settings, WardenBot(store), breakers, validator=validator, metrics=metrics, http=http
     )
     worker = OutboxWorker(
         store,
         {CARD_JOB: IncidentCardDelivery(store, adapter)},
         settings.outbox,
-        pacer=Pacer(),
+        pacer=Pacer(margin=settings.pacing.margin_seconds) if settings.pacing.enabled else None,
         paced_kinds=frozenset({CARD_JOB}),
         metrics=metrics,
     )

@@ -47,7 +47,12 @@ def _free_port() -> int:
 async def serve(kind: str, var_dir: Path) -> AsyncIterator[str]:
     """Run a bench server in a subprocess; yield its base URL once it answers."""
     port = _free_port()
-    env = {**os.environ, "WARDEN_VAR_DIR": str(var_dir), "WARDEN_SENTINEL_WEBHOOK_SECRETS": SECRET}
+    env = {
+        **os.environ,
+        "WARDEN_VAR_DIR": str(var_dir),
+        "WARDEN_SENTINEL_WEBHOOK_SECRETS": SECRET,
+        "WARDEN_PACING__ENABLED": "false",  # the sandbox connector is not Teams
+    }
     command = [sys.executable, "-m", "bench.servers", kind, "--port", str(port)]
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         command = ["taskset", "-c", "0", *command]  # the server gets one core, the load the other

@@ -9,15 +9,16 @@ classification table (``core.outcomes``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import logging
 import re
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
-from aiohttp import ClientError, web
+import httpx
+from aiohttp import web
 from botbuilder.core import (
     ActivityHandler,
     CardFactory,
@@ -29,6 +30,7 @@ from botbuilder.core.invoke_response import InvokeResponse
 from botbuilder.integration.aiohttp import (
     CloudAdapter,
     ConfigurationBotFrameworkAuthentication,
+    ConfigurationServiceClientCredentialFactory,
 )
 from botbuilder.schema import (
     Activity,
@@ -43,16 +45,14 @@ from botframework.connector.auth import (
     AuthenticationConstants,
     ClaimsIdentity,
 )
-from msrest.exceptions import ClientRequestError, HttpOperationError
 from msrest.universal_http.requests import ClientRetryPolicy
 
 from bot.auth import BotAuthError, BotTokenValidator, Claims, unauthorized
+from bot.outbound import ConnectorRest
 from bot.types import Card, CardAction, Membership, Message, TurnHandler, User
-from core.breaker import Breakers, CircuitOpen
-from core.errors import DeliveryError, Outcome
+from core.breaker import Breakers
 from core.metrics import Metrics
 from core.models import ConversationKind, ConversationRef
-from core.outcomes import classify_status, classify_transport, parse_retry_after
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -210,14 +210,23 @@ class TeamsAdapter:
         *,
         validator: BotTokenValidator | None = None,
         metrics: Metrics | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         tune_msrest()
-        self._metrics = metrics
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
         if settings.microsoft_app_id and validator is None:
             raise ValueError("MICROSOFT_APP_ID is set: /api/messages needs a BotTokenValidator")
         self._validator = validator
-        self._breakers = breakers or Breakers()
-        self._auth = ConfigurationBotFrameworkAuthentication(_BotConfig(settings))
+        config = _BotConfig(settings)
+        self._credentials = ConfigurationServiceClientCredentialFactory(config)
+        self._login_endpoint = AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX + (
+            settings.microsoft_app_tenant_id or AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT
+        )
+        self._token: tuple[str | None, float] = (None, 0.0)
+        self._rest = ConnectorRest(
+            self._http, self._connector_token, breakers or Breakers(), metrics
+        )
+        self._auth = ConfigurationBotFrameworkAuthentication(config)
         self._adapter = CloudAdapter(self._auth)
         self._adapter.on_turn_error = self._on_turn_error
         self._bridge = _Bridge(handler)
@@ -285,57 +294,41 @@ class TeamsAdapter:
 
     async def post_card(self, ref: ConversationRef, card: Card) -> str:
         """Post ``card`` as a new message in the conversation; returns its activity id."""
-        result: dict[str, str] = {}
-
-        async def send(turn_context: TurnContext) -> None:
-            response = await turn_context.send_activity(_card_activity(card))
-            result["id"] = response.id if response is not None else ""
-
-        await self._proactive(ref, send)
-        if not result.get("id"):
-            raise DeliveryError("the connector returned no activity id", outcome=Outcome.RETRY)
-        return result["id"]
+        return await self._rest.send(ref.service_url, ref.conversation_id, _outgoing(ref, card))
 
     async def update_card(self, ref: ConversationRef, activity_id: str, card: Card) -> None:
         """Replace the card at ``activity_id`` with ``card`` (same message, new content)."""
+        activity = _outgoing(ref, card)
+        activity["id"] = activity_id
+        await self._rest.update(ref.service_url, ref.conversation_id, activity_id, activity)
 
-        async def update(turn_context: TurnContext) -> None:
-            activity = _card_activity(card)
-            activity.id = activity_id
-            await turn_context.update_activity(activity)
+    async def _connector_token(self) -> str | None:
+        """A bearer for the Bot Connector from botbuilder's credentials (none in sandbox mode).
 
-        await self._proactive(ref, update)
+        MSAL caches the token and renews it before expiry; its call is synchronous, so it
+        runs on a worker thread, and the answer is reused here for five minutes.
+        """
+        if not self._app_id:
+            return None
+        cached, until = self._token
+        if cached and time.monotonic() < until:
+            return cached
+        credentials = await self._credentials.create_credentials(
+            self._app_id,
+            AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
+            self._login_endpoint,
+            True,
+        )
+        token = await asyncio.to_thread(credentials.get_access_token)
+        self._token = (token, time.monotonic() + 300)
+        return str(token)
 
-    async def _proactive(self, ref: ConversationRef, logic: Any) -> None:
-        reference = _reference(ref)
-        breaker = self._breakers.for_host(_origin(ref.service_url))
-        try:
-            breaker.before_call()
-        except CircuitOpen as exc:
-            raise DeliveryError(
-                str(exc), outcome=Outcome.RETRY, retry_after=exc.retry_after, attempted=False
-            ) from None
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            await self._adapter.continue_conversation(reference, logic, self._app_id or None)
-        except HttpOperationError as exc:
-            error = _delivery_error(exc)
-            outcome = error.outcome.value
-            breaker.record(ok=error.status is not None and error.status < 500)
-            raise error from None
-        except (TimeoutError, ClientRequestError, ClientError, OSError) as exc:
-            outcome = classify_transport(exc).value
-            breaker.record(ok=False)
-            raise DeliveryError(
-                f"connector unreachable: {type(exc).__name__}", outcome=classify_transport(exc)
-            ) from None
-        finally:
-            if self._metrics is not None:
-                self._metrics.outbound.labels("bot_connector", outcome).inc()
-                seconds = time.perf_counter() - started
-                self._metrics.outbound_seconds.labels("bot_connector").observe(seconds)
-        breaker.record(ok=True)
+
+def _outgoing(ref: ConversationRef, card: Card) -> dict[str, Any]:
+    """The JSON of a card activity addressed from the bot to ``ref``'s conversation."""
+    activity = TurnContext.apply_conversation_reference(_card_activity(card), _reference(ref))
+    body: dict[str, Any] = activity.serialize()
+    return body
 
 
 def _reference(ref: ConversationRef) -> ConversationReference:
@@ -349,27 +342,4 @@ def _reference(ref: ConversationRef) -> ConversationReference:
         ),
         channel_id=ref.channel_id,
         service_url=ref.service_url,
-    )
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _delivery_error(exc: HttpOperationError) -> DeliveryError:
-    response = exc.response
-    status = int(getattr(response, "status_code", 0) or 0)
-    headers = getattr(response, "headers", None) or {}
-    retry_after = parse_retry_after(headers.get("Retry-After"))
-    code = ""
-    error = getattr(exc, "error", None)
-    inner = getattr(error, "error", None)
-    if inner is not None:
-        code = getattr(inner, "code", "") or ""
-    message = f"connector answered {status}" + (f" ({code})" if code else "")
-    if not status:
-        return DeliveryError(message, outcome=Outcome.RETRY)
-    return DeliveryError(
-        message, outcome=classify_status(status), status=status, retry_after=retry_after
     )

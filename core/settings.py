@@ -64,6 +64,15 @@ class BotAuthSettings(BaseModel):
     )
 
 
+class PacingSettings(BaseModel):
+    """Teams pacing (``WARDEN_PACING__<FIELD>``): stay under Teams' documented rate limits."""
+
+    enabled: bool = Field(True, description="Pace card posts per conversation and per bot.")
+    margin_seconds: float = Field(
+        0.25, ge=0, le=5, description="Widening of each limit window (network delay)."
+    )
+
+
 class Settings(BaseSettings):
     """Everything Warden can be configured with; see README's configuration table."""
 
@@ -132,6 +141,7 @@ class Settings(BaseSettings):
     )
     bot_auth: BotAuthSettings = Field(default_factory=BotAuthSettings)  # type: ignore[arg-type]
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
+    pacing: PacingSettings = Field(default_factory=PacingSettings)  # type: ignore[arg-type]
 
     @field_validator("sentinel_webhook_secrets", "allowed_tenant_ids", mode="before")
     @classmethod

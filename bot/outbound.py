@@ -1,0 +1,123 @@
+"""Outbound Bot Connector calls over one pooled async HTTP client (no botbuilder here).
+
+Card posts and updates go straight to the Bot Connector REST API (v3) through a shared
+``httpx.AsyncClient``: keep-alive connections, no thread pool, no hidden retries — the outbox
+is the only retry authority (``docs/adr/0004-bot-connector-over-httpx.md``). Each call passes
+the host's circuit breaker, is timed and counted, and a failure becomes a ``DeliveryError``
+with the outcome of the one classification table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from core.breaker import Breakers, CircuitOpen
+from core.errors import DeliveryError, Outcome
+from core.metrics import Metrics
+from core.outcomes import classify_status, classify_transport, parse_retry_after
+
+TokenSource = Callable[[], Awaitable[str | None]]
+SERVICE = "bot_connector"
+
+
+def activities_url(service_url: str, conversation_id: str, activity_id: str | None = None) -> str:
+    """The Connector URL of a conversation's activities (or of one activity)."""
+    base = f"{service_url.rstrip('/')}/v3/conversations/{quote(conversation_id, safe='')}"
+    url = f"{base}/activities"
+    return f"{url}/{quote(activity_id, safe='')}" if activity_id else url
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL: the key of its circuit breaker."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class ConnectorRest:
+    """Sends and updates activities on a Bot Connector service URL."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        token: TokenSource,
+        breakers: Breakers,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._http = http
+        self._token = token
+        self._breakers = breakers
+        self._metrics = metrics
+
+    async def send(self, service_url: str, conversation_id: str, activity: dict[str, Any]) -> str:
+        """Post a new activity; returns the id the connector gave it."""
+        url = activities_url(service_url, conversation_id)
+        body = await self._call("POST", url, activity)
+        activity_id = body.get("id") if isinstance(body, dict) else None
+        if not activity_id:
+            raise DeliveryError("the connector returned no activity id", outcome=Outcome.RETRY)
+        return str(activity_id)
+
+    async def update(
+        self, service_url: str, conversation_id: str, activity_id: str, activity: dict[str, Any]
+    ) -> None:
+        """Replace an existing activity."""
+        await self._call("PUT", activities_url(service_url, conversation_id, activity_id), activity)
+
+    async def _call(self, method: str, url: str, activity: dict[str, Any]) -> Any:
+        breaker = self._breakers.for_host(origin(url))
+        try:
+            breaker.before_call()
+        except CircuitOpen as exc:
+            raise DeliveryError(
+                str(exc), outcome=Outcome.RETRY, retry_after=exc.retry_after, attempted=False
+            ) from None
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        token = await self._token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(method, url, json=activity, headers=headers)
+        except httpx.TransportError as exc:
+            outcome = classify_transport(exc)
+            breaker.record(ok=False)
+            self._observe(outcome.value, started)
+            raise DeliveryError(
+                f"connector unreachable: {type(exc).__name__}", outcome=outcome
+            ) from None
+        breaker.record(ok=response.status_code < 500)
+        if response.status_code >= 400:
+            error = _error(response)
+            self._observe(error.outcome.value, started)
+            raise error
+        self._observe("ok", started)
+        return response.json() if response.content else {}
+
+    def _observe(self, outcome: str, started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.outbound.labels(SERVICE, outcome).inc()
+            seconds = time.perf_counter() - started
+            self._metrics.outbound_seconds.labels(SERVICE).observe(seconds)
+
+
+def _error(response: httpx.Response) -> DeliveryError:
+    """The ``DeliveryError`` for a connector's error answer (its ErrorResponse code named)."""
+    code = ""
+    try:
+        payload = response.json()
+        code = str(payload.get("error", {}).get("code", "")) if isinstance(payload, dict) else ""
+    except ValueError:
+        pass
+    status = response.status_code
+    message = f"connector answered {status}" + (f" ({code})" if code else "")
+    return DeliveryError(
+        message,
+        outcome=classify_status(status),
+        status=status,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
