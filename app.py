@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -29,6 +28,7 @@ from connectors.sentinel.mapping import incident_from_webhook
 from core.breaker import Breakers
 from core.errors import SettingsError
 from core.ingest import CARD_JOB, IngestWriter
+from core.logs import SCRUBBER, configure_logging
 from core.metrics import Metrics
 from core.pacing import Pacer
 from core.settings import Mode, Settings, load_settings, settings_table
@@ -38,6 +38,7 @@ from core.store.admin_audit import operator
 from core.store.store import Store
 from core.worker import OutboxWorker
 from sandbox.sentinel_samples import sample_incident, updated_incident
+from web.access import correlation_middleware
 from web.health import healthz, openapi, readiness, readyz
 from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
 from web.problems import problem_middleware
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     Construction does no I/O; the store, writer and worker start in ``cleanup_ctx`` when
     the application starts and stop when it shuts down.
     """
+    SCRUBBER.register_settings(settings)  # before anything can log a secret
     store = Store.from_url(settings.effective_database_url, settings.store_timeout_seconds)
     breakers, metrics = Breakers(), Metrics()
     http = httpx.AsyncClient(timeout=settings.bot_auth.fetch_timeout_seconds)
@@ -84,7 +86,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         metrics=metrics,
     )
     app = web.Application(
-        middlewares=[metrics_middleware(metrics), problem_middleware],
+        middlewares=[correlation_middleware, metrics_middleware(metrics), problem_middleware],
         client_max_size=settings.webhook_max_bytes + 1024,
     )
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
@@ -184,14 +186,6 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-
-
 @cli.callback(invoke_without_command=True)
 def main(ctx: typer.Context) -> None:
     """Run ``serve`` when no command is given."""
@@ -207,7 +201,7 @@ def serve(
 ) -> None:
     """Serve Warden's HTTP endpoints until interrupted."""
     settings = _settings()
-    _configure_logging()
+    configure_logging()
     if playground and settings.mode is not Mode.SANDBOX:
         console.print("[red]--playground needs WARDEN_MODE=sandbox[/]")
         raise typer.Exit(2)
@@ -216,7 +210,7 @@ def serve(
         f"· store {settings.effective_database_url.split('://')[0]}"
     )
     app = create_app(settings, playground=playground)
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
 
 
 @cli.command("settings")

@@ -51,6 +51,7 @@ from bot.auth import BotAuthError, BotTokenValidator, Claims, unauthorized
 from bot.outbound import ConnectorRest
 from bot.types import Card, CardAction, Membership, Message, TurnHandler, User
 from core.breaker import Breakers
+from core.logs import mark_sensitive
 from core.metrics import Metrics
 from core.models import ConversationKind, ConversationRef
 from core.settings import Settings
@@ -147,6 +148,13 @@ class _Bridge(ActivityHandler):  # type: ignore[misc]
 
     def __init__(self, handler: TurnHandler) -> None:
         self._handler = handler
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        """Keep the activity's words and its sender's name out of every log line of the turn."""
+        activity = turn_context.activity
+        sender = activity.from_property
+        mark_sensitive(activity.text, message_text(activity.text), sender.name if sender else None)
+        await super().on_turn(turn_context)
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity

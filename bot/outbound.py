@@ -18,11 +18,16 @@ import httpx
 
 from core.breaker import Breakers, CircuitOpen
 from core.errors import DeliveryError, Outcome
+from core.logs import log_outbound
 from core.metrics import Metrics
 from core.outcomes import classify_status, classify_transport, parse_retry_after
 
 TokenSource = Callable[[], Awaitable[str | None]]
 SERVICE = "bot_connector"
+_PATHS = {  # what the log line names: the operation, not the conversation or activity ids
+    "POST": "/v3/conversations/{conversation}/activities",
+    "PUT": "/v3/conversations/{conversation}/activities/{activity}",
+}
 
 
 def activities_url(service_url: str, conversation_id: str, activity_id: str | None = None) -> str:
@@ -86,22 +91,25 @@ class ConnectorRest:
         except httpx.TransportError as exc:
             outcome = classify_transport(exc)
             breaker.record(ok=False)
-            self._observe(outcome.value, started)
+            self._observe(outcome.value, started, method, url, exc)
             raise DeliveryError(
                 f"connector unreachable: {type(exc).__name__}", outcome=outcome
             ) from None
         breaker.record(ok=response.status_code < 500)
         if response.status_code >= 400:
             error = _error(response)
-            self._observe(error.outcome.value, started)
+            self._observe(error.outcome.value, started, method, url, response.status_code)
             raise error
-        self._observe("ok", started)
+        self._observe("ok", started, method, url, response.status_code)
         return response.json() if response.content else {}
 
-    def _observe(self, outcome: str, started: float) -> None:
+    def _observe(
+        self, outcome: str, started: float, method: str, url: str, result: int | BaseException
+    ) -> None:
+        seconds = time.perf_counter() - started
+        log_outbound(SERVICE, method, origin(url), _PATHS[method], result, seconds * 1000)
         if self._metrics is not None:
             self._metrics.outbound.labels(SERVICE, outcome).inc()
-            seconds = time.perf_counter() - started
             self._metrics.outbound_seconds.labels(SERVICE).observe(seconds)
 
 

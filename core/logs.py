@@ -14,22 +14,20 @@ valid), echoes it as ``x-correlation-id`` and writes one access line per request
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import re
 import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import IO, Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-from aiohttp import web
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 CORRELATION_HEADER = "x-correlation-id"
@@ -82,12 +80,12 @@ _MAX_PATH = 512
 class Scrubber:
     """Removes secrets and personal data from text before it is written anywhere.
 
-    ``pepper``, when given, keys the pseudonym hash (HMAC-SHA256), so that a pseudonym
-    cannot be reversed by hashing a list of known addresses.
+    ``pepper`` (settable, e.g. from a secret setting) keys the pseudonym hash (HMAC-SHA256),
+    so that a pseudonym cannot be reversed by hashing a list of addresses or all IPv4s.
     """
 
     def __init__(self, *, pepper: bytes = b"") -> None:
-        self._pepper = pepper
+        self.pepper = pepper
         self._secrets: frozenset[str] = frozenset()
         self._secret_pattern: re.Pattern[str] | None = None
 
@@ -115,8 +113,8 @@ class Scrubber:
     def pseudonym(self, value: str, kind: str = "user") -> str:
         """A stable short stand-in for ``value``: ``<kind>:<sha256[:12]>``."""
         normal = value.strip().lower().replace("%40", "@").encode()
-        if self._pepper:
-            digest = hmac.new(self._pepper, normal, hashlib.sha256).hexdigest()
+        if self.pepper:
+            digest = hmac.new(self.pepper, normal, hashlib.sha256).hexdigest()
         else:
             digest = hashlib.sha256(normal).hexdigest()
         return f"{kind}:{digest[:12]}"
@@ -162,9 +160,8 @@ def _redact_value(match: re.Match[str]) -> str:
 
 def _secret_values(value: Any) -> Iterable[str]:
     if isinstance(value, str) and "://" in value:
-        password = urlsplit(value).password  # a password inside a URL setting
-        if password:
-            yield unquote(password)
+        with contextlib.suppress(ValueError):  # a password inside a URL setting
+            yield from [unquote(p) for p in [urlsplit(value).password] if p]
     elif isinstance(value, SecretStr):
         yield value.get_secret_value()
     elif isinstance(value, SecretBytes):
@@ -252,8 +249,8 @@ class JsonFormatter(logging.Formatter):
         return scrubbed
 
     def format(self, record: logging.LogRecord) -> str:
-        """One line of JSON."""
-        return json.dumps(self.fields(record), ensure_ascii=False, default=str)
+        """One line of JSON (ASCII: no character a reader could take for a line break)."""
+        return json.dumps(self.fields(record), default=str)
 
 
 class TextFormatter(JsonFormatter):
@@ -304,58 +301,11 @@ def configure_logging(
     return handler
 
 
-access_log = logging.getLogger("warden.access")
-outbound_log = logging.getLogger("warden.outbound")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_outbound = logging.getLogger("warden.outbound")
 
 
-@web.middleware
-async def correlation_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Correlate the request, echo ``x-correlation-id`` and write its one access line."""
-    cid = inbound_correlation_id(request.headers) or uuid.uuid4().hex
-    token = correlation_id.set(cid)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        if not response.prepared:
-            response.headers[CORRELATION_HEADER] = cid
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        exc.headers[CORRELATION_HEADER] = cid
-        raise
-    except asyncio.CancelledError:
-        status = 499  # the client went away
-        raise
-    finally:
-        _access_line(request, status, (time.perf_counter() - started) * 1000)
-        correlation_id.reset(token)
-
-
-def _access_line(request: web.Request, status: int, duration_ms: float) -> None:
-    resource = request.match_info.route.resource
-    access_log.log(
-        logging.ERROR if status >= 500 else logging.INFO,
-        "%s %s %s",
-        request.method,
-        request.path[:_MAX_PATH],
-        status,
-        extra={
-            "event": "http.request",
-            "method": request.method,
-            "path": request.path[:_MAX_PATH],
-            "route": resource.canonical if resource is not None else None,
-            "status": status,
-            "outcome": _outcome(status),
-            "duration_ms": round(duration_ms, 1),
-            "remote": SCRUBBER.pseudonym(request.remote, "ip") if request.remote else None,
-        },
-    )
-
-
-def _outcome(status: int) -> str:
+def outcome_of(status: int) -> str:
+    """The outcome word of an HTTP status in log lines."""
     if status == 499:
         return "cancelled"
     if status == 429:
@@ -386,7 +336,7 @@ def log_outbound(
         "attempt": attempt,
     }
     if isinstance(status_or_error, int):
-        extra.update(status=status_or_error, outcome=_outcome(status_or_error))
+        extra.update(status=status_or_error, outcome=outcome_of(status_or_error))
         level = logging.INFO if status_or_error < 400 else logging.WARNING
         result = str(status_or_error)
     else:
@@ -395,4 +345,4 @@ def log_outbound(
         extra.update(error=text, outcome="error")
         level, result = logging.WARNING, text
     target = f"{service} {extra['method']} {host}{extra['path']}"
-    outbound_log.log(level, "%s -> %s", target, result, extra=extra)
+    _outbound.log(level, "%s -> %s", target, result, extra=extra)

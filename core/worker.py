@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from core.errors import DeliveryError, Outcome, StoreUnavailable
+from core.logs import new_correlation_id
 from core.metrics import Metrics
 from core.pacing import Pacer
 from core.settings import OutboxSettings
@@ -136,6 +137,7 @@ class OutboxWorker:
         self._wake.set()
 
     async def _execute(self, job: Job) -> None:
+        new_correlation_id()  # every line of this job, and its outbound calls, share it
         handler = self._handlers.get(job.kind)
         attempts = job.attempts + 1
         wait = self._pace(job)

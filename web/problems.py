@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from core.logs import correlation_id
+
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
@@ -54,7 +56,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         kept = {k: v for k, v in exc.headers.items() if k.lower() in _KEPT_HEADERS}
         return problem(exc.status, exc.reason, exc.reason, slug=f"http-{exc.status}", headers=kept)
     except Exception:
-        ref = uuid.uuid4().hex[:12]
+        ref = correlation_id.get() or uuid.uuid4().hex[:12]
         log.exception("unhandled error on %s %s (ref %s)", request.method, request.path, ref)
         return problem(
             500,

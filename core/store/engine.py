@@ -25,7 +25,7 @@ def create_engine(url: str, timeout: float = 10.0) -> AsyncEngine:
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": timeout})
+        engine = create_async_engine(url, connect_args={"timeout": timeout}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     if backend == "postgresql":
@@ -37,6 +37,7 @@ def create_engine(url: str, timeout: float = 10.0) -> AsyncEngine:
             max_overflow=10,
             pool_pre_ping=True,
             pool_timeout=timeout,
+            hide_parameters=True,
             connect_args={"timeout": timeout, "command_timeout": timeout},
         )
     raise SettingsError(f"WARDEN_DATABASE_URL: unsupported database {backend!r}")

@@ -42,8 +42,21 @@ CANARIES = [
     JWT,
     FORGED_SIGNATURE,
 ]
-# Every logger the journey touches, at DEBUG, so that nothing is hidden by its level.
-LOUD = ("aiohttp", "botbuilder", "botframework", "msrest", "urllib3", "asyncio", "alembic")
+# Every logger the journey touches, at DEBUG, so that nothing is hidden by its level, except
+# the three configure_logging keeps at WARNING whatever the level because their DEBUG/INFO
+# lines are row data by design (SQL echo, aiosqlite) or duplicate ours (aiohttp.access).
+LOUD = (
+    "aiohttp",
+    "botbuilder",
+    "botframework",
+    "msrest",
+    "urllib3",
+    "asyncio",
+    "alembic",
+    "sqlalchemy",
+    "httpx",
+)
+PINNED = ("aiohttp.access", "sqlalchemy.engine", "aiosqlite")
 
 
 @pytest.fixture
@@ -51,10 +64,10 @@ def captured() -> Iterator[io.StringIO]:
     """All log output of the test, as JSON lines in memory; logging restored afterwards."""
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
-    levels = {name: logging.getLogger(name).level for name in (*LOUD, "sqlalchemy")}
+    levels = {name: logging.getLogger(name).level for name in (*LOUD, *PINNED)}
     stream = io.StringIO()
     configure_logging("DEBUG", stream=stream)
-    for name in (*LOUD, "sqlalchemy"):
+    for name in LOUD:
         logging.getLogger(name).setLevel(logging.DEBUG)
     yield stream
     root.handlers[:] = saved[0]
@@ -70,7 +83,7 @@ def _teams_message(warden: Warden, conversation: str, text: str) -> dict[str, An
 
 
 async def _journey(warden: Warden) -> None:
-    """Install, subscribe, two webhooks, a forgery, a bad signature, status."""
+    """Install, subscribe, two webhooks, a forgery, a bad signature, a probe, status."""
     conversation = channel_id("soc")
     await warden.install(conversation)
     for text in ("subscribe incidents", MESSAGE_TEXT, f"status {MARK}", "status"):
@@ -103,6 +116,8 @@ async def _refusals(warden: Warden, resource: dict[str, Any]) -> None:
     headers["webhook-signature"] = FORGED_SIGNATURE
     bad = await warden.client.post("/api/webhooks/sentinel", data=body, headers=headers)
     assert bad.status == 401
+    probe = await warden.client.get(f"/users/{EMAIL}?client_secret={APP_PASSWORD}")
+    assert probe.status == 404
     ready = await warden.client.get("/readyz", headers={"x-correlation-id": "journey-1"})
     assert ready.headers.get("x-correlation-id") == "journey-1"
 
@@ -117,6 +132,7 @@ async def test_journey_canary_secrets_and_personal_data_never_logged(
     await _journey(warden)
     await warden.client.close()
     text = captured.getvalue()
+    assert text.count('"logger": "warden.access"') == 11, "the journey was not captured"
     leaks = [canary for canary in CANARIES if canary.lower() in text.lower()]
     assert not leaks, f"canaries in the logs: {leaks}"
 
@@ -129,10 +145,12 @@ async def test_journey_access_lines_one_per_request_with_correlation(
         sentinel_webhook_secrets=WEBHOOK_SECRET, microsoft_app_password=APP_PASSWORD
     )
     await _journey(warden)
-    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    lines = [json.loads(line) for line in captured.getvalue().split("\n") if line]
     access = [line for line in lines if line["logger"] == "warden.access"]
-    assert len(access) == 10
+    assert len(access) == 11
     assert all(line["correlation_id"] and line["duration_ms"] >= 0 for line in access)
     assert len({line["correlation_id"] for line in access}) == len(access)
+    assert access[-1]["correlation_id"] == "journey-1"
     assert [line["status"] for line in access].count(401) == 2
+    assert access[-2]["path"].startswith("/users/user:") and access[-2]["status"] == 404
     assert all(line["remote"] is None or line["remote"].startswith("ip:") for line in access)
