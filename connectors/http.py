@@ -49,7 +49,12 @@ import stamina
 
 from core.breaker import Breakers, BreakerState, CircuitBreaker, CircuitOpen
 from core.errors import DeliveryError, Outcome
-from core.outcomes import classify_status, classify_transport, parse_retry_after
+from core.outcomes import (
+    classify_status,
+    classify_transport,
+    parse_retry_after,
+    resend_in_call,
+)
 
 log = logging.getLogger(__name__)
 
@@ -320,13 +325,15 @@ class ResilientTransport(httpx.AsyncBaseTransport):
     def _refused(self, call: _Call, response: httpx.Response) -> _Failed:
         """The failure of an attempt answered with a 4xx or 5xx status."""
         status = response.status_code
-        return _Failed(
+        failed = _Failed(
             call.label,
             f"status {status}",
             outcome=classify_status(status),
             response=response,
             retry_after=server_delay(response.headers),
         )
+        failed.final = failed.final or not resend_in_call(status)
+        return failed
 
     def _give_up(self, call: _Call, failed: _Failed) -> httpx.Response:
         """Hand back the last response, or raise ``DeliveryError`` when there was none."""

@@ -39,6 +39,18 @@ def classify_status(status: int) -> Outcome:
     return Outcome.RETRY if status >= 500 else Outcome.FAIL
 
 
+_RESEND_NOW = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def resend_in_call(status: int) -> bool:
+    """True when the same request, sent again within the call, may succeed.
+
+    Narrower than ``RETRY``: a 401 (same token), 409 or 412 (same etag) needs something
+    to change first — a new token, a re-read — so the outbox retries those, not the transport.
+    """
+    return status in _RESEND_NOW
+
+
 def classify_transport(exc: BaseException) -> Outcome:
     """What to do after a call that got no answer (timeout, reset, refused): retry."""
     del exc

@@ -95,3 +95,23 @@ def test_pacer_margin_widens_each_window() -> None:
     for _ in range(7):
         pacer.reserve("c")
     assert pacer.reserve("c") == pytest.approx(1.25)
+
+
+@pytest.mark.parametrize(
+    ("status", "resend"),
+    [
+        (429, True),
+        (503, True),
+        (408, True),
+        (401, False),
+        (409, False),
+        (412, False),
+        (400, False),
+        (404, False),
+    ],
+)
+def test_resend_in_call_only_for_transient_answers(status: int, resend: bool) -> None:
+    """Only answers that may change on their own are resent within a call."""
+    from core.outcomes import resend_in_call
+
+    assert resend_in_call(status) is resend

@@ -1,0 +1,202 @@
+"""Sentinel's (ARM's) error envelope, turned into Warden's typed errors.
+
+ARM answers a failure with a ``CloudError`` body, ``{"error": {"code", "message"}}``, and
+the ``x-ms-request-id`` / ``x-ms-correlation-request-id`` headers Microsoft support asks
+for. ``error_from_response`` reads them and picks the error type by status; the outcome
+(retry, rate-limited, fail, gone) comes from the one classification table,
+``core.outcomes.classify_status``.
+
+Every error here is a ``DeliveryError``, so an outbox job that calls Sentinel fails the
+way the worker understands. ``str(error)`` is for operators (status, code, the service's
+message, request ids); ``user_message`` is safe to show in Teams.
+"""
+
+from __future__ import annotations
+
+import httpx
+from azure.core.exceptions import AzureError, ClientAuthenticationError
+
+from connectors.http import server_delay
+from core.errors import DeliveryError, Outcome
+from core.outcomes import classify_status
+
+_MAX_MESSAGE = 500
+
+
+class SentinelError(DeliveryError):
+    """A call to Sentinel failed; ``code`` and ``message`` are the service's own words.
+
+    ``status`` is None when no answer came (or the call never went out). ``request_id``
+    and ``correlation_id`` are ARM's ``x-ms-request-id`` and ``x-ms-correlation-request-id``.
+    """
+
+    user_message = "Sentinel could not complete the request."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        outcome: Outcome = Outcome.FAIL,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+        attempted: bool = True,
+    ) -> None:
+        """Describe the failure; the exception text joins every part for the operator."""
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.correlation_id = correlation_id
+        super().__init__(
+            self._describe(status, code, message, request_id, correlation_id),
+            outcome=outcome,
+            status=status,
+            retry_after=retry_after,
+            attempted=attempted,
+        )
+
+    @staticmethod
+    def _describe(
+        status: int | None,
+        code: str | None,
+        message: str,
+        request_id: str | None,
+        correlation_id: str | None,
+    ) -> str:
+        """The operator's one-line account of the failure."""
+        head = (
+            "Sentinel" + (f" {status}" if status is not None else "") + (f" {code}" if code else "")
+        )
+        ids = [f"x-ms-request-id={request_id}"] if request_id else []
+        if correlation_id and correlation_id != request_id:
+            ids.append(f"x-ms-correlation-request-id={correlation_id}")
+        tail = f" ({', '.join(ids)})" if ids else ""
+        return f"{head}: {message}{tail}"
+
+
+class IncidentNotFound(SentinelError):
+    """404: the incident (or the comment, or the workspace itself) does not exist."""
+
+    user_message = "This incident no longer exists in Sentinel."
+
+
+class IncidentConflict(SentinelError):
+    """409/412: the incident changed since the etag the update was based on."""
+
+    user_message = "Someone changed this incident in Sentinel meanwhile; refresh and try again."
+
+
+class SentinelThrottled(SentinelError):
+    """429: Sentinel asks to slow down; ``retry_after`` is its delay in seconds, if named."""
+
+    user_message = "Sentinel is busy; Warden will try again shortly."
+
+
+class SentinelUnavailable(SentinelError):
+    """5xx after the retries allowed, or no answer at all (timeouts, resets, open breaker)."""
+
+    user_message = "Sentinel cannot be reached right now; Warden will try again."
+
+    @classmethod
+    def from_delivery(cls, error: DeliveryError) -> SentinelUnavailable:
+        """The Sentinel form of a transport failure of the resilient HTTP layer."""
+        return cls(
+            str(error),
+            status=error.status,
+            code="NoAnswer" if error.attempted else "NotSent",
+            outcome=error.outcome,
+            retry_after=error.retry_after,
+            attempted=error.attempted,
+        )
+
+
+class SentinelRefused(SentinelError):
+    """400/401/403 (or another 4xx): Sentinel refused the request and said why."""
+
+    @property
+    def user_message(self) -> str:  # type: ignore[override]
+        """What a responder may read: the validation message, or a hint about access."""
+        if self.status in (401, 403) or self.status is None:
+            return "Warden is not allowed to do this in Sentinel; ask an administrator."
+        return f"Sentinel refused the request: {self.message}"
+
+
+class InvalidIncidentChange(SentinelError, ValueError):
+    """A change Sentinel would refuse (closing without a classification, ...): not sent.
+
+    Its outcome is FAIL and it counts as attempted, so an outbox job that carries such a
+    change is quarantined rather than deferred (``attempted=False`` means "try later").
+    """
+
+    def __init__(self, message: str) -> None:
+        """Describe what is wrong with the change, in words a responder understands."""
+        super().__init__(message, code="InvalidChange", outcome=Outcome.FAIL)
+
+    @property
+    def user_message(self) -> str:  # type: ignore[override]
+        """The reason itself: it names the missing or wrong field, nothing private."""
+        return self.message
+
+
+def _envelope(response: httpx.Response) -> tuple[str, str]:
+    """The ``code`` and ``message`` of a CloudError body, or the best stand-ins."""
+    code, message = response.reason_phrase or f"HTTP{response.status_code}", ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code = str(error.get("code") or code)
+        message = str(error.get("message") or "")
+    if not message:
+        message = response.text.strip()[:_MAX_MESSAGE] or f"HTTP {response.status_code}"
+    return code, message
+
+
+def error_from_response(response: httpx.Response) -> SentinelError:
+    """The typed error for an ARM answer with a failure status (4xx or 5xx).
+
+    404 → ``IncidentNotFound``; 409 and 412 → ``IncidentConflict``; 429 →
+    ``SentinelThrottled``; 5xx → ``SentinelUnavailable``; any other → ``SentinelRefused``.
+    The body must have been read (``httpx.AsyncClient.request`` does).
+    """
+    status = response.status_code
+    code, message = _envelope(response)
+    kind: type[SentinelError] = SentinelRefused
+    if status == 404:
+        kind = IncidentNotFound
+    elif status in (409, 412):
+        kind = IncidentConflict
+    elif status == 429:
+        kind = SentinelThrottled
+    elif status >= 500:
+        kind = SentinelUnavailable
+    headers = response.headers
+    return kind(
+        message,
+        status=status,
+        code=code,
+        outcome=classify_status(status),
+        retry_after=server_delay(headers),
+        request_id=headers.get("x-ms-request-id"),
+        correlation_id=headers.get("x-ms-correlation-request-id"),
+    )
+
+
+def error_from_credential(error: AzureError) -> SentinelError:
+    """The error for a credential that gave no ARM token: refused, or unreachable.
+
+    Both are retried later: a token endpoint in trouble also answers as a refusal.
+    """
+    message = f"no ARM token: {error.message}"
+    if isinstance(error, ClientAuthenticationError):
+        return SentinelRefused(message, code="CredentialRefused", outcome=Outcome.RETRY)
+    return SentinelUnavailable(message, code="CredentialUnavailable", outcome=Outcome.RETRY)
+
+
+def invalid_answer(message: str, *, outcome: Outcome = Outcome.RETRY) -> SentinelUnavailable:
+    """The error for a 2xx answer Warden cannot read (not JSON, not the contract's shape)."""
+    return SentinelUnavailable(message, code="InvalidResponse", outcome=outcome)
