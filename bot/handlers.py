@@ -35,6 +35,7 @@ class WardenBot:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._active: set[str] = set()  # conversations this process saw saved as active
         self._actions: dict[CardVerb, Callable[[CardAction, BaseModel], Awaitable[Card]]] = {
             CardVerb.REFRESH: self._refresh,
         }
@@ -43,10 +44,13 @@ class WardenBot:
         """Remember a conversation the bot joined (and welcome it), or forget one it left."""
         ref = change.conversation
         if not change.added:
+            self._active.discard(ref.conversation_id)
             await self._store.deactivate_conversation(ref.conversation_id)
             log.info("bot removed from a %s conversation", ref.kind.value)
             return []
-        if not await self._store.save_conversation(ref):
+        newly_active = await self._store.save_conversation(ref)
+        self._active.add(ref.conversation_id)
+        if not newly_active:
             return []  # Teams announces one installation twice (installation and member update)
         log.info("bot installed in a %s conversation", ref.kind.value)
         return [welcome_card(ref.bot_name or "Warden", ref.kind)]
@@ -54,7 +58,9 @@ class WardenBot:
     async def on_message(self, message: Message) -> list[Card]:
         """Run the command in ``message`` and answer with its card."""
         ref = message.conversation
-        await self._store.save_conversation(ref)
+        if ref.conversation_id not in self._active:
+            await self._store.save_conversation(ref)
+            self._active.add(ref.conversation_id)
         parsed = parse_command(message.text)
         if parsed.command is None:
             if parsed.problem:

@@ -67,6 +67,14 @@ class ConnectorRest:
             raise DeliveryError("the connector returned no activity id", outcome=Outcome.RETRY)
         return str(activity_id)
 
+    async def reply(
+        self, service_url: str, conversation_id: str, reply_to_id: str, activity: dict[str, Any]
+    ) -> str:
+        """Reply to an activity (ReplyToActivity); returns the reply's id."""
+        url = activities_url(service_url, conversation_id, reply_to_id)
+        body = await self._call("POST", url, activity)
+        return str(body.get("id", "")) if isinstance(body, dict) else ""
+
     async def update(
         self, service_url: str, conversation_id: str, activity_id: str, activity: dict[str, Any]
     ) -> None:

@@ -7,7 +7,6 @@ answers are checked against the swagger's declared response schemas.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import re
 import sys
@@ -17,7 +16,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-import msrest.universal_http.requests as msrest_requests
 import pytest
 from botbuilder.schema import Activity, Attachment, ChannelAccount, ConversationParameters
 from botframework.connector.aio import ConnectorClient
@@ -26,7 +24,6 @@ from botframework.connector.models import ErrorResponseException
 from jsonschema import Draft4Validator
 from msrest.exceptions import ClientRequestError
 
-from bot.adapter import tune_msrest
 from sandbox.connector import ConnectorSandbox, Fault, run_connector_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,8 +83,7 @@ async def sandbox() -> AsyncIterator[ConnectorSandbox]:
 
 @pytest.fixture
 async def connector(sandbox: ConnectorSandbox) -> AsyncIterator[ConnectorClient]:
-    """The real async botbuilder ConnectorClient, anonymous, tuned as Warden runs it."""
-    tune_msrest()
+    """The real async botbuilder ConnectorClient, anonymous."""
     credentials = MicrosoftAppCredentials("", "")
     async with ConnectorClient(credentials, base_url=sandbox.url) as client:
         yield client
@@ -312,23 +308,14 @@ async def test_rate_limiter_eighth_send_in_one_second_returns_429() -> None:
         assert other.status_code == 201
 
 
-async def test_connector_client_tuned_put_503_surfaces_at_once(
+async def test_connector_client_put_503_retries_transparently(
     sandbox: ConnectorSandbox, connector: ConnectorClient
 ) -> None:
-    """With Warden's msrest tuning, a PUT 503 reaches the caller at once, with its status."""
+    """The stock async SDK (requests + urllib3 Retry) retries a PUT after 503 by itself."""
     sent = await connector.conversations.send_to_conversation(THREAD, card_activity())
-    sandbox.add_fault(Fault(status=503, retry_after=1, method="PUT"))
-    with pytest.raises(ErrorResponseException) as caught:
-        await connector.conversations.update_activity(THREAD, sent.id, card_activity("again"))
-    assert caught.value.response.status_code == 503
-    assert caught.value.response.headers["Retry-After"] == "1"
-    assert [e.status for e in sandbox.updates(THREAD)] == [503]
-
-
-def test_msrest_retry_policy_still_needs_tuning() -> None:
-    """msrest still builds ``safe_codes`` as a list; when an upgrade fixes it, drop the patch."""
-    source = inspect.getsource(msrest_requests)
-    assert "safe_codes = [i for i in range(500)" in source
+    sandbox.add_fault(Fault(status=503, method="PUT"))
+    await connector.conversations.update_activity(THREAD, sent.id, card_activity("again"))
+    assert [e.status for e in sandbox.updates(THREAD)] == [503, 200]
 
 
 async def test_connector_client_post_503_raises_without_retry(

@@ -35,7 +35,8 @@ async def test_metrics_after_journey_counts_what_happened(warden: Warden) -> Non
     assert _value(text, "warden_ingested_total", source="sentinel", result="duplicate") == 1
     route = "/api/webhooks/sentinel"
     assert _value(text, "warden_http_requests_total", route=route, method="POST", status="202") == 2
-    assert _value(text, "warden_outbound_calls_total", service="bot_connector", outcome="ok") == 1
+    # the welcome, the answer to "subscribe incidents" and the card
+    assert _value(text, "warden_outbound_calls_total", service="bot_connector", outcome="ok") == 3
     assert (
         _value(text, "warden_outbox_jobs_finished_total", kind="incident.card", outcome="done") == 1
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.adapter import message_text
+from bot.activities import message_text
 from bot.router import parse_command
 
 

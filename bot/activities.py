@@ -1,0 +1,155 @@
+"""Bot Framework activities as JSON: read the inbound ones, write the outbound ones.
+
+Pure functions over the wire format (``contracts/botframework-activity-v3.schema.json``):
+inbound activities become Warden's typed turns (``bot.types``); cards become the activities
+that carry them. Teams puts the tenant, team and channel in ``channelData``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from bot.types import Card, CardAction, Membership, Message, User
+from core.models import ConversationKind, ConversationRef
+
+Activity = dict[str, Any]
+CARD_TYPE = "application/vnd.microsoft.card.adaptive"
+_MENTION = re.compile(r"<at[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+_KINDS = {"channel": ConversationKind.CHANNEL, "groupChat": ConversationKind.GROUP_CHAT}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def message_text(raw: str | None) -> str:
+    """The words a person typed: mentions and markup removed, white space folded."""
+    text = _MENTION.sub(" ", raw or "")
+    text = html.unescape(_TAG.sub(" ", text))
+    return " ".join(text.split())
+
+
+def tenant_of(activity: Activity) -> str | None:
+    """The Entra tenant an activity comes from (``channelData.tenant.id`` first)."""
+    tenant = _dict(_dict(activity.get("channelData")).get("tenant")).get("id")
+    if tenant is None:
+        tenant = _dict(activity.get("conversation")).get("tenantId")
+    return tenant if isinstance(tenant, str) else None
+
+
+def conversation_ref(activity: Activity) -> ConversationRef:
+    """Where an inbound activity came from, as a reference for posting there later."""
+    conversation = _dict(activity.get("conversation"))
+    data = _dict(activity.get("channelData"))
+    team, channel = _dict(data.get("team")), _dict(data.get("channel"))
+    recipient = _dict(activity.get("recipient"))
+    return ConversationRef(
+        conversation_id=str(conversation.get("id", "")).split(";messageid=")[0],
+        service_url=str(activity.get("serviceUrl", "")),
+        channel_id=str(activity.get("channelId") or "msteams"),
+        kind=_KINDS.get(str(conversation.get("conversationType")), ConversationKind.PERSONAL),
+        tenant_id=tenant_of(activity),
+        bot_id=str(recipient.get("id", "")),
+        bot_name=str(recipient.get("name") or ""),
+        name=channel.get("name") or conversation.get("name"),
+        team_id=team.get("id"),
+        team_name=team.get("name"),
+    )
+
+
+def user_of(activity: Activity) -> User:
+    """The person behind an activity."""
+    sender = _dict(activity.get("from"))
+    return User(
+        id=str(sender.get("id", "")),
+        name=sender.get("name"),
+        aad_object_id=sender.get("aadObjectId"),
+    )
+
+
+def message(activity: Activity) -> Message:
+    """A message activity as Warden's ``Message``."""
+    text = activity.get("text")
+    return Message(
+        text=message_text(text if isinstance(text, str) else None),
+        user=user_of(activity),
+        conversation=conversation_ref(activity),
+    )
+
+
+def membership(activity: Activity) -> Membership | None:
+    """The bot's own arrival or departure, or ``None`` when the activity is about others."""
+    kind = activity.get("type")
+    if kind == "installationUpdate":
+        action = str(activity.get("action", ""))
+        if action not in ("add", "add-upgrade", "remove", "remove-upgrade"):
+            return None
+        added = action.startswith("add")
+    elif kind == "conversationUpdate":
+        bot_id = _dict(activity.get("recipient")).get("id")
+        joined = [_dict(m).get("id") for m in activity.get("membersAdded") or []]
+        left = [_dict(m).get("id") for m in activity.get("membersRemoved") or []]
+        if bot_id not in joined and bot_id not in left:
+            return None
+        added = bot_id in joined
+    else:
+        return None
+    return Membership(conversation_ref(activity), added, user_of(activity))
+
+
+def card_action(activity: Activity) -> CardAction:
+    """An ``adaptiveCard/action`` invoke as Warden's ``CardAction``."""
+    action = _dict(_dict(activity.get("value")).get("action"))
+    return CardAction(
+        verb=str(action.get("verb") or ""),
+        user=user_of(activity),
+        conversation=conversation_ref(activity),
+        data=_dict(action.get("data")),
+        activity_id=activity.get("replyToId"),
+    )
+
+
+def card_attachment(card: Card) -> dict[str, Any]:
+    """An Adaptive Card as an activity attachment."""
+    return {"contentType": CARD_TYPE, "content": card}
+
+
+def card_message(ref: ConversationRef, card: Card) -> Activity:
+    """A new message from the bot carrying ``card``, addressed to ``ref``'s conversation."""
+    conversation: dict[str, Any] = {
+        "id": ref.conversation_id,
+        "conversationType": ref.kind.value,
+        "isGroup": ref.kind is not ConversationKind.PERSONAL,
+    }
+    if ref.tenant_id:
+        conversation["tenantId"] = ref.tenant_id
+    return {
+        "type": "message",
+        "from": {"id": ref.bot_id, "name": ref.bot_name},
+        "conversation": conversation,
+        "channelId": ref.channel_id,
+        "serviceUrl": ref.service_url,
+        "attachments": [card_attachment(card)],
+    }
+
+
+def card_reply(inbound: Activity, card: Card) -> Activity:
+    """The bot's reply to ``inbound`` carrying ``card`` (same conversation and thread)."""
+    return {
+        "type": "message",
+        "from": inbound.get("recipient") or {},
+        "recipient": inbound.get("from") or {},
+        "conversation": inbound.get("conversation") or {},
+        "channelId": inbound.get("channelId") or "msteams",
+        "serviceUrl": inbound.get("serviceUrl", ""),
+        "replyToId": inbound.get("id"),
+        "attachments": [card_attachment(card)],
+    }
+
+
+def invoke_card_response(card: Card) -> dict[str, Any]:
+    """The body of an ``adaptiveCard/action`` invoke response that replaces the card."""
+    return {"statusCode": 200, "type": CARD_TYPE, "value": card}
