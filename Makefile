@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install run test lint typecheck check bench clean
+.PHONY: install run test lint typecheck check bench bench-quick clean
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -38,6 +38,13 @@ check: lint typecheck test
 
 bench: install
 	$(PY) -m bench.ingest
+	$(PY) -m bench.turns
+	$(PY) -m bench.delivery
+
+bench-quick: install
+	$(PY) -m bench.ingest --quick
+	$(PY) -m bench.turns --quick
+	$(PY) -m bench.delivery --quick
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

@@ -67,7 +67,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     http = httpx.AsyncClient(timeout=settings.bot_auth.fetch_timeout_seconds)
     validator = _bot_token_validator(settings, http)
     adapter = TeamsAdapter(
-        settings, WardenBot(store), breakers, validator=validator, metrics=metrics, http=http
+        settings, WardenBot(store), breakers, validator=validator, metrics=metrics
     )
     worker = OutboxWorker(
         store,
@@ -91,7 +91,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     )
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
     app.cleanup_ctx.append(lambda _app: _services(settings, store, writer, worker))
-    app.cleanup_ctx.append(lambda _app: _bot_auth(http, validator))
+    app.cleanup_ctx.append(lambda _app: _bot_auth(http, validator, adapter))
     if playground:
         app.cleanup_ctx.append(lambda a: _playground(a, settings))
     app.router.add_get("/healthz", healthz)
@@ -122,13 +122,14 @@ def _bot_token_validator(settings: Settings, http: httpx.AsyncClient) -> BotToke
 
 
 async def _bot_auth(
-    http: httpx.AsyncClient, validator: BotTokenValidator | None
+    http: httpx.AsyncClient, validator: BotTokenValidator | None, adapter: TeamsAdapter
 ) -> AsyncIterator[None]:
     if validator is not None:
         await validator.keys.refresh()  # warm up; a failure is logged, turns get 401 meanwhile
     try:
         yield
     finally:
+        await adapter.close()
         await http.aclose()
 
 

@@ -17,7 +17,6 @@ import logging
 import time
 from typing import Any
 
-import httpx
 from aiohttp import web
 from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
 from botframework.connector.auth import AuthenticationConstants
@@ -60,7 +59,6 @@ class TeamsAdapter:
         *,
         validator: BotTokenValidator | None = None,
         metrics: Metrics | None = None,
-        http: httpx.AsyncClient | None = None,
     ) -> None:
         if settings.microsoft_app_id and validator is None:
             raise ValueError("MICROSOFT_APP_ID is set: /api/messages needs a BotTokenValidator")
@@ -73,8 +71,7 @@ class TeamsAdapter:
             settings.microsoft_app_tenant_id or AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT
         )
         self._token: tuple[str | None, float] = (None, 0.0)
-        client = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
-        self._rest = ConnectorRest(client, self._connector_token, breakers or Breakers(), metrics)
+        self._rest = ConnectorRest(self._connector_token, breakers or Breakers(), metrics)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Process one POST to ``/api/messages``.
@@ -145,6 +142,10 @@ class TeamsAdapter:
         digest = hashlib.sha256(str(tenant).encode()).hexdigest()[:12]
         log.warning("activity refused: tenant %s is not allowed", digest)
         return False
+
+    async def close(self) -> None:
+        """Close the connector's pooled connections."""
+        await self._rest.close()
 
     async def post_card(self, ref: ConversationRef, card: Card) -> str:
         """Post ``card`` as a new message in the conversation; returns its activity id."""

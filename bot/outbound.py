@@ -1,7 +1,8 @@
 """Outbound Bot Connector calls over one pooled async HTTP client (no botbuilder here).
 
-Card posts and updates go straight to the Bot Connector REST API (v3) through a shared
-``httpx.AsyncClient``: keep-alive connections, no thread pool, no hidden retries — the outbox
+Card posts, replies and updates go straight to the Bot Connector REST API (v3) through one
+shared ``aiohttp.ClientSession`` (its pool costs a fraction of httpx's under concurrent
+calls): keep-alive connections, no thread pool, no hidden retries — the outbox
 is the only retry authority (``docs/adr/0004-bot-connector-over-httpx.md``). Each call passes
 the host's circuit breaker, is timed and counted, and a failure becomes a ``DeliveryError``
 with the outcome of the one classification table.
@@ -9,12 +10,13 @@ with the outcome of the one classification table.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
+import aiohttp
 
 from core.breaker import Breakers, CircuitOpen
 from core.errors import DeliveryError, Outcome
@@ -48,12 +50,14 @@ class ConnectorRest:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
         token: TokenSource,
         breakers: Breakers,
         metrics: Metrics | None = None,
+        *,
+        timeout: float = 10.0,
     ) -> None:
-        self._http = http
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
         self._token = token
         self._breakers = breakers
         self._metrics = metrics
@@ -81,6 +85,22 @@ class ConnectorRest:
         """Replace an existing activity."""
         await self._call("PUT", activities_url(service_url, conversation_id, activity_id), activity)
 
+    def _http(self) -> aiohttp.ClientSession:
+        """The pooled session, opened on first use (inside the running event loop)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=64, limit_per_host=32),
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Close the pooled connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
     async def _call(self, method: str, url: str, activity: dict[str, Any]) -> Any:
         breaker = self._breakers.for_host(origin(url))
         try:
@@ -95,21 +115,25 @@ class ConnectorRest:
             headers["Authorization"] = f"Bearer {token}"
         started = time.perf_counter()
         try:
-            response = await self._http.request(method, url, json=activity, headers=headers)
-        except httpx.TransportError as exc:
+            async with self._http().request(
+                method, url, json=activity, headers=headers
+            ) as response:
+                status, payload = response.status, await response.read()
+                retry_after = response.headers.get("Retry-After")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             outcome = classify_transport(exc)
             breaker.record(ok=False)
             self._observe(outcome.value, started, method, url, exc)
             raise DeliveryError(
                 f"connector unreachable: {type(exc).__name__}", outcome=outcome
             ) from None
-        breaker.record(ok=response.status_code < 500)
-        if response.status_code >= 400:
-            error = _error(response)
-            self._observe(error.outcome.value, started, method, url, response.status_code)
+        breaker.record(ok=status < 500)
+        if status >= 400:
+            error = _error(status, payload, retry_after)
+            self._observe(error.outcome.value, started, method, url, status)
             raise error
-        self._observe("ok", started, method, url, response.status_code)
-        return response.json() if response.content else {}
+        self._observe("ok", started, method, url, status)
+        return json.loads(payload) if payload else {}
 
     def _observe(
         self, outcome: str, started: float, method: str, url: str, result: int | BaseException
@@ -121,19 +145,18 @@ class ConnectorRest:
             self._metrics.outbound_seconds.labels(SERVICE).observe(seconds)
 
 
-def _error(response: httpx.Response) -> DeliveryError:
+def _error(status: int, payload: bytes, retry_after: str | None) -> DeliveryError:
     """The ``DeliveryError`` for a connector's error answer (its ErrorResponse code named)."""
     code = ""
     try:
-        payload = response.json()
-        code = str(payload.get("error", {}).get("code", "")) if isinstance(payload, dict) else ""
-    except ValueError:
+        body = json.loads(payload) if payload else {}
+        code = str(body.get("error", {}).get("code", "")) if isinstance(body, dict) else ""
+    except (ValueError, AttributeError):
         pass
-    status = response.status_code
     message = f"connector answered {status}" + (f" ({code})" if code else "")
     return DeliveryError(
         message,
         outcome=classify_status(status),
         status=status,
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        retry_after=parse_retry_after(retry_after),
     )
