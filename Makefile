@@ -40,11 +40,13 @@ bench: install
 	$(PY) -m bench.ingest
 	$(PY) -m bench.turns
 	$(PY) -m bench.delivery
+	$(PY) -m bench.memory
 
 bench-quick: install
 	$(PY) -m bench.ingest --quick
 	$(PY) -m bench.turns --quick
 	$(PY) -m bench.delivery --quick
+	$(PY) -m bench.memory --quick
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

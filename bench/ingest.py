@@ -46,6 +46,13 @@ def _free_port() -> int:
 @asynccontextmanager
 async def serve(kind: str, var_dir: Path) -> AsyncIterator[str]:
     """Run a bench server in a subprocess; yield its base URL once it answers."""
+    async with serve_process(kind, var_dir) as (base, _pid):
+        yield base
+
+
+@asynccontextmanager
+async def serve_process(kind: str, var_dir: Path) -> AsyncIterator[tuple[str, int]]:
+    """Run a bench server in a subprocess; yield its base URL and pid once it answers."""
     port = _free_port()
     env = {
         **os.environ,
@@ -66,7 +73,7 @@ async def serve(kind: str, var_dir: Path) -> AsyncIterator[str]:
                         break
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.05)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
