@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -27,9 +27,18 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
+MIGRATION_LOCK = 0x5741524445_4E  # "WARDEN": one replica migrates, the others wait
+
+
 async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the database to the newest revision (idempotent)."""
+    """Bring the database to the newest revision (idempotent).
+
+    On PostgreSQL, replicas starting together take turns through an advisory lock held for
+    the migration's transaction: the first migrates, the others then find nothing to do.
+    """
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
 
 
