@@ -36,6 +36,7 @@ from core.signing import WebhookVerifier, sign
 from core.store import admin_audit, outbox
 from core.store.admin_audit import operator
 from core.store.store import Store
+from core.tracing import configure_tracing
 from core.worker import OutboxWorker
 from sandbox.sentinel_samples import sample_incident, updated_incident
 from web.access import correlation_middleware
@@ -62,6 +63,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     the application starts and stop when it shuts down.
     """
     SCRUBBER.register_settings(settings)  # before anything can log a secret
+    configure_tracing(settings.otlp_endpoint)
     store = Store.from_url(settings.effective_database_url, settings.store_timeout_seconds)
     breakers, metrics = Breakers(), Metrics()
     http = httpx.AsyncClient(timeout=settings.bot_auth.fetch_timeout_seconds)

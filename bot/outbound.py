@@ -17,12 +17,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+from opentelemetry.trace import SpanKind
 
 from core.breaker import Breakers, CircuitOpen
 from core.errors import DeliveryError, Outcome
 from core.logs import log_outbound
 from core.metrics import Metrics
 from core.outcomes import classify_status, classify_transport, parse_retry_after
+from core.tracing import inject, span
 
 TokenSource = Callable[[], Awaitable[str | None]]
 SERVICE = "bot_connector"
@@ -115,11 +117,13 @@ class ConnectorRest:
             headers["Authorization"] = f"Bearer {token}"
         started = time.perf_counter()
         try:
-            async with self._http().request(
-                method, url, json=activity, headers=headers
-            ) as response:
-                status, payload = response.status, await response.read()
-                retry_after = response.headers.get("Retry-After")
+            with span(f"{SERVICE} {method}", kind=SpanKind.CLIENT):
+                inject(headers)
+                async with self._http().request(
+                    method, url, json=activity, headers=headers
+                ) as response:
+                    status, payload = response.status, await response.read()
+                    retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             outcome = classify_transport(exc)
             breaker.record(ok=False)

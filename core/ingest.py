@@ -23,6 +23,7 @@ from core.models import Incident
 from core.store import outbox
 from core.store.sql import Statement, in_list
 from core.store.store import Store, version_key
+from core.tracing import carrier
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class _Item:
     webhook_id: str | None
     incident: Incident
     future: asyncio.Future[IngestResult]
+    trace: dict[str, str]
 
 
 def card_ordering_key(incident_key: str, conversation_id: str) -> str:
@@ -81,7 +83,7 @@ class IngestWriter:
         if self._task is None or self._task.done():
             raise StoreUnavailable("the ingest writer is not running")
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Item(webhook_id, incident, future))
+        await self._queue.put(_Item(webhook_id, incident, future, carrier()))
         return await future
 
     async def _run(self) -> None:
@@ -101,7 +103,7 @@ class IngestWriter:
                 return
 
     async def _commit(self, batch: list[_Item]) -> None:
-        items = [(item.incident, item.webhook_id) for item in batch]
+        items = [(item.incident, item.webhook_id, item.trace) for item in batch]
         try:
             results = await self._store.run_write(ingest_batch, items)
         except (StoreUnavailable, SQLAlchemyError, OSError) as exc:
@@ -117,9 +119,15 @@ class IngestWriter:
             self._on_commit()
 
 
-def ingest_batch(conn: Connection, items: list[tuple[Incident, str | None]]) -> list[IngestResult]:
-    """Store each version in ``conn``'s transaction and enqueue the cards it changes."""
-    return [ingest_one(conn, incident, webhook_id) for incident, webhook_id in items]
+Item = tuple[Incident, str | None, dict[str, str]]
+
+
+def ingest_batch(conn: Connection, items: list[Item]) -> list[IngestResult]:
+    """Store each version in ``conn``'s transaction and enqueue the cards it changes.
+
+    Each item's trace context goes with its jobs, so their calls continue its trace.
+    """
+    return [ingest_one(conn, incident, webhook_id, trace) for incident, webhook_id, trace in items]
 
 
 _RECEIPT = Statement(
@@ -156,7 +164,12 @@ _INSERT_JOB = Statement(
 """The hot path's statements, built once: ingest is the busiest write Warden makes."""
 
 
-def ingest_one(conn: Connection, incident: Incident, webhook_id: str | None) -> IngestResult:
+def ingest_one(
+    conn: Connection,
+    incident: Incident,
+    webhook_id: str | None,
+    trace: dict[str, str] | None = None,
+) -> IngestResult:
     """Store one version (deduplicated by ``webhook_id``); enqueue its card jobs if newer."""
     now = time.time()
     if webhook_id is not None:
@@ -186,11 +199,11 @@ def ingest_one(conn: Connection, incident: Incident, webhook_id: str | None) -> 
             "updated_at": now,
         },
     )
-    jobs = _enqueue_cards(conn, incident)
+    jobs = _enqueue_cards(conn, incident, trace or {})
     return IngestResult(incident.name, duplicate=False, changed=True, jobs=jobs)
 
 
-def _enqueue_cards(conn: Connection, incident: Incident) -> int:
+def _enqueue_cards(conn: Connection, incident: Incident, trace: dict[str, str]) -> int:
     """One card job per conversation that shows, or now wants, this incident; how many."""
     found = _TARGETS.run(conn, {"key": incident.key, "rank": incident.severity.rank})
     targets = sorted({row[0] for row in found.rows})
@@ -203,7 +216,7 @@ def _enqueue_cards(conn: Connection, incident: Incident) -> int:
         outbox.job_row(
             CARD_JOB,
             key,
-            {"incident_key": incident.key, "conversation_id": conversation_id},
+            {"incident_key": incident.key, "conversation_id": conversation_id, "trace": trace},
             conversation_id=conversation_id,
         )
         for key, conversation_id in keys.items()

@@ -139,6 +139,9 @@ class Settings(BaseSettings):
         description="OpenID metadata of the keys that sign Teams' requests "
         "(`BOT_OPENID_METADATA_URL`); point it at a local one (`sandbox.openid`) to test offline.",
     )
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP endpoint for traces (off when unset)."
+    )
     bot_auth: BotAuthSettings = Field(default_factory=BotAuthSettings)  # type: ignore[arg-type]
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
     pacing: PacingSettings = Field(default_factory=PacingSettings)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from core.settings import OutboxSettings
 from core.store import outbox
 from core.store.outbox import Job
 from core.store.store import Store
+from core.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +146,12 @@ class OutboxWorker:
             self._count(job, "deferred")
             await self._record(outbox.defer(self._store, job.id, wait))
             return
+        trace = job.payload.get("trace")
         try:
             if handler is None:
                 raise DeliveryError(f"no handler for job kind {job.kind!r}", outcome=Outcome.FAIL)
-            await handler(job)
+            with span(f"outbox {job.kind}", parent=trace if isinstance(trace, dict) else None):
+                await handler(job)
         except DeliveryError as exc:
             await self._failed(job, attempts, exc)
         except StoreUnavailable as exc:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from opentelemetry.trace import SpanKind
 
 from core.logs import (
     CORRELATION_HEADER,
@@ -24,8 +25,10 @@ from core.logs import (
     inbound_correlation_id,
     outcome_of,
 )
+from core.tracing import span
 
 _MAX_PATH = 512
+_TRACE = frozenset({"traceparent", "tracestate"})
 _access = logging.getLogger("warden.access")
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -37,8 +40,10 @@ async def correlation_middleware(request: web.Request, handler: _Handler) -> web
     token = correlation_id.set(cid)
     started = time.perf_counter()
     status = 500
+    trace_headers = {k.lower(): v for k, v in request.headers.items() if k.lower() in _TRACE}
     try:
-        response = await handler(request)
+        with span(f"{request.method} {request.path}", parent=trace_headers, kind=SpanKind.SERVER):
+            response = await handler(request)
         status = response.status
         if not response.prepared:
             response.headers[CORRELATION_HEADER] = cid

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sandbox.connector import Fault
 from sandbox.sentinel_samples import updated_incident
 from tests.integration.conftest import Warden, WardenFactory, incident
+from tests.support import signed
 
 
 def _card_text(record: object) -> str:
@@ -165,3 +166,17 @@ async def test_delivery_post_502_retried_once_no_double_card(warden: Warden) -> 
     ]
     assert statuses.count(502) == 1
     assert len(warden.card_posts(conversation)) == 1
+
+
+async def test_traceparent_webhook_trace_continues_on_card_post(warden: Warden) -> None:
+    """The webhook's W3C trace reaches the card post made later from the outbox."""
+    conversation = await warden.subscribed_channel()
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    body, headers = signed(incident(title="Traced"))
+    headers["traceparent"] = f"00-{trace_id}-00f067aa0ba902b7-01"
+    response = await warden.client.post("/api/webhooks/sentinel", data=body, headers=headers)
+    assert response.status == 202
+    posts = await warden.connector.wait_for(lambda s: warden.card_posts(conversation))
+    traceparent = posts[0].traceparent or ""
+    assert traceparent.split("-")[1] == trace_id
+    assert traceparent.split("-")[2] != "00f067aa0ba902b7", "a child span, not the caller's"
