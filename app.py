@@ -69,7 +69,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     http = httpx.AsyncClient(timeout=settings.bot_auth.fetch_timeout_seconds)
     validator = _bot_token_validator(settings, http)
     adapter = TeamsAdapter(
-        settings, WardenBot(store), breakers, validator=validator, metrics=metrics
+        settings, WardenBot(store, breakers), breakers, validator=validator, metrics=metrics
     )
     worker = OutboxWorker(
         store,

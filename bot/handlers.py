@@ -21,6 +21,7 @@ from cards.common import (
 from cards.incident import incident_card
 from cards.verbs import CardVerb
 from core.actions import RefreshData
+from core.breaker import Breakers
 from core.models import Severity, Subscription
 from core.store.store import Store
 
@@ -33,8 +34,9 @@ VERB_DATA: dict[CardVerb, type[BaseModel]] = {CardVerb.REFRESH: RefreshData}
 class WardenBot:
     """The ``TurnHandler`` for Warden: one method per kind of turn."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, breakers: Breakers | None = None) -> None:
         self._store = store
+        self._breakers = breakers
         self._active: set[str] = set()  # conversations this process saw saved as active
         self._actions: dict[CardVerb, Callable[[CardAction, BaseModel], Awaitable[Card]]] = {
             CardVerb.REFRESH: self._refresh,
@@ -76,7 +78,9 @@ class WardenBot:
             actor = message.user.aad_object_id or message.user.id
             return [unsubscribed_card(await self._store.unsubscribe(ref.conversation_id, by=actor))]
         if name == "status":
-            return [status_card(await self._store.conversation_status(ref.conversation_id))]
+            status = await self._store.conversation_status(ref.conversation_id)
+            paused = self._breakers is not None and self._breakers.is_open(ref.service_url)
+            return [status_card(status.model_copy(update={"delivery_paused": paused}))]
         return [help_card()]
 
     async def on_card_action(self, action: CardAction) -> Card:

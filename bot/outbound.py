@@ -76,9 +76,13 @@ class ConnectorRest:
     async def reply(
         self, service_url: str, conversation_id: str, reply_to_id: str, activity: dict[str, Any]
     ) -> str:
-        """Reply to an activity (ReplyToActivity); returns the reply's id."""
+        """Reply to an activity (ReplyToActivity); returns the reply's id.
+
+        A reply answers a person who is waiting: it is tried even while the host's breaker
+        is open (and counts as its probe), so ``status`` can say that delivery is paused.
+        """
         url = activities_url(service_url, conversation_id, reply_to_id)
-        body = await self._call("POST", url, activity)
+        body = await self._call("POST", url, activity, guarded=False)
         return str(body.get("id", "")) if isinstance(body, dict) else ""
 
     async def update(
@@ -103,10 +107,13 @@ class ConnectorRest:
             await self._session.close()
             self._session = None
 
-    async def _call(self, method: str, url: str, activity: dict[str, Any]) -> Any:
+    async def _call(
+        self, method: str, url: str, activity: dict[str, Any], *, guarded: bool = True
+    ) -> Any:
         breaker = self._breakers.for_host(origin(url))
         try:
-            breaker.before_call()
+            if guarded:
+                breaker.before_call()
         except CircuitOpen as exc:
             raise DeliveryError(
                 str(exc), outcome=Outcome.RETRY, retry_after=exc.retry_after, attempted=False

@@ -134,6 +134,7 @@ def status_card(status: ConversationStatus) -> JSON:
                 ("Incidents posted", str(status.incidents_posted)),
                 ("Outbox pending", str(status.outbox_pending)),
                 ("Dead letters", str(status.outbox_dead)),
+                ("Delivery", "paused: Teams keeps failing" if status.delivery_paused else "ok"),
             ]
         ),
         text_block(f"Last delivery: {last}", isSubtle=True, spacing="small"),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class BreakerState(StrEnum):
@@ -133,6 +134,12 @@ class Breakers:
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every known host's breaker state."""
         return {host: breaker.snapshot() for host, breaker in sorted(self._by_host.items())}
+
+    def is_open(self, url: str) -> bool:
+        """True when the breaker of ``url``'s host is open (no breaker yet: closed)."""
+        parts = urlsplit(url)
+        breaker = self._by_host.get(f"{parts.scheme}://{parts.netloc}")
+        return breaker is not None and breaker.state is BreakerState.OPEN
 
     @property
     def any_open(self) -> bool:

@@ -154,3 +154,7 @@ class ConversationStatus(BaseModel):
     last_delivery: datetime | None
     outbox_pending: int
     outbox_dead: int = Field(description="Jobs in the dead-letter queue (dead or quarantined).")
+    delivery_paused: bool = Field(
+        default=False,
+        description="The Teams connector's circuit breaker is open: sends are held back.",
+    )

@@ -149,3 +149,25 @@ async def test_sqlite_second_replica_refused_naming_postgresql(
     await start_warden()
     with pytest.raises(SettingsError, match="PostgreSQL"):
         await start_warden()
+
+
+async def test_status_connector_failing_says_delivery_paused(start_warden: WardenFactory) -> None:
+    """Once the connector's breaker is open, `status` tells the channel delivery is paused."""
+    from core.settings import OutboxSettings
+
+    warden = await start_warden(
+        outbox=OutboxSettings(
+            max_attempts=50, backoff_base_seconds=0.01, backoff_max_seconds=0.02, poll_seconds=0.1
+        )
+    )
+    conversation = await warden.subscribed_channel()
+    before = await warden.say(conversation, "status")
+    assert "'Delivery', 'value': 'ok'" in str(before)
+    warden.connector.add_fault(Fault(status=502, times=None, method="POST", path="/activities"))
+    await warden.webhook(incident())
+    await warden.connector.wait_for(
+        lambda s: len([r for r in s.posts(conversation) if r.status == 502]) >= 7
+    )
+    warden.connector.clear_faults()
+    after = await warden.say(conversation, "status")
+    assert "paused: Teams keeps failing" in str(after)
