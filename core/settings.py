@@ -45,6 +45,9 @@ class OutboxSettings(BaseModel):
     concurrency: int = Field(8, ge=1, le=256, description="Jobs delivered at once.")
     lease_seconds: float = Field(60.0, gt=0, description="How long a claimed job is held.")
     poll_seconds: float = Field(2.0, gt=0, description="Idle re-check interval.")
+    retain_hours: float = Field(
+        24.0, gt=0, description="How long finished jobs and webhook receipts are kept."
+    )
 
 
 class BotAuthSettings(BaseModel):

@@ -32,6 +32,7 @@ from core.tracing import span
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], Awaitable[None]]
+PRUNE_SECONDS = 600.0
 
 
 def backoff_delay(attempt: int, settings: OutboxSettings, retry_after: float | None) -> float:
@@ -67,6 +68,7 @@ class OutboxWorker:
         self._paced_kinds = paced_kinds
         self._wake = asyncio.Event()
         self._settled = asyncio.Condition()
+        self._pruned_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -115,9 +117,24 @@ class OutboxWorker:
                 for job in jobs:
                     self._spawn(job)
                 if not jobs:
+                    await self._prune_now_and_then()
                     timeout = await self._idle_timeout()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _prune_now_and_then(self) -> None:
+        """Drop old finished jobs and receipts, at most every ``PRUNE_SECONDS``, when idle."""
+        now = time.time()
+        if now - self._pruned_at < PRUNE_SECONDS:
+            return
+        self._pruned_at = now
+        try:
+            removed = await outbox.prune(self._store, now - self._settings.retain_hours * 3600)
+        except StoreUnavailable as exc:
+            log.warning("outbox prune skipped: %s", exc)
+            return
+        if removed:
+            log.info("pruned %s finished jobs and receipts", removed)
 
     async def _idle_timeout(self) -> float:
         try:

@@ -20,7 +20,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from core.store import admin_audit
-from core.store.schema import outbox
+from core.store.schema import outbox, webhook_receipts
 from core.store.store import Store
 
 PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
@@ -264,3 +264,16 @@ async def oldest_pending_age(store: Store) -> float:
     async with store.reading() as conn:
         value = (await conn.execute(stmt)).scalar()
     return 0.0 if value is None else max(0.0, time.time() - float(value))
+
+
+async def prune(store: Store, older_than: float) -> int:
+    """Delete finished jobs, and webhook receipts, last touched before ``older_than`` (UNIX s).
+
+    Receipts only need to outlive the webhook's ±5-minute replay window; done jobs are kept
+    a while for operators. Returns how many rows went.
+    """
+    jobs = outbox.delete().where(outbox.c.status == DONE, outbox.c.updated_at < older_than)
+    receipts = webhook_receipts.delete().where(webhook_receipts.c.received_at < older_than)
+    async with store.writing() as conn:
+        removed = (await conn.execute(jobs)).rowcount + (await conn.execute(receipts)).rowcount
+    return int(removed)

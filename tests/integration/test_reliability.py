@@ -171,3 +171,18 @@ async def test_status_connector_failing_says_delivery_paused(start_warden: Warde
     warden.connector.clear_faults()
     after = await warden.say(conversation, "status")
     assert "paused: Teams keeps failing" in str(after)
+
+
+async def test_prune_old_done_jobs_and_receipts_removed_recent_kept(warden: Warden) -> None:
+    """Pruning drops finished jobs and receipts older than the retention, keeps the rest."""
+    import time
+
+    conversation = await warden.subscribed_channel()
+    await warden.webhook(incident(), msg_id="msg_old")
+    await warden.delivered(1)
+    store = await _store(warden)
+    assert await outbox.prune(store, time.time() - 3600) == 0
+    removed = await outbox.prune(store, time.time() + 1)
+    assert removed == 2  # one done job, one webhook receipt
+    assert await warden.jobs() == 0
+    assert conversation
