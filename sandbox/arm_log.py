@@ -6,28 +6,26 @@ FaultQueue of ``sandbox.connector_faults``; "down" mode answers 503 for a whole 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
-from typing import Self, TypeVar
+from typing import TypeVar
 
 from sandbox.arm_records import SERVICES, RequestRecord, Service
 from sandbox.connector_faults import Fault, FaultQueue
+from sandbox.request_log import RequestLog
 
 logger = logging.getLogger("sandbox.arm")
 
 T = TypeVar("T")
 
 
-class SandboxLog:
+class SandboxLog(RequestLog[RequestRecord]):
     """Request log, ``wait_for`` and per-service faults; not thread-safe."""
 
     def __init__(self) -> None:
         """Start with an empty log and no faults."""
+        super().__init__("arm sandbox")
         self.faults: dict[Service, FaultQueue] = {service: FaultQueue() for service in SERVICES}
         self._down: dict[Service, float | None] = {}
-        self._log: list[RequestRecord] = []
-        self._waiters: set[asyncio.Event] = set()
 
     # Faults.
 
@@ -58,24 +56,6 @@ class SandboxLog:
             queue.clear()
         self._down.clear()
 
-    # Request log.
-
-    def record(self, entry: RequestRecord) -> None:
-        """Append a request to the log and wake every ``wait_for``."""
-        self._log.append(entry)
-        logger.debug("arm sandbox: %s", entry.summary())
-        for waiter in self._waiters:
-            waiter.set()
-
-    @property
-    def requests(self) -> list[RequestRecord]:
-        """A copy of the request log, oldest first."""
-        return list(self._log)
-
-    def clear_requests(self) -> None:
-        """Empty the request log."""
-        self._log.clear()
-
     def calls(
         self,
         operation: str | None = None,
@@ -93,30 +73,3 @@ class SandboxLog:
             and (incident_id is None or (entry.incident_id or "").lower() == incident_id.lower())
             and (not successful or entry.ok)
         ]
-
-    async def wait_for(
-        self,
-        predicate: Callable[[Self], T],
-        timeout: float = 10.0,  # noqa: ASYNC109 - documented test-helper API
-    ) -> T:
-        """Wait until ``predicate(self)`` is truthy and return its value.
-
-        Re-checked after every logged request (no polling). Raises TimeoutError, with a
-        summary of the request log, after ``timeout`` seconds.
-        """
-        waiter = asyncio.Event()
-        self._waiters.add(waiter)
-        try:
-            async with asyncio.timeout(timeout):
-                while not (result := predicate(self)):
-                    await waiter.wait()
-                    waiter.clear()
-                return result
-        except TimeoutError:
-            lines = "\n  ".join(e.summary() for e in self._log[-20:]) or "(none)"
-            raise TimeoutError(
-                f"arm sandbox: condition not met within {timeout}s; "
-                f"{len(self._log)} request(s) logged, latest:\n  {lines}"
-            ) from None
-        finally:
-            self._waiters.discard(waiter)

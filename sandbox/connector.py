@@ -26,7 +26,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -41,6 +41,7 @@ from sandbox.connector_records import (
     StoredActivity,
     default_members,
 )
+from sandbox.request_log import RequestLog
 
 __all__ = ["SANDBOX_KEY", "ConnectorSandbox", "Fault", "RequestRecord", "run_connector_sandbox"]
 
@@ -51,7 +52,7 @@ T = TypeVar("T")
 _POSTS = frozenset({"SendToConversation", "ReplyToActivity"})
 
 
-class ConnectorSandbox:
+class ConnectorSandbox(RequestLog[RequestRecord]):
     """State and behaviour of one fake Connector: conversations, request log, faults.
 
     Not thread-safe: use it from the event loop that serves its app.
@@ -71,6 +72,7 @@ class ConnectorSandbox:
         (the token itself is not verified). ``rate_limit``: enforce Teams' limits.
         ``members``: what the members endpoints return. ``clock``: for the rate limiter.
         """
+        super().__init__("connector sandbox")
         self.require_auth = require_auth
         self.rate_limit = rate_limit
         self.members: list[dict[str, Any]] = list(members) if members else default_members()
@@ -82,8 +84,6 @@ class ConnectorSandbox:
         self._ids = ActivityIdFactory()
         self._conversations: dict[str, dict[str, StoredActivity]] = {}
         self._removed: set[str] = set()
-        self._log: list[RequestRecord] = []
-        self._waiters: set[asyncio.Event] = set()
         self._app: web.Application | None = None
 
     @property
@@ -219,24 +219,6 @@ class ConnectorSandbox:
         self.faults.clear()
         self.set_down(False)
 
-    # Request log.
-
-    def record(self, entry: RequestRecord) -> None:
-        """Append a request to the log and wake every ``wait_for``."""
-        self._log.append(entry)
-        logger.debug("connector sandbox: %s", entry.summary())
-        for waiter in self._waiters:
-            waiter.set()
-
-    @property
-    def requests(self) -> list[RequestRecord]:
-        """A copy of the request log, oldest first."""
-        return list(self._log)
-
-    def clear_requests(self) -> None:
-        """Empty the request log."""
-        self._log.clear()
-
     def posts(
         self, conversation_id: str | None = None, *, successful: bool = False
     ) -> list[RequestRecord]:
@@ -279,38 +261,6 @@ class ConnectorSandbox:
             and (activity_id is None or entry.activity_id == activity_id)
             and (not successful or entry.ok)
         ]
-
-    async def wait_for(
-        self,
-        predicate: Callable[[ConnectorSandbox], T],
-        timeout: float = 10.0,  # noqa: ASYNC109 - documented test-helper API
-    ) -> T:
-        """Wait until ``predicate(self)`` is truthy and return its value.
-
-        Re-checked after every logged request (no polling). Raises TimeoutError,
-        with a summary of the request log, after ``timeout`` seconds.
-        """
-        waiter = asyncio.Event()
-        self._waiters.add(waiter)
-        try:
-            async with asyncio.timeout(timeout):
-                while not (result := predicate(self)):
-                    await waiter.wait()
-                    waiter.clear()
-                return result
-        except TimeoutError:
-            raise TimeoutError(self._timeout_message(timeout)) from None
-        finally:
-            self._waiters.discard(waiter)
-
-    def _timeout_message(self, timeout: float) -> str:
-        """Describe the log for a failed ``wait_for`` (no bodies)."""
-        lines = [entry.summary() for entry in self._log[-20:]]
-        listing = "\n  ".join(lines) if lines else "(none)"
-        return (
-            f"connector sandbox: condition not met within {timeout}s; "
-            f"{len(self._log)} request(s) logged, latest:\n  {listing}"
-        )
 
     def reset(self) -> None:
         """Forget conversations, removals, the log, faults and rate-limit history."""
