@@ -3,7 +3,7 @@
 Card posts, replies and updates go straight to the Bot Connector REST API (v3) through one
 shared ``aiohttp.ClientSession`` (its pool costs a fraction of httpx's under concurrent
 calls): keep-alive connections, no thread pool, no hidden retries — the outbox
-is the only retry authority (``docs/adr/0004-bot-connector-over-httpx.md``). Each call passes
+is the only retry authority (``docs/adr/0004-bot-connector-rest-pooled.md``). Each call passes
 the host's circuit breaker, is timed and counted, and a failure becomes a ``DeliveryError``
 with the outcome of the one classification table.
 """
