@@ -63,6 +63,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     the application starts and stop when it shuts down.
     """
     SCRUBBER.register_settings(settings)  # before anything can log a secret
+    SCRUBBER.pepper = settings.log_pepper.get_secret_value().encode()
     configure_tracing(settings.otlp_endpoint)
     store = Store.from_url(settings.effective_database_url, settings.store_timeout_seconds)
     breakers, metrics = Breakers(), Metrics()

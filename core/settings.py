@@ -142,6 +142,11 @@ class Settings(BaseSettings):
         description="OpenID metadata of the keys that sign Teams' requests "
         "(`BOT_OPENID_METADATA_URL`); point it at a local one (`sandbox.openid`) to test offline.",
     )
+    log_pepper: SecretStr = Field(
+        SecretStr(""),
+        description="Secret key of the pseudonyms that stand for e-mails, UPNs and addresses in "
+        "logs; without it they are plain SHA-256 (guessable for a known address).",
+    )
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP endpoint for traces (off when unset)."
     )

@@ -396,3 +396,17 @@ def test_log_outbound_exception_only_type_written(capture: Capture) -> None:
     (line,) = capture.lines()
     assert line["error"] == "OSError" and line["outcome"] == "error"
     assert line["level"] == "WARNING" and PASSWORD not in capture.stream.getvalue()
+
+
+def test_create_app_log_pepper_keys_pseudonyms(tmp_path: Path) -> None:
+    """With WARDEN_LOG_PEPPER set, an e-mail's pseudonym is keyed (not plain SHA-256)."""
+    from app import create_app
+    from core.logs import SCRUBBER
+
+    plain = Scrubber().pseudonym(EMAIL, "user")
+    create_app(make_settings(tmp_path, "sqlite+aiosqlite://", log_pepper="pepper-for-tests-1"))
+    try:
+        peppered = SCRUBBER.pseudonym(EMAIL, "user")
+        assert peppered != plain and peppered.startswith("user:")
+    finally:
+        SCRUBBER.pepper = b""
