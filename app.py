@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import httpx
@@ -45,10 +43,8 @@ from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
 from web.problems import problem_middleware
 from web.webhooks import SentinelWebhook
 
-log = logging.getLogger("warden")
 T = TypeVar("T")
 console = Console()
-ROOT = Path(__file__).resolve().parent
 
 STORE = web.AppKey("store", Store)
 BREAKERS = web.AppKey("breakers", Breakers)

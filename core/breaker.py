@@ -140,8 +140,3 @@ class Breakers:
         parts = urlsplit(url)
         breaker = self._by_host.get(f"{parts.scheme}://{parts.netloc}")
         return breaker is not None and breaker.state is BreakerState.OPEN
-
-    @property
-    def any_open(self) -> bool:
-        """True when some host's breaker is open."""
-        return any(b.state is BreakerState.OPEN for b in self._by_host.values())

@@ -160,11 +160,6 @@ class Store:
         """The dialect's INSERT with ``on_conflict_do_*`` for ``table``."""
         return insert_for(self.dialect, table)
 
-    @staticmethod
-    def insert_on(dialect: str, table: Any) -> Any:
-        """The INSERT with ``on_conflict_do_*`` for ``table`` in the named dialect."""
-        return insert_for(dialect, table)
-
     async def upgrade(self) -> None:
         """Apply pending migrations."""
         await migrate.upgrade(self.engine)

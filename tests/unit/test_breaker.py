@@ -87,4 +87,4 @@ def test_breakers_one_per_host_snapshot() -> None:
     breakers.for_host("https://b").record(True)
     assert breakers.snapshot()["https://a"]["state"] == "open"
     assert breakers.snapshot()["https://b"] == {"state": "closed"}
-    assert breakers.any_open
+    assert breakers.is_open("https://a/v3/conversations") and not breakers.is_open("https://b/")
