@@ -23,6 +23,7 @@ from bot.auth import BotTokenValidator
 from bot.delivery import IncidentCardDelivery
 from bot.handlers import WardenBot
 from connectors.sentinel.mapping import incident_from_webhook
+from connectors.sentinel.setup import polling
 from core.breaker import Breakers
 from core.errors import SettingsError
 from core.ingest import CARD_JOB, IngestWriter
@@ -90,6 +91,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     )
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
     app.cleanup_ctx.append(lambda _app: _services(settings, store, writer, worker))
+    if settings.sentinel_workspaces:
+        app.cleanup_ctx.append(lambda _app: polling(settings, writer, store, breakers))
     app.cleanup_ctx.append(lambda _app: _bot_auth(http, validator, adapter))
     if playground:
         app.cleanup_ctx.append(lambda a: _playground(a, settings))

@@ -115,6 +115,40 @@ class Settings(BaseSettings):
         description="Comma-separated Entra tenant ids whose Teams activities are served; "
         "activities from any other tenant are refused (403). Empty: any tenant.",
     )
+    sentinel_workspaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Sentinel workspaces to poll, each "
+        "`subscription/resourceGroup/workspace`; empty: no polling (webhooks only).",
+    )
+    sentinel_poll_seconds: float = Field(
+        60.0, gt=0, description="Seconds between two polls of the Sentinel workspaces."
+    )
+    arm_endpoint: str = Field(
+        "https://management.azure.com", description="Azure Resource Manager's base URL."
+    )
+    arm_ca_bundle: Path | None = Field(
+        None, description="A PEM bundle to trust for ARM and Entra ID (e.g. the sandbox's CA)."
+    )
+    azure_tenant_id: str = Field(
+        "",
+        validation_alias=AliasChoices("AZURE_TENANT_ID", "azure_tenant_id"),
+        description="Entra tenant of Warden's ARM identity (`AZURE_TENANT_ID`).",
+    )
+    azure_client_id: str = Field(
+        "",
+        validation_alias=AliasChoices("AZURE_CLIENT_ID", "azure_client_id"),
+        description="Client id of Warden's ARM identity (`AZURE_CLIENT_ID`).",
+    )
+    azure_client_secret: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("AZURE_CLIENT_SECRET", "azure_client_secret"),
+        description="Its secret (`AZURE_CLIENT_SECRET`); unset: managed identity.",
+    )
+    azure_authority_host: str | None = Field(
+        None,
+        validation_alias=AliasChoices("AZURE_AUTHORITY_HOST", "azure_authority_host"),
+        description="Entra ID authority (`AZURE_AUTHORITY_HOST`); default the public cloud.",
+    )
     webhook_max_bytes: int = Field(1_048_576, ge=1024, description="Largest webhook body.")
     microsoft_app_id: str = Field(
         "",
@@ -154,7 +188,9 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
     pacing: PacingSettings = Field(default_factory=PacingSettings)  # type: ignore[arg-type]
 
-    @field_validator("sentinel_webhook_secrets", "allowed_tenant_ids", mode="before")
+    @field_validator(
+        "sentinel_webhook_secrets", "allowed_tenant_ids", "sentinel_workspaces", mode="before"
+    )
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -172,6 +208,16 @@ class Settings(BaseSettings):
                 base64.b64decode(raw.removeprefix("whsec_"), validate=True)
             except ValueError:
                 raise ValueError("the part after 'whsec_' must be base64") from None
+        return value
+
+    @field_validator("sentinel_workspaces")
+    @classmethod
+    def _check_workspaces(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if len([part for part in item.strip("/").split("/") if part]) not in (3, 8):
+                raise ValueError(
+                    f"{item!r}: use subscription/resourceGroup/workspace or the workspace's ARM id"
+                )
         return value
 
     @property

@@ -73,6 +73,14 @@ webhook_receipts = Table(
     Column("received_at", Float, nullable=False),
 )
 
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
 admin_audit = Table(
     "admin_audit",
     metadata,

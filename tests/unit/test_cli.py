@@ -60,7 +60,7 @@ def test_cli_db_upgrade_reports_revision(var_dir: Path) -> None:
     """`db upgrade` creates the database and names its revision."""
     result = runner.invoke(cli, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "revision 0002" in result.output
+    assert "revision 0003" in result.output
     assert (var_dir / "warden.db").exists()
 
 
