@@ -10,7 +10,6 @@ the service's request-id headers.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -33,7 +32,7 @@ from sandbox.arm_records import (
     status_error,
 )
 from sandbox.arm_rules import api_version_error
-from sandbox.connector_faults import Fault, retry_after_header
+from sandbox.connector_faults import Fault, delay_or_drop, retry_after_header
 
 if TYPE_CHECKING:
     from sandbox.arm import ArmSandbox
@@ -176,14 +175,9 @@ async def _apply_fault(
     service: Service, request: web.Request, fault: Fault, record: RequestRecord
 ) -> web.StreamResponse | None:
     """Delay, drop or fail as the fault says; None means "carry on normally"."""
-    record.fault = "delay"
-    if fault.delay > 0:
-        await asyncio.sleep(fault.delay)
-    if fault.drop:
-        record.fault = "drop"
-        if request.transport is not None:
-            request.transport.abort()
-        return web.Response()
+    dropped = await delay_or_drop(request, fault, record)
+    if dropped is not None:
+        return dropped
     if fault.status is not None:
         record.fault = "status"
         error = fault_error(service, fault.status, fault.code, fault.message)

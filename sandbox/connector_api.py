@@ -8,7 +8,6 @@ when enabled, then runs the route. Errors always use the ErrorResponse envelope.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from sandbox.connector_faults import Fault, retry_after_header
+from sandbox.connector_faults import Fault, delay_or_drop, retry_after_header
 from sandbox.connector_records import (
     ConnectorError,
     RequestRecord,
@@ -140,14 +139,9 @@ async def _apply_fault(
     request: web.Request, fault: Fault, record: RequestRecord
 ) -> web.StreamResponse | None:
     """Delay, drop or fail as the fault says; None means "carry on normally"."""
-    record.fault = "delay"
-    if fault.delay > 0:
-        await asyncio.sleep(fault.delay)
-    if fault.drop:
-        record.fault = "drop"
-        if request.transport is not None:
-            request.transport.abort()
-        return web.Response()
+    dropped = await delay_or_drop(request, fault, record)
+    if dropped is not None:
+        return dropped
     if fault.status is not None:
         record.fault = "status"
         code = fault.code or default_error_code(fault.status)

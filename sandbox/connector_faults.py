@@ -14,12 +14,15 @@ Fault JSON (``POST /_sandbox/faults`` body, or ``Fault.from_json``)::
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from aiohttp import web
 
 Clock = Callable[[], float]
 """A monotonic clock in seconds."""
@@ -214,3 +217,28 @@ class RateLimiter:
             if len(recent) >= limit:
                 wait = max(wait, recent[len(recent) - limit] + period - now)
         return wait
+
+
+class _Marked(Protocol):
+    """A request-log entry that records which fault it met."""
+
+    fault: str | None
+
+
+async def delay_or_drop(
+    request: web.Request, fault: Fault, record: _Marked
+) -> web.StreamResponse | None:
+    """Wait the fault's delay, then drop the connection if it says so.
+
+    Returns the (never sent) response of a dropped request, or ``None`` to go on: with the
+    fault's status, or normally.
+    """
+    record.fault = "delay"
+    if fault.delay > 0:
+        await asyncio.sleep(fault.delay)
+    if fault.drop:
+        record.fault = "drop"
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response()
+    return None
