@@ -22,6 +22,7 @@ from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
 from bot.delivery import IncidentCardDelivery
 from bot.handlers import WardenBot
+from connectors.entra import EntraTokenValidator
 from connectors.sentinel.mapping import incident_from_webhook
 from connectors.sentinel.setup import polling
 from core.breaker import Breakers
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         incident_from_webhook,
         max_bytes=settings.webhook_max_bytes,
         metrics=metrics,
+        bearer=_webhook_bearer(settings, http),
     )
     app = web.Application(
         middlewares=[correlation_middleware, metrics_middleware(metrics), problem_middleware],
@@ -121,6 +123,22 @@ def _bot_token_validator(settings: Settings, http: httpx.AsyncClient) -> BotToke
         min_refresh=auth.min_refresh_seconds,
         timeout=auth.fetch_timeout_seconds,
     )
+
+
+def _webhook_bearer(
+    settings: Settings, http: httpx.AsyncClient
+) -> Callable[[str | None], Awaitable[bool]] | None:
+    """The Entra bearer check of webhooks, when tenants are allowed to use one."""
+    if not settings.webhook_entra_tenant_ids:
+        return None
+    app_id = settings.microsoft_app_id
+    validator = EntraTokenValidator(
+        settings.webhook_entra_tenant_ids,
+        [app_id, f"api://{app_id}"],
+        http,
+        metadata_url=settings.webhook_entra_metadata_url,
+    )
+    return validator.check
 
 
 async def _bot_auth(

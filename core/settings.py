@@ -149,6 +149,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AZURE_AUTHORITY_HOST", "azure_authority_host"),
         description="Entra ID authority (`AZURE_AUTHORITY_HOST`); default the public cloud.",
     )
+    webhook_entra_tenant_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Entra tenants whose tokens (audience = MICROSOFT_APP_ID) "
+        "may authenticate webhooks instead of a signature; empty: signatures only.",
+    )
+    webhook_entra_metadata_url: str = Field(
+        "https://login.microsoftonline.com/{tenant}/v2.0/.well-known/openid-configuration",
+        description="OpenID metadata of those tenants' signing keys (`{tenant}` is filled in).",
+    )
     webhook_max_bytes: int = Field(1_048_576, ge=1024, description="Largest webhook body.")
     microsoft_app_id: str = Field(
         "",
@@ -189,7 +198,11 @@ class Settings(BaseSettings):
     pacing: PacingSettings = Field(default_factory=PacingSettings)  # type: ignore[arg-type]
 
     @field_validator(
-        "sentinel_webhook_secrets", "allowed_tenant_ids", "sentinel_workspaces", mode="before"
+        "sentinel_webhook_secrets",
+        "allowed_tenant_ids",
+        "sentinel_workspaces",
+        "webhook_entra_tenant_ids",
+        mode="before",
     )
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
@@ -281,6 +294,8 @@ def bot_credential_problems(settings: Settings) -> list[str]:
         problems.append(f"MICROSOFT_APP_TENANT_ID: required for {kind} bots")
     if production and not settings.bot_openid_metadata_url.startswith("https://"):
         problems.append("BOT_OPENID_METADATA_URL: must be https in production mode")
+    if settings.webhook_entra_tenant_ids and not settings.microsoft_app_id:
+        problems.append("WARDEN_WEBHOOK_ENTRA_TENANT_IDS: needs MICROSOFT_APP_ID (the audience)")
     if production and not settings.sentinel_webhook_secrets:
         problems.append("WARDEN_SENTINEL_WEBHOOK_SECRETS: required in production mode")
     return problems

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +25,7 @@ from web.problems import problem
 log = logging.getLogger(__name__)
 
 IncidentParser = Callable[[Any], Incident]
+BearerCheck = Callable[[str | None], Awaitable[bool]]
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -39,8 +40,10 @@ class SentinelWebhook:
         *,
         max_bytes: int,
         metrics: Metrics | None = None,
+        bearer: BearerCheck | None = None,
     ) -> None:
         self._metrics = metrics
+        self._bearer = bearer
         self._verifier = verifier
         self._writer = writer
         self._parse = parse
@@ -56,7 +59,7 @@ class SentinelWebhook:
         if len(body) > self._max_bytes:
             return self._too_large()
         try:
-            webhook_id = self._verifier.verify(body, request.headers)
+            webhook_id = await self._authenticate(body, request)
         except SignatureError as exc:
             log.info("webhook refused: %s", exc)
             return problem(401, "Unauthorized", "Invalid or missing signature.", slug="signature")
@@ -80,6 +83,19 @@ class SentinelWebhook:
             outcome = "duplicate" if result.duplicate else "accepted" if result.changed else "stale"
             self._metrics.ingested.labels("sentinel", outcome).inc()
         return web.json_response({"incident": result.incident_name}, status=202)
+
+    async def _authenticate(self, body: bytes, request: web.Request) -> str | None:
+        """The webhook id of a signed request, or of one with a valid Entra bearer.
+
+        A Standard Webhooks signature is checked when its headers are there; otherwise, when
+        Entra bearers are accepted, the ``Authorization`` header is (its ``webhook-id``
+        header, if any, still deduplicates). ``SignatureError`` when neither holds.
+        """
+        if "webhook-signature" in request.headers or self._bearer is None:
+            return self._verifier.verify(body, request.headers)
+        if not await self._bearer(request.headers.get("Authorization")):
+            raise SignatureError("no signature and no valid bearer")
+        return request.headers.get("webhook-id") or None
 
     def _too_large(self) -> web.Response:
         return problem(
