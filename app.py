@@ -92,10 +92,12 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         client_max_size=settings.webhook_max_bytes + 1024,
     )
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
+    # Cleanup runs in reverse: the worker stops (finishing its in-flight posts) before the
+    # connector's session closes, so no post is cut off with its answer lost.
+    app.cleanup_ctx.append(lambda _app: _bot_auth(http, validator, adapter))
     app.cleanup_ctx.append(lambda _app: _services(settings, store, writer, worker))
     if settings.sentinel_workspaces:
         app.cleanup_ctx.append(lambda _app: polling(settings, writer, store, breakers))
-    app.cleanup_ctx.append(lambda _app: _bot_auth(http, validator, adapter))
     if playground:
         app.cleanup_ctx.append(lambda a: _playground(a, settings))
     app.router.add_get("/healthz", healthz)
