@@ -8,7 +8,6 @@ watches the Playground's conversation stream: the card arrives, then the same me
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,21 +20,16 @@ from app import create_app
 from sandbox.playground import Playground, default_config, start_playground
 from sandbox.playground_client import Frame, PlaygroundClient
 from sandbox.sentinel_samples import sample_incident, updated_incident
+from tests.processes import free_port
 from tests.support import make_settings, signed
 
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def warden_url(tmp_path: Path, sqlite_url: str) -> AsyncIterator[str]:
     """Warden serving on a free local port (sandbox mode, SQLite)."""
-    port = _free_port()
+    port = free_port()
     app = create_app(make_settings(tmp_path, sqlite_url, port=port))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

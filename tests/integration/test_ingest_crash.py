@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,37 +13,17 @@ import aiohttp
 
 from core.store.store import Store
 from sandbox.sentinel_samples import sample_incident
+from tests.processes import free_port, wait_ready
 from tests.support import SECRET, signed
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _started(url: str, proc: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError(f"Warden exited with {proc.returncode}")
-            try:
-                async with session.get(f"{url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)  # a process starting up: nothing to await but its port
-    raise RuntimeError("Warden did not become ready")
 
 
 async def test_ingest_killed_mid_batch_every_acknowledged_incident_stored(
     database_url: str, tmp_path: Path
 ) -> None:
     """Webhooks flow in from 16 clients while Warden is SIGKILLed: no 202 is ever lost."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "WARDEN_DATABASE_URL": database_url,
@@ -63,7 +42,7 @@ async def test_ingest_killed_mid_batch_every_acknowledged_incident_stored(
     acknowledged: list[str] = []
     enough = asyncio.Event()
     try:
-        await _started(url, proc)
+        await wait_ready(url, proc)
         resources = [sample_incident(title=f"crash {n}") for n in range(2_000)]
         queue: asyncio.Queue[dict[str, object]] = asyncio.Queue()
         for resource in resources:

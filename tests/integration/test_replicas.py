@@ -7,11 +7,9 @@ card, so no card is posted twice and no update overtakes its post.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -24,6 +22,7 @@ import pytest
 
 from sandbox.connector import ConnectorSandbox
 from sandbox.sentinel_samples import sample_incident, updated_incident
+from tests.processes import free_port, wait_ready
 from tests.support import SECRET, channel_id, install_activity, message_activity, signed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,32 +31,12 @@ INCIDENTS = 60
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _ready(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise RuntimeError(f"replica exited with {proc.returncode}")
-        try:
-            async with session.get(f"{url}/readyz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)  # a process starting up: nothing to await but its port
-    raise RuntimeError("replica did not become ready")
-
-
 @pytest.fixture
 async def replicas(database_url: str, tmp_path: Path) -> AsyncIterator[list[tuple[str, Any]]]:
     """Three Warden processes on one PostgreSQL database."""
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     for index in range(3):
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "WARDEN_DATABASE_URL": database_url,
@@ -77,9 +56,8 @@ async def replicas(database_url: str, tmp_path: Path) -> AsyncIterator[list[tupl
         )
         procs.append((f"http://127.0.0.1:{port}", proc))
     try:
-        async with aiohttp.ClientSession() as session:
-            for url, proc in procs:
-                await _ready(session, url, proc)
+        for url, proc in procs:
+            await wait_ready(url, proc)
         yield procs
     finally:
         for _, proc in procs:
