@@ -67,14 +67,20 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     breakers, metrics = Breakers(), Metrics()
     http = httpx.AsyncClient(timeout=settings.bot_auth.fetch_timeout_seconds)
     validator = _bot_token_validator(settings, http)
+    pacer = Pacer(margin=settings.pacing.margin_seconds) if settings.pacing.enabled else None
     adapter = TeamsAdapter(
-        settings, WardenBot(store, breakers), breakers, validator=validator, metrics=metrics
+        settings,
+        WardenBot(store, breakers),
+        breakers,
+        validator=validator,
+        metrics=metrics,
+        pacer=pacer,
     )
     worker = OutboxWorker(
         store,
         {CARD_JOB: IncidentCardDelivery(store, adapter)},
         settings.outbox,
-        pacer=Pacer(margin=settings.pacing.margin_seconds) if settings.pacing.enabled else None,
+        pacer=pacer,
         paced_kinds=frozenset({CARD_JOB}),
         metrics=metrics,
     )

@@ -31,6 +31,7 @@ from core.errors import DeliveryError
 from core.logs import mark_sensitive
 from core.metrics import Metrics
 from core.models import ConversationRef
+from core.pacing import Pacer
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class TeamsAdapter:
         *,
         validator: BotTokenValidator | None = None,
         metrics: Metrics | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         if settings.microsoft_app_id and validator is None:
             raise ValueError("MICROSOFT_APP_ID is set: /api/messages needs a BotTokenValidator")
@@ -71,7 +73,9 @@ class TeamsAdapter:
             settings.microsoft_app_tenant_id or AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT
         )
         self._token: tuple[str | None, float] = (None, 0.0)
-        self._rest = ConnectorRest(self._connector_token, breakers or Breakers(), metrics)
+        self._rest = ConnectorRest(
+            self._connector_token, breakers or Breakers(), metrics, pacer=pacer
+        )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Process one POST to ``/api/messages``.

@@ -24,6 +24,7 @@ from core.errors import DeliveryError, Outcome
 from core.logs import log_outbound
 from core.metrics import Metrics
 from core.outcomes import classify_status, classify_transport, parse_retry_after
+from core.pacing import Pacer
 from core.tracing import inject, span
 
 TokenSource = Callable[[], Awaitable[str | None]]
@@ -57,7 +58,9 @@ class ConnectorRest:
         metrics: Metrics | None = None,
         *,
         timeout: float = 10.0,
+        pacer: Pacer | None = None,
     ) -> None:
+        self._pacer = pacer
         self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
         self._token = token
@@ -79,10 +82,16 @@ class ConnectorRest:
         """Reply to an activity (ReplyToActivity); returns the reply's id.
 
         A reply answers a person who is waiting: it is tried even while the host's breaker
-        is open (and counts as its probe), so ``status`` can say that delivery is paused.
+        is open (and counts as its probe), so ``status`` can say that delivery is paused. It
+        does not wait for a pacing slot, but it is counted, so the cards after it leave room.
         """
         url = activities_url(service_url, conversation_id, reply_to_id)
-        body = await self._call("POST", url, activity, guarded=False)
+        slot = self._pacer.record(conversation_id) if self._pacer is not None else None
+        try:
+            body = await self._call("POST", url, activity, guarded=False)
+        finally:
+            if slot is not None and self._pacer is not None:
+                self._pacer.settle(slot)  # Teams counts it whether or not it succeeded
         return str(body.get("id", "")) if isinstance(body, dict) else ""
 
     async def update(

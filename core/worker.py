@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from core.errors import DeliveryError, Outcome, StoreUnavailable
 from core.logs import new_correlation_id
 from core.metrics import Metrics
-from core.pacing import Pacer
+from core.pacing import Pacer, Slot
 from core.settings import OutboxSettings
 from core.store import outbox
 from core.store.outbox import Job
@@ -158,7 +158,7 @@ class OutboxWorker:
         new_correlation_id()  # every line of this job, and its outbound calls, share it
         handler = self._handlers.get(job.kind)
         attempts = job.attempts + 1
-        wait = self._pace(job)
+        wait, slot = self._pace(job)
         if wait > 0:
             self._count(job, "deferred")
             await self._record(outbox.defer(self._store, job.id, wait))
@@ -168,7 +168,11 @@ class OutboxWorker:
             if handler is None:
                 raise DeliveryError(f"no handler for job kind {job.kind!r}", outcome=Outcome.FAIL)
             with span(f"outbox {job.kind}", parent=trace if isinstance(trace, dict) else None):
-                await handler(job)
+                try:
+                    await handler(job)
+                finally:
+                    if slot is not None and self._pacer is not None:
+                        self._pacer.settle(slot)  # it reached Teams by now at the latest
         except DeliveryError as exc:
             await self._failed(job, attempts, exc)
         except StoreUnavailable as exc:
@@ -186,10 +190,10 @@ class OutboxWorker:
         if self._metrics is not None:
             self._metrics.jobs.labels(job.kind, outcome).inc()
 
-    def _pace(self, job: Job) -> float:
+    def _pace(self, job: Job) -> tuple[float, Slot | None]:
         if self._pacer is None or job.kind not in self._paced_kinds or not job.conversation_id:
-            return 0.0
-        return self._pacer.reserve(job.conversation_id)
+            return 0.0, None
+        return self._pacer.take(job.conversation_id)
 
     async def _failed(self, job: Job, attempts: int, exc: DeliveryError) -> None:
         reason = f"{exc.outcome.value}: {exc}"

@@ -140,6 +140,25 @@ async def test_pacing_burst_of_100_cards_never_throttled(
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_pacing_holds_when_posts_reach_teams_late(
+    start_warden: WardenFactory, database_url: str
+) -> None:
+    """Posts that reach Teams 0.6 s late still draw no 429: the limits count from the answer."""
+    warden = await start_warden()
+    conversation = await warden.subscribed_channel()
+    warden.connector.rate_limit = True
+    warden.connector.add_fault(Fault(delay=0.6, times=7, method="POST", path="/activities"))
+    for number in range(20):
+        response = await warden.webhook(incident(title=f"late {number}"))
+        assert response.status == 202
+    await warden.connector.wait_for(
+        lambda s: len(warden.card_posts(conversation)) >= 20 or None, timeout=30
+    )
+    assert [r.status for r in warden.connector.posts(conversation) if r.status == 429] == []
+    assert len(warden.card_posts(conversation)) == 20
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_sqlite_second_replica_refused_naming_postgresql(
     start_warden: WardenFactory,
 ) -> None:

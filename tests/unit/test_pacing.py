@@ -38,6 +38,33 @@ def test_pacer_eight_per_two_seconds() -> None:
     assert pacer.reserve("c") == pytest.approx(1.0)
 
 
+def test_pacer_counts_replies_that_did_not_wait() -> None:
+    """A reply to a person takes no slot, but Teams counts it: the cards after it leave room."""
+    clock = Clock()
+    pacer = Pacer(clock=clock, margin=0.0)
+    pacer.record("c")
+    assert [pacer.reserve("c") for _ in range(6)] == [0.0] * 6
+    assert pacer.reserve("c") == pytest.approx(1.0)
+    clock.now = 1.0
+    assert pacer.reserve("c") == 0.0
+    assert pacer.reserve("c") == pytest.approx(1.0), "reply + 7 cards fill the 2 s window"
+
+
+def test_pacer_settled_slot_counts_from_when_the_send_ended() -> None:
+    """A send that took 0.5 s to reach Teams holds its slot from its end, not its start."""
+    clock = Clock()
+    pacer = Pacer(clock=clock, margin=0.0)
+    slots = [pacer.take("c")[1] for _ in range(7)]
+    clock.now = 0.5
+    for slot in slots:
+        assert slot is not None
+        pacer.settle(slot)
+    clock.now = 1.0
+    assert pacer.reserve("c") == pytest.approx(0.5), "the window runs from 0.5, not 0"
+    clock.now = 1.5
+    assert pacer.reserve("c") == 0.0
+
+
 def test_pacer_sixty_per_thirty_seconds() -> None:
     """At a steady pace the 61st send within thirty seconds waits for the window."""
     clock = Clock()
