@@ -39,12 +39,14 @@ check: lint typecheck test
 bench: install
 	$(PY) -m bench.ingest
 	$(PY) -m bench.turns
+	$(PY) -m bench.invoke
 	$(PY) -m bench.delivery
 	$(PY) -m bench.memory
 
 bench-quick: install
 	$(PY) -m bench.ingest --quick
 	$(PY) -m bench.turns --quick
+	$(PY) -m bench.invoke --quick
 	$(PY) -m bench.delivery --quick
 	$(PY) -m bench.memory --quick
 

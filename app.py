@@ -8,7 +8,9 @@ the Agents Playground) open and close in aiohttp's ``cleanup_ctx``. Nothing runs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -16,28 +18,46 @@ import httpx
 import typer
 from aiohttp import web
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
-from bot.delivery import IncidentCardDelivery
+from bot.delivery import CommentReplyDelivery, IncidentCardDelivery
 from bot.handlers import WardenBot
+from bot.triage import TriageDesk
 from connectors.entra import EntraTokenValidator
+from connectors.sentinel.comments import CommentRelay
+from connectors.sentinel.connection import SentinelConnection, tls_verify
 from connectors.sentinel.mapping import incident_from_webhook
-from connectors.sentinel.setup import polling
+from connectors.sentinel.reconcile import ReconcileRun
+from connectors.sentinel.setup import polling, reconcile_now
+from connectors.sentinel.triage import SentinelDetails, SentinelTriage
 from core.breaker import Breakers
-from core.errors import SettingsError
+from core.crypto import PayloadCipher, UnreadablePayload, generate_key
+from core.errors import SettingsError, WardenError
 from core.ingest import CARD_JOB, IngestWriter
+from core.leader import run_as_leader
 from core.logs import SCRUBBER, configure_logging
 from core.metrics import Metrics
 from core.pacing import Pacer
-from core.settings import Mode, Settings, load_settings, settings_table
+from core.settings import Mode, Settings, load_settings, payload_keys, settings_table
 from core.signing import WebhookVerifier, sign
 from core.store import admin_audit, outbox
 from core.store.admin_audit import operator
+from core.store.comments import COMMENT_JOB
+from core.store.rekey import rotate, sealed_counts
 from core.store.store import Store
 from core.tracing import configure_tracing
-from core.worker import OutboxWorker
+from core.triage import TRIAGE_JOB
+from core.worker import Handler, OutboxWorker
+from graph.client import graph_client, graph_http
+from graph.responders import ResponderGroups
+from sandbox.arm import ArmSandbox
+from sandbox.embedded import change_incident as sandbox_change
+from sandbox.embedded import create_incident as sandbox_create
+from sandbox.embedded import embedded_sentinel, serving
 from sandbox.sentinel_samples import sample_incident, updated_incident
 from web.access import correlation_middleware
 from web.health import healthz, openapi, readiness, readyz
@@ -60,31 +80,52 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     Construction does no I/O; the store, writer and worker start in ``cleanup_ctx`` when
     the application starts and stop when it shuts down.
     """
+    arm = None
+    if playground and settings.mode is Mode.SANDBOX and not settings.sentinel_connected:
+        settings, arm = embedded_sentinel(settings)  # so triage works in the Playground
     SCRUBBER.register_settings(settings)  # before anything can log a secret
     SCRUBBER.pepper = settings.log_pepper.get_secret_value().encode()
     configure_tracing(settings.otlp_endpoint)
-    store = Store.from_url(settings.effective_database_url, settings.store_timeout_seconds)
+    store = Store.from_url(
+        settings.effective_database_url, settings.store_timeout_seconds, cipher=_cipher(settings)
+    )
     breakers, metrics = Breakers(), Metrics()
     http = httpx.AsyncClient(timeout=settings.bot_auth.fetch_timeout_seconds)
     validator = _bot_token_validator(settings, http)
     pacer = Pacer(margin=settings.pacing.margin_seconds) if settings.pacing.enabled else None
+    sentinel = (
+        SentinelConnection.from_settings(settings, breakers)
+        if settings.sentinel_connected
+        else None
+    )
+    triage = _triage_desk(settings, store, breakers, sentinel)
     adapter = TeamsAdapter(
         settings,
-        WardenBot(store, breakers),
+        WardenBot(store, breakers, triage=triage),
         breakers,
         validator=validator,
         metrics=metrics,
         pacer=pacer,
     )
+    handlers: dict[str, Handler] = {
+        CARD_JOB: IncidentCardDelivery(store, adapter, triage=triage is not None),
+        COMMENT_JOB: CommentReplyDelivery(store, adapter),
+    }
     worker = OutboxWorker(
         store,
-        {CARD_JOB: IncidentCardDelivery(store, adapter)},
+        handlers,
         settings.outbox,
         pacer=pacer,
-        paced_kinds=frozenset({CARD_JOB}),
+        paced_kinds=frozenset({CARD_JOB, COMMENT_JOB}),
         metrics=metrics,
     )
     writer = IngestWriter(store, on_commit=worker.wake)
+    if triage is not None:
+        triage.wake = worker.wake
+    if sentinel is not None:
+        handlers[TRIAGE_JOB] = SentinelTriage(
+            sentinel.client, store, writer, max_attempts=settings.outbox.max_attempts
+        )
     webhook = SentinelWebhook(
         WebhookVerifier(settings.webhook_secrets),
         writer,
@@ -100,10 +141,21 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
     # Cleanup runs in reverse: the worker stops (finishing its in-flight posts) before the
     # connector's session closes, so no post is cut off with its answer lost.
+    if arm is not None:
+        sandbox, port = arm, settings.sandbox_arm_port
+        app.cleanup_ctx.append(lambda _app: _sandbox_sentinel(sandbox, port))
     app.cleanup_ctx.append(lambda _app: _bot_auth(http, validator, adapter))
+    app.cleanup_ctx.append(lambda _app: _closing(sentinel, triage))
     app.cleanup_ctx.append(lambda _app: _services(settings, store, writer, worker))
+    if sentinel is not None:
+        relay = CommentRelay(sentinel.client, store)
+        every = settings.sentinel_comments_seconds
+        app.cleanup_ctx.append(lambda _app: _relaying(store, relay, every))
     if settings.sentinel_workspaces:
-        app.cleanup_ctx.append(lambda _app: polling(settings, writer, store, breakers))
+        client = sentinel.client if sentinel is not None else None
+        app.cleanup_ctx.append(
+            lambda _app: polling(settings, writer, store, breakers, metrics, client)
+        )
     if playground:
         app.cleanup_ctx.append(lambda a: _playground(a, settings))
     app.router.add_get("/healthz", healthz)
@@ -115,6 +167,70 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     app.router.add_post("/api/messages", adapter.handle)
     app.router.add_post("/api/webhooks/sentinel", webhook.handle)
     return app
+
+
+def _triage_desk(
+    settings: Settings, store: Store, breakers: Breakers, sentinel: SentinelConnection | None
+) -> TriageDesk | None:
+    """Triage from cards, when Warden can write to Sentinel; responders checked in Graph."""
+    if sentinel is None:
+        return None
+    responders = None
+    if settings.responder_group_ids:
+        http = graph_http(breakers, tls_verify(settings))
+        graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
+        responders = ResponderGroups(
+            graph, settings.responder_group_ids, ttl=settings.responder_cache_seconds, http=http
+        )
+    return TriageDesk(store, responders=responders, details=SentinelDetails(sentinel.client))
+
+
+async def _sandbox_sentinel(arm: ArmSandbox, port: int) -> AsyncIterator[None]:
+    """Serve the sandbox Sentinel for the Playground while Warden runs."""
+    async with serving(arm, port):
+        console.print(f"Sandbox Sentinel (ARM, Entra ID, Graph): https://127.0.0.1:{port}")
+        yield
+
+
+async def _relaying(store: Store, relay: CommentRelay, every: float) -> AsyncIterator[None]:
+    """Relay Sentinel comments to the cards' threads, on one replica at a time."""
+
+    async def round_() -> None:
+        try:
+            await relay.relay_once()
+        except WardenError as exc:  # the store or Sentinel failed: the next round tries again
+            logging.getLogger(__name__).warning("comment relay round failed: %s", exc)
+
+    task = asyncio.create_task(
+        run_as_leader(store, "sentinel-comments", round_, retry_seconds=every)
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _closing(
+    sentinel: SentinelConnection | None, triage: TriageDesk | None
+) -> AsyncIterator[None]:
+    """Close the Sentinel and Graph clients after the worker has stopped."""
+    try:
+        yield
+    finally:
+        if triage is not None:
+            await triage.aclose()
+        if sentinel is not None:
+            await sentinel.aclose()
+
+
+def _cipher(settings: Settings) -> PayloadCipher:
+    """The store's cipher; its keys are registered with the log scrubber first."""
+    keys = payload_keys(settings)  # SettingsError in production mode without keys
+    for key in keys:
+        SCRUBBER.register_secret(key)
+    return PayloadCipher(keys)
 
 
 def _bot_token_validator(settings: Settings, http: httpx.AsyncClient) -> BotTokenValidator | None:
@@ -205,6 +321,10 @@ cli.add_typer(db_cli, name="db")
 dlq_cli = typer.Typer(help="The dead-letter queue: see, replay and purge failed work.")
 cli.add_typer(demo_cli, name="demo")
 cli.add_typer(dlq_cli, name="dlq")
+keys_cli = typer.Typer(help="Encryption keys of stored data: generate one, rotate to the first.")
+cli.add_typer(keys_cli, name="keys")
+sentinel_cli = typer.Typer(help="Microsoft Sentinel: reconcile its incidents now.")
+cli.add_typer(sentinel_cli, name="sentinel")
 
 
 def _settings() -> Settings:
@@ -252,13 +372,18 @@ def _on_store(work: Callable[[Store], Awaitable[T]]) -> T:
     """Run ``work`` against the configured store, opened for this command only."""
 
     async def run() -> T:
-        store = Store.from_url(_settings().effective_database_url)
+        settings = _settings()
+        store = Store.from_url(settings.effective_database_url, cipher=_cipher(settings))
         try:
             return await work(store)
         finally:
             await store.close()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except UnreadablePayload as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
 
 
 def _jobs_table(rows: list[outbox.JobRow]) -> Table:
@@ -369,6 +494,83 @@ def admin_log(limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50) -> No
     console.print(table if rows else "no administrative actions recorded")
 
 
+@keys_cli.command("generate")
+def keys_generate() -> None:
+    """Print a new key: put it first in WARDEN_ENCRYPTION_KEYS (see docs/operator.md)."""
+    typer.echo(generate_key())
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per transaction.")] = 500,
+) -> None:
+    """Re-encrypt every stored row under the first key (idempotent, safe while Warden runs)."""
+
+    async def run(store: Store) -> dict[str, int]:
+        if not (await store.check()).get("current"):
+            console.print("[red]the database is not migrated: run `python app.py db upgrade`[/]")
+            raise typer.Exit(1)
+        totals = await sealed_counts(store)
+        with Progress(console=console) as progress:
+            tasks = {kind: progress.add_task(kind, total=total) for kind, total in totals.items()}
+            report = await rotate(
+                store,
+                actor=operator(),
+                batch_size=batch_size,
+                on_batch=lambda kind, rows: progress.advance(tasks[kind], rows),
+            )
+            for kind, task in tasks.items():  # rows pruned meanwhile leave no bar short
+                progress.update(task, completed=totals[kind])
+        return report.rewritten
+
+    rewritten = _on_store(run)
+    done = ", ".join(f"{kind} {count}" for kind, count in rewritten.items())
+    console.print(f"re-encrypted under the first key: {done}")
+
+
+@sentinel_cli.command("reconcile")
+def sentinel_reconcile(
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Start a new run instead of resuming a stopped one.")
+    ] = False,
+) -> None:
+    """Walk every open Sentinel incident now through ingest (a stopped run resumes)."""
+    settings = _settings()
+    if not settings.sentinel_workspaces:
+        console.print(
+            "[red]no Sentinel workspace is configured: set WARDEN_SENTINEL_WORKSPACES "
+            "(subscription/resourceGroup/workspace, comma-separated)[/]"
+        )
+        raise typer.Exit(2)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task, first = progress.add_task("reconciling", total=None), True
+
+        def show(run: ReconcileRun) -> None:
+            nonlocal first
+            if first and run.pages:
+                console.print(f"resuming reconcile {run.run_id} after {run.pages} page(s)")
+            first, count = False, len(run.workspaces)
+            progress.update(
+                task,
+                description=f"workspace {min(run.workspace + 1, count)}/{count} · "
+                f"{run.pages} page(s) · {run.read} open incident(s) · {run.changed} changed",
+            )
+
+        try:
+            run = _on_store(
+                lambda store: reconcile_now(settings, store, restart=restart, progress=show)
+            )
+        except WardenError as exc:
+            console.print(f"[red]reconcile stopped: {escape(str(exc))}[/] (run it again to resume)")
+            raise typer.Exit(1) from None
+    skipped = f", {len(run.skipped)} workspace(s) skipped (see the log)" if run.skipped else ""
+    console.print(
+        f"reconcile {run.run_id} finished: {run.read} open incident(s) read, "
+        f"{run.changed} changed, in {run.pages} page(s){skipped}"
+    )
+
+
 @demo_cli.command("incident")
 def demo_incident(
     severity: Annotated[str, typer.Option(help="Informational, Low, Medium or High")] = "High",
@@ -385,9 +587,14 @@ def demo_incident(
         if not last.exists():
             console.print("[red]no demo incident yet: run `python app.py demo incident` first[/]")
             raise typer.Exit(1)
-        resource = updated_incident(json.loads(last.read_text(encoding="utf-8")))
+        previous = json.loads(last.read_text(encoding="utf-8"))
+        changed = sandbox_change(settings, previous["name"], {"status": "Active"})
+        resource = changed or updated_incident(previous)
     else:
         resource = sample_incident(severity=severity.capitalize(), title=title)
+        props = resource["properties"]
+        wanted = {k: props[k] for k in ("title", "description", "severity") if props.get(k)}
+        resource = sandbox_create(settings, wanted) or resource  # in the sandbox Sentinel too
     body = json.dumps(resource).encode()
     headers = {"content-type": "application/json", **sign(settings.webhook_secrets[0], body)}
     base = url or f"http://{settings.host}:{settings.port}"

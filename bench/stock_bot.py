@@ -3,6 +3,7 @@
 ``python -m bench.stock_bot KIND --port P`` serves ``/api/messages`` (and ``/healthz``):
 
 - ``bare``: reads the JSON body and answers 200, the least any bot endpoint can do;
+- ``bare-card``: the same, answering a small card as an invoke response (``bench.invoke``);
 - ``stock``: botbuilder's own ``CloudAdapter`` + ``ConfigurationBotFrameworkAuthentication``
   with a trivial ``ActivityHandler`` that replies with one text message (no Warden code);
 - ``stock-silent``: the same adapter with a handler that does nothing on a message;
@@ -138,10 +139,15 @@ async def _bare(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def bare_app() -> web.Application:
-    """An aiohttp handler that reads the JSON body and answers 200."""
+async def _bare_card(request: web.Request) -> web.Response:
+    await request.json()
+    return web.json_response({"statusCode": 200, "type": _CARD_TYPE, "value": _CARD})
+
+
+def bare_app(*, card: bool = False) -> web.Application:
+    """An aiohttp handler that reads the JSON body and answers 200 (with a small ``card``)."""
     app = web.Application()
-    app.router.add_post("/api/messages", _bare)
+    app.router.add_post("/api/messages", _bare_card if card else _bare)
     app.router.add_get("/healthz", _healthz)
     return app
 
@@ -157,7 +163,7 @@ def warden_app(port: int) -> web.Application:
 def main() -> None:
     """Serve the named server on 127.0.0.1 until terminated."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["bare", "stock", "stock-silent", "warden"])
+    parser.add_argument("kind", choices=["bare", "bare-card", "stock", "stock-silent", "warden"])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -165,6 +171,7 @@ def main() -> None:
         use_local_entra(os.environ[ENTRA_ENV])
     apps: dict[str, Any] = {
         "bare": bare_app,
+        "bare-card": lambda: bare_app(card=True),
         "stock": lambda: stock_app(reply=True),
         "stock-silent": lambda: stock_app(reply=False),
         "warden": lambda: warden_app(args.port),

@@ -39,7 +39,7 @@ from bench.stock_bot import ENTRA_ENV
 from sandbox.arm import ArmSandbox
 from sandbox.arm_tls import TlsFiles, make_tls_files
 from sandbox.openid import OpenIdSandbox, channel_claims, mint
-from tests.support import channel_id, invoke_activity, message_activity
+from tests.support import ENCRYPTION_KEY, channel_id, invoke_activity, message_activity
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_ID = "5d0c7a52-6c0e-4b8e-9f27-0b7e3f1c2a91"
@@ -90,6 +90,7 @@ class Stage:
             WARDEN_MODE="production",
             WARDEN_VAR_DIR=str(self.tmp / "warden"),
             WARDEN_SENTINEL_WEBHOOK_SECRETS=WEBHOOK_SECRET,
+            WARDEN_ENCRYPTION_KEYS=ENCRYPTION_KEY,
             MICROSOFT_APP_ID=APP_ID,
             MICROSOFT_APP_PASSWORD=PASSWORD,
             BOT_OPENID_METADATA_URL=self.metadata_url,
@@ -169,9 +170,13 @@ async def process(
         yield port
     finally:
         proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        # Waited for without blocking the loop: a server shutting down may still be calling
+        # a sandbox served here (``bench.invoke``'s ARM sandbox).
+        for _ in range(200):
+            if proc.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+        else:
             proc.kill()
             proc.wait()
 

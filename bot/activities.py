@@ -73,10 +73,13 @@ def user_of(activity: Activity) -> User:
 def message(activity: Activity) -> Message:
     """A message activity as Warden's ``Message``."""
     text = activity.get("text")
+    conversation_id = str(_dict(activity.get("conversation")).get("id", ""))
+    _, marker, thread = conversation_id.partition(";messageid=")
     return Message(
         text=message_text(text if isinstance(text, str) else None),
         user=user_of(activity),
         conversation=conversation_ref(activity),
+        thread_id=thread if marker and thread else None,
     )
 
 

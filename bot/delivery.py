@@ -8,16 +8,26 @@ older card than the store holds.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Protocol
 
 from bot.types import Card
-from cards.incident import incident_card
+from cards.incident import comment_card, incident_card
 from core.errors import DeliveryError, Outcome
-from core.models import ConversationRef
+from core.models import ConversationRef, Incident
+from core.store import triage as triage_store
 from core.store.outbox import Job
 from core.store.store import Store, version_key
+from core.triage import TriageAction
 
 log = logging.getLogger(__name__)
+
+
+def card_version(incident: Incident, action: TriageAction | None) -> str:
+    """What a card shows, as a string that sorts in the order it changes: the incident's
+    version, then its newest triage action's state."""
+    stamp = version_key(incident)
+    return stamp if action is None else f"{stamp}#{action.stamp()}"
 
 
 class CardSender(Protocol):
@@ -33,9 +43,10 @@ class CardSender(Protocol):
 class IncidentCardDelivery:
     """Runs ``incident.card`` jobs against the Teams adapter."""
 
-    def __init__(self, store: Store, sender: CardSender) -> None:
+    def __init__(self, store: Store, sender: CardSender, *, triage: bool = False) -> None:
         self._store = store
         self._sender = sender
+        self._triage = triage
 
     async def __call__(self, job: Job) -> None:
         """Bring the incident's card in the job's conversation up to the stored version."""
@@ -48,11 +59,12 @@ class IncidentCardDelivery:
         if not conversation.active:
             log.info("outbox job %s skipped: the bot left the conversation", job.id)
             return
-        version = version_key(incident)
+        action = await triage_store.latest(self._store, incident_key)
+        version = card_version(incident, action)
         posted = await self._store.posted_card(incident_key, conversation_id)
         if posted is not None and posted.version >= version:
             return
-        card = incident_card(incident)
+        card = incident_card(incident, action, triage=self._triage, version=version_key(incident))
         try:
             if posted is None:
                 activity_id = await self._sender.post_card(conversation.ref, card)
@@ -77,3 +89,34 @@ def _bot_removed(exc: DeliveryError, *, updating: bool) -> bool:
     if exc.status == 403:
         return True
     return exc.status == 404 and not updating
+
+
+class CommentReplyDelivery:
+    """Runs ``incident.comment_reply`` jobs: a Sentinel comment, posted in the card's thread."""
+
+    def __init__(self, store: Store, sender: CardSender) -> None:
+        self._store = store
+        self._sender = sender
+
+    async def __call__(self, job: Job) -> None:
+        """Reply in the thread of the incident's card in the job's conversation."""
+        payload = job.payload
+        conversation = await self._store.conversation(str(payload.get("conversation_id")))
+        posted = await self._store.posted_card(
+            str(payload.get("incident_key")), str(payload.get("conversation_id"))
+        )
+        if conversation is None or posted is None:
+            raise DeliveryError(
+                "the card or its conversation is no longer stored", outcome=Outcome.FAIL
+            )
+        if not conversation.active:
+            return
+        root = f"{conversation.ref.conversation_id};messageid={posted.activity_id}"
+        thread = conversation.ref.model_copy(update={"conversation_id": root})
+        created = payload.get("created")
+        card = comment_card(
+            payload.get("author") if isinstance(payload.get("author"), str) else None,
+            str(payload.get("message", "")),
+            datetime.fromisoformat(created) if isinstance(created, str) else None,
+        )
+        await self._sender.post_card(thread, card)

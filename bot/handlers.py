@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pydantic import BaseModel, ValidationError
 
 from bot.router import parse_command
+from bot.triage import TRIAGE_DATA, TriageDesk
 from bot.types import Card, CardAction, Membership, Message
 from cards.common import (
     error_card,
@@ -27,16 +28,31 @@ from core.store.store import Store
 
 log = logging.getLogger(__name__)
 
-VERB_DATA: dict[CardVerb, type[BaseModel]] = {CardVerb.REFRESH: RefreshData}
+VERB_DATA: dict[CardVerb, type[BaseModel]] = {CardVerb.REFRESH: RefreshData, **TRIAGE_DATA}
 """The data contract of each verb (``core.actions``)."""
+
+_PLAIN = {
+    "comment": "a comment is needed",
+    "classification": "choose how the incident ends",
+    "severity": "choose a severity",
+    "assignee": "pick a person",
+}
+"""What a missing or bad input means, in words, by input id."""
 
 
 class WardenBot:
     """The ``TurnHandler`` for Warden: one method per kind of turn."""
 
-    def __init__(self, store: Store, breakers: Breakers | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        breakers: Breakers | None = None,
+        *,
+        triage: TriageDesk | None = None,
+    ) -> None:
         self._store = store
         self._breakers = breakers
+        self._triage = triage
         self._active: set[str] = set()  # conversations this process saw saved as active
         self._actions: dict[CardVerb, Callable[[CardAction, BaseModel], Awaitable[Card]]] = {
             CardVerb.REFRESH: self._refresh,
@@ -64,6 +80,10 @@ class WardenBot:
             await self._store.save_conversation(ref)
             self._active.add(ref.conversation_id)
         parsed = parse_command(message.text)
+        if parsed.command is None and message.thread_id and self._triage is not None:
+            incident_key = await self._store.card_at(ref.conversation_id, message.thread_id)
+            if incident_key is not None and message.text:
+                return await self._triage.thread_reply(incident_key, message)
         if parsed.command is None:
             if parsed.problem:
                 return [error_card("That command needs another look", parsed.problem)]
@@ -87,6 +107,8 @@ class WardenBot:
         """Answer a card action by its verb; an unknown or stale verb gets an error card."""
         verb = CardVerb.parse(action.verb)
         handler = self._actions.get(verb) if verb is not None else None
+        if verb is not None and handler is None and self._triage is not None:
+            handler = self._triaged
         if verb is None or handler is None:
             ref = uuid.uuid4().hex[:12]
             log.warning("unknown card verb (ref %s)", ref)
@@ -97,10 +119,31 @@ class WardenBot:
             )
         try:
             data = VERB_DATA[verb].model_validate(action.data)
-        except ValidationError:
+        except ValidationError as exc:
             log.warning("card action %s refused: unexpected data", verb.value)
+            errors = exc.errors()
+            if (
+                self._triage is not None
+                and verb in TRIAGE_DATA
+                and all(e["type"] != "extra_forbidden" for e in errors)
+            ):
+                problems = [_PLAIN.get(str(e["loc"][0]), "the card is out of date") for e in errors]
+                card = await self._triage.invalid(action, sorted(set(problems)))
+                if card is not None:
+                    return card
             return error_card("This button sent something unexpected", "Nothing was changed.")
         return await handler(action, data)
+
+    async def _triaged(self, action: CardAction, data: BaseModel) -> Card:
+        """A triage verb, answered by the triage desk."""
+        assert self._triage is not None
+        verb = CardVerb.parse(action.verb)
+        card = await self._triage.handle(verb, action, data) if verb is not None else None
+        if card is None:
+            return error_card(
+                "Not available here", "This conversation has no card for that incident."
+            )
+        return card
 
     async def _refresh(self, action: CardAction, data: BaseModel) -> Card:
         """Redraw an incident card from the latest stored version, where it was posted."""
@@ -113,4 +156,6 @@ class WardenBot:
             return error_card(
                 "Not available here", "This conversation has no card for that incident."
             )
+        if self._triage is not None:
+            return await self._triage.card(incident)
         return incident_card(incident)

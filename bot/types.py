@@ -30,6 +30,8 @@ class Message:
     text: str
     user: User
     conversation: ConversationRef
+    thread_id: str | None = None
+    """The activity id of the thread's first message, for a reply in a channel thread."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from the incident passes through :func:`cards.text.inert`; see :mod:`cards.text`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ from cards.elements import (
     adaptive_card,
     column,
     column_set,
+    container,
     execute,
     fact_set,
     open_url,
@@ -33,7 +35,8 @@ from cards.elements import (
 )
 from cards.text import humanize_identifier, inert, localized, shorten
 from cards.verbs import CardVerb
-from core.models import Incident, Severity
+from core.models import Incident, IncidentStatus, Severity
+from core.triage import CLOSING_CHOICES, IncidentDetails, TriageAction, TriageState
 
 TITLE_LIMIT = 200
 """Longest title shown, in characters, ellipsis included."""
@@ -69,18 +72,39 @@ Low is blue rather than green: green ("good") reads as "all clear", which an inc
 """
 
 
-def incident_card(incident: Incident) -> JSON:
+def incident_card(
+    incident: Incident,
+    action: TriageAction | None = None,
+    *,
+    triage: bool = False,
+    version: str = "",
+    details: IncidentDetails | None = None,
+    notice: str | None = None,
+) -> JSON:
     """The Adaptive Card that shows ``incident`` in a Teams conversation.
 
+    ``action`` is the incident's newest triage action (a line under the facts says who asked
+    for what, and how it went); ``triage`` adds the triage buttons, whose data carries
+    ``version`` (the stored version drawn) so a click on an older card is recognised;
+    ``details`` lists alerts and entities; ``notice`` is a message to the person who clicked.
     Untrusted text is neutralised (no ``{{``, no markdown links); only http(s) links become
     buttons; the description is shortened to :data:`DESCRIPTION_LIMIT` characters.
     """
-    body: list[JSON] = [_header(incident), _title(incident), fact_set(_facts(incident))]
+    body: list[JSON] = []
+    if notice:
+        body.append(container([text_block(inert(notice), weight="bolder")], style="warning"))
+    body += [_header(incident), _title(incident), fact_set(_facts(incident))]
+    if action is not None:
+        body.append(_action_line(action, incident.key))
     description = inert(incident.description or "")
     if description:
         body.append(rich_text(shorten(description, DESCRIPTION_LIMIT), spacing="medium"))
+    if details is not None:
+        body += _details(details)
+    if triage:
+        body.append(_triage_buttons(incident, version))
     body.append(_footer(incident))
-    return adaptive_card(body, _actions(incident))
+    return adaptive_card(body, _actions(incident, version if triage else None))
 
 
 def severity_pill(severity: Severity) -> JSON:
@@ -140,8 +164,9 @@ def _footer(incident: Incident) -> JSON:
     return text_block(text, isSubtle=True, size="small", separator=True, spacing="medium")
 
 
-def _actions(incident: Incident) -> list[JSON]:
-    """Links to Sentinel and Defender (each safe link present), then *Refresh*.
+def _actions(incident: Incident, version: str | None) -> list[JSON]:
+    """Links to Sentinel and Defender (each safe link present), *Alerts and entities* (with
+    triage), then *Refresh*.
 
     *Refresh* carries the incident's key, so the bot can redraw the card from the store.
     """
@@ -150,5 +175,175 @@ def _actions(incident: Incident) -> list[JSON]:
         ("Open in Defender", safe_url(incident.provider_url)),
     )
     actions = [open_url(title, url) for title, url in links if url is not None]
+    if version is not None:
+        data = {"incident": incident.key, "version": version}
+        actions.append(execute("Alerts and entities", CardVerb.DETAILS, data))
     actions.append(execute("Refresh", CardVerb.REFRESH, {"incident": incident.key}))
     return actions
+
+
+ACTION_LOOKS: Mapping[TriageState, tuple[str, str]] = MappingProxyType(
+    {
+        TriageState.PENDING: ("Applying\u2026", "accent"),
+        TriageState.WAITING: ("Waiting for Sentinel", "warning"),
+        TriageState.APPLIED: ("Done", "good"),
+        TriageState.CONFLICT: ("Not applied", "warning"),
+        TriageState.FAILED: ("Not applied", "attention"),
+    }
+)
+"""How each state of the newest triage action is labelled and coloured."""
+
+
+def _action_line(action: TriageAction, incident_key: str) -> JSON:
+    """Who asked for what and how it went: ``Done: Severity High → Medium, by Ada · <time>``."""
+    label, style = ACTION_LOOKS[action.state]
+    who = inert(action.actor.display)
+    change = action.change
+    owner = change.owner.object_id if change.owner else None
+    took = change.kind == "assign" and owner == action.actor.object_id
+    what = inert("Took ownership" if took else change.summary())
+    text = f"**{label}**: {what}, by {who} \u00b7 {localized(action.when)}"
+    items = [text_block(text, size="small")]
+    if action.detail:
+        items.append(text_block(inert(action.detail), size="small", isSubtle=True, spacing="none"))
+    if action.state is TriageState.FAILED:
+        retry = execute(
+            "Try again", CardVerb.RETRY, {"incident": incident_key, "action": action.intent_id}
+        )
+        items.append({"type": "ActionSet", "actions": [retry]})
+    return container(items, style=style, spacing="medium")
+
+
+def _details(details: IncidentDetails) -> list[JSON]:
+    """The alerts and entities, each a small FactSet under a heading."""
+    parts: list[JSON] = []
+    for heading, rows, more in (
+        ("Alerts", details.alerts, details.more_alerts),
+        ("Entities", details.entities, details.more_entities),
+    ):
+        parts.append(text_block(heading, weight="bolder", spacing="medium"))
+        facts = [(inert(name), inert(value)) for name, value in rows]
+        if more:
+            facts.append(("\u2026", f"{more} more in Sentinel"))
+        parts.append(fact_set(facts) if facts else text_block("None", isSubtle=True))
+    return parts
+
+
+def _triage_buttons(incident: Incident, version: str) -> JSON:
+    """Assign to me, Assign to…, Severity…, Activate or Reopen, Close…, Comment…."""
+    data = {"incident": incident.key, "version": version}
+    closed = incident.status is IncidentStatus.CLOSED
+    actions = [
+        execute("Assign to me", CardVerb.ASSIGN_ME, data),
+        _show_card(
+            "Assign to\u2026",
+            [_people_picker()],
+            execute("Assign", CardVerb.ASSIGN, data),
+        ),
+        _show_card(
+            "Severity\u2026",
+            [_severity_choice(incident.severity)],
+            execute("Change severity", CardVerb.SEVERITY, data),
+        ),
+    ]
+    if closed:
+        actions.append(execute("Reopen", CardVerb.STATUS, {**data, "status": "Active"}))
+    else:
+        if incident.status is IncidentStatus.NEW:
+            actions.append(execute("Activate", CardVerb.STATUS, {**data, "status": "Active"}))
+        actions.append(
+            _show_card(
+                "Close\u2026",
+                [_closing_choice(), _comment_input("Why it is closed (required)", required=True)],
+                execute("Close incident", CardVerb.CLOSE, data),
+            )
+        )
+    actions.append(
+        _show_card(
+            "Comment\u2026",
+            [_comment_input("Your comment", required=True)],
+            execute("Post comment", CardVerb.COMMENT, data),
+        )
+    )
+    return {"type": "ActionSet", "actions": actions, "spacing": "medium"}
+
+
+def _show_card(title: str, inputs: list[JSON], submit: JSON) -> JSON:
+    """An ``Action.ShowCard`` revealing ``inputs`` and one ``submit`` button."""
+    return {
+        "type": "Action.ShowCard",
+        "title": title,
+        "card": {"type": "AdaptiveCard", "body": inputs, "actions": [submit]},
+    }
+
+
+def _people_picker() -> JSON:
+    """Teams' people picker over the conversation's members; its value is an Entra object id."""
+    return {
+        "type": "Input.ChoiceSet",
+        "id": "assignee",
+        "label": "Assign to",
+        "isRequired": True,
+        "errorMessage": "Pick a person.",
+        "choices": [],
+        "choices.data": {
+            "type": "Data.Query",
+            "dataset": "graph.microsoft.com/users?scope=currentContext",
+        },
+    }
+
+
+def _severity_choice(current: Severity) -> JSON:
+    """The four severities, the current one selected."""
+    return {
+        "type": "Input.ChoiceSet",
+        "id": "severity",
+        "label": "New severity",
+        "isRequired": True,
+        "value": current.value,
+        "choices": [{"title": s.value, "value": s.value} for s in reversed(Severity)],
+    }
+
+
+def _closing_choice() -> JSON:
+    """Classification and reason together, as Sentinel's portal offers them."""
+    return {
+        "type": "Input.ChoiceSet",
+        "id": "classification",
+        "label": "Classification",
+        "isRequired": True,
+        "errorMessage": "Choose how the incident ends.",
+        "choices": [
+            {"title": label, "value": value} for value, (_, _, label) in CLOSING_CHOICES.items()
+        ],
+    }
+
+
+def _comment_input(label: str, *, required: bool) -> JSON:
+    """A multi-line text box for a comment."""
+    return {
+        "type": "Input.Text",
+        "id": "comment",
+        "label": label,
+        "isMultiline": True,
+        "maxLength": COMMENT_LIMIT,
+        "isRequired": required,
+        "errorMessage": "Write a few words.",
+    }
+
+
+COMMENT_LIMIT = 3000
+"""Longest comment accepted from a card, in characters."""
+
+
+def comment_card(author: str | None, message: str, created: datetime | None) -> JSON:
+    """A Sentinel comment as a reply in its incident card's thread.
+
+    ``Comment in Sentinel by <author> · <time>`` above the text (inert: a comment may hold
+    anything), shortened to :data:`COMMENT_LIMIT` characters.
+    """
+    who = inert(author or "") or "someone"
+    when = f" \u00b7 {localized(created)}" if created is not None else ""
+    heading = text_block(f"Comment in Sentinel by {who}{when}", isSubtle=True, size="small")
+    body = rich_text(shorten(inert(message), COMMENT_LIMIT) or "(empty comment)")
+    return adaptive_card([heading, body])

@@ -20,6 +20,30 @@ class CardVerb(StrEnum):
     REFRESH = "incident.refresh"
     """Redraw an incident card from the latest stored version of the incident."""
 
+    ASSIGN_ME = "incident.assign_me"
+    """Make the person who clicked the incident's owner."""
+
+    ASSIGN = "incident.assign"
+    """Make the person picked (``assignee``, an Entra object id) the incident's owner."""
+
+    SEVERITY = "incident.severity"
+    """Change the incident's severity (``severity``)."""
+
+    STATUS = "incident.status"
+    """Activate a new incident, or reopen a closed one."""
+
+    CLOSE = "incident.close"
+    """Close the incident (``classification``, with its reason, and ``comment``)."""
+
+    COMMENT = "incident.comment"
+    """Add a comment (``comment``) to the incident."""
+
+    DETAILS = "incident.details"
+    """Show the incident's first alerts and entities on the card."""
+
+    RETRY = "incident.retry"
+    """Ask again for a triage change that was not applied (``action``: its intent id)."""
+
     @classmethod
     def parse(cls, verb: str | None) -> CardVerb | None:
         """The member whose value is exactly ``verb``; ``None`` for an unknown or missing verb."""

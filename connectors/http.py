@@ -13,7 +13,8 @@
    or RATE_LIMITED, and calls that got no answer (timeouts, resets, refusals), waiting
    the delay the server names (``x-ms-retry-after-ms``, ``Retry-After``) instead when set;
 4. records every attempt on the breaker: no answer or a 5xx is a failure, any other
-   answer (4xx included, 429 too) shows the host is up.
+   answer (4xx included, 429 too, and a TLS alert refusing the handshake) shows the
+   host is up.
 
 The deadline is hard: each attempt runs under what is left of it, a retry is scheduled only
 when its wait ends before it, and a ``Retry-After`` longer than what is left is not waited
@@ -28,6 +29,12 @@ How a call ends (the choice this layer makes):
   can be filled from the same headers. Responses of attempts that are retried are closed.
 * no answer at all (after the retries allowed) raises ``DeliveryError`` with the outcome of
   ``classify_transport``, no status, chained to the httpx exception.
+
+Mutual TLS: ``resilient_client(client_cert=…)`` presents a client certificate
+(``core.tls.ClientCertificate``, from settings); ``client_tls`` builds the same SSL context
+for a transport of another kind, e.g. ``connectors.ssrf``'s pinned ``GuardedTransport``
+(its ``ssl_context``). A handshake the server refuses (no certificate, an untrusted one) is
+not retried: ``classify_transport`` makes it FAIL, and the reason names TLS.
 
 The deadline covers the answer's headers; the client reads the body under its own
 timeouts. Every send is reported to the optional ``on_attempt`` callback (metrics); every
@@ -54,7 +61,9 @@ from core.outcomes import (
     classify_transport,
     parse_retry_after,
     resend_in_call,
+    tls_failure,
 )
+from core.tls import ClientCertificate
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +88,7 @@ _NO_ANSWER: tuple[type[Exception], ...] = (
     httpx.RemoteProtocolError,
     httpx.ProxyError,
     TimeoutError,
+    ssl.SSLError,  # a TLS 1.3 alert read after the handshake escapes httpcore unmapped
 )
 
 
@@ -287,8 +297,9 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         try:
             async with asyncio.timeout(call.remaining()):
                 response = await self._inner.handle_async_request(call.request)
-        except _NO_ANSWER:
-            call.breaker.record(False)
+        except _NO_ANSWER as exc:
+            # A refused TLS handshake is an answer, like a 4xx: the host is up.
+            call.breaker.record(tls_failure(exc) is not None)
             raise
         except BaseException:
             # Cancelled or broken before an answer: an unfinished probe must not hold the
@@ -319,7 +330,8 @@ class ResilientTransport(httpx.AsyncBaseTransport):
 
     def _no_answer(self, call: _Call, exc: Exception) -> _Failed:
         """The failure of an attempt that got no answer."""
-        reason = f"no answer ({type(exc).__name__})"
+        tls = tls_failure(exc)
+        reason = f"TLS refused ({tls})" if tls else f"no answer ({type(exc).__name__})"
         return _Failed(call.label, reason, outcome=classify_transport(exc), cause=exc)
 
     def _refused(self, call: _Call, response: httpx.Response) -> _Failed:
@@ -389,14 +401,34 @@ def resilient_client(
     headers: Mapping[str, str] | None = None,
     limits: httpx.Limits = DEFAULT_LIMITS,
     on_attempt: AttemptCallback | None = None,
+    client_cert: ClientCertificate | None = None,
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` that sends through a ``ResilientTransport``.
 
     Timeouts are explicit, the pool is bounded by ``limits``, redirects are not followed.
+    With ``client_cert`` every connection presents that certificate (see ``client_tls``).
     The caller owns the client: close it (``async with`` or ``aclose``).
     """
-    inner = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    inner = httpx.AsyncHTTPTransport(verify=client_tls(verify, client_cert), limits=limits)
     transport = ResilientTransport(breakers, policy, inner, on_attempt=on_attempt)
     return httpx.AsyncClient(
         base_url=base_url, timeout=timeout, headers=headers, transport=transport
     )
+
+
+def client_tls(
+    verify: ssl.SSLContext | bool = True, client_cert: ClientCertificate | None = None
+) -> ssl.SSLContext | bool:
+    """What to give httpx as ``verify`` so that ``client_cert`` is presented.
+
+    Without a certificate, ``verify`` itself. With one, an SSL context holding it: the
+    given context (changed in place), or a new one for ``True`` (certifi's CAs) or
+    ``False`` (no server verification).
+    """
+    if client_cert is None:
+        return verify
+    if isinstance(verify, ssl.SSLContext):
+        context = verify
+    else:
+        context = httpx.create_ssl_context(verify=verify)
+    return client_cert.load_into(context)

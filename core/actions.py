@@ -7,7 +7,12 @@ so a crafted payload cannot set what the button does not offer (no mass assignme
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.models import Severity
+from core.triage import CLOSING_CHOICES
 
 
 class RefreshData(BaseModel):
@@ -16,3 +21,76 @@ class RefreshData(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     incident: str = Field(min_length=1, max_length=1024)
+
+
+_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class TriageData(BaseModel):
+    """What every triage button sends: the incident and the version its card showed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident: str = Field(min_length=1, max_length=1024)
+    version: str = Field(min_length=1, max_length=256)
+
+
+class AssignData(TriageData):
+    """*Assign to…*: the person picked (an Entra object id from Teams' people picker)."""
+
+    assignee: str = Field(pattern=_GUID)
+
+
+class SeverityData(TriageData):
+    """*Severity…*: the new severity."""
+
+    severity: Severity
+
+
+class StatusData(TriageData):
+    """*Activate* / *Reopen*: the only status a button may set without closing."""
+
+    status: Literal["Active"]
+
+
+class CloseData(TriageData):
+    """*Close…*: classification with its reason (one choice), and why, in words."""
+
+    classification: str = Field(min_length=1, max_length=64)
+    comment: str = Field(max_length=3000)
+
+    @field_validator("classification")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in CLOSING_CHOICES:
+            raise ValueError("unknown classification")
+        return value
+
+    @field_validator("comment")
+    @classmethod
+    def _written(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("closing needs a comment")
+        return value.strip()
+
+
+class CommentData(TriageData):
+    """*Comment…*: the text."""
+
+    comment: str = Field(max_length=3000)
+
+    @field_validator("comment")
+    @classmethod
+    def _written(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a comment needs some text")
+        return value.strip()
+
+
+class RetryData(BaseModel):
+    """*Try again* on an action that was not applied: the incident and the action's id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident: str = Field(min_length=1, max_length=1024)
+    action: str = Field(min_length=1, max_length=64)

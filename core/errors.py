@@ -60,3 +60,10 @@ class DeliveryError(WardenError):
         self.status = status
         self.retry_after = retry_after
         self.attempted = attempted
+
+
+class ResponderCheckUnavailable(Exception):
+    """Whether a person may triage cannot be told now (the directory did not answer).
+
+    The check fails closed: the person is told to try again, and nothing changes.
+    """

@@ -4,6 +4,7 @@
 commits whatever has queued up in a single transaction, and each request is answered only
 after the transaction holding its own rows has committed. A failed commit answers every
 request of that batch with ``StoreUnavailable`` (the sender retries; nothing is half-saved).
+The incident and its jobs are encrypted with the store's cipher once, when they are written.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.crypto import PayloadCipher
 from core.errors import StoreUnavailable
 from core.models import Incident
 from core.store import outbox
@@ -105,7 +107,7 @@ class IngestWriter:
     async def _commit(self, batch: list[_Item]) -> None:
         items = [(item.incident, item.webhook_id, item.trace) for item in batch]
         try:
-            results = await self._store.run_write(ingest_batch, items)
+            results = await self._store.run_write(self._write, items)
         except (StoreUnavailable, SQLAlchemyError, OSError) as exc:
             log.warning("ingest commit failed", extra={"batch": len(batch), "error": repr(exc)})
             for item in batch:
@@ -118,16 +120,23 @@ class IngestWriter:
         if any(r.jobs for r in results):
             self._on_commit()
 
+    def _write(self, conn: Connection, items: list[Item]) -> list[IngestResult]:
+        return ingest_batch(conn, items, self._store.cipher)
+
 
 Item = tuple[Incident, str | None, dict[str, str]]
 
 
-def ingest_batch(conn: Connection, items: list[Item]) -> list[IngestResult]:
+def ingest_batch(conn: Connection, items: list[Item], cipher: PayloadCipher) -> list[IngestResult]:
     """Store each version in ``conn``'s transaction and enqueue the cards it changes.
 
-    Each item's trace context goes with its jobs, so their calls continue its trace.
+    Each item's trace context goes with its jobs, so their calls continue its trace;
+    ``cipher`` encrypts what is stored.
     """
-    return [ingest_one(conn, incident, webhook_id, trace) for incident, webhook_id, trace in items]
+    return [
+        ingest_one(conn, incident, webhook_id, trace, cipher=cipher)
+        for incident, webhook_id, trace in items
+    ]
 
 
 _RECEIPT = Statement(
@@ -169,8 +178,13 @@ def ingest_one(
     incident: Incident,
     webhook_id: str | None,
     trace: dict[str, str] | None = None,
+    *,
+    cipher: PayloadCipher,
 ) -> IngestResult:
-    """Store one version (deduplicated by ``webhook_id``); enqueue its card jobs if newer."""
+    """Store one version (deduplicated by ``webhook_id``); enqueue its card jobs if newer.
+
+    Only a version that is stored is encrypted (once); a stale or duplicate one costs none.
+    """
     now = time.time()
     if webhook_id is not None:
         inserted = _RECEIPT.run(
@@ -195,15 +209,17 @@ def ingest_one(
             "key": incident.key,
             "version": version,
             "severity": incident.severity.value,
-            "payload": incident.model_dump_json(),
+            "payload": cipher.encrypt(incident.model_dump_json()),
             "updated_at": now,
         },
     )
-    jobs = _enqueue_cards(conn, incident, trace or {})
+    jobs = _enqueue_cards(conn, incident, trace or {}, cipher)
     return IngestResult(incident.name, duplicate=False, changed=True, jobs=jobs)
 
 
-def _enqueue_cards(conn: Connection, incident: Incident, trace: dict[str, str]) -> int:
+def _enqueue_cards(
+    conn: Connection, incident: Incident, trace: dict[str, str], cipher: PayloadCipher
+) -> int:
     """One card job per conversation that shows, or now wants, this incident; how many."""
     found = _TARGETS.run(conn, {"key": incident.key, "rank": incident.severity.rank})
     targets = sorted({row[0] for row in found.rows})
@@ -217,6 +233,7 @@ def _enqueue_cards(conn: Connection, incident: Incident, trace: dict[str, str]) 
             CARD_JOB,
             key,
             {"incident_key": incident.key, "conversation_id": conversation_id, "trace": trace},
+            cipher=cipher,
             conversation_id=conversation_id,
         )
         for key, conversation_id in keys.items()

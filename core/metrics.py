@@ -70,3 +70,19 @@ class Metrics:
             ["host"],
             registry=r,
         )
+        self.reconcile_incidents = Counter(
+            "warden_sentinel_reconcile_incidents",
+            "Open incidents the Sentinel reconcile read, by result (changed, unchanged).",
+            ["result"],
+            registry=r,
+        )
+        self.reconcile_pages = Gauge(
+            "warden_sentinel_reconcile_pages",
+            "Pages committed by the current reconcile run.",
+            registry=r,
+        )
+        self.reconcile_last_success = Gauge(
+            "warden_sentinel_reconcile_last_success_timestamp_seconds",
+            "When the last full Sentinel reconcile finished (Unix time; 0: none yet).",
+            registry=r,
+        )

@@ -2,10 +2,13 @@
 
 One table for every connector: status codes and transport failures map to an ``Outcome``
 (retry, rate-limited, fail, gone). ``Retry-After`` is read in either of its forms.
+A TLS handshake refused over a certificate fails at once: retrying cannot fix it.
 """
 
 from __future__ import annotations
 
+import re
+import ssl
 import time
 from email.utils import parsedate_to_datetime
 
@@ -52,9 +55,9 @@ def resend_in_call(status: int) -> bool:
 
 
 def classify_transport(exc: BaseException) -> Outcome:
-    """What to do after a call that got no answer (timeout, reset, refused): retry."""
-    del exc
-    return Outcome.RETRY
+    """What to do after a call that got no answer: retry (timeout, reset, refused), but
+    fail at once when TLS refused the handshake (``tls_failure``: a certificate problem)."""
+    return Outcome.FAIL if tls_failure(exc) else Outcome.RETRY
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -72,3 +75,29 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
+
+
+_TLS_REFUSAL = re.compile(
+    r"ALERT|CERTIFICATE|VERIFY|PEER_DID_NOT_RETURN|NO_SHARED_CIPHER|UNSUPPORTED_PROTOCOL"
+    r"|NO_PROTOCOLS_AVAILABLE|WRONG_VERSION_NUMBER"
+)
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """The reason of a TLS handshake the peer or Warden refused, found in ``exc``'s chain.
+
+    A refused certificate, a TLS alert or a failed verification is configuration: sending
+    again cannot change it. None when there is none, and for TLS that merely stopped (an
+    EOF, a reset, a read cut short by a timeout), which a retry may fix.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current.verify_message or current.reason or "certificate verify failed"
+        reason = getattr(current, "reason", None)
+        if isinstance(current, ssl.SSLError) and reason and _TLS_REFUSAL.search(reason):
+            return str(reason)
+        current = current.__cause__ or current.__context__
+    return None

@@ -7,15 +7,25 @@ A wrong value stops start-up with a message that names the environment variable
 from __future__ import annotations
 
 import base64
+import json
 import secrets
+from datetime import UTC, time
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+from core.crypto import ensure_dev_key, is_valid_key
 from core.errors import SettingsError
+from core.keyvault import KeyVaultSource
+from core.tls import ClientCertificate
 
 BOT_FRAMEWORK_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 DEV_SECRET_FILE = "dev-webhook-secret"  # noqa: S105 - a file name, not a secret
@@ -92,6 +102,13 @@ class Settings(BaseSettings):
     playground_port: int = Field(
         56150, ge=0, le=65535, description="Port of the Agents Playground that `make run` starts."
     )
+    sandbox_arm_port: int = Field(
+        56160,
+        ge=0,
+        le=65535,
+        description="Port of the sandbox Sentinel (ARM, Entra ID, Graph) that `make run` starts "
+        "when no Sentinel is configured, so triage works in the Playground.",
+    )
     var_dir: Path = Field(Path("var"), description="Directory for local state (SQLite, keys).")
     database_url: str | None = Field(
         None,
@@ -123,11 +140,41 @@ class Settings(BaseSettings):
     sentinel_poll_seconds: float = Field(
         60.0, gt=0, description="Seconds between two polls of the Sentinel workspaces."
     )
+    sentinel_reconcile_enabled: bool = Field(
+        True,
+        description="Walk every open incident of the Sentinel workspaces nightly (when "
+        "`WARDEN_SENTINEL_WORKSPACES` is set); only changed incidents update cards.",
+    )
+    sentinel_reconcile_at: str = Field(
+        "02:30",
+        description="Time of day of the nightly reconcile, `HH:MM` in UTC; a night missed "
+        "while Warden was down is caught up when it starts.",
+    )
     arm_endpoint: str = Field(
         "https://management.azure.com", description="Azure Resource Manager's base URL."
     )
+    graph_endpoint: str = Field(
+        "https://graph.microsoft.com/v1.0", description="Microsoft Graph's base URL."
+    )
+    sentinel_comments_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between two reads of the comments of open incidents on cards, "
+        "relayed to the cards' threads (when Warden is connected to Sentinel).",
+    )
+    responder_group_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Entra group ids whose members may triage incidents from "
+        "cards (checked through Graph `checkMemberGroups`); empty: any member of the channel.",
+    )
+    responder_cache_seconds: float = Field(
+        300.0, ge=0, description="How long a person's responder membership is remembered."
+    )
     arm_ca_bundle: Path | None = Field(
         None, description="A PEM bundle to trust for ARM and Entra ID (e.g. the sandbox's CA)."
+    )
+    arm_client_cert: ClientCertificate | None = Field(
+        None, description="A TLS client certificate Warden presents to ARM (mutual TLS)."
     )
     azure_tenant_id: str = Field(
         "",
@@ -148,6 +195,11 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("AZURE_AUTHORITY_HOST", "azure_authority_host"),
         description="Entra ID authority (`AZURE_AUTHORITY_HOST`); default the public cloud.",
+    )
+    key_vault_url: str | None = Field(
+        None,
+        description="Azure Key Vault (`https://<vault>.vault.azure.net`) whose secrets are read "
+        "as settings too, with the ARM identity; the environment overrides them.",
     )
     webhook_entra_tenant_ids: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -190,6 +242,13 @@ class Settings(BaseSettings):
         description="Secret key of the pseudonyms that stand for e-mails, UPNs and addresses in "
         "logs; without it they are plain SHA-256 (guessable for a known address).",
     )
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Fernet keys that encrypt stored incidents, jobs and conversation references "
+        "(comma-separated or a JSON list; `python app.py keys generate` makes one). The first "
+        "encrypts, all decrypt: put a new key in front, then `python app.py keys rotate`. "
+        "Required in production mode; in sandbox mode a key is generated under `var/` when unset.",
+    )
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP endpoint for traces (off when unset)."
     )
@@ -197,11 +256,30 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
     pacing: PacingSettings = Field(default_factory=PacingSettings)  # type: ignore[arg-type]
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init arguments, then the environment, then Azure Key Vault, then .env, defaults."""
+        vault = KeyVaultSource(settings_cls)
+        return init_settings, env_settings, vault, dotenv_settings, file_secret_settings
+
+    @property
+    def sentinel_connected(self) -> bool:
+        """True when Warden can call Sentinel: workspaces to poll or an ARM client id."""
+        return bool(self.sentinel_workspaces or self.azure_client_id)
+
     @field_validator(
         "sentinel_webhook_secrets",
         "allowed_tenant_ids",
         "sentinel_workspaces",
         "webhook_entra_tenant_ids",
+        "responder_group_ids",
         mode="before",
     )
     @classmethod
@@ -223,6 +301,29 @@ class Settings(BaseSettings):
                 raise ValueError("the part after 'whsec_' must be base64") from None
         return value
 
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("not a valid JSON list of keys") from None
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for position, item in enumerate(value, start=1):
+            if not is_valid_key(item.get_secret_value()):
+                raise ValueError(
+                    f"key {position} is not a Fernet key (url-safe base64 of 32 bytes; "
+                    "`python app.py keys generate` makes one)"
+                )
+        return value
+
     @field_validator("sentinel_workspaces")
     @classmethod
     def _check_workspaces(cls, value: list[str]) -> list[str]:
@@ -232,6 +333,22 @@ class Settings(BaseSettings):
                     f"{item!r}: use subscription/resourceGroup/workspace or the workspace's ARM id"
                 )
         return value
+
+    @field_validator("sentinel_reconcile_at")
+    @classmethod
+    def _check_reconcile_at(cls, value: str) -> str:
+        hours, _, minutes = value.strip().partition(":")
+        if not (len(hours) == len(minutes) == 2 and hours.isdigit() and minutes.isdigit()):
+            raise ValueError(f"{value!r}: use HH:MM (24-hour, UTC), e.g. 02:30")
+        if int(hours) > 23 or int(minutes) > 59:
+            raise ValueError(f"{value!r} is not a time of day")
+        return value.strip()
+
+    @property
+    def sentinel_reconcile_time(self) -> time:
+        """``WARDEN_SENTINEL_RECONCILE_AT`` as a time of day in UTC."""
+        hours, minutes = self.sentinel_reconcile_at.split(":")
+        return time(int(hours), int(minutes), tzinfo=UTC)
 
     @property
     def effective_database_url(self) -> str:
@@ -260,19 +377,23 @@ def load_settings(**overrides: Any) -> Settings:
     """Read and validate the settings; raise ``SettingsError`` naming each bad variable.
 
     In sandbox mode without webhook secrets, a development secret is created once under
-    ``var_dir`` and reused, so ``demo`` and the server agree without any setup.
+    ``var_dir`` and reused, so ``demo`` and the server agree without any setup; so is an
+    encryption key when ``WARDEN_ENCRYPTION_KEYS`` is unset.
     """
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
         problems = [f"{env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
-    problems = bot_credential_problems(settings)
+    problems = bot_credential_problems(settings) + certificate_problems(settings)
     if problems:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
     if settings.mode is Mode.SANDBOX and not settings.sentinel_webhook_secrets:
         secret = ensure_dev_secret(settings.var_dir)
         settings = settings.model_copy(update={"sentinel_webhook_secrets": [SecretStr(secret)]})
+    if settings.mode is Mode.SANDBOX and not settings.encryption_keys:
+        key = ensure_dev_key(settings.var_dir)
+        settings = settings.model_copy(update={"encryption_keys": [SecretStr(key)]})
     return settings
 
 
@@ -298,6 +419,18 @@ def bot_credential_problems(settings: Settings) -> list[str]:
         problems.append("WARDEN_WEBHOOK_ENTRA_TENANT_IDS: needs MICROSOFT_APP_ID (the audience)")
     if production and not settings.sentinel_webhook_secrets:
         problems.append("WARDEN_SENTINEL_WEBHOOK_SECRETS: required in production mode")
+    if production and not settings.encryption_keys:
+        problems.append("WARDEN_ENCRYPTION_KEYS: required in production mode")
+    return problems
+
+
+def certificate_problems(settings: Settings) -> list[str]:
+    """What is wrong with the configured client certificates, each naming its variable."""
+    problems = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, ClientCertificate):
+            problems += value.problems(env_name((name,)))
     return problems
 
 
@@ -313,19 +446,44 @@ def ensure_dev_secret(var_dir: Path) -> str:
     return secret
 
 
+def payload_keys(settings: Settings) -> list[str]:
+    """The raw encryption keys, the one that encrypts first (for the cipher only, never logs).
+
+    In sandbox mode without ``WARDEN_ENCRYPTION_KEYS`` it is the key under ``var_dir``
+    (created once); production mode without it raises ``SettingsError`` naming the variable.
+    """
+    keys = [key.get_secret_value() for key in settings.encryption_keys]
+    if keys:
+        return keys
+    if settings.mode is Mode.PRODUCTION:
+        raise SettingsError(
+            "invalid settings:\n  WARDEN_ENCRYPTION_KEYS: required in production mode"
+        )
+    return [ensure_dev_key(settings.var_dir)]
+
+
 def settings_table() -> str:
     """README's configuration table (Markdown), generated from the model's fields."""
     rows = ["| Variable | Default | Description |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        annotation = _model_of(field.annotation)
+        if annotation is not None:
             for sub_name, sub_field in annotation.model_fields.items():
                 variable = f"WARDEN_{name.upper()}__{sub_name.upper()}"
-                rows.append(_row(variable, sub_field.default, sub_field.description))
+                default = None if sub_field.is_required() else sub_field.default
+                rows.append(_row(variable, default, sub_field.description))
             continue
         default = [] if field.default_factory is not None else field.default
         rows.append(_row(env_name((name,)), default, field.description))
     return "\n".join(rows) + "\n"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The settings sub-model of a field's annotation (``Model`` or ``Model | None``)."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def _row(variable: str, default: Any, description: str | None) -> str:

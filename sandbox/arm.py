@@ -287,6 +287,18 @@ class ArmSandbox(SandboxLog):
             raise KeyError(f"no incident {name!r}")
         return self.store.portal_update(workspace, name, changes)
 
+    def portal_comment(
+        self, name: str, message: str, *, author: str = "Megan Bowen", scope: Scope | None = None
+    ) -> dict[str, Any]:
+        """Add a comment as a person in the portal would (the incident's etag stays)."""
+        workspace = self.workspace(scope)
+        stored = workspace.incidents.get(name.lower())
+        if stored is None:
+            raise KeyError(f"no incident {name!r}")
+        body = {"properties": {"message": message}}
+        answer, _ = self.store.put_comment(stored, str(uuid.uuid4()), body, {"name": author})
+        return answer
+
     def incident(self, name: str, scope: Scope | None = None) -> dict[str, Any]:
         """Return an incident as GET answers it; raises KeyError if there is none."""
         found = self.workspace(scope).incidents.get(name.lower())
@@ -348,8 +360,9 @@ async def run_arm_sandbox(
     with contextlib.ExitStack() as stack:
         context = None
         if tls:
-            directory = tls_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            served.tls = make_tls_files(directory)
+            if served.tls is None:  # else: the sandbox brings its own certificate
+                directory = tls_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                served.tls = make_tls_files(directory)
             context = served.tls.server_context()
         runner = web.AppRunner(served.make_app(), access_log=None, shutdown_timeout=1.0)
         await runner.setup()

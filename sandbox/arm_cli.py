@@ -55,8 +55,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write_info(path: Path, sandbox: ArmSandbox) -> None:
-    """Write the connection details, secret included, to a file only the owner can read."""
+def write_info(path: Path, sandbox: ArmSandbox, **extra: str) -> None:
+    """Write the connection details, secret included, to a file only the owner can read.
+
+    ``extra`` adds members (another sandbox's address, e.g. ``vaultUrl``).
+    """
     info = {
         "url": sandbox.url,
         "authority": sandbox.authority,
@@ -66,17 +69,33 @@ def write_info(path: Path, sandbox: ArmSandbox) -> None:
         "clientId": sandbox.client_id,
         "clientSecret": sandbox.client_secret,
         "caPath": str(sandbox.ca_path),
+        **extra,
     }
     path.touch(mode=0o600)
     path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
-async def serve(args: argparse.Namespace) -> None:
-    """Run the sandbox until SIGINT or SIGTERM."""
+def stop_signal() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets (call it in the running event loop)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def log_to_stdout(level: str) -> None:
+    """Send the sandboxes' log lines to stdout at ``level``."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Run the sandbox until SIGINT or SIGTERM."""
+    stop = stop_signal()
     sandbox = ArmSandbox(
         tenant_id=args.tenant_id, client_id=args.client_id, client_secret=args.client_secret
     )
@@ -95,9 +114,5 @@ async def serve(args: argparse.Namespace) -> None:
 def run(argv: Sequence[str] | None = None) -> None:
     """Parse arguments, set up logging to stdout and serve."""
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-    )
+    log_to_stdout(args.log_level)
     asyncio.run(serve(args))

@@ -29,7 +29,13 @@ if TYPE_CHECKING:
 GRAPH_AUDIENCES = ("https://graph.microsoft.com", "https://graph.microsoft.com/", GRAPH_APP_ID)
 """Token audiences Graph accepts."""
 
-_RESOURCES = (*ARM_AUDIENCES, *GRAPH_AUDIENCES)
+KEY_VAULT_APP_ID = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"
+"""Azure Key Vault's application id."""
+
+KEY_VAULT_AUDIENCES = ("https://vault.azure.net", KEY_VAULT_APP_ID)
+"""Token audiences Key Vault accepts (``sandbox.keyvault``)."""
+
+_RESOURCES = (*ARM_AUDIENCES, *GRAPH_AUDIENCES, *KEY_VAULT_AUDIENCES)
 _NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 
 

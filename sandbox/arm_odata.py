@@ -1,9 +1,10 @@
 """The small OData subset Sentinel list operations accept: ``$filter``, ``$orderby``, paging.
 
-``$filter``: comparisons joined by ``and``, each ``properties/<field> <op> <literal>`` with
-``op`` one of ``eq ne gt ge lt le`` and the literal a quoted string (``'Closed'``), an
-unquoted ISO 8601 timestamp (``2026-01-01T00:00:00Z``), a number, ``true``/``false`` or
-``null``. Fields ending in ``TimeUtc`` compare as instants. ``$orderby``:
+``$filter``: comparisons joined by ``and`` and ``or`` (``and`` binds tighter, as in OData;
+parentheses group), each ``properties/<field> <op> <literal>`` with ``op`` one of
+``eq ne gt ge lt le`` and the literal a quoted string (``'Closed'``), an unquoted ISO 8601
+timestamp (``2026-01-01T00:00:00Z``), a number, ``true``/``false`` or ``null``. Fields
+ending in ``TimeUtc`` compare as instants. ``$orderby``:
 ``properties/<field> [asc|desc]`` (one key; the resource name breaks ties).
 
 Paging: the first page snapshots the ordered ids; ``$skipToken`` is an opaque cursor into
@@ -21,13 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-_CLAUSE = re.compile(
-    r"^\s*properties/(?P<field>[A-Za-z][A-Za-z0-9]*)\s+(?P<op>eq|ne|gt|ge|lt|le)\s+"
-    r"(?P<literal>'(?:[^']|'')*'|\S+)\s*$",
-    re.IGNORECASE,
-)
-_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
-_QUOTED = re.compile(r"'(?:[^']|'')*'")
+_FIELD = re.compile(r"^properties/(?P<field>[A-Za-z][A-Za-z0-9]*)$", re.IGNORECASE)
+_OPERATOR = re.compile(r"^(eq|ne|gt|ge|lt|le)$", re.IGNORECASE)
+_TOKEN = re.compile(r"\s*(?:(?P<paren>[()])|(?P<quoted>'(?:[^']|'')*')|(?P<word>[^\s()']+))")
 _ORDER = re.compile(
     r"^\s*properties/(?P<field>[A-Za-z][A-Za-z0-9]*)(?:\s+(?P<dir>asc|desc))?\s*$", re.IGNORECASE
 )
@@ -107,28 +104,97 @@ def _literal(field: str, text: str) -> Any:
         raise ODataError(f"Invalid $filter literal '{text}'.") from None
 
 
-def _split_and(text: str) -> list[str]:
-    """Split a filter on ``and`` outside quoted literals."""
-    hidden = _QUOTED.sub(lambda quoted: "\0" * len(quoted.group(0)), text)
-    parts, start = [], 0
-    for found in _AND.finditer(hidden):
-        parts.append(text[start : found.start()])
-        start = found.end()
-    return [*parts, text[start:]]
+@dataclass(frozen=True)
+class AnyOf:
+    """Clauses joined by ``or``: one of them must hold."""
+
+    clauses: tuple[Clause, ...]
+
+    def matches(self, properties: dict[str, Any]) -> bool:
+        """Tell whether any clause holds for a resource's ``properties``."""
+        return any(clause.matches(properties) for clause in self.clauses)
 
 
-def parse_filter(text: str | None) -> list[Comparison]:
-    """Parse a ``$filter``; raises ODataError when it is outside the supported subset."""
+@dataclass(frozen=True)
+class AllOf:
+    """Clauses joined by ``and`` (inside parentheses or an ``or``): all must hold."""
+
+    clauses: tuple[Clause, ...]
+
+    def matches(self, properties: dict[str, Any]) -> bool:
+        """Tell whether every clause holds for a resource's ``properties``."""
+        return all(clause.matches(properties) for clause in self.clauses)
+
+
+Clause = Comparison | AnyOf | AllOf
+"""One condition of a ``$filter``."""
+
+
+def _tokens(text: str) -> list[str]:
+    """Split a filter into parentheses, quoted literals and words; ODataError if it cannot."""
+    tokens, position, end = [], 0, len(text.rstrip())
+    while position < end:
+        found = _TOKEN.match(text, position)
+        if found is None or found.end() == position:
+            raise ODataError(f"Invalid $filter near '{text[position:].strip()}'.")
+        tokens.append(found.group(found.lastgroup or 0))
+        position = found.end()
+    return tokens
+
+
+class _FilterParser:
+    """Recursive descent over ``or`` (loosest), ``and``, then parentheses and comparisons."""
+
+    def __init__(self, text: str) -> None:
+        self._tokens = _tokens(text)
+        self._at = 0
+
+    def parse(self) -> Clause:
+        clause = self._either()
+        if self._at < len(self._tokens):
+            raise ODataError(f"Invalid $filter near '{' '.join(self._tokens[self._at :])}'.")
+        return clause
+
+    def _keyword(self, word: str) -> bool:
+        """Consume the next token if it is ``word`` (any case)."""
+        if self._at < len(self._tokens) and self._tokens[self._at].lower() == word:
+            self._at += 1
+            return True
+        return False
+
+    def _either(self) -> Clause:
+        clauses = [self._both()]
+        while self._keyword("or"):
+            clauses.append(self._both())
+        return clauses[0] if len(clauses) == 1 else AnyOf(tuple(clauses))
+
+    def _both(self) -> Clause:
+        clauses = [self._single()]
+        while self._keyword("and"):
+            clauses.append(self._single())
+        return clauses[0] if len(clauses) == 1 else AllOf(tuple(clauses))
+
+    def _single(self) -> Clause:
+        if self._keyword("("):
+            clause = self._either()
+            if not self._keyword(")"):
+                raise ODataError("Invalid $filter: a parenthesis is not closed.")
+            return clause
+        words = self._tokens[self._at : self._at + 3]
+        self._at += 3
+        found = _FIELD.match(words[0]) if len(words) == 3 else None
+        if found is None or not _OPERATOR.match(words[1]) or words[2] in ("(", ")"):
+            raise ODataError(f"Invalid $filter clause '{' '.join(words)}'.")
+        field = found["field"]
+        return Comparison(field, words[1].lower(), _literal(field, words[2]))
+
+
+def parse_filter(text: str | None) -> list[Clause]:
+    """Parse a ``$filter`` into clauses that must all hold; ODataError outside the subset."""
     if text is None or not text.strip():
         return []
-    clauses: list[Comparison] = []
-    for part in _split_and(text.strip()):
-        found = _CLAUSE.match(part)
-        if found is None:
-            raise ODataError(f"Invalid $filter clause '{part.strip()}'.")
-        field = found["field"]
-        clauses.append(Comparison(field, found["op"].lower(), _literal(field, found["literal"])))
-    return clauses
+    clause = _FilterParser(text.strip()).parse()
+    return list(clause.clauses) if isinstance(clause, AllOf) else [clause]
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def _user(n: int, name: str) -> Json:
         "name": name,
         "userPrincipleName": mail,
         "email": mail,
-        "aadObjectId": f"00000000-0000-0000-0000-00000000000{20 + n}",
+        "aadObjectId": f"00000000-0000-0000-0000-0000000000{20 + n}",
         "givenName": given,
         "surname": surname,
     }

@@ -12,6 +12,8 @@ from core.signing import sign
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy1vbmx5LTEyMzQ1Njc4OTA="
 OTHER_SECRET = "whsec_" + "YW5vdGhlci1zZWNyZXQtZm9yLXRlc3RzLTEyMzQ1Njc="
+ENCRYPTION_KEY = "8s2ohLnOuqzdlAVbySYWSXOtkbVq5F9sKAAD1jJRNYk="
+NEW_ENCRYPTION_KEY = "iF9mZEPEmp5JCDFZpXlXfEgrkrkuJUeW5NQU5xnFsrI="
 BOT = {"id": "28:warden-bot", "name": "Warden"}
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 USER = {
@@ -75,8 +77,11 @@ def removal_activity(service_url: str, conversation: str) -> dict[str, Any]:
     return activity
 
 
-def message_activity(service_url: str, conversation: str, text: str) -> dict[str, Any]:
-    """A channel message that @mentions the bot, as Teams delivers it."""
+def message_activity(
+    service_url: str, conversation: str, text: str, *, thread: str | None = None
+) -> dict[str, Any]:
+    """A channel message that @mentions the bot, as Teams delivers it: a new post, or a reply
+    in the thread whose first message is ``thread``."""
     message_id = str(uuid.uuid4().int)[:13]
     activity = install_activity(service_url, conversation)
     for key in ("membersAdded",):
@@ -90,7 +95,7 @@ def message_activity(service_url: str, conversation: str, text: str) -> dict[str
             "entities": [{"type": "mention", "mentioned": BOT, "text": "<at>Warden</at>"}],
         }
     )
-    activity["conversation"]["id"] = f"{conversation};messageid={message_id}"
+    activity["conversation"]["id"] = f"{conversation};messageid={thread or message_id}"
     activity["channelData"] = {
         "teamsChannelId": conversation,
         "team": {"id": conversation},

@@ -15,9 +15,9 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -45,6 +45,7 @@ from connectors.sentinel.mapping import (
     incident_from_resource,
     incident_put_body,
 )
+from connectors.sentinel.query import list_query, status_query
 from core.errors import DeliveryError, InvalidPayload, Outcome
 from core.models import Incident, IncidentStatus
 from core.outcomes import classify_transport
@@ -62,7 +63,6 @@ API_VERSION = "2025-12-01"
 
 _T = TypeVar("_T")
 _REFRESH_MARGIN = 300.0  # seconds before expiry when a token is fetched again
-_MAX_TOP = 1000  # the swagger's maximum $top of Incidents_List
 _GUID = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
 _WORKSPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,88}[A-Za-z0-9]$")
@@ -124,6 +124,14 @@ class IncidentSnapshot:
     resource: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class IncidentPage:
+    """One page of Incidents_List: its incidents and the ``nextLink`` (None on the last)."""
+
+    incidents: list[Incident]
+    next_link: str | None
+
+
 def snapshot_from_resource(resource: Any) -> IncidentSnapshot:
     """The snapshot of an ARM incident resource; ``InvalidPayload`` names a bad field."""
     return IncidentSnapshot(incident_from_resource(resource), copy.deepcopy(resource))
@@ -183,8 +191,33 @@ class SentinelClient:
         ``status_not`` drops one status. Pages of ``top`` (1..1000) are fetched as the caller
         iterates, along ``nextLink``; an unreadable incident is logged and skipped.
         """
-        query = {**self._api, **_list_query(modified_since, status_not, order, top)}
+        query = {**self._api, **list_query(modified_since, status_not, order, top)}
         return self._walk(self._incidents_url(workspace), query, incident_from_resource)
+
+    async def incident_page(
+        self,
+        workspace: Workspace,
+        *,
+        statuses: Sequence[IncidentStatus | str],
+        top: int = 200,
+        link: str | None = None,
+    ) -> IncidentPage:
+        """One page of the incidents in ``statuses``, oldest created first (a stable order).
+
+        Without ``link`` the first page of ``top`` (1..1000); with it, the page that link
+        (a ``next_link`` an earlier page gave, kept across restarts) points to, which must be
+        on this client's ARM host: the token goes along. An unreadable incident is logged
+        and skipped.
+        """
+        url = self._incidents_url(workspace)
+        query: dict[str, str] | None = {**self._api, **status_query(statuses, top)}
+        followed = self._follow(link, set()) if link else None
+        if followed is not None:
+            url, query = followed, None
+        answer = await self._call("GET", url, params=query)
+        incidents = _mapped_all(incident_from_resource, _field(answer, "value"))
+        following = answer.get("nextLink")
+        return IncidentPage(incidents, following if isinstance(following, str) else None)
 
     async def get_incident(self, workspace: Workspace, incident_name: str) -> Incident:
         """The incident's current version; ``IncidentNotFound`` if there is none."""
@@ -344,31 +377,6 @@ class SentinelClient:
             return await self._credential.get_token(self._scope)
         except AzureError as exc:
             raise error_from_credential(exc) from exc
-
-
-def _list_query(
-    modified_since: datetime | None,
-    status_not: IncidentStatus | str | None,
-    order: str,
-    top: int,
-) -> dict[str, str]:
-    """The OData options of Incidents_List."""
-    if order not in ("asc", "desc"):
-        raise ValueError("order must be 'asc' or 'desc'")
-    if not 1 <= top <= _MAX_TOP:
-        raise ValueError(f"top must be from 1 to {_MAX_TOP}")
-    clauses = []
-    if modified_since is not None:  # an OData DateTimeOffset literal, in UTC
-        since = modified_since if modified_since.tzinfo else modified_since.replace(tzinfo=UTC)
-        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        clauses.append(f"properties/lastModifiedTimeUtc ge {stamp}")
-    if status_not is not None:
-        quoted = str(status_not).replace("'", "''")
-        clauses.append(f"properties/status ne '{quoted}'")
-    query = {"$orderby": f"properties/lastModifiedTimeUtc {order}", "$top": str(top)}
-    if clauses:
-        query["$filter"] = " and ".join(clauses)
-    return query
 
 
 def _field(answer: Any, name: str) -> list[Any]:

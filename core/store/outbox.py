@@ -6,11 +6,14 @@ cannot fix is ``quarantined`` at once; one that spent its attempts is ``dead``. 
 the dead-letter queue (DLQ) with their reason until an operator replays or purges them. Jobs that
 share an ``ordering_key`` run one at a time, oldest first, so an update never overtakes the
 post it updates. A lease that runs out (the worker died) makes the job claimable again.
+A job's payload is stored encrypted (``core.crypto``); one that no key can decrypt is
+quarantined when claimed, with the reason, instead of stalling the outbox.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,9 +22,12 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
+from core.crypto import PayloadCipher, UnreadablePayload
 from core.store import admin_audit
 from core.store.schema import outbox, webhook_receipts
 from core.store.store import Store
+
+log = logging.getLogger(__name__)
 
 PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
 QUARANTINED = "quarantined"
@@ -61,15 +67,19 @@ def job_row(
     ordering_key: str,
     payload: dict[str, Any],
     *,
+    cipher: PayloadCipher,
     conversation_id: str | None = None,
 ) -> dict[str, Any]:
-    """The row of a new, due job; insert it in the transaction of the change that causes it."""
+    """The row of a new, due job; insert it in the transaction of the change that causes it.
+
+    ``cipher`` (the store's) encrypts the payload.
+    """
     now = time.time()
     return {
         "kind": kind,
         "ordering_key": ordering_key,
         "conversation_id": conversation_id,
-        "payload": json.dumps(payload, separators=(",", ":")),
+        "payload": cipher.encrypt(json.dumps(payload, separators=(",", ":"))),
         "status": PENDING,
         "attempts": 0,
         "next_attempt_at": now,
@@ -98,18 +108,34 @@ async def claim(store: Store, limit: int, lease_seconds: float) -> list[Job]:
         stmt = stmt.with_for_update(skip_locked=True, of=outbox)
     async with store.writing() as conn:
         rows = (await conn.execute(stmt)).all()
-        if not rows:
-            return []
-        ids = [row.id for row in rows]
-        await conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(ids))
-            .values(status=RUNNING, lease_until=now + lease_seconds, updated_at=now)
-        )
-    return [
-        Job(r.id, r.kind, r.ordering_key, r.conversation_id, json.loads(r.payload), r.attempts)
-        for r in rows
-    ]
+        jobs, unreadable = _jobs(store.cipher, rows)
+        if jobs:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([job.id for job in jobs]))
+                .values(status=RUNNING, lease_until=now + lease_seconds, updated_at=now)
+            )
+        for job_id, error in unreadable.items():
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == job_id)
+                .values(status=QUARANTINED, lease_until=None, last_error=error, updated_at=now)
+            )
+    return jobs
+
+
+def _jobs(cipher: PayloadCipher, rows: Any) -> tuple[list[Job], dict[int, str]]:
+    """The claimed rows as jobs, and the reason for each whose payload cannot be read."""
+    jobs, unreadable = [], {}
+    for r in rows:
+        try:
+            payload = json.loads(cipher.decrypt(r.payload, "outbox.payload", r.id))
+        except UnreadablePayload as exc:
+            log.warning("outbox job %s quarantined: %s", r.id, exc)
+            unreadable[r.id] = f"fail: {exc}"
+            continue
+        jobs.append(Job(r.id, r.kind, r.ordering_key, r.conversation_id, payload, r.attempts))
+    return jobs, unreadable
 
 
 async def finish(store: Store, job_id: int) -> None:
@@ -219,24 +245,24 @@ async def list_jobs(
         stmt = stmt.where(outbox.c.status.in_(status))
     async with store.reading() as conn:
         rows = (await conn.execute(stmt)).all()
-    return [_job_row(r) for r in rows]
+    return [_job_row(store.cipher, r) for r in rows]
 
 
 async def get_job(store: Store, job_id: int) -> JobRow | None:
     """One job, whatever its status."""
     async with store.reading() as conn:
         row = (await conn.execute(select(outbox).where(outbox.c.id == job_id))).first()
-    return None if row is None else _job_row(row)
+    return None if row is None else _job_row(store.cipher, row)
 
 
-def _job_row(r: Any) -> JobRow:
+def _job_row(cipher: PayloadCipher, r: Any) -> JobRow:
     return JobRow(
         r.id,
         r.kind,
         r.status,
         r.attempts,
         r.conversation_id,
-        json.loads(r.payload),
+        json.loads(cipher.decrypt(r.payload, "outbox.payload", r.id)),
         r.last_error,
         datetime.fromtimestamp(r.next_attempt_at, tz=timezone.utc),
         datetime.fromtimestamp(r.updated_at, tz=timezone.utc),

@@ -1,7 +1,8 @@
 """The store's tables (SQLAlchemy Core). Migrations in ``core/migrations`` create them.
 
 Timestamps are UNIX seconds (float, UTC): portable across SQLite and PostgreSQL and cheap to
-compare. An incident's ``version`` is a string that sorts like its version order.
+compare. An incident's ``version`` is a string that sorts like its version order. The columns
+in ``SEALED`` are encrypted at rest.
 """
 
 from __future__ import annotations
@@ -81,6 +82,33 @@ checkpoints = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+triage_actions = Table(
+    "triage_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("intent_id", String(64), nullable=False, unique=True),
+    Column("incident_key", String(1024), nullable=False),
+    Column("conversation_id", String(512), nullable=False),
+    Column("verb", String(64), nullable=False),
+    Column("change", Text, nullable=False),
+    Column("actor_id", String(128), nullable=False),
+    Column("actor_name", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("detail", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_triage_actions_incident", "incident_key", "id"),
+)
+
+incident_comments = Table(
+    "incident_comments",
+    metadata,
+    Column("incident_key", String(1024), primary_key=True),
+    Column("comment_id", String(256), primary_key=True),
+    Column("origin", String(16), nullable=False),
+    Column("seen_at", Float, nullable=False),
+)
+
 admin_audit = Table(
     "admin_audit",
     metadata,
@@ -112,3 +140,16 @@ outbox = Table(
     Index("ix_outbox_ordering_key", "ordering_key"),
     Index("ix_outbox_conversation", "conversation_id", "status"),
 )
+
+SEALED = (
+    incidents.c.payload,
+    outbox.c.payload,
+    conversations.c.reference,
+    triage_actions.c.change,
+    triage_actions.c.actor_name,
+)
+"""Columns encrypted at rest: written through ``Store.cipher`` (``core.crypto``), named
+``table.column`` in errors. They hold incident titles, descriptions and owners, job payloads,
+conversation names, and responders' names and comments; keys, versions, severities, statuses
+and times stay in the clear because queries need them. A new column that holds personal data
+belongs here."""

@@ -2,7 +2,8 @@
 
 Every write that causes outbound work writes its outbox rows in the same transaction
 (``core.store.outbox``). On SQLite, writes from this process are serialised by one lock so
-that a read-then-write transaction never meets another writer half-way.
+that a read-then-write transaction never meets another writer half-way. The columns in
+``schema.SEALED`` are encrypted and decrypted by the store's ``cipher`` (``core.crypto``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.crypto import PayloadCipher
 from core.errors import SettingsError, StoreUnavailable
 from core.models import (
     ConversationKind,
@@ -62,10 +64,17 @@ def version_key(incident: Incident) -> str:
 
 
 class Store:
-    """Warden's persistent state on SQLite or PostgreSQL, through SQLAlchemy Core."""
+    """Warden's persistent state on SQLite or PostgreSQL, through SQLAlchemy Core.
 
-    def __init__(self, engine: AsyncEngine, writer: Engine | None = None) -> None:
+    ``cipher`` encrypts the sealed columns; without one the store reads values written
+    before encryption but refuses to write them.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, writer: Engine | None = None, cipher: PayloadCipher | None = None
+    ) -> None:
         self.engine = engine
+        self.cipher = cipher or PayloadCipher([])
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._writer = writer
@@ -77,7 +86,9 @@ class Store:
         )
 
     @classmethod
-    def from_url(cls, url: str, timeout: float = 10.0) -> Store:
+    def from_url(
+        cls, url: str, timeout: float = 10.0, *, cipher: PayloadCipher | None = None
+    ) -> Store:
         """A store on the database at ``url`` (SQLite also gets its one writer thread).
 
         A call waits at most ``timeout`` seconds for a lock or an answer, then fails with
@@ -85,7 +96,7 @@ class Store:
         """
         engine = create_engine(url, timeout)
         writer = create_sqlite_writer(url, timeout) if engine.dialect.name == "sqlite" else None
-        return cls(engine, writer)
+        return cls(engine, writer, cipher)
 
     def claim_single_replica(self) -> None:
         """On SQLite, make sure no other Warden serves from the same file (one replica only).
@@ -182,7 +193,7 @@ class Store:
         """
         now = time.time()
         values = {
-            "reference": ref.model_dump_json(),
+            "reference": self.cipher.encrypt(ref.model_dump_json()),
             "kind": ref.kind.value,
             "tenant_id": ref.tenant_id,
             "active": True,
@@ -225,7 +236,8 @@ class Store:
             row = (await conn.execute(stmt)).first()
         if row is None:
             return None
-        return Conversation(ConversationRef.model_validate_json(row.reference), bool(row.active))
+        reference = self.cipher.decrypt(row.reference, "conversations.reference", conversation_id)
+        return Conversation(ConversationRef.model_validate_json(reference), bool(row.active))
 
     async def subscribe(self, sub: Subscription, *, by: str | None) -> None:
         """Subscribe a conversation (replacing its previous threshold)."""
@@ -272,7 +284,9 @@ class Store:
         stmt = select(incidents.c.payload).where(incidents.c.key == key)
         async with self.reading() as conn:
             payload = (await conn.execute(stmt)).scalar()
-        return None if payload is None else Incident.model_validate_json(payload)
+        if payload is None:
+            return None
+        return Incident.model_validate_json(self.cipher.decrypt(payload, "incidents.payload", key))
 
     async def posted_card(self, incident_key: str, conversation_id: str) -> PostedCard | None:
         """Where the incident's card sits in that conversation, if it was posted."""
@@ -283,6 +297,16 @@ class Store:
         async with self.reading() as conn:
             row = (await conn.execute(stmt)).first()
         return None if row is None else PostedCard(row.activity_id, row.version)
+
+    async def card_at(self, conversation_id: str, activity_id: str) -> str | None:
+        """The incident whose card is the message ``activity_id`` of the conversation."""
+        stmt = select(posted_cards.c.incident_key).where(
+            posted_cards.c.conversation_id == conversation_id,
+            posted_cards.c.activity_id == activity_id,
+        )
+        async with self.reading() as conn:
+            key = (await conn.execute(stmt)).scalar()
+        return None if key is None else str(key)
 
     async def record_posted(
         self, incident_key: str, conversation_id: str, activity_id: str, version: str

@@ -240,7 +240,7 @@ async def test_sync_credential_msal_reads_discovery_then_gets_graph_token(arm: A
             "invalid_scope",
             1002012,
         ),
-        ({"scope": "https://vault.azure.net/.default"}, 400, "invalid_resource", 500011),
+        ({"scope": "https://storage.azure.com/.default"}, 400, "invalid_resource", 500011),
     ],
 )
 async def test_token_endpoint_bad_request_returns_aadsts_error(
@@ -342,6 +342,53 @@ async def test_incidents_list_time_comparison_matches_python_comparison(
     params = {**API, "$top": 1000, "$filter": f"properties/createdTimeUtc {op} {pivot}"}
     [page] = await walk(http, INCIDENTS, "Incidents_List", params)
     assert {item["name"] for item in page} == expected
+
+
+@pytest.mark.parametrize(
+    ("clauses", "keep"),
+    [
+        (
+            "properties/status eq 'New' or properties/status eq 'Active'",
+            lambda p: p["status"] in ("New", "Active"),
+        ),
+        (
+            "(properties/status eq 'New' or properties/status eq 'Closed') and "
+            "properties/severity eq 'High'",
+            lambda p: p["status"] in ("New", "Closed") and p["severity"] == "High",
+        ),
+        (
+            "properties/status eq 'Closed' or properties/status eq 'New' and "
+            "properties/severity ne 'Low'",
+            lambda p: p["status"] == "Closed" or (p["status"] == "New" and p["severity"] != "Low"),
+        ),
+    ],
+)
+async def test_incidents_list_or_and_parentheses_match_odata_precedence(
+    arm: ArmSandbox, http: httpx.AsyncClient, clauses: str, keep: Any
+) -> None:
+    """``or`` joins, ``and`` binds tighter and parentheses group, as OData says."""
+    expected = {i["name"] for i in arm.incidents() if keep(i["properties"])}
+    params = {**API, "$top": 1000, "$filter": clauses}
+    [page] = await walk(http, INCIDENTS, "Incidents_List", params)
+    assert {item["name"] for item in page} == expected
+
+
+@pytest.mark.parametrize(
+    "clauses",
+    [
+        "(properties/status eq 'New' or properties/status eq 'Active'",
+        "properties/status eq 'New' or",
+        "properties/status eq 'New')",
+        "properties/status eq 'New' xor properties/status eq 'Active'",
+    ],
+)
+async def test_incidents_list_broken_or_filter_returns_400(
+    http: httpx.AsyncClient, clauses: str
+) -> None:
+    """An unclosed parenthesis, a dangling ``or`` or an unknown operator is refused."""
+    params = {**API, "$filter": clauses}
+    response = await call(http, "GET", INCIDENTS, "Incidents_List", params=params)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "BadRequest"
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from connectors.sentinel.errors import (
     IncidentConflict,
     IncidentNotFound,
     InvalidIncidentChange,
+    SentinelError,
     SentinelRefused,
     SentinelThrottled,
     SentinelUnavailable,
@@ -258,6 +259,39 @@ def test_list_incidents_bad_top_refused_before_any_request(sentinel: SentinelCli
         sentinel.list_incidents(WORKSPACE, top=1001)
     with pytest.raises(ValueError, match="order"):
         sentinel.list_incidents(WORKSPACE, order="sideways")  # type: ignore[arg-type]
+
+
+async def test_incident_page_open_statuses_oldest_first_resumes_from_a_saved_link(
+    arm: ArmSandbox, sentinel: SentinelClient
+) -> None:
+    """Pages of New/Active incidents by creation; a kept ``next_link`` gives the next page."""
+    arm.portal_update(seeded_name(arm, 0), status="Closed", classification="FalsePositive")
+    expected = {i["name"] for i in arm.incidents() if i["properties"]["status"] != "Closed"}
+    statuses = ["New", "Active"]
+    first = await sentinel.incident_page(WORKSPACE, statuses=statuses, top=10)
+    names, link = [i.name for i in first.incidents], first.next_link
+    while link is not None:
+        page = await sentinel.incident_page(WORKSPACE, statuses=statuses, top=10, link=link)
+        names, link = names + [i.name for i in page.incidents], page.next_link
+    assert sorted(names) == sorted(expected)
+    created = [i.created for i in first.incidents]
+    assert None not in created and created == sorted(created)
+    calls = arm.calls("Incidents_List")
+    wanted = "properties/status eq 'New' or properties/status eq 'Active'"
+    assert calls[0].query["$filter"] == wanted
+    assert calls[0].query["$orderby"] == "properties/createdTimeUtc asc"
+    assert len(calls) == -(-len(expected) // 10) and all("$skipToken" in c.query for c in calls[1:])
+
+
+async def test_incident_page_link_to_another_host_refused_before_sending(
+    arm: ArmSandbox, sentinel: SentinelClient
+) -> None:
+    """A saved link to another host is refused: the ARM token never leaves for it."""
+    with pytest.raises(SentinelError, match="another host"):
+        await sentinel.incident_page(
+            WORKSPACE, statuses=["New"], link="https://evil.example/incidents?$skipToken=x"
+        )
+    assert arm.calls("Incidents_List") == []
 
 
 # Reading one incident.

@@ -60,3 +60,23 @@ async def client(playground: Playground) -> AsyncIterator[PlaygroundClient]:
     """A client of the running Playground."""
     async with PlaygroundClient(playground.url) as pg_client:
         yield pg_client
+
+
+@pytest.fixture
+async def teams(
+    node_modules: Path, tmp_path: Path, warden_url: str
+) -> AsyncIterator[tuple[Playground, PlaygroundClient]]:
+    """The Playground pointed at Warden (the ``warden_url`` fixture of the module), and a
+    client driving it."""
+    workdir = tmp_path / "playground"
+    workdir.mkdir()
+    async with (
+        start_playground(
+            f"{warden_url}/api/messages",
+            workdir=workdir,
+            config=default_config(),
+            node_modules=node_modules,
+        ) as playground,
+        PlaygroundClient(playground.url) as client,
+    ):
+        yield playground, client

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from app import create_app
-from sandbox.playground import Playground, default_config, start_playground
+from sandbox.playground import Playground
 from sandbox.playground_client import Frame, PlaygroundClient
 from sandbox.sentinel_samples import sample_incident, updated_incident
 from tests.processes import free_port
@@ -38,25 +38,6 @@ async def warden_url(tmp_path: Path, sqlite_url: str) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
-
-
-@pytest.fixture
-async def teams(
-    node_modules: Path, tmp_path: Path, warden_url: str
-) -> AsyncIterator[tuple[Playground, PlaygroundClient]]:
-    """The Playground pointed at Warden, and a client driving it."""
-    workdir = tmp_path / "playground"
-    workdir.mkdir()
-    async with (
-        start_playground(
-            f"{warden_url}/api/messages",
-            workdir=workdir,
-            config=default_config(),
-            node_modules=node_modules,
-        ) as playground,
-        PlaygroundClient(playground.url) as client,
-    ):
-        yield playground, client
 
 
 async def _webhook(warden_url: str, resource: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
+from core.crypto import PayloadCipher, ensure_dev_key
 from core.store.store import Store
 from sandbox.sentinel_samples import sample_incident
 from tests.processes import free_port, wait_ready
@@ -76,7 +77,7 @@ async def test_ingest_killed_mid_batch_every_acknowledged_incident_stored(
         proc.wait(timeout=20)
     assert proc.returncode == -signal.SIGKILL
     assert len(acknowledged) >= 300
-    store = Store.from_url(database_url)
+    store = Store.from_url(database_url, cipher=PayloadCipher([ensure_dev_key(tmp_path)]))
     try:
         missing = [key for key in acknowledged if await store.incident(key) is None]
     finally:

@@ -23,7 +23,14 @@ import pytest
 from sandbox.connector import ConnectorSandbox
 from sandbox.sentinel_samples import sample_incident, updated_incident
 from tests.processes import free_port, wait_ready
-from tests.support import SECRET, channel_id, install_activity, message_activity, signed
+from tests.support import (
+    ENCRYPTION_KEY,
+    SECRET,
+    channel_id,
+    install_activity,
+    message_activity,
+    signed,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNELS = 4
@@ -43,6 +50,7 @@ async def replicas(database_url: str, tmp_path: Path) -> AsyncIterator[list[tupl
             "WARDEN_PORT": str(port),
             "WARDEN_VAR_DIR": str(tmp_path / f"replica{index}"),
             "WARDEN_SENTINEL_WEBHOOK_SECRETS": SECRET,
+            "WARDEN_ENCRYPTION_KEYS": ENCRYPTION_KEY,  # replicas share their keys
             "WARDEN_PACING__ENABLED": "false",
             "WARDEN_OUTBOX__POLL_SECONDS": "0.2",
             "WARDEN_OUTBOX__BACKOFF_BASE_SECONDS": "0.05",

@@ -25,6 +25,7 @@ def _polling(arm: ArmSandbox) -> dict[str, Any]:
     return {
         "sentinel_workspaces": f"{scope.subscription}/{scope.resource_group}/{scope.workspace}",
         "sentinel_poll_seconds": 0.2,
+        "sentinel_reconcile_enabled": False,  # polling alone (test_sentinel_reconcile.py)
         "arm_endpoint": arm.url,
         "arm_ca_bundle": arm.ca_path,
         "azure_tenant_id": arm.tenant_id,

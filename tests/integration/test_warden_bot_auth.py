@@ -18,6 +18,7 @@ from tests.integration.bot_auth_cases import (
     make_keys,
 )
 from tests.integration.conftest import Warden, WardenFactory
+from tests.support import ENCRYPTION_KEY
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 CASES = sorted(name for name in INVALID if name != "oversized")  # aiohttp answers 400 itself
@@ -46,6 +47,7 @@ async def production(start_warden: WardenFactory, openid: OpenIdSandbox) -> Ward
         microsoft_app_id=APP_ID,
         microsoft_app_password="canary-password-never-sent",
         bot_openid_metadata_url=openid.metadata_url,
+        encryption_keys=ENCRYPTION_KEY,
     )
 
 

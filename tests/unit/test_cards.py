@@ -47,6 +47,7 @@ from core.models import (
     Severity,
     Subscription,
 )
+from core.triage import Actor, IncidentDetails, TriageAction, TriageChange, TriageState
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -110,8 +111,45 @@ def severity_variant(severity: Severity) -> Card:
     return incident_card(make_incident(severity=severity))
 
 
+def triage_action(state: TriageState, detail: str | None = None) -> TriageAction:
+    """Ada's severity change on the minimal incident, in ``state``."""
+    return TriageAction(
+        id=7,
+        intent_id="a1b2c3",
+        incident_key=KEY,
+        conversation_id="c1",
+        verb=CardVerb.SEVERITY.value,
+        change=TriageChange(kind="severity", severity=Severity.LOW, seen={"severity": "Medium"}),
+        actor=Actor(object_id="o1", name="Ada Lovelace"),
+        state=state,
+        detail=detail,
+        created_at=MODIFIED.timestamp(),
+        updated_at=MODIFIED.timestamp(),
+    )
+
+
 VARIANTS: dict[str, Callable[[], Card]] = {
     "incident_full": lambda: incident_card(full_incident()),
+    "incident_triage_applying": lambda: incident_card(
+        make_incident(), triage_action(TriageState.PENDING), triage=True, version="v1"
+    ),
+    "incident_triage_closed_failed": lambda: incident_card(
+        make_incident(status=IncidentStatus.CLOSED, classification="FalsePositive"),
+        triage_action(TriageState.FAILED, "Sentinel refused the change."),
+        triage=True,
+        version="v2",
+    ),
+    "incident_triage_details_notice": lambda: incident_card(
+        full_incident(),
+        triage=True,
+        version="v3",
+        details=IncidentDetails(
+            alerts=(("Impossible travel", "High · New · Entra ID Protection"),),
+            entities=(("Account", "ada@contoso.example"), ("Ip", "203.0.113.7")),
+            more_alerts=2,
+        ),
+        notice="This incident changed since your card was drawn.",
+    ),
     "incident_minimal": lambda: incident_card(make_incident()),
     **{f"incident_severity_{s.value.lower()}": partial(severity_variant, s) for s in Severity},
     **{f"welcome_{k.value}": partial(welcome_card, "Warden", k) for k in ConversationKind},
@@ -194,10 +232,27 @@ def assert_valid_card(card: Card) -> None:
     assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
     assert (card["type"], card["version"]) == ("AdaptiveCard", "1.5")
     assert card["msteams"] == {"width": "Full"}
-    bare = {key: value for key, value in card.items() if key != "msteams"}
+    bare = without_people_picker({key: value for key, value in card.items() if key != "msteams"})
     error = best_match(card_validator().iter_errors(bare))
     assert error is None, f"{list(error.absolute_path)}: {error.message}"
     assert_exact_enums(card)
+
+
+TEAMS_DATASETS = {"graph.microsoft.com/users", "graph.microsoft.com/users?scope=currentContext"}
+"""The ``Data.Query`` datasets of Teams' people picker (a Teams extension to Input.ChoiceSet)."""
+
+
+def without_people_picker(node: Any) -> Any:
+    """``node`` without Teams' ``choices.data`` (checked here; the 1.5 schema lacks it)."""
+    if isinstance(node, list):
+        return [without_people_picker(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    query = node.get("choices.data")
+    if query is not None:
+        assert node["type"] == "Input.ChoiceSet"
+        assert query["type"] == "Data.Query" and query["dataset"] in TEAMS_DATASETS
+    return {k: without_people_picker(v) for k, v in node.items() if k != "choices.data"}
 
 
 def strings(card: Card) -> list[str]:
@@ -397,3 +452,47 @@ def test_incident_card_refresh_button_carries_incident_key() -> None:
             "data": {"incident": incident.key},
         }
     ]
+
+
+def _buttons(card: Card) -> dict[str, Card]:
+    """Every action in the card (body action sets and card actions), by title."""
+    return {
+        node["title"]: node
+        for node in walk(card)
+        if isinstance(node, dict) and str(node.get("type", "")).startswith("Action.")
+    }
+
+
+def test_triage_buttons_carry_incident_and_version() -> None:
+    """Every triage button sends the incident key and the version the card shows."""
+    card = incident_card(make_incident(), triage=True, version="v9")
+    buttons = _buttons(card)
+    assert buttons["Activate"]["data"] == {"incident": KEY, "version": "v9", "status": "Active"}
+    for title in ("Assign to me", "Assign", "Change severity", "Close incident"):
+        assert buttons[title]["data"] == {"incident": KEY, "version": "v9"}, title
+    assert buttons["Post comment"]["data"] == {"incident": KEY, "version": "v9"}
+    assert "Reopen" not in buttons
+
+
+def test_triage_closed_incident_offers_reopen_not_close() -> None:
+    """A closed incident can be reopened but not closed again."""
+    buttons = _buttons(
+        incident_card(make_incident(status=IncidentStatus.CLOSED), triage=True, version="v")
+    )
+    assert buttons["Reopen"]["data"]["status"] == "Active"
+    assert "Close\u2026" not in buttons and "Activate" not in buttons
+
+
+def test_triage_action_line_names_person_and_neutralises_text() -> None:
+    """The action line names who asked; a crafted display name forms no link or function."""
+    action = triage_action(TriageState.APPLIED).model_copy(
+        update={"actor": Actor(object_id="o1", name="[Mallory](https://evil.example) {{x}}")}
+    )
+    text = " ".join(strings(incident_card(make_incident(), action, triage=True, version="v")))
+    assert "Severity Medium \u2192 Low" in text
+    assert "](https://evil.example)" not in text and "{{x}}" not in text
+
+
+def test_no_triage_buttons_without_triage() -> None:
+    """Without a Sentinel connection the card has no triage buttons."""
+    assert set(_buttons(incident_card(make_incident()))) == {"Open in Sentinel", "Refresh"}

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app import cli, console
+from core.crypto import PayloadCipher, ensure_dev_key
 from core.settings import settings_table
 from core.store import outbox
 from core.store.store import Store
@@ -24,6 +25,7 @@ def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(console, "width", 250)
     monkeypatch.setenv("WARDEN_VAR_DIR", str(tmp_path))
     monkeypatch.delenv("WARDEN_DATABASE_URL", raising=False)
+    monkeypatch.delenv("WARDEN_ENCRYPTION_KEYS", raising=False)
     return tmp_path
 
 
@@ -31,10 +33,16 @@ def _dead_job(var_dir: Path) -> int:
     """Put one dead job into the var/ database and return its id."""
 
     async def run() -> int:
-        store = Store.from_url(f"sqlite+aiosqlite:///{(var_dir / 'warden.db').resolve()}")
+        store = Store.from_url(
+            f"sqlite+aiosqlite:///{(var_dir / 'warden.db').resolve()}",
+            cipher=PayloadCipher([ensure_dev_key(var_dir)]),
+        )
         try:
             await store.upgrade()
-            row = outbox.job_row("incident.card", "k", {"incident_key": "x"}, conversation_id="c")
+            job = {"incident_key": "x"}
+            row = outbox.job_row(
+                "incident.card", "k", job, cipher=store.cipher, conversation_id="c"
+            )
             async with store.writing() as conn:
                 from core.store.schema import outbox as table
 
@@ -60,7 +68,7 @@ def test_cli_db_upgrade_reports_revision(var_dir: Path) -> None:
     """`db upgrade` creates the database and names its revision."""
     result = runner.invoke(cli, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "revision 0003" in result.output
+    assert "revision 0005" in result.output
     assert (var_dir / "warden.db").exists()
 
 

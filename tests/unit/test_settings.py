@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import SettingsError
 from core.settings import DEV_SECRET_FILE, Mode, load_settings
-from tests.support import OTHER_SECRET, SECRET
+from tests.support import ENCRYPTION_KEY, OTHER_SECRET, SECRET
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +20,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "MICROSOFT_APP_ID",
         "MICROSOFT_APP_TYPE",
         "WARDEN_OUTBOX__MAX_ATTEMPTS",
+        "WARDEN_ENCRYPTION_KEYS",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WARDEN_VAR_DIR", str(tmp_path))
@@ -117,6 +118,7 @@ def test_settings_production_managed_identity_needs_no_password(
     with pytest.raises(SettingsError, match="MICROSOFT_APP_TENANT_ID"):
         load_settings()
     monkeypatch.setenv("MICROSOFT_APP_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47")
+    monkeypatch.setenv("WARDEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)
     assert load_settings().microsoft_app_id
 
 

@@ -1,0 +1,191 @@
+"""Triage actions in the store: recorded with their outbox job, and the cards they redraw.
+
+Recording an action writes, in one transaction, the action (``pending``), the job that will
+apply it, and a card job for every conversation showing the incident's card, so everyone
+sees "applying…" and then the outcome. Each later state change redraws those cards again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import Connection, and_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.ingest import CARD_JOB, card_ordering_key
+from core.store import outbox
+from core.store.schema import conversations, posted_cards, triage_actions
+from core.store.schema import outbox as outbox_table
+from core.store.store import Store
+from core.triage import TRIAGE_JOB, Actor, TriageAction, TriageChange, TriageState
+
+
+def triage_ordering_key(incident_key: str) -> str:
+    """Triage writes to one incident run one at a time, in the order they were asked."""
+    return f"triage|{incident_key}"
+
+
+async def record(
+    store: Store,
+    *,
+    intent_id: str,
+    incident_key: str,
+    conversation_id: str,
+    verb: str,
+    change: TriageChange,
+    actor: Actor,
+    job: dict[str, Any],
+    skip_card_in: str | None = None,
+) -> TriageAction:
+    """Record a pending action, the job that applies it, and the cards that show it.
+
+    One write transaction (one hop to SQLite's writer thread: a click is answered in the time
+    of one commit). ``skip_card_in`` names the conversation whose card the invoke answer
+    itself replaces.
+    """
+    now = time.time()
+    values = {
+        "intent_id": intent_id,
+        "incident_key": incident_key,
+        "conversation_id": conversation_id,
+        "verb": verb,
+        "change": store.cipher.encrypt(change.model_dump_json()),
+        "actor_id": actor.object_id,
+        "actor_name": store.cipher.encrypt(actor.name),
+        "state": TriageState.PENDING.value,
+        "detail": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    row = outbox.job_row(TRIAGE_JOB, triage_ordering_key(incident_key), job, cipher=store.cipher)
+
+    def write(conn: Connection, _: None) -> int:
+        result = conn.execute(triage_actions.insert().values(**values))
+        conn.execute(outbox_table.insert().values(**row))
+        _redraw_cards(conn, store, incident_key, skip=skip_card_in)
+        (action_id,) = result.inserted_primary_key or (0,)
+        return int(action_id)
+
+    return TriageAction(
+        id=await store.run_write(write, None),
+        intent_id=intent_id,
+        incident_key=incident_key,
+        conversation_id=conversation_id,
+        verb=verb,
+        change=change,
+        actor=actor,
+        state=TriageState.PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def set_state(
+    store: Store, intent_id: str, state: TriageState, detail: str | None = None
+) -> TriageAction | None:
+    """Move an action to ``state`` and redraw its incident's cards; the action, if found.
+
+    An action that reached a final state stays there (a job run twice changes nothing).
+    """
+
+    def write(conn: Connection, _: None) -> TriageAction | None:
+        found = conn.execute(
+            select(triage_actions).where(triage_actions.c.intent_id == intent_id)
+        ).first()
+        if found is None:
+            return None
+        current = _action(store, found)
+        if current.state.final or (current.state, current.detail) == (state, detail):
+            return current
+        now = time.time()
+        conn.execute(
+            update(triage_actions)
+            .where(triage_actions.c.intent_id == intent_id)
+            .values(state=state.value, detail=detail, updated_at=now)
+        )
+        _redraw_cards(conn, store, current.incident_key)
+        return current.model_copy(update={"state": state, "detail": detail, "updated_at": now})
+
+    return await store.run_write(write, None)
+
+
+async def latest(store: Store, incident_key: str) -> TriageAction | None:
+    """The incident's newest triage action, which its card shows."""
+    async with store.reading() as conn:
+        return await _one(store, conn, triage_actions.c.incident_key == incident_key, newest=True)
+
+
+async def by_intent(store: Store, intent_id: str) -> TriageAction | None:
+    """The action recorded under ``intent_id``."""
+    async with store.reading() as conn:
+        return await _one(store, conn, triage_actions.c.intent_id == intent_id)
+
+
+async def _one(
+    store: Store, conn: AsyncConnection, where: Any, *, newest: bool = False
+) -> TriageAction | None:
+    stmt = select(triage_actions).where(where)
+    if newest:
+        stmt = stmt.order_by(triage_actions.c.id.desc()).limit(1)
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else _action(store, row)
+
+
+def _action(store: Store, row: Any) -> TriageAction:
+    """The action in a ``triage_actions`` row (its sealed columns decrypted)."""
+    return TriageAction(
+        id=row.id,
+        intent_id=row.intent_id,
+        incident_key=row.incident_key,
+        conversation_id=row.conversation_id,
+        verb=row.verb,
+        change=TriageChange.model_validate_json(
+            store.cipher.decrypt(row.change, "triage_actions.change", row.intent_id)
+        ),
+        actor=Actor(
+            object_id=row.actor_id,
+            name=store.cipher.decrypt(row.actor_name, "triage_actions.actor_name", row.intent_id),
+        ),
+        state=TriageState(row.state),
+        detail=row.detail,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _redraw_cards(
+    conn: Connection, store: Store, incident_key: str, skip: str | None = None
+) -> None:
+    """A card job for each active conversation showing the incident (none already waiting)."""
+    shown = select(posted_cards.c.conversation_id).where(
+        and_(
+            posted_cards.c.incident_key == incident_key,
+            posted_cards.c.conversation_id.in_(
+                select(conversations.c.id).where(conversations.c.active.is_(True))
+            ),
+        )
+    )
+    targets = {row[0] for row in conn.execute(shown)} - {skip}
+    if not targets:
+        return
+    keys = {card_ordering_key(incident_key, conversation): conversation for conversation in targets}
+    waiting = select(outbox_table.c.ordering_key).where(
+        outbox_table.c.status == outbox.PENDING,
+        outbox_table.c.kind == CARD_JOB,
+        outbox_table.c.ordering_key.in_(list(keys)),
+    )
+    already = {row[0] for row in conn.execute(waiting)}
+    rows = [
+        outbox.job_row(
+            CARD_JOB,
+            key,
+            {"incident_key": incident_key, "conversation_id": conversation},
+            cipher=store.cipher,
+            conversation_id=conversation,
+        )
+        for key, conversation in sorted(keys.items())
+        if key not in already
+    ]
+    if rows:
+        conn.execute(outbox_table.insert(), rows)

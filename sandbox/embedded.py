@@ -1,0 +1,118 @@
+"""The sandbox Sentinel that ``make run`` starts beside the Playground, and the demo's use of it.
+
+With no Sentinel configured, ``python app.py serve --playground`` serves the ARM sandbox (ARM,
+its Entra ID token endpoint and Graph ``checkMemberGroups``, over TLS with a CA kept under
+``var/arm-sandbox``) on ``WARDEN_SANDBOX_ARM_PORT`` and connects Warden to it, so the triage
+buttons work end to end: ``python app.py demo incident`` creates the incident in the sandbox
+Sentinel (its control API) before sending the webhook, and a click changes it there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from core.settings import Settings
+from sandbox.arm import ArmSandbox, run_arm_sandbox
+from sandbox.arm_tls import make_tls_files
+from sandbox.playground import default_config
+
+CLIENT_ID = "5f0d1f6e-8f7a-4c4e-9a6b-2d9c1b7e3a10"
+"""The app id Warden uses against the sandbox Sentinel (any GUID will do)."""
+
+
+def tls_dir(settings: Settings) -> Path:
+    """Where the sandbox Sentinel's CA and server certificate are kept."""
+    return settings.var_dir / "arm-sandbox"
+
+
+def sandbox_url(settings: Settings) -> str:
+    """The sandbox Sentinel's base URL."""
+    return f"https://127.0.0.1:{settings.sandbox_arm_port}"
+
+
+def embedded_sentinel(settings: Settings) -> tuple[Settings, ArmSandbox]:
+    """A sandbox Sentinel (not yet serving) and ``settings`` connected to it.
+
+    Its directory knows the Playground's people, so an assignment names them. A new CA is
+    made at each start (the demo command reads it from ``var/arm-sandbox``).
+    """
+    secret = SecretStr(f"sbx~{CLIENT_ID}")
+    arm = ArmSandbox(client_id=CLIENT_ID, client_secret=secret.get_secret_value())
+    arm.tls = make_tls_files(tls_dir(settings))
+    config = default_config()
+    for person in [config["currentUser"], *config["users"]]:
+        arm.add_user(
+            str(person["name"]),
+            str(person["userPrincipleName"]),
+            object_id=str(person["aadObjectId"]),
+        )
+    url = sandbox_url(settings)
+    connected = settings.model_copy(
+        update={
+            "arm_endpoint": url,
+            "arm_ca_bundle": arm.tls.ca_path,
+            "graph_endpoint": f"{url}/v1.0",
+            "azure_tenant_id": arm.tenant_id,
+            "azure_client_id": arm.client_id,
+            "azure_client_secret": secret,
+            "azure_authority_host": url,
+        }
+    )
+    return connected, arm
+
+
+@contextlib.asynccontextmanager
+async def serving(arm: ArmSandbox, port: int) -> AsyncIterator[ArmSandbox]:
+    """Serve ``arm`` on ``port`` (with the certificate made by ``embedded_sentinel``)."""
+    async with run_arm_sandbox(port=port, sandbox=arm) as running:
+        yield running
+
+
+def _control(settings: Settings) -> httpx.Client | None:
+    """A client of the running sandbox's control API; ``None`` when none is running."""
+    ca = tls_dir(settings) / "ca.pem"
+    if not ca.exists():
+        return None
+    client = httpx.Client(base_url=f"{sandbox_url(settings)}/_sandbox", verify=str(ca))
+    try:
+        client.get("/mode", timeout=2.0)
+    except httpx.HTTPError:
+        client.close()
+        return None
+    return client
+
+
+def create_incident(settings: Settings, properties: dict[str, Any]) -> dict[str, Any] | None:
+    """Create an incident in the running sandbox Sentinel; ``None`` when none is running."""
+    client = _control(settings)
+    if client is None:
+        return None
+    try:
+        answer = client.post("/incidents", json={"properties": properties}, timeout=10.0)
+        answer.raise_for_status()
+        made: dict[str, Any] = answer.json()
+        return made
+    finally:
+        client.close()
+
+
+def change_incident(
+    settings: Settings, name: str, properties: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Change an incident as the portal would; ``None`` when no sandbox is running."""
+    client = _control(settings)
+    if client is None:
+        return None
+    try:
+        answer = client.patch(f"/incidents/{name}", json={"properties": properties}, timeout=10.0)
+        answer.raise_for_status()
+        changed: dict[str, Any] = answer.json()
+        return changed
+    finally:
+        client.close()

@@ -1,0 +1,141 @@
+"""Triage in the Agents Playground: a responder clicks the card's buttons, Sentinel follows.
+
+Warden is connected to the ARM sandbox (TLS, Entra token endpoint, Graph) as ``make run``
+connects it; the incident exists in the sandbox Sentinel and reaches Warden by webhook; the
+clicks are the Playground's ``invoke`` API, made by its current user (Alex Wilber).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from app import create_app
+from sandbox.arm import ArmSandbox, run_arm_sandbox
+from sandbox.playground import Playground
+from sandbox.playground_client import Frame, PlaygroundClient
+from tests.processes import free_port
+from tests.support import make_settings, signed
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def arm() -> AsyncIterator[ArmSandbox]:
+    """The sandbox Sentinel."""
+    async with run_arm_sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+async def warden_url(tmp_path: Path, sqlite_url: str, arm: ArmSandbox) -> AsyncIterator[str]:
+    """Warden on a free local port, connected to the sandbox Sentinel."""
+    port = free_port()
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        port=port,
+        arm_endpoint=arm.url,
+        arm_ca_bundle=arm.ca_path,
+        graph_endpoint=arm.graph_url,
+        azure_tenant_id=arm.tenant_id,
+        azure_client_id=arm.client_id,
+        azure_client_secret=arm.client_secret,
+        azure_authority_host=arm.authority,
+    )
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def _content(frame: Frame) -> str:
+    return json.dumps([a.get("content") for a in frame.attachments])
+
+
+def _triage_data(frame: Frame) -> dict[str, Any]:
+    """The incident and version the card's triage buttons carry."""
+    for attachment in frame.attachments:
+        for action in attachment["content"]["actions"]:
+            if action.get("verb") == "incident.details":
+                return dict(action["data"])
+    raise AssertionError("the card has no triage buttons")
+
+
+async def test_playground_assign_rerate_comment_close_from_the_card(
+    teams: tuple[Playground, PlaygroundClient], warden_url: str, arm: ArmSandbox
+) -> None:
+    """Assign to me, Severity, Comment and Close, clicked in the Playground: each lands in the
+    sandbox Sentinel with the clicker's name, and the card shows the incident as it is."""
+    _, client = teams
+    config = await client.test_config()
+    channel = config.general_channel_id
+    made = arm.create_incident(
+        {"title": "Impossible travel for a finance admin", "severity": "High", "status": "New"}
+    )
+    async with client.stream() as stream:
+        await client.install(channel)
+        await client.send_message(channel, "subscribe incidents")
+        await stream.wait_for(lambda f: "Subscribed to incidents" in _content(f))
+        body, headers = signed(made)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{warden_url}/api/webhooks/sentinel", data=body, headers=headers) as r,
+        ):
+            assert r.status == 202
+        card = await stream.wait_for(
+            lambda f: f.action == "createMessage" and "Impossible travel" in _content(f)
+        )
+        thread = card.post_conversation_id or channel
+        assert card.message_id is not None
+        key = {"incident": str(made["id"]).lower()}
+        for _ in range(50):  # Warden records the post once Teams has answered it
+            shown = await client.invoke_action(thread, card.message_id, "incident.refresh", key)
+            if "Impossible travel" in json.dumps(shown):
+                break
+            await asyncio.sleep(0.1)
+
+        async def click(verb: str, inputs: dict[str, Any] | None = None) -> str:
+            latest = [f for f in stream.frames if f.message_id == card.message_id][-1]
+            data = {**_triage_data(latest), **(inputs or {})}
+            mark = stream.mark()
+            answer = await client.invoke_action(thread, str(card.message_id), verb, data)
+            assert answer["type"] == "application/vnd.microsoft.card.adaptive"
+            done = await stream.wait_for(
+                lambda f: (
+                    f.action == "updateMessage"
+                    and f.message_id == card.message_id
+                    and "Done" in _content(f)
+                ),
+                since=mark,
+                timeout=20,
+            )
+            return _content(done)
+
+        assert "Alex Wilber" in await click("incident.assign_me")
+        assert "MEDIUM" in await click("incident.severity", {"severity": "Medium"})
+        await click("incident.comment", {"comment": "Blocked the sign-in; resetting MFA"})
+        closed = await click(
+            "incident.close",
+            {"classification": "TruePositive:SuspiciousActivity", "comment": "Account secured"},
+        )
+        assert "Closed" in closed and "Reopen" in closed
+
+    props = arm.incident(made["name"])["properties"]
+    assert props["owner"]["objectId"] == config.users[0]["aadObjectId"]
+    assert (props["severity"], props["status"]) == ("Medium", "Closed")
+    assert props["classification"] == "TruePositive"
+    comments = [c["properties"]["message"] for c in arm.comments(made["name"])]
+    assert "Severity High \u2192 Medium by Alex Wilber via Teams" in comments
+    assert any(c.startswith("Blocked the sign-in") and "Alex Wilber" in c for c in comments)
+    assert any(c.startswith("Status New \u2192 Closed") for c in comments)
