@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Connection, and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from core.crypto import PayloadCipher, UnreadablePayload
@@ -106,22 +106,26 @@ async def claim(store: Store, limit: int, lease_seconds: float) -> list[Job]:
     stmt = select(outbox).where(due, ~blocked).order_by(outbox.c.id).limit(limit)
     if store.dialect == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=outbox)
-    async with store.writing() as conn:
-        rows = (await conn.execute(stmt)).all()
+
+    def write(conn: Connection, _: None) -> list[Job]:
+        """One transaction, in one hop to SQLite's writer thread (claims are frequent)."""
+        rows = conn.execute(stmt).all()
         jobs, unreadable = _jobs(store.cipher, rows)
         if jobs:
-            await conn.execute(
+            conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([job.id for job in jobs]))
                 .values(status=RUNNING, lease_until=now + lease_seconds, updated_at=now)
             )
         for job_id, error in unreadable.items():
-            await conn.execute(
+            conn.execute(
                 update(outbox)
                 .where(outbox.c.id == job_id)
                 .values(status=QUARANTINED, lease_until=None, last_error=error, updated_at=now)
             )
-    return jobs
+        return jobs
+
+    return await store.run_write(write, None)
 
 
 def _jobs(cipher: PayloadCipher, rows: Any) -> tuple[list[Job], dict[int, str]]:

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from core.logs import configure_logging
+from sandbox.arm import run_arm_sandbox
 from sandbox.sentinel_samples import updated_incident
 from tests.integration.conftest import Warden, WardenFactory, incident
-from tests.support import OTHER_SECRET, channel_id, message_activity, signed
+from tests.support import OTHER_SECRET, channel_id, invoke_activity, message_activity, signed
 
 MARK = "q7zcanary"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(f"webhook-secret-{MARK}-0123456789".encode()).decode()
@@ -154,3 +155,77 @@ async def test_journey_access_lines_one_per_request_with_correlation(
     assert [line["status"] for line in access].count(401) == 2
     assert access[-2]["path"].startswith("/users/user:") and access[-2]["status"] == 404
     assert all(line["remote"] is None or line["remote"].startswith("ip:") for line in access)
+
+
+async def test_triage_journey_names_and_comments_never_logged(
+    start_warden: WardenFactory, captured: io.StringIO
+) -> None:
+    """Triage with canary names and comment texts, both ways: none reaches a log line."""
+    async with run_arm_sandbox() as arm:
+        warden = await start_warden(
+            arm_endpoint=arm.url,
+            arm_ca_bundle=arm.ca_path,
+            graph_endpoint=arm.graph_url,
+            azure_tenant_id=arm.tenant_id,
+            azure_client_id=arm.client_id,
+            azure_client_secret=arm.client_secret,
+            azure_authority_host=arm.authority,
+            responder_group_ids=GROUP,
+            sentinel_comments_seconds=0.2,
+        )
+        arm.set_member_groups(ACTOR["aadObjectId"], [GROUP])
+        conversation = channel_id("soc")
+        await warden.install(conversation)
+        await warden.client.post(
+            "/api/messages", json=_teams_message(warden, conversation, "subscribe incidents")
+        )
+        made = arm.create_incident({"title": "Canary", "severity": "High", "status": "New"})
+        body, headers = signed(made)
+        assert (await warden.client.post("/api/webhooks/sentinel", data=body, headers=headers)).ok
+        await warden.delivered(1)
+        key = str(made["id"]).lower()
+        posted = warden.card_posts(conversation)[0]
+        version = _version(posted.body)
+        for verb, data in (
+            ("incident.assign_me", {}),
+            ("incident.comment", {"comment": MESSAGE_TEXT}),
+        ):
+            click = invoke_activity(
+                warden.connector.url,
+                conversation,
+                verb,
+                {"incident": key, "version": version, **data},
+            )
+            click["from"] = ACTOR
+            assert (await warden.client.post("/api/messages", json=click)).status == 200
+        reply = _teams_message(warden, conversation, f"thread {MESSAGE_TEXT}")
+        reply["conversation"]["id"] = f"{conversation};messageid={posted.result_id}"
+        reply["from"] = ACTOR
+        assert (await warden.client.post("/api/messages", json=reply)).status in (200, 201)
+        arm.portal_comment(made["name"], f"portal {MESSAGE_TEXT}", author=USER_NAME)
+        await warden.connector.wait_for(
+            lambda s: [r for r in s.posts() if f"portal {MESSAGE_TEXT}" in str(r.body)] or None,
+            timeout=20,
+        )
+        comments = [str(c["properties"]["message"]) for c in arm.comments(made["name"])]
+        assert any(MESSAGE_TEXT in c and USER_NAME in c for c in comments)
+        await warden.client.close()
+    text = captured.getvalue()
+    leaks = [canary for canary in CANARIES if canary.lower() in text.lower()]
+    assert not leaks, f"canaries in the logs: {leaks}"
+
+
+GROUP = "3c9e6f0a-8b1d-4f2a-9c3e-5d7b8a9f0e12"
+ACTOR = {
+    "id": f"29:{MARK}",
+    "name": USER_NAME,
+    "aadObjectId": "7d5c1f0e-2a3b-4c4d-8e9f-0a1b2c3d4e5f",
+}
+
+
+def _version(body: Any) -> str:
+    """The version the triage buttons of a card activity carry."""
+    for action in body["attachments"][0]["content"]["actions"]:
+        if action.get("verb") == "incident.details":
+            return str(action["data"]["version"])
+    raise AssertionError("no triage buttons")
