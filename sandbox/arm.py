@@ -41,6 +41,8 @@ from sandbox.arm_directory import Directory, DirectoryUser, default_users
 from sandbox.arm_graph import add_graph_routes
 from sandbox.arm_log import SandboxLog
 from sandbox.arm_login import add_login_routes
+from sandbox.arm_policy import PolicyStates
+from sandbox.arm_policy_routes import add_policy_control_routes, seed_states
 from sandbox.arm_records import RequestRecord
 from sandbox.arm_routes import add_arm_routes
 from sandbox.arm_seed import (
@@ -89,13 +91,15 @@ class ArmSandbox(SandboxLog):
         client_secret: str | None = None,
         token_lifetime: int = 3599,
         page_size: int = 50,
+        policy_page_size: int = 1000,
         seed_examples: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Create a sandbox with one registered client and the official examples' data.
 
         ``client_id``/``client_secret`` default to a new GUID and a random secret.
-        ``token_lifetime`` is in seconds; ``page_size`` is the list page without ``$top``.
+        ``token_lifetime`` is in seconds; ``page_size`` is the list page without ``$top``;
+        ``policy_page_size`` the records per Policy Insights page.
         ``clock`` (epoch seconds) drives token expiry and timestamps; see ``advance_clock``.
         """
         super().__init__()
@@ -110,6 +114,7 @@ class ArmSandbox(SandboxLog):
         self.default_author: dict[str, Any] = {"name": "Warden sandbox"}
         self.store = IncidentStore(self.now, self.directory, page_size)
         self.store.add_workspace(DEFAULT_SCOPE)
+        self.policy = PolicyStates(self.now, policy_page_size)
         self.url = ""
         self.tls: TlsFiles | None = None
         self._seed_examples = seed_examples
@@ -150,6 +155,7 @@ class ArmSandbox(SandboxLog):
         """Build a new aiohttp application backed by this sandbox's state."""
         app = web.Application(middlewares=[sandbox_middleware(self)])
         app[ARM_SANDBOX_KEY] = self
+        add_policy_control_routes(app, self)
         add_control_routes(app, self)
         add_arm_routes(app, self)
         add_graph_routes(app, self)
@@ -231,7 +237,8 @@ class ArmSandbox(SandboxLog):
         return self.store.add_workspace(scope)
 
     def load_examples(self) -> None:
-        """Store the official examples' incidents (workspace myRg/myWorkspace)."""
+        """Store the official examples' incidents (workspace myRg/myWorkspace) and policy states."""
+        self.policy.load_examples()
         workspace = self.store.add_workspace(EXAMPLE_SCOPE)
         for generated, comments in example_incidents():
             self.store.insert(workspace, generated, comments)
@@ -247,6 +254,12 @@ class ArmSandbox(SandboxLog):
             generated = generate_incident(workspace.scope, rng, workspace.next_number, self.now())
             made.append(self.store.insert(workspace, generated).render())
         return made
+
+    def seed_policy_states(
+        self, count: int, *, subscription: str = SUBSCRIPTION, random_seed: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Add ``count`` generated NonCompliant policy states in ``subscription``; returns them."""
+        return seed_states(self.policy, count, subscription, random_seed, self.now())
 
     def create_incident(
         self,
@@ -320,6 +333,7 @@ class ArmSandbox(SandboxLog):
     def reset(self) -> None:
         """Forget incidents, the log, faults and clock advances; reload the examples."""
         self.store.clear()
+        self.policy.clear()
         self._log.clear()
         self.clear_faults()
         self._offset = 0.0

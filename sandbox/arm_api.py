@@ -21,6 +21,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from sandbox.arm_auth import authenticate_arm, authenticate_graph
 from sandbox.arm_http import BODY_KEY, CLAIMS_KEY, MATCH_KEY, RECORD_KEY, Body, match_arm
+from sandbox.arm_policy_routes import is_policy_path, policy_operation, served_api_version
 from sandbox.arm_records import (
     ArmError,
     GraphError,
@@ -32,6 +33,7 @@ from sandbox.arm_records import (
     status_error,
 )
 from sandbox.arm_rules import api_version_error
+from sandbox.arm_schema import API_VERSION
 from sandbox.connector_faults import Fault, delay_or_drop, retry_after_header
 
 if TYPE_CHECKING:
@@ -86,6 +88,8 @@ async def _new_record(request: web.Request, service: Service) -> RequestRecord:
         found = match_arm(request.method, request.path)
         request[MATCH_KEY] = found
         operation, incident_id, child_id = found.operation, found.incident, found.child
+        if is_policy_path(request.path):
+            operation = policy_operation(request.method, request.path, request.query)
     return RequestRecord(
         time=time.time(),
         service=service,
@@ -159,7 +163,8 @@ async def _answer(
     if service == "arm":
         request[CLAIMS_KEY] = authenticate_arm(sandbox, request.headers.get("Authorization"))
         record.app_id = request[CLAIMS_KEY].get("appid")
-        version_error = api_version_error(request.query.get("api-version"))
+        supported = served_api_version(request.path, API_VERSION)
+        version_error = api_version_error(request.query.get("api-version"), supported)
         if version_error is not None:
             raise version_error
     elif service == "graph":

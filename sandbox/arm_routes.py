@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from sandbox.arm_http import CLAIMS_KEY, MATCH_KEY, ArmMatch, request_json
+from sandbox.arm_policy_routes import is_policy_path, policy_insights
 from sandbox.arm_records import ArmError
 from sandbox.arm_schema import API_VERSION
 from sandbox.arm_seed import entities_metadata
@@ -59,6 +60,8 @@ class ArmRoutes:
 
     async def dispatch(self, request: web.Request) -> web.Response:
         """Run the handler of the matched operation; ARM's 404/405 otherwise."""
+        if is_policy_path(request.path):
+            return await policy_insights(self.sandbox.policy, request)
         found = request[MATCH_KEY]
         if not found.allowed:
             message = (

@@ -70,15 +70,16 @@ def closing_error(properties: dict[str, Any]) -> str | None:
     return None
 
 
-def api_version_error(value: str | None) -> ArmError | None:
-    """Return the 400 for a missing or unsupported ``api-version``, or None if it is served."""
+def api_version_error(value: str | None, supported: str = API_VERSION) -> ArmError | None:
+    """Return the 400 for a missing or unsupported ``api-version``, or None if it is served.
+
+    ``supported`` is the version of the addressed API (Sentinel's unless told otherwise).
+    """
     if value is None or value == "":
         message = "The api-version query parameter (?api-version=) is required for all requests."
         return ArmError(400, "MissingApiVersionParameter", message)
-    if value != API_VERSION:
-        message = (
-            f"The api-version '{value}' is invalid. The supported versions are '{API_VERSION}'."
-        )
+    if value != supported:
+        message = f"The api-version '{value}' is invalid. The supported versions are '{supported}'."
         return ArmError(400, "InvalidApiVersionParameter", message)
     return None
 

@@ -9,11 +9,9 @@ Sentinel refuses it (409, ``IncidentConflict``) if the incident changed since.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -22,10 +20,10 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
-from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError
 
+from connectors.arm_token import ARM_SCOPE as ARM_SCOPE  # re-exported: callers import it here
+from connectors.arm_token import ArmTokenCache
 from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION, host_key
 from connectors.sentinel.errors import (
     SentinelError,
@@ -55,14 +53,10 @@ log = logging.getLogger(__name__)
 ARM_ENDPOINT = "https://management.azure.com"
 """Azure Resource Manager in the public cloud."""
 
-ARM_SCOPE = "https://management.azure.com/.default"
-"""The token scope of ARM calls."""
-
 API_VERSION = "2025-12-01"
 """The Sentinel incidents api-version this client speaks (the swagger in ``contracts/``)."""
 
 _T = TypeVar("_T")
-_REFRESH_MARGIN = 300.0  # seconds before expiry when a token is fetched again
 _GUID = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
 _WORKSPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,88}[A-Za-z0-9]$")
@@ -166,14 +160,11 @@ class SentinelClient:
         if origin.scheme != "https" or not origin.host:
             raise ValueError(f"base_url must be an https URL, not {base_url!r}")
         self._http = http
-        self._credential = credential
         self._base_url = base_url.rstrip("/")
         self._origin = host_key(origin)
         self._api = {"api-version": api_version}
-        self._scope = scope
         self._timeout = timeout
-        self._token: AccessToken | None = None
-        self._token_lock = asyncio.Lock()
+        self._tokens = ArmTokenCache(credential, error_from_credential, scope=scope)
 
     def list_incidents(
         self,
@@ -355,7 +346,7 @@ class SentinelClient:
             message = f"{method} {httpx.URL(url).path}: {type(exc).__name__}"
             raise SentinelUnavailable(message, outcome=classify_transport(exc)) from exc
         if response.status_code == 401:
-            self._token = None  # fetch a new one next time
+            self._tokens.forget()  # fetch a new one next time
         if response.is_error:
             raise error_from_response(response)
         try:
@@ -364,19 +355,8 @@ class SentinelClient:
             raise invalid_answer(f"{method} {response.url.path}: not JSON") from None
 
     async def _bearer(self) -> str:
-        """The ARM token, fetched again when it is within the margin of its expiry."""
-        async with self._token_lock:
-            token = self._token
-            if token is None or token.expires_on - _REFRESH_MARGIN <= time.time():
-                token = self._token = await self._fetch_token()
-            return token.token
-
-    async def _fetch_token(self) -> AccessToken:
-        """A token from the credential; its failures as Sentinel errors."""
-        try:
-            return await self._credential.get_token(self._scope)
-        except AzureError as exc:
-            raise error_from_credential(exc) from exc
+        """The ARM token (``ArmTokenCache``: kept until 5 minutes before it expires)."""
+        return await self._tokens.bearer()
 
 
 def _field(answer: Any, name: str) -> list[Any]:

@@ -1,0 +1,253 @@
+"""Async client of Azure Policy Insights' policy states (ARM, api-version 2024-10-01).
+
+Calls go through the injected ``httpx.AsyncClient`` (``connectors.http.resilient_client``)
+with explicit timeouts and an ARM bearer token (``connectors.arm_token``); answers become
+``core.policy_states.PolicyState`` (``mapping``), failures typed errors (``errors``).
+``queryResults`` is a POST that only reads, so it is sent as idempotent (the layer may
+retry it); its pages follow ``@odata.nextLink`` with a POST again. ``attest`` PUTs an
+attestation (api-version 2024-10-01, shape from azure-rest-api-specs' attestations.json).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+
+from connectors.arm_token import ARM_SCOPE, ArmTokenCache
+from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION, host_key
+from connectors.policy.errors import (
+    PolicyInsightsError,
+    PolicyUnavailable,
+    error_from_credential,
+    error_from_response,
+    invalid_answer,
+)
+from connectors.policy.mapping import (
+    attestation_body,
+    attestation_from_resource,
+    policy_state_from_record,
+)
+from connectors.policy.query import states_query
+from core.errors import DeliveryError, InvalidPayload, Outcome
+from core.outcomes import classify_transport
+from core.policy_states import Attestation, AttestationRequest, ComplianceState, PolicyState
+
+log = logging.getLogger(__name__)
+
+ARM_ENDPOINT = "https://management.azure.com"
+"""Azure Resource Manager in the public cloud."""
+
+API_VERSION = "2024-10-01"
+"""The Policy Insights api-version this client speaks (the swagger in ``contracts/``)."""
+
+_PROVIDER = "/providers/Microsoft.PolicyInsights/policyStates/latest/queryResults"
+_ATTESTATIONS = "/providers/Microsoft.PolicyInsights/attestations"
+_SCOPE = re.compile(
+    r"^/subscriptions/(?P<sub>[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})"
+    r"(/resourceGroups/(?P<rg>[-\w._()]{1,90}))?/?$",
+    re.IGNORECASE,
+)
+
+
+def scope_path(scope: str) -> str:
+    """The ARM path of a subscription or resource group scope; ``ValueError`` otherwise.
+
+    Accepts ``/subscriptions/{id}`` and ``/subscriptions/{id}/resourceGroups/{name}``.
+    """
+    found = _SCOPE.match(scope.strip())
+    if found is None or (found["rg"] or "").endswith("."):
+        raise ValueError(f"{scope!r} is not a subscription or resource group scope")
+    path = f"/subscriptions/{found['sub']}"
+    return path + (f"/resourceGroups/{quote(found['rg'], safe='')}" if found["rg"] else "")
+
+
+def resource_path(resource_id: str) -> str:
+    """The ARM path of a resource id, each segment percent-encoded; ``ValueError`` if bad."""
+    parts = resource_id.strip().strip("/").split("/")
+    if (
+        len(parts) < 2
+        or parts[0].lower() != "subscriptions"
+        or any(not part or part in (".", "..") for part in parts)
+    ):
+        raise ValueError(f"{resource_id!r} is not an ARM resource id")
+    return "/" + "/".join(quote(part, safe="") for part in parts)
+
+
+class PolicyInsightsClient:
+    """Reads the latest policy states of a subscription, resource group or resource.
+
+    The caller owns (and closes) ``http`` and ``credential``. The ARM token is kept until
+    5 minutes before it expires.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        credential: AsyncTokenCredential,
+        *,
+        base_url: str = ARM_ENDPOINT,
+        api_version: str = API_VERSION,
+        scope: str = ARM_SCOPE,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        """Talk to ARM at ``base_url`` (https only: it carries a bearer token)."""
+        origin = httpx.URL(base_url)
+        if origin.scheme != "https" or not origin.host:
+            raise ValueError(f"base_url must be an https URL, not {base_url!r}")
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._origin = host_key(origin)
+        self._api = {"api-version": api_version}
+        self._timeout = timeout
+        self._tokens = ArmTokenCache(credential, error_from_credential, scope=scope)
+
+    def non_compliant(
+        self,
+        scope: str,
+        *,
+        policy_definition_id: str | None = None,
+        policy_assignment_id: str | None = None,
+        top: int | None = None,
+    ) -> AsyncIterator[PolicyState]:
+        """Every latest NonCompliant record in ``scope``, page after page as the caller reads.
+
+        ``scope`` is ``/subscriptions/{id}`` or ``.../resourceGroups/{name}``; the optional
+        ids narrow to one policy definition or assignment. ``top`` (1..1000) caps the records
+        returned in all (the swagger's "maximum number of records to return"), not a page.
+        ``ValueError`` before any request for a bad scope or ``top``; an unreadable record
+        is logged and skipped.
+        """
+        query = states_query(
+            compliance_state=ComplianceState.NON_COMPLIANT.value,
+            policy_definition_id=policy_definition_id,
+            policy_assignment_id=policy_assignment_id,
+            top=top,
+        )
+        return self._walk(f"{self._base_url}{scope_path(scope)}{_PROVIDER}", query)
+
+    async def compliance_of(
+        self,
+        resource_id: str,
+        policy_assignment_id: str,
+        *,
+        definition_reference_id: str | None = None,
+    ) -> PolicyState | None:
+        """The latest state of one resource under one assignment; None if it has none.
+
+        None means the assignment no longer evaluates the resource (it was deleted, moved
+        out of scope, or the assignment removed). For an initiative, pass the policy's
+        ``definition_reference_id``; without it, a non-compliant record wins over others.
+        """
+        url = f"{self._base_url}{resource_path(resource_id)}{_PROVIDER}"
+        query = states_query(policy_assignment_id=policy_assignment_id)
+        found = [state async for state in self._walk(url, query)]
+        if definition_reference_id is not None:
+            wanted = definition_reference_id.lower()
+            found = [s for s in found if (s.definition_reference_id or "").lower() == wanted]
+        failing = [s for s in found if not s.is_compliant]
+        chosen = failing or found
+        return chosen[0] if chosen else None
+
+    async def attest(
+        self, scope: str, request: AttestationRequest, *, name: str | None = None
+    ) -> Attestation:
+        """Create or replace the attestation ``name`` (a new GUID unless given) on ``scope``.
+
+        ``scope`` is a resource id, or a subscription or resource group. The PUT is
+        idempotent: sent again with the same name (a retry, an outbox job run twice) it
+        leaves one attestation. Azure Policy applies it to the scope's manual policies.
+        """
+        attestation = quote(name or str(uuid.uuid4()), safe="")
+        if attestation in ("", ".", ".."):
+            raise ValueError("an attestation needs a name")
+        url = f"{self._base_url}{resource_path(scope)}{_ATTESTATIONS}/{attestation}"
+        answer = await self._call(url, self._api, method="PUT", body=attestation_body(request))
+        try:
+            return attestation_from_resource(answer)
+        except InvalidPayload as exc:
+            raise invalid_answer(f"unreadable attestation: {exc}", outcome=Outcome.FAIL) from exc
+
+    async def _walk(self, url: str, query: dict[str, str]) -> AsyncIterator[PolicyState]:
+        """The mapped records of a queryResults POST, along ``@odata.nextLink``."""
+        next_url: str | None = url
+        params: dict[str, str] | None = {**self._api, **query}
+        seen: set[str] = set()
+        while next_url is not None:
+            answer = await self._call(next_url, params)
+            records = answer.get("value") if isinstance(answer, dict) else None
+            if not isinstance(records, list):
+                raise invalid_answer("the answer has no 'value' array")
+            for record in records:
+                state = _mapped(record)
+                if state is not None:
+                    yield state
+            next_url, params = self._follow(answer.get("@odata.nextLink"), seen), None
+
+    def _follow(self, link: object, seen: set[str]) -> str | None:
+        """The next page's URL as given; refuse another host (the token goes along) or a loop."""
+        if not isinstance(link, str) or not link:
+            return None
+        url = httpx.URL(link)
+        if host_key(url) != self._origin or link in seen:
+            problem = "a loop" if link in seen else f"another host ({url.host})"
+            message = f"@odata.nextLink points to {problem}"
+            raise PolicyInsightsError(message, code="InvalidNextLink")
+        seen.add(link)
+        if "api-version" not in url.params:
+            return str(url.copy_merge_params(self._api))
+        return link
+
+    async def _call(
+        self,
+        url: str,
+        params: dict[str, str] | None,
+        *,
+        method: str = "POST",
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        """One call (by default a POST that only reads); its JSON, else the typed error."""
+        headers = {
+            "Authorization": f"Bearer {await self._tokens.bearer()}",
+            "Accept": "application/json",
+            "x-ms-client-request-id": str(uuid.uuid4()),
+        }
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=self._timeout,
+                extensions={IDEMPOTENT_EXTENSION: True},
+            )
+        except DeliveryError as exc:
+            raise PolicyUnavailable.from_delivery(exc) from exc
+        except httpx.HTTPError as exc:
+            message = f"{method} {httpx.URL(url).path}: {type(exc).__name__}"
+            raise PolicyUnavailable(message, outcome=classify_transport(exc)) from exc
+        if response.status_code == 401:
+            self._tokens.forget()
+        if response.is_error:
+            raise error_from_response(response)
+        try:
+            return response.json() if response.content else None
+        except ValueError:
+            raise invalid_answer(f"{method} {response.url.path}: not JSON") from None
+
+
+def _mapped(record: Any) -> PolicyState | None:
+    """A record's ``PolicyState``; one Warden cannot read is logged (id, field) and None."""
+    try:
+        return policy_state_from_record(record)
+    except InvalidPayload as exc:
+        where = record.get("resourceId") if isinstance(record, dict) else None
+        log.warning("skipping an unreadable policy state of %s (field %s)", where, exc.field)
+        return None
