@@ -81,6 +81,13 @@ class Metrics:
             "Pages committed by the current reconcile run.",
             registry=r,
         )
+        self.sync_last_success = Gauge(
+            "warden_sync_last_success_timestamp_seconds",
+            "When each poller last finished a round without error (Unix time); the sync lag is "
+            "time() minus this.",
+            ["poller"],
+            registry=r,
+        )
         self.reconcile_last_success = Gauge(
             "warden_sentinel_reconcile_last_success_timestamp_seconds",
             "When the last full Sentinel reconcile finished (Unix time; 0: none yet).",

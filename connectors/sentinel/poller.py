@@ -9,11 +9,13 @@ together never post a card twice — and moves the checkpoint only after they ar
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 
 from connectors.sentinel.client import SentinelClient, Workspace
 from core.errors import DeliveryError
 from core.ingest import IngestWriter
+from core.metrics import Metrics
 from core.store import checkpoints
 from core.store.store import Store
 
@@ -37,7 +39,9 @@ class SentinelPoller:
         *,
         overlap: timedelta = timedelta(minutes=5),
         first_lookback: timedelta = timedelta(days=1),
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._client = client
         self._workspaces = workspaces
         self._writer = writer
@@ -53,6 +57,9 @@ class SentinelPoller:
                 read += await self._poll(workspace)
             except DeliveryError as exc:  # the checkpoint stays; the next round tries again
                 log.warning("sentinel poll failed: %s", exc)
+                continue
+            if self._metrics is not None:
+                self._metrics.sync_last_success.labels(checkpoint_name(workspace)).set(time.time())
         return read
 
     async def _poll(self, workspace: Workspace) -> int:

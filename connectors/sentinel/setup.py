@@ -101,7 +101,7 @@ async def polling(
     async with AsyncExitStack() as stack:
         if client is None:
             client = await open_client(settings, breakers, stack)
-        poller = SentinelPoller(client, workspaces(settings), writer, store)
+        poller = SentinelPoller(client, workspaces(settings), writer, store, metrics=metrics)
 
         async def round_() -> None:
             await poller.poll_once()

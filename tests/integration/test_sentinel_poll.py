@@ -53,6 +53,9 @@ async def test_poll_new_incidents_posted_then_portal_change_updates_card(
     assert sorted(t.split(" · ")[1] for t in _titles(warden, conversation)) == [
         f"Polled incident {n}" for n in range(3)
     ]
+    scrape = await (await warden.client.get("/metrics")).text()
+    lag = [line for line in scrape.splitlines() if line.startswith("warden_sync_last_success")]
+    assert lag and float(lag[0].split()[-1]) > 0, "the poll's last success is exported"
     arm.portal_update(made[0]["name"], status="Active", severity="Low")
     updates = await warden.connector.wait_for(lambda s: s.updates(conversation, successful=True))
     assert "LOW" in str(updates[-1].body)
