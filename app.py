@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import httpx
@@ -20,7 +22,7 @@ from aiohttp import web
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
@@ -35,6 +37,7 @@ from connectors.sentinel.reconcile import ReconcileRun
 from connectors.sentinel.setup import polling, reconcile_now
 from connectors.sentinel.triage import SentinelDetails, SentinelTriage
 from core.breaker import Breakers
+from core.catalog import Catalog, load_catalog
 from core.crypto import PayloadCipher, UnreadablePayload, generate_key
 from core.errors import SettingsError, WardenError
 from core.ingest import CARD_JOB, IngestWriter
@@ -72,6 +75,7 @@ STORE = web.AppKey("store", Store)
 BREAKERS = web.AppKey("breakers", Breakers)
 WORKER = web.AppKey("worker", OutboxWorker)
 PLAYGROUND_URL = web.AppKey("playground_url", str)
+CATALOG = web.AppKey("catalog", Catalog)
 
 
 def create_app(settings: Settings, *, playground: bool = False) -> web.Application:
@@ -80,6 +84,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     Construction does no I/O; the store, writer and worker start in ``cleanup_ctx`` when
     the application starts and stop when it shuts down.
     """
+    catalog = load_catalog(settings.requirements_file) if settings.requirements_file else None
     arm = None
     if playground and settings.mode is Mode.SANDBOX and not settings.sentinel_connected:
         settings, arm = embedded_sentinel(settings)  # so triage works in the Playground
@@ -139,6 +144,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         client_max_size=settings.webhook_max_bytes + 1024,
     )
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
+    if catalog is not None:
+        app[CATALOG] = catalog
     # Cleanup runs in reverse: the worker stops (finishing its in-flight posts) before the
     # connector's session closes, so no post is cut off with its answer lost.
     if arm is not None:
@@ -150,7 +157,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     if sentinel is not None:
         relay = CommentRelay(sentinel.client, store)
         every = settings.sentinel_comments_seconds
-        app.cleanup_ctx.append(lambda _app: _relaying(store, relay, every))
+        app.cleanup_ctx.append(lambda _app: _relaying(store, relay, every, metrics))
     if settings.sentinel_workspaces:
         client = sentinel.client if sentinel is not None else None
         app.cleanup_ctx.append(
@@ -192,7 +199,9 @@ async def _sandbox_sentinel(arm: ArmSandbox, port: int) -> AsyncIterator[None]:
         yield
 
 
-async def _relaying(store: Store, relay: CommentRelay, every: float) -> AsyncIterator[None]:
+async def _relaying(
+    store: Store, relay: CommentRelay, every: float, metrics: Metrics
+) -> AsyncIterator[None]:
     """Relay Sentinel comments to the cards' threads, on one replica at a time."""
 
     async def round_() -> None:
@@ -200,6 +209,8 @@ async def _relaying(store: Store, relay: CommentRelay, every: float) -> AsyncIte
             await relay.relay_once()
         except WardenError as exc:  # the store or Sentinel failed: the next round tries again
             logging.getLogger(__name__).warning("comment relay round failed: %s", exc)
+        else:
+            metrics.sync_last_success.labels("sentinel.comments").set(time.time())
 
     task = asyncio.create_task(
         run_as_leader(store, "sentinel-comments", round_, retry_seconds=every)
@@ -325,13 +336,15 @@ keys_cli = typer.Typer(help="Encryption keys of stored data: generate one, rotat
 cli.add_typer(keys_cli, name="keys")
 sentinel_cli = typer.Typer(help="Microsoft Sentinel: reconcile its incidents now.")
 cli.add_typer(sentinel_cli, name="sentinel")
+catalog_cli = typer.Typer(help="The requirement catalog: check it, see what Warden reads.")
+cli.add_typer(catalog_cli, name="catalog")
 
 
 def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
-        console.print(f"[red]{exc}[/]")
+        console.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(2) from None
 
 
@@ -569,6 +582,42 @@ def sentinel_reconcile(
         f"reconcile {run.run_id} finished: {run.read} open incident(s) read, "
         f"{run.changed} changed, in {run.pages} page(s){skipped}"
     )
+
+
+@catalog_cli.command("check")
+def catalog_check(
+    file: Annotated[
+        Path | None, typer.Argument(help="The catalog; default WARDEN_REQUIREMENTS_FILE.")
+    ] = None,
+) -> None:
+    """Validate a requirement catalog: its requirements as a table, or each error's line."""
+    if file is None:
+        file = _settings().requirements_file  # a bad configured catalog stops here (exit 2)
+    if file is None:
+        console.print("[red]no catalog: give FILE or set WARDEN_REQUIREMENTS_FILE[/]")
+        raise typer.Exit(2)
+    try:
+        catalog = load_catalog(file)
+    except SettingsError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    table = Table("title", "policies", "evidence", "owner", "approvals", "due", "escalation")
+    table.columns.insert(0, Column("id", no_wrap=True))
+    for req in catalog:
+        policies = len(req.policy_definitions) + len(req.policy_assignments)
+        reminders = ", ".join(str(day) for day in req.reminders) or "none"
+        table.add_row(
+            req.id,
+            req.title,
+            str(policies) if policies else "by hand",
+            ", ".join(kind.value for kind in req.evidence),
+            str(req.owner),
+            f"{req.approvals} of {len(req.reviewers)} group(s)",
+            f"{req.due_days} d, remind {reminders}",
+            str(req.escalation or "none"),
+        )
+    console.print(table)
+    console.print(f"{len(catalog)} requirement(s) in {file}: valid")
 
 
 @demo_cli.command("incident")

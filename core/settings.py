@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from core.catalog import load_catalog
 from core.crypto import ensure_dev_key, is_valid_key
 from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
@@ -252,6 +253,12 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP endpoint for traces (off when unset)."
     )
+    requirements_file: Path | None = Field(
+        None,
+        description="YAML catalog of the requirements that need evidence (see "
+        "`docs/examples/requirements.yaml`); checked at start, a bad one stops it naming the "
+        "line. `python app.py catalog check` shows it.",
+    )
     bot_auth: BotAuthSettings = Field(default_factory=BotAuthSettings)  # type: ignore[arg-type]
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
     pacing: PacingSettings = Field(default_factory=PacingSettings)  # type: ignore[arg-type]
@@ -388,6 +395,8 @@ def load_settings(**overrides: Any) -> Settings:
     problems = bot_credential_problems(settings) + certificate_problems(settings)
     if problems:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
+    if settings.requirements_file is not None:
+        load_catalog(settings.requirements_file)  # SettingsError naming the file and line
     if settings.mode is Mode.SANDBOX and not settings.sentinel_webhook_secrets:
         secret = ensure_dev_secret(settings.var_dir)
         settings = settings.model_copy(update={"sentinel_webhook_secrets": [SecretStr(secret)]})
