@@ -117,9 +117,19 @@ class TriageDesk:
         if self._responders is not None:
             await self._responders.aclose()
 
-    async def card(self, incident: Incident, notice: str | None = None) -> Card:
-        """The incident's card as everyone sees it now, with triage buttons."""
-        action = await triage_store.latest(self._store, incident.key)
+    async def card(
+        self,
+        incident: Incident,
+        notice: str | None = None,
+        *,
+        shown: triage_store.Shown | None = None,
+    ) -> Card:
+        """The incident's card as everyone sees it now, with triage buttons (``shown``: the
+        incident's newest action, already read)."""
+        if shown is None:
+            action = await triage_store.latest(self._store, incident.key)
+        else:
+            action = shown.latest
         return incident_card(
             incident, action, triage=True, version=version_key(incident), notice=notice
         )
@@ -129,11 +139,12 @@ class TriageDesk:
         if verb not in TRIAGE_DATA:
             return None
         incident_key = str(getattr(data, "incident", ""))
-        posted = await self._store.posted_card(incident_key, action.conversation.conversation_id)
-        incident = await self._store.incident(incident_key) if posted else None
-        if incident is None:
+        conversation = action.conversation.conversation_id
+        shown = await triage_store.shown_here(self._store, incident_key, conversation)
+        if shown is None:
             log.warning("triage refused: the incident's card was not posted here")
             return None
+        incident = shown.incident
         try:
             actor = await self._actor(action)
             if verb is CardVerb.RETRY:
@@ -149,7 +160,7 @@ class TriageDesk:
                 return await self._show_details(incident)
             change = self._verbs[verb](incident, data, actor)
         except Refusal as refusal:
-            return await self.card(incident, notice=str(refusal))
+            return await self.card(incident, notice=str(refusal), shown=shown)
         return await self._record(incident, verb, change, actor, action)
 
     async def invalid(self, action: CardAction, problems: list[str]) -> Card | None:

@@ -8,14 +8,16 @@ sees "applying…" and then the outcome. Each later state change redraws those c
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.ingest import CARD_JOB, card_ordering_key
+from core.models import Incident
 from core.store import outbox
-from core.store.schema import conversations, posted_cards, triage_actions
+from core.store.schema import conversations, incidents, posted_cards, triage_actions
 from core.store.schema import outbox as outbox_table
 from core.store.store import Store
 from core.triage import TRIAGE_JOB, Actor, TriageAction, TriageChange, TriageState
@@ -108,6 +110,43 @@ async def set_state(
         return current.model_copy(update={"state": state, "detail": detail, "updated_at": now})
 
     return await store.run_write(write, None)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An incident whose card is in a conversation, and its newest triage action."""
+
+    incident: Incident
+    latest: TriageAction | None
+
+
+async def shown_here(store: Store, incident_key: str, conversation_id: str) -> Shown | None:
+    """The incident and its newest action, when its card was posted in the conversation.
+
+    One query (a click's reads in one round trip); ``None`` when the card is not there.
+    """
+    newest = (
+        select(func.max(triage_actions.c.id))
+        .where(triage_actions.c.incident_key == incident_key)
+        .scalar_subquery()
+    )
+    joined = posted_cards.join(incidents, incidents.c.key == posted_cards.c.incident_key)
+    joined = joined.outerjoin(triage_actions, triage_actions.c.id == newest)
+    stmt = (
+        select(incidents.c.payload.label("incident_payload"), triage_actions)
+        .select_from(joined)
+        .where(
+            posted_cards.c.incident_key == incident_key,
+            posted_cards.c.conversation_id == conversation_id,
+        )
+    )
+    async with store.reading() as conn:
+        row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None
+    payload = store.cipher.decrypt(row.incident_payload, "incidents.payload", incident_key)
+    latest = None if row.id is None else _action(store, row)
+    return Shown(Incident.model_validate_json(payload), latest)
 
 
 async def latest(store: Store, incident_key: str) -> TriageAction | None:
