@@ -27,7 +27,7 @@ from bot.auth import BotAuthError, BotTokenValidator, unauthorized
 from bot.outbound import ConnectorRest
 from bot.types import Card, TurnHandler
 from core.breaker import Breakers
-from core.errors import DeliveryError
+from core.errors import DeliveryError, Outcome
 from core.logs import mark_sensitive
 from core.metrics import Metrics
 from core.models import ConversationRef
@@ -178,6 +178,13 @@ class TeamsAdapter:
             self._login_endpoint,
             True,
         )
-        token = str(await asyncio.to_thread(credentials.get_access_token))
+        try:
+            token = str(await asyncio.to_thread(credentials.get_access_token))
+        except Exception as exc:
+            raise DeliveryError(
+                f"no Bot Connector token: {type(exc).__name__}",
+                outcome=Outcome.RETRY,
+                attempted=False,
+            ) from exc
         self._token = (token, time.monotonic() + TOKEN_REUSE_SECONDS)
         return token
