@@ -34,12 +34,13 @@ from connectors.sentinel.comments import CommentRelay
 from connectors.sentinel.connection import SentinelConnection, tls_verify
 from connectors.sentinel.mapping import incident_from_webhook
 from connectors.sentinel.reconcile import ReconcileRun
+from connectors.sentinel.setup import credential as sentinel_credential
 from connectors.sentinel.setup import polling, reconcile_now
 from connectors.sentinel.triage import SentinelDetails, SentinelTriage
 from core.breaker import Breakers
 from core.catalog import Catalog, load_catalog
 from core.crypto import PayloadCipher, UnreadablePayload, generate_key
-from core.errors import SettingsError, WardenError
+from core.errors import DeliveryError, SettingsError, WardenError
 from core.ingest import CARD_JOB, IngestWriter
 from core.leader import run_as_leader
 from core.logs import SCRUBBER, configure_logging
@@ -56,6 +57,7 @@ from core.tracing import configure_tracing
 from core.triage import TRIAGE_JOB
 from core.worker import Handler, OutboxWorker
 from graph.client import graph_client, graph_http
+from graph.provision import ProvisionReport, print_report, provision
 from graph.responders import ResponderGroups
 from sandbox.arm import ArmSandbox
 from sandbox.embedded import change_incident as sandbox_change
@@ -539,6 +541,28 @@ def keys_rotate(
     rewritten = _on_store(run)
     done = ", ".join(f"{kind} {count}" for kind, count in rewritten.items())
     console.print(f"re-encrypted under the first key: {done}")
+
+
+@cli.command("provision")
+def provision_sharepoint() -> None:
+    """Create or update, idempotently, the SharePoint library and lists evidence is filed in."""
+    settings = _settings()
+
+    async def run() -> ProvisionReport:
+        credential = sentinel_credential(settings)
+        try:
+            return await provision(settings, credential, verify=tls_verify(settings))
+        finally:
+            await credential.close()
+
+    try:
+        report = asyncio.run(run())
+    except (SettingsError, DeliveryError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2 if isinstance(exc, SettingsError) else 1) from None
+    print_report(report, console)
+    if report.problems:
+        raise typer.Exit(1)
 
 
 @sentinel_cli.command("reconcile")

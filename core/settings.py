@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from datetime import UTC, time
 from enum import Enum, StrEnum
@@ -30,6 +31,11 @@ from core.tls import ClientCertificate
 
 BOT_FRAMEWORK_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 DEV_SECRET_FILE = "dev-webhook-secret"  # noqa: S105 - a file name, not a secret
+SHAREPOINT_SITE = re.compile(
+    r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+)"
+    r":/(?P<path>(?:sites|teams)(?:/[^/:?#\s]+)+)"
+)
+"""``WARDEN_SHAREPOINT_SITE``: a host name, ``:/``, then ``sites/Name`` (or ``teams/Name``)."""
 
 
 class Mode(StrEnum):
@@ -156,6 +162,11 @@ class Settings(BaseSettings):
     )
     graph_endpoint: str = Field(
         "https://graph.microsoft.com/v1.0", description="Microsoft Graph's base URL."
+    )
+    sharepoint_site: str | None = Field(
+        None,
+        description="SharePoint site of the evidence records, `host:/sites/Name` (e.g. "
+        "`contoso.sharepoint.com:/sites/Compliance`); provisioning creates its library and lists.",
     )
     sentinel_comments_seconds: float = Field(
         60.0,
@@ -349,6 +360,17 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r}: use HH:MM (24-hour, UTC), e.g. 02:30")
         if int(hours) > 23 or int(minutes) > 59:
             raise ValueError(f"{value!r} is not a time of day")
+        return value.strip()
+
+    @field_validator("sharepoint_site")
+    @classmethod
+    def _check_sharepoint_site(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if SHAREPOINT_SITE.fullmatch(value.strip()) is None:
+            raise ValueError(
+                f"{value!r}: use host:/sites/Name, e.g. contoso.sharepoint.com:/sites/Compliance"
+            )
         return value.strip()
 
     @property
