@@ -42,6 +42,7 @@ bench: install
 	$(PY) -m bench.invoke
 	$(PY) -m bench.delivery
 	$(PY) -m bench.memory
+	$(PY) -m bench.evidence_upload
 
 bench-quick: install
 	$(PY) -m bench.ingest --quick
@@ -49,6 +50,7 @@ bench-quick: install
 	$(PY) -m bench.invoke --quick
 	$(PY) -m bench.delivery --quick
 	$(PY) -m bench.memory --quick
+	$(PY) -m bench.evidence_upload --quick
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache
