@@ -127,7 +127,8 @@ class WardenBot:
                 and verb in TRIAGE_DATA
                 and all(e["type"] != "extra_forbidden" for e in errors)
             ):
-                problems = [_PLAIN.get(str(e["loc"][0]), "the card is out of date") for e in errors]
+                fields = [str(e["loc"][0]) if e["loc"] else "" for e in errors]
+                problems = [_PLAIN.get(field, "the card is out of date") for field in fields]
                 card = await self._triage.invalid(action, sorted(set(problems)))
                 if card is not None:
                     return card

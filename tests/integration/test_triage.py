@@ -414,3 +414,19 @@ async def test_comment_from_older_card_still_added(
     await desk.click(CardVerb.COMMENT, {"comment": "Still looking"}, version=old)
     await desk.settled()
     assert "Still looking\n\n\u2014 Adele Vance via Teams" in desk.comments()
+
+
+async def test_triage_data_not_an_object_gets_error_card(
+    start_warden: WardenFactory, arm: ArmSandbox
+) -> None:
+    """Action data of the wrong shape (a list) gets an error card, never a 500."""
+    desk = await _desk(start_warden, arm)
+    activity = invoke_activity(
+        desk.warden.connector.url, desk.conversation, CardVerb.SEVERITY.value, {}
+    )
+    activity["value"]["action"]["data"] = ["not", "an", "object"]
+    response = await desk.warden.client.post("/api/messages", json=activity)
+    assert response.status == 200
+    body = await response.json()
+    assert "unexpected" in str(body["value"]) or "out of date" in str(body["value"])
+    assert not await desk.triage_jobs()
