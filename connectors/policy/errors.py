@@ -2,8 +2,8 @@
 
 Policy Insights answers a failure with a ``QueryFailure`` body, ``{"error": {"code",
 "message"}}`` (ARM's own refusals, such as a bad api-version or token, use the same shape),
-and the ``x-ms-request-id`` / ``x-ms-correlation-request-id`` headers. The outcome (retry,
-rate-limited, fail) comes from the one classification table, ``core.outcomes``.
+and the ``x-ms-request-id`` / ``x-ms-correlation-request-id`` headers, read as for every ARM
+connector (``connectors.arm_errors``); the outcome comes from ``core.outcomes``.
 
 Every error here is a ``DeliveryError``; ``str(error)`` is for operators, ``user_message``
 is safe to show in Teams.
@@ -14,52 +14,15 @@ from __future__ import annotations
 import httpx
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
-from connectors.http import server_delay
-from core.errors import DeliveryError, Outcome
-from core.outcomes import classify_status
-
-_MAX_MESSAGE = 500
+from connectors.arm_errors import ArmServiceError, from_response
+from core.errors import Outcome
 
 
-class PolicyInsightsError(DeliveryError):
-    """A call to Policy Insights failed; ``code`` and ``message`` are the service's words.
+class PolicyInsightsError(ArmServiceError):
+    """A call to Policy Insights failed; ``code`` and ``message`` are the service's words."""
 
-    ``status`` is None when no answer came. ``request_id`` and ``correlation_id`` are ARM's
-    ``x-ms-request-id`` and ``x-ms-correlation-request-id``.
-    """
-
+    service = "Policy Insights"
     user_message = "Azure Policy could not complete the request."
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        outcome: Outcome = Outcome.FAIL,
-        retry_after: float | None = None,
-        request_id: str | None = None,
-        correlation_id: str | None = None,
-        attempted: bool = True,
-    ) -> None:
-        """Describe the failure; the exception text joins every part for the operator."""
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-        self.correlation_id = correlation_id
-        head = "Policy Insights" + (f" {status}" if status is not None else "")
-        head += f" {code}" if code else ""
-        ids = [f"x-ms-request-id={request_id}"] if request_id else []
-        if correlation_id and correlation_id != request_id:
-            ids.append(f"x-ms-correlation-request-id={correlation_id}")
-        tail = f" ({', '.join(ids)})" if ids else ""
-        super().__init__(
-            f"{head}: {message}{tail}",
-            outcome=outcome,
-            status=status,
-            retry_after=retry_after,
-            attempted=attempted,
-        )
 
 
 class PolicyNotFound(PolicyInsightsError):
@@ -79,18 +42,6 @@ class PolicyUnavailable(PolicyInsightsError):
 
     user_message = "Azure Policy cannot be reached right now; Warden will try again."
 
-    @classmethod
-    def from_delivery(cls, error: DeliveryError) -> PolicyUnavailable:
-        """The Policy Insights form of a transport failure of the resilient HTTP layer."""
-        return cls(
-            str(error),
-            status=error.status,
-            code="NoAnswer" if error.attempted else "NotSent",
-            outcome=error.outcome,
-            retry_after=error.retry_after,
-            attempted=error.attempted,
-        )
-
 
 class PolicyRefused(PolicyInsightsError):
     """400/401/403 (or another 4xx): the request was refused, and the service said why."""
@@ -103,22 +54,6 @@ class PolicyRefused(PolicyInsightsError):
         return f"Azure Policy refused the request: {self.message}"
 
 
-def _envelope(response: httpx.Response) -> tuple[str, str]:
-    """The ``code`` and ``message`` of a QueryFailure body, or the best stand-ins."""
-    code, message = response.reason_phrase or f"HTTP{response.status_code}", ""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        code = str(error.get("code") or code)
-        message = str(error.get("message") or "")
-    if not message:
-        message = response.text.strip()[:_MAX_MESSAGE] or f"HTTP {response.status_code}"
-    return code, message
-
-
 def error_from_response(response: httpx.Response) -> PolicyInsightsError:
     """The typed error for an answer with a failure status (4xx or 5xx).
 
@@ -126,7 +61,6 @@ def error_from_response(response: httpx.Response) -> PolicyInsightsError:
     any other → ``PolicyRefused``. The body must have been read.
     """
     status = response.status_code
-    code, message = _envelope(response)
     kind: type[PolicyInsightsError] = PolicyRefused
     if status == 404:
         kind = PolicyNotFound
@@ -134,16 +68,7 @@ def error_from_response(response: httpx.Response) -> PolicyInsightsError:
         kind = PolicyThrottled
     elif status >= 500:
         kind = PolicyUnavailable
-    headers = response.headers
-    return kind(
-        message,
-        status=status,
-        code=code,
-        outcome=classify_status(status),
-        retry_after=server_delay(headers),
-        request_id=headers.get("x-ms-request-id"),
-        correlation_id=headers.get("x-ms-correlation-request-id"),
-    )
+    return from_response(kind, response)
 
 
 def error_from_credential(error: AzureError) -> PolicyInsightsError:

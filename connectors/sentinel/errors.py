@@ -2,9 +2,9 @@
 
 ARM answers a failure with a ``CloudError`` body, ``{"error": {"code", "message"}}``, and
 the ``x-ms-request-id`` / ``x-ms-correlation-request-id`` headers Microsoft support asks
-for. ``error_from_response`` reads them and picks the error type by status; the outcome
-(retry, rate-limited, fail, gone) comes from the one classification table,
-``core.outcomes.classify_status``.
+for. ``error_from_response`` picks the error type by status; reading the envelope and the
+outcome (from the one classification table, ``core.outcomes``) are shared with every ARM
+connector (``connectors.arm_errors``).
 
 Every error here is a ``DeliveryError``, so an outbox job that calls Sentinel fails the
 way the worker understands. ``str(error)`` is for operators (status, code, the service's
@@ -16,64 +16,15 @@ from __future__ import annotations
 import httpx
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
-from connectors.http import server_delay
-from core.errors import DeliveryError, Outcome
-from core.outcomes import classify_status
-
-_MAX_MESSAGE = 500
+from connectors.arm_errors import ArmServiceError, from_response
+from core.errors import Outcome
 
 
-class SentinelError(DeliveryError):
-    """A call to Sentinel failed; ``code`` and ``message`` are the service's own words.
+class SentinelError(ArmServiceError):
+    """A call to Sentinel failed; ``code`` and ``message`` are the service's own words."""
 
-    ``status`` is None when no answer came (or the call never went out). ``request_id``
-    and ``correlation_id`` are ARM's ``x-ms-request-id`` and ``x-ms-correlation-request-id``.
-    """
-
+    service = "Sentinel"
     user_message = "Sentinel could not complete the request."
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        outcome: Outcome = Outcome.FAIL,
-        retry_after: float | None = None,
-        request_id: str | None = None,
-        correlation_id: str | None = None,
-        attempted: bool = True,
-    ) -> None:
-        """Describe the failure; the exception text joins every part for the operator."""
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-        self.correlation_id = correlation_id
-        super().__init__(
-            self._describe(status, code, message, request_id, correlation_id),
-            outcome=outcome,
-            status=status,
-            retry_after=retry_after,
-            attempted=attempted,
-        )
-
-    @staticmethod
-    def _describe(
-        status: int | None,
-        code: str | None,
-        message: str,
-        request_id: str | None,
-        correlation_id: str | None,
-    ) -> str:
-        """The operator's one-line account of the failure."""
-        head = (
-            "Sentinel" + (f" {status}" if status is not None else "") + (f" {code}" if code else "")
-        )
-        ids = [f"x-ms-request-id={request_id}"] if request_id else []
-        if correlation_id and correlation_id != request_id:
-            ids.append(f"x-ms-correlation-request-id={correlation_id}")
-        tail = f" ({', '.join(ids)})" if ids else ""
-        return f"{head}: {message}{tail}"
 
 
 class IncidentNotFound(SentinelError):
@@ -98,18 +49,6 @@ class SentinelUnavailable(SentinelError):
     """5xx after the retries allowed, or no answer at all (timeouts, resets, open breaker)."""
 
     user_message = "Sentinel cannot be reached right now; Warden will try again."
-
-    @classmethod
-    def from_delivery(cls, error: DeliveryError) -> SentinelUnavailable:
-        """The Sentinel form of a transport failure of the resilient HTTP layer."""
-        return cls(
-            str(error),
-            status=error.status,
-            code="NoAnswer" if error.attempted else "NotSent",
-            outcome=error.outcome,
-            retry_after=error.retry_after,
-            attempted=error.attempted,
-        )
 
 
 class SentinelRefused(SentinelError):
@@ -140,22 +79,6 @@ class InvalidIncidentChange(SentinelError, ValueError):
         return self.message
 
 
-def _envelope(response: httpx.Response) -> tuple[str, str]:
-    """The ``code`` and ``message`` of a CloudError body, or the best stand-ins."""
-    code, message = response.reason_phrase or f"HTTP{response.status_code}", ""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        code = str(error.get("code") or code)
-        message = str(error.get("message") or "")
-    if not message:
-        message = response.text.strip()[:_MAX_MESSAGE] or f"HTTP {response.status_code}"
-    return code, message
-
-
 def error_from_response(response: httpx.Response) -> SentinelError:
     """The typed error for an ARM answer with a failure status (4xx or 5xx).
 
@@ -164,7 +87,6 @@ def error_from_response(response: httpx.Response) -> SentinelError:
     The body must have been read (``httpx.AsyncClient.request`` does).
     """
     status = response.status_code
-    code, message = _envelope(response)
     kind: type[SentinelError] = SentinelRefused
     if status == 404:
         kind = IncidentNotFound
@@ -174,16 +96,7 @@ def error_from_response(response: httpx.Response) -> SentinelError:
         kind = SentinelThrottled
     elif status >= 500:
         kind = SentinelUnavailable
-    headers = response.headers
-    return kind(
-        message,
-        status=status,
-        code=code,
-        outcome=classify_status(status),
-        retry_after=server_delay(headers),
-        request_id=headers.get("x-ms-request-id"),
-        correlation_id=headers.get("x-ms-correlation-request-id"),
-    )
+    return from_response(kind, response)
 
 
 def error_from_credential(error: AzureError) -> SentinelError:
