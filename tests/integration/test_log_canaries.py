@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from app import STORE, WORKER
 from core.logs import configure_logging
+from core.store import outbox
 from sandbox.arm import run_arm_sandbox
 from sandbox.sentinel_samples import updated_incident
 from tests.integration.conftest import Warden, WardenFactory, incident
@@ -207,6 +209,11 @@ async def test_triage_journey_names_and_comments_never_logged(
             lambda s: [r for r in s.posts() if f"portal {MESSAGE_TEXT}" in str(r.body)] or None,
             timeout=20,
         )
+
+        async def settled() -> bool:
+            return not await outbox.list_jobs(warden.client.server.app[STORE], outbox.UNFINISHED)
+
+        await warden.client.server.app[WORKER].wait_until(settled)
         comments = [str(c["properties"]["message"]) for c in arm.comments(made["name"])]
         assert any(MESSAGE_TEXT in c and USER_NAME in c for c in comments)
         await warden.client.close()
