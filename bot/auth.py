@@ -13,7 +13,8 @@ vouch for (``endorsements``). A bearer is accepted only when all of this holds:
 Anything else raises ``BotAuthError``, whose reason is for logs only: the caller answers
 401 with an empty body (``unauthorized()``). Keys are fetched once, decoded once and kept
 for a day; an unknown ``kid`` refetches them at most once per five minutes, so forged
-key ids cannot hammer the metadata endpoint. The happy path does no network I/O.
+key ids cannot hammer the metadata endpoint. The happy path does no network I/O, and a
+bearer seen before skips its RSA check (not its key, endorsement, time and claim checks).
 This module does not import botbuilder (the one botbuilder module is ``bot/adapter.py``).
 """
 
@@ -23,6 +24,8 @@ import base64
 import json
 import logging
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -54,6 +57,9 @@ CLOCK_SKEW_SECONDS = 300.0
 
 MAX_TOKEN_CHARS = 16_384
 """Longest bearer examined; a Bot Framework token is about 1.5 KB."""
+
+VERIFIED_BEARERS = 1_024
+"""How many verified bearers are remembered (their RSA check is not repeated)."""
 
 _ALGORITHM = "RS256"
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
@@ -126,6 +132,10 @@ class BotTokenValidator:
             raise ValueError("a bot token validator needs an app id and an issuer")
         self.keys = keys
         self._skew = clock_skew
+        # Bearers whose signature was verified, with the key that verified it: the channel
+        # sends one bearer for up to an hour, so a repeat skips the RSA check (its times are
+        # still checked each time, and a key no longer published voids its bearers).
+        self._verified: OrderedDict[str, tuple[RSAPublicKey, dict[str, Any]]] = OrderedDict()
 
     @classmethod
     def for_bot(
@@ -170,8 +180,29 @@ class BotTokenValidator:
             raise BotAuthError(failure)
         if channel_id not in key.endorsements:
             raise BotAuthError(AuthFailure.ENDORSEMENT, f"key not endorsed for {channel_id!r}")
-        payload = self._decode(token, key.public_key)
+        payload = self._verified_before(token, key.public_key)
+        if payload is None:
+            payload = self._decode(token, key.public_key)
+            self._verified[token] = (key.public_key, payload)
+            if len(self._verified) > VERIFIED_BEARERS:
+                self._verified.popitem(last=False)
         return self._claims(payload, channel_id, service_url)
+
+    def _verified_before(self, token: str, public_key: RSAPublicKey) -> dict[str, Any] | None:
+        """The payload of a bearer this key verified before, when it is still in its time."""
+        seen = self._verified.get(token)
+        if seen is None or seen[0] is not public_key:
+            return None
+        payload = seen[1]
+        now = time.time()
+        if now > float(payload["exp"]) + self._skew:
+            del self._verified[token]
+            raise BotAuthError(AuthFailure.EXPIRED)
+        not_before = payload.get("nbf")
+        if isinstance(not_before, int | float) and now < float(not_before) - self._skew:
+            raise BotAuthError(AuthFailure.NOT_YET_VALID)
+        self._verified.move_to_end(token)
+        return payload
 
     def _decode(self, token: str, public_key: RSAPublicKey) -> dict[str, Any]:
         try:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.ingest import CARD_JOB, card_ordering_key
@@ -21,6 +21,41 @@ from core.store.schema import conversations, incidents, posted_cards, triage_act
 from core.store.schema import outbox as outbox_table
 from core.store.store import Store
 from core.triage import TRIAGE_JOB, Actor, TriageAction, TriageChange, TriageState
+
+# The statements of a click's path, built once: a statement object carries its compiled form
+# and cache key, so a click pays for neither (bound parameters carry the values).
+_INSERT_ACTION = triage_actions.insert()
+_INSERT_JOB = outbox_table.insert()
+_NEWEST = (
+    select(func.max(triage_actions.c.id))
+    .where(triage_actions.c.incident_key == bindparam("incident_key"))
+    .scalar_subquery()
+)
+_SHOWN_HERE = (
+    select(incidents.c.payload.label("incident_payload"), triage_actions)
+    .select_from(
+        posted_cards.join(incidents, incidents.c.key == posted_cards.c.incident_key).outerjoin(
+            triage_actions, triage_actions.c.id == _NEWEST
+        )
+    )
+    .where(
+        posted_cards.c.incident_key == bindparam("incident_key"),
+        posted_cards.c.conversation_id == bindparam("conversation_id"),
+    )
+)
+_SHOWING = select(posted_cards.c.conversation_id).where(
+    and_(
+        posted_cards.c.incident_key == bindparam("incident_key"),
+        posted_cards.c.conversation_id.in_(
+            select(conversations.c.id).where(conversations.c.active.is_(True))
+        ),
+    )
+)
+_WAITING = select(outbox_table.c.ordering_key).where(
+    outbox_table.c.status == outbox.PENDING,
+    outbox_table.c.kind == CARD_JOB,
+    outbox_table.c.ordering_key.in_(bindparam("keys", expanding=True)),
+)
 
 
 def triage_ordering_key(incident_key: str) -> str:
@@ -63,8 +98,8 @@ async def record(
     row = outbox.job_row(TRIAGE_JOB, triage_ordering_key(incident_key), job, cipher=store.cipher)
 
     def write(conn: Connection, _: None) -> int:
-        result = conn.execute(triage_actions.insert().values(**values))
-        conn.execute(outbox_table.insert().values(**row))
+        result = conn.execute(_INSERT_ACTION, values)
+        conn.execute(_INSERT_JOB, row)
         _redraw_cards(conn, store, incident_key, skip=skip_card_in)
         (action_id,) = result.inserted_primary_key or (0,)
         return int(action_id)
@@ -125,23 +160,9 @@ async def shown_here(store: Store, incident_key: str, conversation_id: str) -> S
 
     One query (a click's reads in one round trip); ``None`` when the card is not there.
     """
-    newest = (
-        select(func.max(triage_actions.c.id))
-        .where(triage_actions.c.incident_key == incident_key)
-        .scalar_subquery()
-    )
-    joined = posted_cards.join(incidents, incidents.c.key == posted_cards.c.incident_key)
-    joined = joined.outerjoin(triage_actions, triage_actions.c.id == newest)
-    stmt = (
-        select(incidents.c.payload.label("incident_payload"), triage_actions)
-        .select_from(joined)
-        .where(
-            posted_cards.c.incident_key == incident_key,
-            posted_cards.c.conversation_id == conversation_id,
-        )
-    )
+    params = {"incident_key": incident_key, "conversation_id": conversation_id}
     async with store.reading() as conn:
-        row = (await conn.execute(stmt)).first()
+        row = (await conn.execute(_SHOWN_HERE, params)).first()
     if row is None:
         return None
     payload = store.cipher.decrypt(row.incident_payload, "incidents.payload", incident_key)
@@ -197,24 +218,11 @@ def _redraw_cards(
     conn: Connection, store: Store, incident_key: str, skip: str | None = None
 ) -> None:
     """A card job for each active conversation showing the incident (none already waiting)."""
-    shown = select(posted_cards.c.conversation_id).where(
-        and_(
-            posted_cards.c.incident_key == incident_key,
-            posted_cards.c.conversation_id.in_(
-                select(conversations.c.id).where(conversations.c.active.is_(True))
-            ),
-        )
-    )
-    targets = {row[0] for row in conn.execute(shown)} - {skip}
+    targets = {row[0] for row in conn.execute(_SHOWING, {"incident_key": incident_key})} - {skip}
     if not targets:
         return
     keys = {card_ordering_key(incident_key, conversation): conversation for conversation in targets}
-    waiting = select(outbox_table.c.ordering_key).where(
-        outbox_table.c.status == outbox.PENDING,
-        outbox_table.c.kind == CARD_JOB,
-        outbox_table.c.ordering_key.in_(list(keys)),
-    )
-    already = {row[0] for row in conn.execute(waiting)}
+    already = {row[0] for row in conn.execute(_WAITING, {"keys": list(keys)})}
     rows = [
         outbox.job_row(
             CARD_JOB,

@@ -134,6 +134,36 @@ async def test_validate_within_clock_skew_returns_claims(
     assert result.app_id == APP_ID
 
 
+async def test_validate_bearer_seen_before_still_expires(
+    openid: OpenIdSandbox, http: httpx.AsyncClient, keys: Keys
+) -> None:
+    """A bearer accepted once (its signature remembered) is refused once it expires."""
+    strict = BotTokenValidator([APP_ID], OpenIdKeys(openid.metadata_url, http), clock_skew=0)
+    header = bearer(mint(channel_claims(APP_ID, SERVICE_URL, lifetime=1.0), keys.teams))
+    await strict.validate(header, channel_id=CHANNEL, service_url=SERVICE_URL)
+    await strict.validate(header, channel_id=CHANNEL, service_url=SERVICE_URL)
+    await asyncio.sleep(1.2)
+    with pytest.raises(BotAuthError) as raised:
+        await strict.validate(header, channel_id=CHANNEL, service_url=SERVICE_URL)
+    assert raised.value.reason is AuthFailure.EXPIRED
+
+
+async def test_validate_bearer_seen_before_checked_against_each_activity(
+    validator: BotTokenValidator, keys: Keys
+) -> None:
+    """A remembered bearer still vouches only for its own service URL and channel."""
+    header = bearer(mint(good(), keys.teams))
+    await validator.validate(header, channel_id=CHANNEL, service_url=SERVICE_URL)
+    with pytest.raises(BotAuthError) as raised:
+        await validator.validate(
+            header, channel_id=CHANNEL, service_url="https://elsewhere.example/"
+        )
+    assert raised.value.reason is AuthFailure.SERVICE_URL
+    with pytest.raises(BotAuthError) as raised:
+        await validator.validate(header, channel_id="webchat", service_url=SERVICE_URL)
+    assert raised.value.reason is AuthFailure.ENDORSEMENT
+
+
 async def test_validate_key_endorsed_for_activity_channel_returns_claims(
     validator: BotTokenValidator, keys: Keys
 ) -> None:
