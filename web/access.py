@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -22,6 +21,7 @@ from core.logs import (
     CORRELATION_HEADER,
     SCRUBBER,
     correlation_id,
+    fresh_correlation_id,
     inbound_correlation_id,
     outcome_of,
 )
@@ -36,7 +36,7 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def correlation_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
     """Correlate the request, echo ``x-correlation-id`` and write its one access line."""
-    cid = inbound_correlation_id(request.headers) or uuid.uuid4().hex
+    cid = inbound_correlation_id(request.headers) or fresh_correlation_id()
     token = correlation_id.set(cid)
     started = time.perf_counter()
     status = 500
