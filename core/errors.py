@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from enum import StrEnum
 
 
@@ -67,3 +68,98 @@ class ResponderCheckUnavailable(Exception):
 
     The check fails closed: the person is told to try again, and nothing changes.
     """
+
+
+class ItsmRecordNotFound(DeliveryError):
+    """An ITSM record (e.g. CHG0030001) does not exist, or Warden's account cannot read it.
+
+    The Table API answers both cases alike (an empty result, or 404 "No Record found"),
+    so the user is told both possibilities. The outcome is GONE: retrying cannot help.
+    """
+
+    def __init__(self, number: str, *, system: str = "ServiceNow", detail: str = "") -> None:
+        """Describe the missing record ``number`` in ``system``; ``detail`` is for operators."""
+        self.number = number
+        self.system = system
+        tail = f": {detail}" if detail else ""
+        super().__init__(f"{system} record {number} not found{tail}", outcome=Outcome.GONE)
+
+    @property
+    def user_message(self) -> str:  # type: ignore[override]
+        """What a responder may read: the number, and the two reasons it cannot be linked."""
+        return (
+            f"No {self.system} record {self.number} that Warden can read: check the number, "
+            "or ask an administrator to let Warden's account read it."
+        )
+
+
+class ItsmAmbiguous(DeliveryError):
+    """A query that must match one record matched several, or its answer cannot be trusted.
+
+    ServiceNow ignores an invalid encoded query and answers with every record; an answer
+    holding a record that does not satisfy the query is therefore never used. Nothing is
+    written; the outcome is FAIL (the same query would get the same answer).
+    """
+
+    user_message = (
+        "Warden found more than one matching ServiceNow record, or could not trust the "
+        "answer, so it changed nothing; an administrator should check the records."
+    )
+
+    def __init__(self, message: str, *, matches: int | None = None) -> None:
+        """Describe what was ambiguous; ``matches`` is how many records answered, if known."""
+        self.matches = matches
+        super().__init__(message, outcome=Outcome.FAIL)
+
+
+class EvidenceRefused(WardenError):
+    """An evidence request refused an action (wrong state, not allowed, bad evidence).
+
+    ``user_message`` says why in words for the card; the exception text is for operators.
+    """
+
+    user_message = "This evidence request cannot take that action now."
+
+    def __init__(self, message: str, user_message: str | None = None) -> None:
+        super().__init__(message)
+        if user_message is not None:
+            self.user_message = user_message
+
+
+class RequestNotFound(EvidenceRefused):
+    """No evidence request has that id."""
+
+    user_message = "Warden knows no such evidence request."
+
+
+class NotRequestOwner(EvidenceRefused):
+    """Someone other than the request's owner (or one acting for them) tried to submit."""
+
+    user_message = "Only the owner of this evidence request can hand in its evidence."
+
+
+class SeparationOfDuties(EvidenceRefused):
+    """The owner or the submitter of the evidence tried to approve it."""
+
+    user_message = "You cannot approve evidence that you own or submitted."
+
+
+class StaleRequest(EvidenceRefused):
+    """An action came from a card drawn before the request's last change.
+
+    Carries what changed since (``status``, by whom, when, the current ``version``) so the
+    card can be refreshed to show it.
+    """
+
+    def __init__(
+        self, *, request_id: str, seen: int, version: int, status: str, by: str, at: datetime
+    ) -> None:
+        when = at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        what = status.replace("_", " ")
+        super().__init__(
+            f"evidence request {request_id}: action on version {seen}, current is {version}",
+            f"This request changed after your card was drawn: {what} by {by} at {when}. "
+            "The card now shows where it stands.",
+        )
+        self.request_id, self.seen, self.version = request_id, seen, version
+        self.status, self.by, self.at = status, by, at

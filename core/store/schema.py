@@ -8,6 +8,7 @@ in ``SEALED`` are encrypted at rest.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -141,15 +142,96 @@ outbox = Table(
     Index("ix_outbox_conversation", "conversation_id", "status"),
 )
 
+evidence_requests = Table(
+    "evidence_requests",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("requirement_id", String(64), nullable=False),
+    Column("scope", String(1024), nullable=False),
+    Column("period", String(32), nullable=False),
+    Column("owner", String(256), nullable=False),
+    Column("requested_by", String(256), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("due", String(10), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("approvals_needed", Integer, nullable=False),
+    Column("resources", Text, nullable=False),
+    Column("submission", Integer, nullable=False),
+    Column("submitted_by", String(256)),
+    Column("version", Integer, nullable=False),
+    Column("updated_by", String(256), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("open_key", String(1400)),
+    Index("ux_evidence_requests_open_key", "open_key", unique=True),
+    Index("ix_evidence_requests_requirement", "requirement_id", "period"),
+    Index("ix_evidence_requests_status", "status", "due"),
+)
+"""``open_key`` holds the request's dedupe key while it is not final and NULL after: the
+unique index (NULLs never collide, on SQLite and PostgreSQL alike) keeps one open request
+per key. ``due`` is an ISO date; ``resources`` a JSON list."""
+
+evidence_submissions = Table(
+    "evidence_submissions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("url", Text),
+    Column("sha256", String(64)),
+    Column("file_name", Text),
+    Column("file_size", BigInteger),
+    Column("item_id", String(256)),
+    Column("web_url", Text),
+    Column("submitted_by", String(256), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ux_evidence_submissions_version", "request_id", "version", unique=True),
+)
+
+evidence_decisions = Table(
+    "evidence_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("submission", Integer, nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("by", String(256), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_evidence_decisions_request", "request_id", "id"),
+)
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("body", Text, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("mirrored_at", Float),
+    Column("item_id", String(256)),
+    Index("ix_audit_entries_request", "request_id", "seq"),
+)
+"""The evidence audit chain (``core.audit_chain``): ``body`` is the entry's JSON (sealed);
+``seq``, ``prev_hash`` and ``hash`` stay in the clear so the chain can be walked. An entry is
+never updated, except ``mirrored_at``/``item_id`` once it reached SharePoint's Audit Log."""
+
 SEALED = (
     incidents.c.payload,
     outbox.c.payload,
     conversations.c.reference,
     triage_actions.c.change,
     triage_actions.c.actor_name,
+    evidence_submissions.c.text,
+    evidence_decisions.c.comment,
+    audit_entries.c.body,
 )
 """Columns encrypted at rest: written through ``Store.cipher`` (``core.crypto``), named
 ``table.column`` in errors. They hold incident titles, descriptions and owners, job payloads,
-conversation names, and responders' names and comments; keys, versions, severities, statuses
+conversation names, responders' names and comments, attestations, reviewers' comments and
+the evidence audit log; keys, versions, severities, statuses
 and times stay in the clear because queries need them. A new column that holds personal data
 belongs here."""

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from app import cli, console
 from core.crypto import PayloadCipher, ensure_dev_key
 from core.settings import settings_table
-from core.store import outbox
+from core.store import migrate, outbox
 from core.store.store import Store
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -68,7 +68,7 @@ def test_cli_db_upgrade_reports_revision(var_dir: Path) -> None:
     """`db upgrade` creates the database and names its revision."""
     result = runner.invoke(cli, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "revision 0005" in result.output
+    assert f"revision {migrate.head_revision()}" in result.output
     assert (var_dir / "warden.db").exists()
 
 

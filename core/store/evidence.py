@@ -1,0 +1,366 @@
+"""Evidence requests in the store, with the append-only audit chain written alongside.
+
+Every change runs the pure workflow of :mod:`core.evidence` inside one write transaction and
+writes, in that transaction: the request, the submission or decision it adds, its entries on
+the audit chain (``audit_entries``, sealed through ``core.audit_chain.append``), one
+``audit.mirror`` outbox job per entry, and any follow-up jobs the caller passes (card
+redraws). A refused action raises its ``EvidenceRefused`` and writes nothing.
+
+Evidence writes are serialised: on SQLite by the store's one writer, on PostgreSQL by a
+transaction-level advisory lock taken first thing. So the chain never forks (each entry
+links to the last committed one), a dedupe key never opens two requests, and a request is
+never changed by two actions at once. The chain's ``seq`` is the primary key as a backstop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.audit_chain import AuditEntry, append
+from core.catalog import EvidenceKind
+from core.errors import RequestNotFound
+from core.evidence import (
+    Decision,
+    Evidence,
+    EvidenceRequest,
+    RequestDraft,
+    RequestStatus,
+    Submission,
+    Transition,
+    Verdict,
+    policy_key,
+)
+from core.evidence import decide as decide_rule
+from core.evidence import open_request as open_rule
+from core.evidence import resolve_by_policy as resolve_rule
+from core.evidence import submit as submit_rule
+from core.store import evidence_rows as convert
+from core.store import outbox
+from core.store.schema import audit_entries as audit_table
+from core.store.schema import evidence_decisions, evidence_requests, evidence_submissions
+from core.store.schema import outbox as outbox_table
+from core.store.store import Store
+
+AUDIT_MIRROR_JOB = "audit.mirror"
+"""The outbox job kind that copies one audit entry to SharePoint's Audit Log list.
+
+Its payload is ``{"seq": n, "requestId": id}``; read the entry with
+``audit_entries(store, after_seq=n - 1, limit=1)`` and call ``mark_mirrored`` when done."""
+
+AUDIT_ORDERING_KEY = "audit|chain"
+"""All mirror jobs share one ordering key, so entries reach SharePoint in chain order."""
+
+CHAIN_LOCK = 0x5741524445_41  # "WARDEA": the advisory lock that serialises evidence writes
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """Another outbox job to write in the same transaction as the change (e.g. a card)."""
+
+    kind: str
+    ordering_key: str
+    payload: dict[str, Any]
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """A request with all its submissions and decisions, oldest first (what a card shows)."""
+
+    request: EvidenceRequest
+    submissions: tuple[Submission, ...] = field(default=())
+    decisions: tuple[Decision, ...] = field(default=())
+
+
+async def open_request(
+    store: Store, draft: RequestDraft, *, jobs: Sequence[FollowUp] = ()
+) -> tuple[EvidenceRequest, bool]:
+    """Open a request for ``draft``, or return the one already open for its dedupe key.
+
+    ``created`` is False when the request existed (nothing is written then, not even
+    ``jobs``). Safe when several calls for one key run at once: exactly one creates.
+    """
+
+    def write(conn: Connection, _: None) -> tuple[EvidenceRequest, bool]:
+        _serialise(conn)
+        existing = _select_request(conn, evidence_requests.c.open_key == draft.dedupe_key())
+        if existing is not None:
+            return existing, False
+        change = open_rule(draft)
+        conn.execute(evidence_requests.insert().values(**convert.request_values(change.request)))
+        _record(conn, store, change, jobs)
+        return change.request, True
+
+    return await store.run_write(write, None)
+
+
+async def get(store: Store, request_id: str) -> EvidenceRequest | None:
+    """The request with this id, or ``None``."""
+    async with store.reading() as conn:
+        return await _read_request(conn, request_id)
+
+
+async def record(store: Store, request_id: str) -> RequestRecord | None:
+    """The request with its submissions and decisions, or ``None``."""
+    async with store.reading() as conn:
+        request = await _read_request(conn, request_id)
+        if request is None:
+            return None
+        subs = await conn.execute(
+            select(evidence_submissions)
+            .where(evidence_submissions.c.request_id == request_id)
+            .order_by(evidence_submissions.c.version)
+        )
+        decs = await conn.execute(
+            select(evidence_decisions)
+            .where(evidence_decisions.c.request_id == request_id)
+            .order_by(evidence_decisions.c.id)
+        )
+        submissions = tuple(convert.submission(store, r) for r in subs)
+        decisions = tuple(convert.decision(store, r) for r in decs)
+    return RequestRecord(request, submissions, decisions)
+
+
+async def _read_request(conn: AsyncConnection, request_id: str) -> EvidenceRequest | None:
+    stmt = select(evidence_requests).where(evidence_requests.c.id == request_id)
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else convert.request(row)
+
+
+async def submit(
+    store: Store,
+    request_id: str,
+    evidence: Evidence,
+    actor: str,
+    *,
+    seen: int,
+    acts_for_owner: bool = False,
+    accepted: Sequence[EvidenceKind] | None = None,
+    jobs: Sequence[FollowUp] = (),
+) -> Transition:
+    """Record ``evidence`` as the request's next submission (rules: ``core.evidence.submit``)."""
+
+    def write(conn: Connection, _: None) -> Transition:
+        _serialise(conn)
+        request = _existing_request(conn, request_id)
+        change = submit_rule(
+            request, evidence, actor, seen=seen, acts_for_owner=acts_for_owner, accepted=accepted
+        )
+        assert change.submission is not None
+        _update_request(conn, request, change.request)
+        conn.execute(
+            evidence_submissions.insert().values(**convert.submission_values(store, change))
+        )
+        _record(conn, store, change, jobs)
+        return change
+
+    return await store.run_write(write, None)
+
+
+async def decide(
+    store: Store,
+    request_id: str,
+    verdict: Verdict,
+    actor: str,
+    *,
+    seen: int,
+    acts_for_owner: bool = False,
+    jobs: Sequence[FollowUp] = (),
+) -> Transition:
+    """Record a reviewer's verdict on the current submission (``core.evidence.decide``)."""
+
+    def write(conn: Connection, _: None) -> Transition:
+        _serialise(conn)
+        request = _existing_request(conn, request_id)
+        rows = conn.execute(
+            select(evidence_decisions)
+            .where(
+                evidence_decisions.c.request_id == request_id,
+                evidence_decisions.c.submission == request.submission,
+            )
+            .order_by(evidence_decisions.c.id)
+        )
+        so_far = [convert.decision(store, row) for row in rows]
+        change = decide_rule(
+            request, so_far, verdict, actor, seen=seen, acts_for_owner=acts_for_owner
+        )
+        assert change.decision is not None
+        _update_request(conn, request, change.request)
+        conn.execute(evidence_decisions.insert().values(**convert.decision_values(store, change)))
+        _record(conn, store, change, jobs)
+        return change
+
+    return await store.run_write(write, None)
+
+
+async def resolve_by_policy(
+    store: Store, requirement_id: str, scope: str, *, jobs: Sequence[FollowUp] = ()
+) -> EvidenceRequest | None:
+    """Resolve the open policy request for (requirement, scope), now compliant.
+
+    Returns the resolved request, or ``None`` when none was open (a repeat changes nothing).
+    """
+
+    def write(conn: Connection, _: None) -> EvidenceRequest | None:
+        _serialise(conn)
+        key = policy_key(requirement_id, scope)
+        request = _select_request(conn, evidence_requests.c.open_key == key)
+        if request is None:
+            return None
+        change = resolve_rule(request)
+        _update_request(conn, request, change.request)
+        _record(conn, store, change, jobs)
+        return change.request
+
+    return await store.run_write(write, None)
+
+
+async def list_requests(
+    store: Store,
+    *,
+    requirement: str | None = None,
+    period: str | None = None,
+    status: RequestStatus | None = None,
+) -> list[EvidenceRequest]:
+    """Requests matching every filter given, oldest first."""
+    stmt = select(evidence_requests).order_by(
+        evidence_requests.c.created_at, evidence_requests.c.id
+    )
+    if requirement is not None:
+        stmt = stmt.where(evidence_requests.c.requirement_id == requirement)
+    if period is not None:
+        stmt = stmt.where(evidence_requests.c.period == period)
+    if status is not None:
+        stmt = stmt.where(evidence_requests.c.status == status.value)
+    async with store.reading() as conn:
+        return [convert.request(row) for row in await conn.execute(stmt)]
+
+
+async def audit_entries(
+    store: Store, after_seq: int = 0, limit: int | None = None
+) -> list[AuditEntry]:
+    """The audit chain from ``after_seq + 1`` on, in order (at most ``limit`` entries)."""
+    stmt = select(audit_table.c.seq, audit_table.c.body).where(audit_table.c.seq > after_seq)
+    stmt = stmt.order_by(audit_table.c.seq).limit(limit)
+    async with store.reading() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [_entry(store, row.seq, row.body) for row in rows]
+
+
+async def mark_mirrored(store: Store, seq: int, item_id: str) -> bool:
+    """Remember that entry ``seq`` is the Audit Log list's item ``item_id``.
+
+    True the first time; False when it was already marked (a job run twice changes nothing)
+    or no such entry exists.
+    """
+    stmt = (
+        update(audit_table)
+        .where(audit_table.c.seq == seq, audit_table.c.mirrored_at.is_(None))
+        .values(mirrored_at=datetime.now(UTC).timestamp(), item_id=item_id)
+    )
+    async with store.writing() as conn:
+        return bool((await conn.execute(stmt)).rowcount)
+
+
+def _serialise(conn: Connection) -> None:
+    """Take the evidence lock for this transaction (SQLite's one writer already serialises)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+
+
+def _record(conn: Connection, store: Store, change: Transition, jobs: Sequence[FollowUp]) -> None:
+    """Append the change's audit drafts to the chain, with a mirror job each, and ``jobs``."""
+    last = conn.execute(
+        select(audit_table.c.seq, audit_table.c.body).order_by(audit_table.c.seq.desc()).limit(1)
+    ).first()
+    chain = [] if last is None else [_entry(store, last.seq, last.body)]
+    rows = [_chain_row(store, append(chain, draft)) for draft in change.audit]
+    conn.execute(audit_table.insert(), rows)
+    job_rows = [
+        outbox.job_row(
+            AUDIT_MIRROR_JOB,
+            AUDIT_ORDERING_KEY,
+            {"seq": row["seq"], "requestId": row["request_id"]},
+            cipher=store.cipher,
+        )
+        for row in rows
+    ]
+    job_rows += [
+        outbox.job_row(
+            job.kind,
+            job.ordering_key,
+            job.payload,
+            cipher=store.cipher,
+            conversation_id=job.conversation_id,
+        )
+        for job in jobs
+    ]
+    conn.execute(outbox_table.insert(), job_rows)
+
+
+def _chain_row(store: Store, entry: AuditEntry) -> dict[str, Any]:
+    body = json.dumps(entry.to_json(), separators=(",", ":"), ensure_ascii=False)
+    return {
+        "seq": entry.seq,
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
+        "body": store.cipher.encrypt(body),
+        "request_id": entry.request_id,
+        "mirrored_at": None,
+        "item_id": None,
+    }
+
+
+def _entry(store: Store, seq: int, body: str) -> AuditEntry:
+    return AuditEntry.model_validate_json(store.cipher.decrypt(body, "audit_entries.body", seq))
+
+
+def _existing_request(conn: Connection, request_id: str) -> EvidenceRequest:
+    request = _select_request(conn, evidence_requests.c.id == request_id)
+    if request is None:
+        raise RequestNotFound(f"no evidence request {request_id}")
+    return request
+
+
+def _select_request(conn: Connection, where: Any) -> EvidenceRequest | None:
+    row = conn.execute(select(evidence_requests).where(where)).first()
+    return None if row is None else convert.request(row)
+
+
+def _update_request(conn: Connection, before: EvidenceRequest, after: EvidenceRequest) -> None:
+    values = convert.request_values(after)
+    for fixed in ("id", "created_at"):
+        values.pop(fixed)
+    done = conn.execute(
+        update(evidence_requests)
+        .where(
+            evidence_requests.c.id == before.id,
+            evidence_requests.c.version == before.version,
+        )
+        .values(**values)
+    )
+    assert done.rowcount == 1, "evidence writes are serialised; the version cannot move"
+
+
+__all__ = [
+    "AUDIT_MIRROR_JOB",
+    "AUDIT_ORDERING_KEY",
+    "FollowUp",
+    "RequestRecord",
+    "audit_entries",
+    "decide",
+    "get",
+    "list_requests",
+    "mark_mirrored",
+    "open_request",
+    "record",
+    "resolve_by_policy",
+    "submit",
+]
