@@ -27,6 +27,7 @@ from core.catalog import load_catalog
 from core.crypto import ensure_dev_key, is_valid_key
 from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
+from core.settings_servicenow import ServiceNowSettings
 from core.tls import ClientCertificate
 
 BOT_FRAMEWORK_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
@@ -273,6 +274,11 @@ class Settings(BaseSettings):
     bot_auth: BotAuthSettings = Field(default_factory=BotAuthSettings)  # type: ignore[arg-type]
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
     pacing: PacingSettings = Field(default_factory=PacingSettings)  # type: ignore[arg-type]
+    servicenow: ServiceNowSettings = Field(
+        default_factory=ServiceNowSettings,  # type: ignore[arg-type]
+        description="The ServiceNow connector (`WARDEN_SERVICENOW__<FIELD>`); off when no "
+        "instance URL is set.",
+    )
 
     @classmethod
     def settings_customise_sources(
