@@ -51,14 +51,25 @@ from core.signing import WebhookVerifier, sign
 from core.store import admin_audit, outbox
 from core.store.admin_audit import operator
 from core.store.comments import COMMENT_JOB
+from core.store.evidence import AUDIT_MIRROR_JOB
 from core.store.rekey import rotate, sealed_counts
 from core.store.store import Store
 from core.tracing import configure_tracing
 from core.triage import TRIAGE_JOB
 from core.worker import Handler, OutboxWorker
+from graph.audit_export import ExportSummary, export, print_export_summary
+from graph.audit_mirror import AuditMirror, wait_for_sharepoint
+from graph.audit_verify import (
+    SharePointAccess,
+    VerifyReport,
+    print_verify_report,
+    sharepoint_access,
+    verify_configured,
+)
 from graph.client import graph_client, graph_http
 from graph.provision import ProvisionReport, print_report, provision
 from graph.responders import ResponderGroups
+from graph.sharepoint import SitePath
 from sandbox.arm import ArmSandbox
 from sandbox.embedded import change_incident as sandbox_change
 from sandbox.embedded import create_incident as sandbox_create
@@ -129,6 +140,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     writer = IngestWriter(store, on_commit=worker.wake)
     if triage is not None:
         triage.wake = worker.wake
+    handlers[AUDIT_MIRROR_JOB], mirror_closers = _audit_mirror(settings, store, breakers)
     if sentinel is not None:
         handlers[TRIAGE_JOB] = SentinelTriage(
             sentinel.client, store, writer, max_attempts=settings.outbox.max_attempts
@@ -155,6 +167,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         app.cleanup_ctx.append(lambda _app: _sandbox_sentinel(sandbox, port))
     app.cleanup_ctx.append(lambda _app: _bot_auth(http, validator, adapter))
     app.cleanup_ctx.append(lambda _app: _closing(sentinel, triage))
+    app.cleanup_ctx.append(lambda _app: _closing_all(mirror_closers))
     app.cleanup_ctx.append(lambda _app: _services(settings, store, writer, worker))
     if sentinel is not None:
         relay = CommentRelay(sentinel.client, store)
@@ -236,6 +249,29 @@ async def _closing(
             await triage.aclose()
         if sentinel is not None:
             await sentinel.aclose()
+
+
+def _audit_mirror(
+    settings: Settings, store: Store, breakers: Breakers
+) -> tuple[Handler, list[Callable[[], Awaitable[None]]]]:
+    """The ``audit.mirror`` handler and what to close after the worker: the Audit Log list
+    when SharePoint is configured; else the jobs wait (pending) until it is."""
+    if not settings.sharepoint_site:
+        return wait_for_sharepoint, []
+    http = graph_http(breakers, tls_verify(settings))
+    credential = sentinel_credential(settings)
+    graph = graph_client(credential, http, base_url=settings.graph_endpoint)
+    mirror = AuditMirror(store, graph, SitePath.parse(settings.sharepoint_site))
+    return mirror, [http.aclose, credential.close]
+
+
+async def _closing_all(closers: list[Callable[[], Awaitable[None]]]) -> AsyncIterator[None]:
+    """Call ``closers`` at shutdown (after the worker stopped)."""
+    try:
+        yield
+    finally:
+        for close in closers:
+            await close()
 
 
 def _cipher(settings: Settings) -> PayloadCipher:
@@ -340,6 +376,8 @@ sentinel_cli = typer.Typer(help="Microsoft Sentinel: reconcile its incidents now
 cli.add_typer(sentinel_cli, name="sentinel")
 catalog_cli = typer.Typer(help="The requirement catalog: check it, see what Warden reads.")
 cli.add_typer(catalog_cli, name="catalog")
+audit_cli = typer.Typer(help="The evidence audit trail in SharePoint: verify it, export it.")
+cli.add_typer(audit_cli, name="audit")
 
 
 def _settings() -> Settings:
@@ -563,6 +601,68 @@ def provision_sharepoint() -> None:
     print_report(report, console)
     if report.problems:
         raise typer.Exit(1)
+
+
+def _on_sharepoint(
+    work: Callable[[SharePointAccess, Store | None], Awaitable[T]], *, with_store: bool = False
+) -> T:
+    """Run ``work`` on ``WARDEN_SHAREPOINT_SITE`` with the credentials ``provision`` uses."""
+    settings = _settings()
+
+    async def run(store: Store | None) -> T:
+        credential = sentinel_credential(settings)
+        try:
+            async with sharepoint_access(
+                settings, credential, verify=tls_verify(settings)
+            ) as access:
+                return await work(access, store)
+        finally:
+            await credential.close()
+
+    try:
+        return _on_store(run) if with_store else asyncio.run(run(None))
+    except (WardenError, OSError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2 if isinstance(exc, SettingsError) else 1) from None
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    with_store: Annotated[
+        bool, typer.Option("--store", help="Also compare with Warden's store (pending mirrors).")
+    ] = False,
+) -> None:
+    """Re-read the Audit Log and the evidence files; name the first that does not match."""
+
+    async def run(access: SharePointAccess, store: Store | None) -> VerifyReport:
+        return await verify_configured(access, store)
+
+    report = _on_sharepoint(run, with_store=with_store)
+    print_verify_report(report, console)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_cli.command("export")
+def audit_export(
+    requirement: Annotated[str, typer.Option(help="The requirement id, e.g. ISO27001-A.8.13.")],
+    period: Annotated[str, typer.Option(help="The period, e.g. 2026-Q4.")],
+    out: Annotated[Path, typer.Argument(help="The zip to write.")],
+) -> None:
+    """Write a zip of a requirement's audit entries, evidence files and a hash manifest."""
+
+    async def run(access: SharePointAccess, _: Store | None) -> ExportSummary:
+        library = await access.library()
+        return await export(
+            access.graph,
+            access.site,
+            requirement=requirement,
+            period=period,
+            out=out,
+            library=library,
+        )
+
+    print_export_summary(_on_sharepoint(run), console)
 
 
 @sentinel_cli.command("reconcile")
