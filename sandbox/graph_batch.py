@@ -5,7 +5,8 @@ unique (case-insensitive), a body needs a Content-Type header, and ``dependsOn``
 earlier ids. Any of these broken fails the whole batch with 400. Otherwise the batch
 answers 200 ``{"responses": [{"id", "status", "headers", "body"}...]}``. Each inner request
 is sent over HTTP to this very server with the batch's Authorization header, so it is
-logged, faulted (an inner 429 keeps its own Retry-After) and checked like any other call.
+logged, faulted (an inner 429 keeps its own Retry-After) and checked like any other call;
+one pooled keep-alive session (closed with the app) carries them.
 Requests run one after another in the order given; one whose dependency did not succeed
 answers 424 ``failedDependency`` without being sent.
 """
@@ -81,25 +82,37 @@ class BatchRoute:
     def __init__(self, sandbox: GraphSandbox) -> None:
         """Bind the handler to ``sandbox``."""
         self.sandbox = sandbox
+        self._http: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        """Return the pooled session for inner requests (made on first use)."""
+        if self._http is None or self._http.closed:
+            context = self.sandbox.arm.ssl_context()
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+        return self._http
+
+    async def close(self, app: web.Application) -> None:
+        """Close the pooled session (on the app's cleanup)."""
+        if self._http is not None:
+            await self._http.close()
 
     async def batch(self, request: web.Request) -> web.Response:
         """Run every inner request and answer their responses."""
         requests = _requests(request_json(request))
         auth = request.headers.get("Authorization", "")
-        context = self.sandbox.arm.ssl_context()
+        http = self._session()
         answers: list[dict[str, Any]] = []
         outcome: dict[str, int] = {}
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
-            for entry in requests:
-                failed = [
-                    d for d in entry.get("dependsOn") or [] if not 200 <= outcome[d.lower()] < 300
-                ]
-                if failed:
-                    answer = _failed_dependency(entry["id"], failed[0])
-                else:
-                    answer = await self._send(http, entry, auth)
-                outcome[entry["id"].lower()] = answer["status"]
-                answers.append(answer)
+        for entry in requests:
+            failed = [
+                d for d in entry.get("dependsOn") or [] if not 200 <= outcome[d.lower()] < 300
+            ]
+            if failed:
+                answer = _failed_dependency(entry["id"], failed[0])
+            else:
+                answer = await self._send(http, entry, auth)
+            outcome[entry["id"].lower()] = answer["status"]
+            answers.append(answer)
         return web.json_response({"responses": answers})
 
     async def _send(
@@ -143,4 +156,6 @@ def _failed_dependency(request_id: str, dependency: str) -> dict[str, Any]:
 
 def add_batch_route(app: web.Application, sandbox: GraphSandbox) -> None:
     """Register ``POST /v1.0/$batch``."""
-    app.router.add_post("/v1.0/$batch", BatchRoute(sandbox).batch, name="batch")
+    route = BatchRoute(sandbox)
+    app.router.add_post("/v1.0/$batch", route.batch, name="batch")
+    app.on_cleanup.append(route.close)
