@@ -43,6 +43,8 @@ bench: install
 	$(PY) -m bench.delivery
 	$(PY) -m bench.memory
 	$(PY) -m bench.evidence_upload
+	$(PY) -m bench.graph
+	$(PY) -m bench.fanout
 
 bench-quick: install
 	$(PY) -m bench.ingest --quick
@@ -51,6 +53,8 @@ bench-quick: install
 	$(PY) -m bench.delivery --quick
 	$(PY) -m bench.memory --quick
 	$(PY) -m bench.evidence_upload --quick
+	$(PY) -m bench.graph --quick
+	$(PY) -m bench.fanout --quick
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -67,12 +68,34 @@ async def soak(base: str, events: int) -> int:
     return accepted
 
 
-async def main() -> None:
-    """Run the memory benchmark and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a short run (CI)")
-    args = parser.parse_args()
-    events = 5_000 if args.quick else 100_000
+@dataclass(frozen=True)
+class Soak:
+    """Warden's resident set after start, after the warm-up and after the soak, in MiB."""
+
+    cold: float
+    warm: float
+    end: float
+    accepted: int
+
+    @property
+    def growth(self) -> float:
+        """Growth over the soak from the warm figure, in per cent."""
+        return (self.end - self.warm) / self.warm * 100
+
+    def rows(self) -> list[str]:
+        """The Markdown table of the figures and their goals."""
+        return [
+            "| measure | value | goal |",
+            "|---|---:|---|",
+            f"| RSS after start | {self.cold:,.1f} MiB | ≤ 120 MB |",
+            f"| RSS after a warm-up of {WARM_UP:,} events | {self.warm:,.1f} MiB | |",
+            f"| RSS after {self.accepted:,} more webhook events | {self.end:,.1f} MiB | |",
+            f"| growth over the soak (from warm) | {self.growth:+.1f} % | < 10 % |",
+        ]
+
+
+async def measure(events: int) -> Soak:
+    """Start Warden and a connector sandbox, warm Warden up, then soak it with ``events``."""
     with tempfile.TemporaryDirectory() as tmp:
         async with (
             run_connector_sandbox() as connector,
@@ -83,14 +106,16 @@ async def main() -> None:
             await soak(base, WARM_UP)
             warm = rss_mb(pid)
             accepted = await soak(base, events)
-            end = rss_mb(pid)
-    growth = (end - warm) / warm * 100
-    print("| measure | value | goal |")
-    print("|---|---:|---|")
-    print(f"| RSS after start | {cold:,.1f} MiB | ≤ 120 MB |")
-    print(f"| RSS after a warm-up of {WARM_UP:,} events | {warm:,.1f} MiB | |")
-    print(f"| RSS after {accepted:,} more webhook events | {end:,.1f} MiB | |")
-    print(f"| growth over the soak (from warm) | {growth:+.1f} % | < 10 % |")
+            return Soak(cold, warm, rss_mb(pid), accepted)
+
+
+async def main() -> None:
+    """Run the memory benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short run (CI)")
+    args = parser.parse_args()
+    result = await measure(5_000 if args.quick else 100_000)
+    print("\n".join(result.rows()))
 
 
 if __name__ == "__main__":

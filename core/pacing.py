@@ -5,7 +5,9 @@ Microsoft Teams allows a bot, per conversation (thread): 7 sends a second, 8 in 
 ("Optimize your bot with rate limiting and best practices in Teams"). ``Pacer.reserve`` takes
 a slot when one is free and otherwise says how long to wait, so a burst is spread out instead
 of drawing 429s. A slot is stamped again when its send ends (``settle``), since the send
-reached Teams somewhere in between; each window is also widened by ``margin`` seconds.
+reached Teams somewhere in between; a send still on the way counts ``margin`` seconds later
+than it started, since it may reach Teams late (a settled one needs no margin: it reached
+Teams by its stamp at the latest).
 A 429 pauses that conversation only, for the time Teams asked.
 """
 
@@ -31,10 +33,11 @@ class Slot:
     under the limits however long this one was on the way (a busy host, a slow network).
     """
 
-    __slots__ = ("stamp",)
+    __slots__ = ("settled", "stamp")
 
     def __init__(self, stamp: float) -> None:
         self.stamp = stamp
+        self.settled = False
 
 
 class Pacer:
@@ -84,6 +87,7 @@ class Pacer:
     def settle(self, slot: Slot) -> None:
         """The send in ``slot`` has ended (answered or failed): stamp it with the time now."""
         slot.stamp = max(slot.stamp, self._clock())
+        slot.settled = True
 
     def pause(self, conversation_id: str, seconds: float) -> None:
         """Hold a conversation back for ``seconds`` (Teams answered 429 with Retry-After)."""
@@ -106,10 +110,11 @@ class Pacer:
         if not sent:
             del self._sent[key]
             return 0.0
-        stamps = sorted(slot.stamp for slot in sent)  # settled slots may have moved later
+        # When each send reached Teams at the latest: settled ones may have moved later.
+        stamps = sorted(slot.stamp + (0.0 if slot.settled else self._margin) for slot in sent)
         wait = 0.0
         for span, allowed in limits:
-            first = bisect.bisect_right(stamps, now - span - self._margin)
+            first = bisect.bisect_right(stamps, now - span)
             if len(stamps) - first >= allowed:
-                wait = max(wait, stamps[-allowed] + span + self._margin - now)
+                wait = max(wait, stamps[-allowed] + span - now)
         return wait

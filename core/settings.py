@@ -90,7 +90,11 @@ class PacingSettings(BaseModel):
 
     enabled: bool = Field(True, description="Pace card posts per conversation and per bot.")
     margin_seconds: float = Field(
-        0.25, ge=0, le=5, description="Widening of each limit window (network delay)."
+        0.25,
+        ge=0,
+        le=5,
+        description="How much later than it started a send still on the way may reach Teams "
+        "(network delay); answered sends count from their answer.",
     )
 
 

@@ -142,3 +142,16 @@ def test_resend_in_call_only_for_transient_answers(status: int, resend: bool) ->
     from core.outcomes import resend_in_call
 
     assert resend_in_call(status) is resend
+
+
+def test_pacer_margin_only_for_sends_still_on_the_way() -> None:
+    """An unanswered send may reach Teams late (its window is widened by the margin); once
+    answered, its stamp is when Teams had it at the latest, and the window is exact."""
+    clock = Clock()
+    pacer = Pacer(clock=clock, margin=0.25)
+    slots = [pacer.take("c")[1] for _ in range(7)]
+    assert pacer.reserve("c") == pytest.approx(1.25), "in flight: one second and the margin"
+    for slot in slots:
+        assert slot is not None
+        pacer.settle(slot)
+    assert pacer.reserve("c") == pytest.approx(1.0), "answered at 0 s: exactly one second"
