@@ -8,7 +8,6 @@ the Agents Playground) open and close in aiohttp's ``cleanup_ctx``. Nothing runs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -28,21 +27,24 @@ from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
 from bot.delivery import CommentReplyDelivery, IncidentCardDelivery
 from bot.handlers import WardenBot
+from bot.links import LinkDesk
 from bot.triage import TriageDesk
 from connectors.entra import EntraTokenValidator
 from connectors.sentinel.comments import CommentRelay
 from connectors.sentinel.connection import SentinelConnection, tls_verify
+from connectors.sentinel.links import LinkNoteDelivery
 from connectors.sentinel.mapping import incident_from_webhook
 from connectors.sentinel.reconcile import ReconcileRun
 from connectors.sentinel.setup import credential as sentinel_credential
 from connectors.sentinel.setup import polling, reconcile_now
 from connectors.sentinel.triage import SentinelDetails, SentinelTriage
+from connectors.servicenow import setup as servicenow_setup
 from core.breaker import Breakers
 from core.catalog import Catalog, load_catalog
 from core.crypto import PayloadCipher, UnreadablePayload, generate_key
 from core.errors import DeliveryError, SettingsError, WardenError
 from core.ingest import CARD_JOB, IngestWriter
-from core.leader import run_as_leader
+from core.leader import leading
 from core.logs import SCRUBBER, configure_logging
 from core.metrics import Metrics
 from core.pacing import Pacer
@@ -52,6 +54,7 @@ from core.store import admin_audit, outbox
 from core.store.admin_audit import operator
 from core.store.comments import COMMENT_JOB
 from core.store.evidence import AUDIT_MIRROR_JOB
+from core.store.links import LINK_NOTE_JOB
 from core.store.rekey import rotate, sealed_counts
 from core.store.store import Store
 from core.tracing import configure_tracing
@@ -79,6 +82,7 @@ from web.access import correlation_middleware
 from web.health import healthz, openapi, readiness, readyz
 from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
 from web.problems import problem_middleware
+from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
 
 T = TypeVar("T")
@@ -116,17 +120,23 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         if settings.sentinel_connected
         else None
     )
-    triage = _triage_desk(settings, store, breakers, sentinel)
+    servicenow = servicenow_setup.connect(settings.servicenow, breakers)
+    triage = _triage_desk(settings, store, breakers, sentinel, itsm=servicenow is not None)
+    links = None
+    if triage is not None:
+        links = LinkDesk(store, triage, servicenow.client if servicenow is not None else None)
     adapter = TeamsAdapter(
         settings,
-        WardenBot(store, breakers, triage=triage),
+        WardenBot(store, breakers, triage=triage, links=links),
         breakers,
         validator=validator,
         metrics=metrics,
         pacer=pacer,
     )
     handlers: dict[str, Handler] = {
-        CARD_JOB: IncidentCardDelivery(store, adapter, triage=triage is not None),
+        CARD_JOB: IncidentCardDelivery(
+            store, adapter, triage=triage is not None, itsm=links is not None and links.connected
+        ),
         COMMENT_JOB: CommentReplyDelivery(store, adapter),
     }
     worker = OutboxWorker(
@@ -145,6 +155,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         handlers[TRIAGE_JOB] = SentinelTriage(
             sentinel.client, store, writer, max_attempts=settings.outbox.max_attempts
         )
+        handlers[LINK_NOTE_JOB] = LinkNoteDelivery(sentinel.client, store)
+    if servicenow is not None:
+        handlers.update(servicenow_setup.handlers(servicenow, store))
     webhook = SentinelWebhook(
         WebhookVerifier(settings.webhook_secrets),
         writer,
@@ -178,6 +191,13 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         app.cleanup_ctx.append(
             lambda _app: polling(settings, writer, store, breakers, metrics, client)
         )
+    if servicenow is not None:
+        snow = servicenow
+        app.cleanup_ctx.append(
+            lambda _app: servicenow_setup.polling(
+                snow, store, settings.servicenow, on_change=worker.wake, metrics=metrics
+            )
+        )
     if playground:
         app.cleanup_ctx.append(lambda a: _playground(a, settings))
     app.router.add_get("/healthz", healthz)
@@ -188,11 +208,26 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     app.router.add_get("/readyz", readyz(lambda: readiness(store, worker, breakers)))
     app.router.add_post("/api/messages", adapter.handle)
     app.router.add_post("/api/webhooks/sentinel", webhook.handle)
+    if servicenow is not None and settings.servicenow.webhook_secrets:
+        secrets = [s.get_secret_value() for s in settings.servicenow.webhook_secrets]
+        snow_webhook = ServiceNowWebhook(
+            WebhookVerifier(secrets),
+            store,
+            servicenow_setup.webhook_parser(settings.servicenow),
+            max_bytes=settings.webhook_max_bytes,
+            on_change=worker.wake,
+        )
+        app.router.add_post("/api/webhooks/servicenow", snow_webhook.handle)
     return app
 
 
 def _triage_desk(
-    settings: Settings, store: Store, breakers: Breakers, sentinel: SentinelConnection | None
+    settings: Settings,
+    store: Store,
+    breakers: Breakers,
+    sentinel: SentinelConnection | None,
+    *,
+    itsm: bool = False,
 ) -> TriageDesk | None:
     """Triage from cards, when Warden can write to Sentinel; responders checked in Graph."""
     if sentinel is None:
@@ -204,7 +239,9 @@ def _triage_desk(
         responders = ResponderGroups(
             graph, settings.responder_group_ids, ttl=settings.responder_cache_seconds, http=http
         )
-    return TriageDesk(store, responders=responders, details=SentinelDetails(sentinel.client))
+    return TriageDesk(
+        store, responders=responders, details=SentinelDetails(sentinel.client), itsm=itsm
+    )
 
 
 async def _sandbox_sentinel(arm: ArmSandbox, port: int) -> AsyncIterator[None]:
@@ -227,15 +264,8 @@ async def _relaying(
         else:
             metrics.sync_last_success.labels("sentinel.comments").set(time.time())
 
-    task = asyncio.create_task(
-        run_as_leader(store, "sentinel-comments", round_, retry_seconds=every)
-    )
-    try:
+    async with leading(store, "sentinel-comments", round_, every=every):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _closing(

@@ -15,7 +15,9 @@ from bot.types import Card
 from cards.incident import comment_card, incident_card
 from core.errors import DeliveryError, Outcome
 from core.models import ConversationRef, Incident
+from core.store import links as links_store
 from core.store import triage as triage_store
+from core.store.links import links_stamp
 from core.store.outbox import Job
 from core.store.store import Store, version_key
 from core.triage import TriageAction
@@ -23,11 +25,16 @@ from core.triage import TriageAction
 log = logging.getLogger(__name__)
 
 
-def card_version(incident: Incident, action: TriageAction | None) -> str:
+def card_version(incident: Incident, action: TriageAction | None, links: str | None = None) -> str:
     """What a card shows, as a string that sorts in the order it changes: the incident's
-    version, then its newest triage action's state."""
+    version, then its newest triage action's state, then its links' (``links_stamp``).
+
+    ``!`` sorts before ``#``, so a first triage action still outranks a link made before it.
+    """
     stamp = version_key(incident)
-    return stamp if action is None else f"{stamp}#{action.stamp()}"
+    if action is not None:
+        stamp += f"#{action.stamp()}"
+    return stamp if links is None else f"{stamp}!{links}"
 
 
 class CardSender(Protocol):
@@ -43,10 +50,13 @@ class CardSender(Protocol):
 class IncidentCardDelivery:
     """Runs ``incident.card`` jobs against the Teams adapter."""
 
-    def __init__(self, store: Store, sender: CardSender, *, triage: bool = False) -> None:
+    def __init__(
+        self, store: Store, sender: CardSender, *, triage: bool = False, itsm: bool = False
+    ) -> None:
         self._store = store
         self._sender = sender
         self._triage = triage
+        self._itsm = itsm
 
     async def __call__(self, job: Job) -> None:
         """Bring the incident's card in the job's conversation up to the stored version."""
@@ -60,11 +70,19 @@ class IncidentCardDelivery:
             log.info("outbox job %s skipped: the bot left the conversation", job.id)
             return
         action = await triage_store.latest(self._store, incident_key)
-        version = card_version(incident, action)
+        stored = await links_store.links_of(self._store, incident_key)
+        version = card_version(incident, action, links_stamp(stored))
         posted = await self._store.posted_card(incident_key, conversation_id)
         if posted is not None and posted.version >= version:
             return
-        card = incident_card(incident, action, triage=self._triage, version=version_key(incident))
+        card = incident_card(
+            incident,
+            action,
+            triage=self._triage,
+            version=version_key(incident),
+            links=[s.link for s in stored if s.active],
+            itsm=self._itsm,
+        )
         try:
             if posted is None:
                 activity_id = await self._sender.post_card(conversation.ref, card)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ValidationError
 
+from bot.links import NOT_CONNECTED, LinkDesk, NotShownHereError
 from bot.router import parse_command
 from bot.triage import TRIAGE_DATA, TriageDesk
 from bot.types import Card, CardAction, Membership, Message
@@ -21,14 +22,19 @@ from cards.common import (
 )
 from cards.incident import incident_card
 from cards.verbs import CardVerb
-from core.actions import RefreshData
+from core.actions import LinkData, RefreshData, TriageData
 from core.breaker import Breakers
 from core.models import Severity, Subscription
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
 
-VERB_DATA: dict[CardVerb, type[BaseModel]] = {CardVerb.REFRESH: RefreshData, **TRIAGE_DATA}
+VERB_DATA: dict[CardVerb, type[BaseModel]] = {
+    CardVerb.REFRESH: RefreshData,
+    CardVerb.LINK: LinkData,
+    CardVerb.CREATE_CHANGE: TriageData,
+    **TRIAGE_DATA,
+}
 """The data contract of each verb (``core.actions``)."""
 
 _PLAIN = {
@@ -36,6 +42,7 @@ _PLAIN = {
     "classification": "choose how the incident ends",
     "severity": "choose a severity",
     "assignee": "pick a person",
+    "record": "give a record number, e.g. CHG0030001",
 }
 """What a missing or bad input means, in words, by input id."""
 
@@ -49,14 +56,19 @@ class WardenBot:
         breakers: Breakers | None = None,
         *,
         triage: TriageDesk | None = None,
+        links: LinkDesk | None = None,
     ) -> None:
         self._store = store
         self._breakers = breakers
         self._triage = triage
+        self._links = links
         self._active: set[str] = set()  # conversations this process saw saved as active
         self._actions: dict[CardVerb, Callable[[CardAction, BaseModel], Awaitable[Card]]] = {
             CardVerb.REFRESH: self._refresh,
         }
+        if links is not None:
+            self._actions[CardVerb.LINK] = self._linking
+            self._actions[CardVerb.CREATE_CHANGE] = self._linking
 
     async def on_membership(self, change: Membership) -> list[Card]:
         """Remember a conversation the bot joined (and welcome it), or forget one it left."""
@@ -97,6 +109,10 @@ class WardenBot:
         if name == "unsubscribe incidents":
             actor = message.user.aad_object_id or message.user.id
             return [unsubscribed_card(await self._store.unsubscribe(ref.conversation_id, by=actor))]
+        if name in ("link", "unlink"):
+            if self._links is None:
+                return [error_card("Not connected to ServiceNow", NOT_CONNECTED)]
+            return await self._links.command(message, name, parsed.values)
         if name == "status":
             status = await self._store.conversation_status(ref.conversation_id)
             paused = self._breakers is not None and self._breakers.is_open(ref.service_url)
@@ -124,7 +140,7 @@ class WardenBot:
             errors = exc.errors()
             if (
                 self._triage is not None
-                and verb in TRIAGE_DATA
+                and (verb in TRIAGE_DATA or verb is CardVerb.LINK)
                 and all(e["type"] != "extra_forbidden" for e in errors)
             ):
                 fields = [str(e["loc"][0]) if e["loc"] else "" for e in errors]
@@ -145,6 +161,19 @@ class WardenBot:
                 "Not available here", "This conversation has no card for that incident."
             )
         return card
+
+    async def _linking(self, action: CardAction, data: BaseModel) -> Card:
+        """*Link to ServiceNow…* and *Create change*, answered by the link desk."""
+        assert self._links is not None
+        try:
+            if isinstance(data, LinkData):
+                return await self._links.link_action(action, data)
+            assert isinstance(data, TriageData)
+            return await self._links.create_change(action, data)
+        except NotShownHereError:
+            return error_card(
+                "Not available here", "This conversation has no card for that incident."
+            )
 
     async def _refresh(self, action: CardAction, data: BaseModel) -> Card:
         """Redraw an incident card from the latest stored version, where it was posted."""

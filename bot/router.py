@@ -7,7 +7,8 @@ help and parsing never drift apart. Matching is case-insensitive.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from cards.commands import COMMANDS, Command
 
@@ -20,6 +21,8 @@ class Parsed:
     argument: str | None = None
     problem: str | None = None
     suggestion: str | None = None
+    values: dict[str, str] = field(default_factory=dict)
+    """The named arguments of a command with a ``pattern`` (lower-case)."""
 
 
 def parse_command(text: str) -> Parsed:
@@ -30,6 +33,12 @@ def parse_command(text: str) -> Parsed:
         if words[: len(name)] != name:
             continue
         rest = words[len(name) :]
+        if command.pattern is not None:
+            found = re.fullmatch(command.pattern, " ".join(rest))
+            if found is None:
+                problem = f"Type it as `{command.usage}`."
+                return Parsed(None, problem=problem, suggestion=command.usage)
+            return Parsed(command, values=found.groupdict())
         if not rest:
             return Parsed(command)
         if len(rest) == 1 and rest[0] in command.choices:

@@ -33,13 +33,16 @@ from core.actions import (
     TriageData,
 )
 from core.errors import DeliveryError, ResponderCheckUnavailable
+from core.itsm import IncidentLink
 from core.models import Incident, IncidentStatus, Owner
+from core.store import links as links_store
 from core.store import triage as triage_store
 from core.store.store import Store, version_key
 from core.triage import (
     CLOSING_CHOICES,
     Actor,
     IncidentDetails,
+    TriageAction,
     TriageChange,
     TriageState,
     observed,
@@ -97,8 +100,10 @@ class TriageDesk:
         *,
         responders: Responders | None = None,
         details: DetailsSource | None = None,
+        itsm: bool = False,
     ) -> None:
         self._store = store
+        self._itsm = itsm
         self._responders = responders
         self._details = details
         self.wake: Callable[[], None] = lambda: None
@@ -128,10 +133,30 @@ class TriageDesk:
         incident's newest action, already read)."""
         if shown is None:
             action = await triage_store.latest(self._store, incident.key)
+            links = await self._standing_links(incident.key)
         else:
-            action = shown.latest
+            action, links = shown.latest, shown.standing_links
+        return self.draw(incident, action, links, notice=notice)
+
+    def draw(
+        self,
+        incident: Incident,
+        action: TriageAction | None,
+        links: list[IncidentLink],
+        *,
+        notice: str | None = None,
+        details: IncidentDetails | None = None,
+    ) -> Card:
+        """The triage card of ``incident`` with its newest action and standing links."""
         return incident_card(
-            incident, action, triage=True, version=version_key(incident), notice=notice
+            incident,
+            action,
+            triage=True,
+            version=version_key(incident),
+            notice=notice,
+            details=details,
+            links=links,
+            itsm=self._itsm,
         )
 
     async def handle(self, verb: CardVerb, action: CardAction, data: BaseModel) -> Card | None:
@@ -146,7 +171,7 @@ class TriageDesk:
             return None
         incident = shown.incident
         try:
-            actor = await self._actor(action)
+            actor = await self.actor(action)
             if verb is CardVerb.RETRY:
                 assert isinstance(data, RetryData)
                 return await self._retry(incident, data, actor, action)
@@ -161,7 +186,7 @@ class TriageDesk:
             change = self._verbs[verb](incident, data, actor)
         except Refusal as refusal:
             return await self.card(incident, notice=str(refusal), shown=shown)
-        return await self._record(incident, verb, change, actor, action)
+        return await self._record(incident, verb, change, actor, action, shown.standing_links)
 
     async def invalid(self, action: CardAction, problems: list[str]) -> Card | None:
         """The card with what was wrong with the inputs; ``None`` when it was not posted here."""
@@ -193,14 +218,15 @@ class TriageDesk:
             verb=CardVerb.COMMENT.value, user=message.user, conversation=message.conversation
         )
         try:
-            actor = await self._actor(clicked)
+            actor = await self.actor(clicked)
         except Refusal as refusal:
             return [error_card("Not added to the incident", str(refusal))]
         change = TriageChange(kind="comment", comment=message.text)
         await self._record(incident, CardVerb.COMMENT, change, actor, clicked, skip=False)
         return []
 
-    async def _actor(self, action: CardAction) -> Actor:
+    async def actor(self, action: CardAction) -> Actor:
+        """Who clicked, when they may triage; ``Refusal`` otherwise (fails closed)."""
         object_id = action.user.aad_object_id
         if not object_id:
             raise Refusal("Warden could not tell who you are, so nothing was changed.")
@@ -228,6 +254,7 @@ class TriageDesk:
         change: TriageChange,
         actor: Actor,
         action: CardAction,
+        links: list[IncidentLink] | None = None,
         *,
         skip: bool = True,
     ) -> Card:
@@ -246,7 +273,13 @@ class TriageDesk:
         )
         self.wake()
         log.info("triage %s recorded (intent %s)", verb.value, intent)
-        return incident_card(incident, recorded, triage=True, version=version_key(incident))
+        if links is None:
+            links = await self._standing_links(incident.key)
+        return self.draw(incident, recorded, links)
+
+    async def _standing_links(self, incident_key: str) -> list[IncidentLink]:
+        stored = await links_store.links_of(self._store, incident_key)
+        return [s.link for s in stored if s.active]
 
     async def _retry(
         self, incident: Incident, data: RetryData, actor: Actor, action: CardAction
@@ -266,9 +299,8 @@ class TriageDesk:
         except (DeliveryError, ValueError):
             raise Refusal("Sentinel did not answer; try again in a minute.") from None
         action = await triage_store.latest(self._store, incident.key)
-        return incident_card(
-            incident, action, triage=True, version=version_key(incident), details=details
-        )
+        links = await self._standing_links(incident.key)
+        return self.draw(incident, action, links, details=details)
 
 
 def _assign_me(incident: Incident, data: BaseModel, actor: Actor) -> TriageChange:

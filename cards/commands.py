@@ -32,6 +32,10 @@ class Command:
     choices: tuple[str, ...] = ()
     """The words accepted as its one optional argument; empty when it takes none."""
 
+    pattern: str | None = None
+    """A regular expression its arguments must match in full (named groups are the values),
+    for commands whose arguments are not one word from ``choices``."""
+
 
 def _usage(name: str, choices: tuple[str, ...] = ()) -> str:
     """``name`` followed by its optional argument, e.g. ``subscribe incidents [low|high]``."""
@@ -55,6 +59,18 @@ COMMANDS: tuple[Command, ...] = (
         "status",
         _usage("status"),
         "Show this conversation's subscription and delivery.",
+    ),
+    Command(
+        "link",
+        "link <incident number> to <record number>",
+        "Link an incident whose card is here to a ServiceNow record (e.g. CHG0030001).",
+        pattern=r"#?(?P<incident>\d{1,9})\s+to\s+(?P<record>[a-z]{2,4}\d{7,12})",
+    ),
+    Command(
+        "unlink",
+        "unlink <incident number> from <record number>",
+        "Remove an incident's link to a ServiceNow record.",
+        pattern=r"#?(?P<incident>\d{1,9})\s+from\s+(?P<record>[a-z]{2,4}\d{7,12})",
     ),
 )
 """Every command, in the order help lists them."""

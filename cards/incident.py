@@ -14,7 +14,7 @@ from the incident passes through :func:`cards.text.inert`; see :mod:`cards.text`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import NamedTuple
@@ -33,8 +33,10 @@ from cards.elements import (
     text_block,
     text_run,
 )
+from cards.links import itsm_buttons, link_buttons, link_rows
 from cards.text import humanize_identifier, inert, localized, shorten
 from cards.verbs import CardVerb
+from core.itsm import IncidentLink
 from core.models import Incident, IncidentStatus, Severity
 from core.triage import CLOSING_CHOICES, IncidentDetails, TriageAction, TriageState
 
@@ -80,13 +82,17 @@ def incident_card(
     version: str = "",
     details: IncidentDetails | None = None,
     notice: str | None = None,
+    links: Sequence[IncidentLink] = (),
+    itsm: bool = False,
 ) -> JSON:
     """The Adaptive Card that shows ``incident`` in a Teams conversation.
 
     ``action`` is the incident's newest triage action (a line under the facts says who asked
     for what, and how it went); ``triage`` adds the triage buttons, whose data carries
     ``version`` (the stored version drawn) so a click on an older card is recognised;
-    ``details`` lists alerts and entities; ``notice`` is a message to the person who clicked.
+    ``details`` lists alerts and entities; ``notice`` is a message to the person who clicked;
+    ``links`` are the incident's standing ITSM links, and ``itsm`` (with triage) adds the
+    buttons that link it to ServiceNow (see :mod:`cards.links`).
     Untrusted text is neutralised (no ``{{``, no markdown links); only http(s) links become
     buttons; the description is shortened to :data:`DESCRIPTION_LIMIT` characters.
     """
@@ -96,15 +102,19 @@ def incident_card(
     body += [_header(incident), _title(incident), fact_set(_facts(incident))]
     if action is not None:
         body.append(_action_line(action, incident.key))
+    body += link_rows(links)
     description = inert(incident.description or "")
     if description:
         body.append(rich_text(shorten(description, DESCRIPTION_LIMIT), spacing="medium"))
     if details is not None:
         body += _details(details)
     if triage:
-        body.append(_triage_buttons(incident, version))
+        buttons = _triage_buttons(incident, version)
+        if itsm:
+            buttons["actions"] += itsm_buttons(incident.key, version, can_create=not links)
+        body.append(buttons)
     body.append(_footer(incident))
-    return adaptive_card(body, _actions(incident, version if triage else None))
+    return adaptive_card(body, _actions(incident, version if triage else None, links))
 
 
 def severity_pill(severity: Severity) -> JSON:
@@ -164,17 +174,20 @@ def _footer(incident: Incident) -> JSON:
     return text_block(text, isSubtle=True, size="small", separator=True, spacing="medium")
 
 
-def _actions(incident: Incident, version: str | None) -> list[JSON]:
-    """Links to Sentinel and Defender (each safe link present), *Alerts and entities* (with
-    triage), then *Refresh*.
+def _actions(
+    incident: Incident, version: str | None, links: Sequence[IncidentLink] = ()
+) -> list[JSON]:
+    """Links to Sentinel and Defender (each safe link present), to the linked ITSM records,
+    *Alerts and entities* (with triage), then *Refresh*.
 
     *Refresh* carries the incident's key, so the bot can redraw the card from the store.
     """
-    links = (
+    sources = (
         ("Open in Sentinel", safe_url(incident.incident_url)),
         ("Open in Defender", safe_url(incident.provider_url)),
     )
-    actions = [open_url(title, url) for title, url in links if url is not None]
+    actions = [open_url(title, url) for title, url in sources if url is not None]
+    actions += link_buttons(links)
     if version is not None:
         data = {"incident": incident.key, "version": version}
         actions.append(execute("Alerts and entities", CardVerb.DETAILS, data))

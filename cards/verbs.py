@@ -44,6 +44,12 @@ class CardVerb(StrEnum):
     RETRY = "incident.retry"
     """Ask again for a triage change that was not applied (``action``: its intent id)."""
 
+    LINK = "incident.link"
+    """Link the incident to an ITSM record (``record``: its number, e.g. CHG0030001)."""
+
+    CREATE_CHANGE = "incident.create_change"
+    """Create a ServiceNow change request from the incident, and link it."""
+
     @classmethod
     def parse(cls, verb: str | None) -> CardVerb | None:
         """The member whose value is exactly ``verb``; ``None`` for an unknown or missing verb."""

@@ -7,6 +7,7 @@ so a crafted payload cannot set what the button does not offer (no mass assignme
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -94,3 +95,21 @@ class RetryData(BaseModel):
 
     incident: str = Field(min_length=1, max_length=1024)
     action: str = Field(min_length=1, max_length=64)
+
+
+RECORD_NUMBER = re.compile(r"[A-Z]{2,4}[0-9]{7,12}")
+"""What a record number looks like: a prefix (CHG, INC, …) and its digits."""
+
+
+class LinkData(TriageData):
+    """*Link to ServiceNow…*: the record's number (typed, or picked from a search)."""
+
+    record: str = Field(max_length=40)
+
+    @field_validator("record")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        number = value.strip().upper()
+        if not RECORD_NUMBER.fullmatch(number):
+            raise ValueError("give a record number, e.g. CHG0030001")
+        return number

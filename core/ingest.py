@@ -152,10 +152,11 @@ _VERSION = {
     "postgresql": Statement('SELECT version FROM incidents WHERE "key" = :key FOR UPDATE'),
 }
 _UPSERT = Statement(
-    'INSERT INTO incidents ("key", version, severity, payload, updated_at) '
-    "VALUES (:key, :version, :severity, :payload, :updated_at) "
+    'INSERT INTO incidents ("key", version, severity, payload, updated_at, number) '
+    "VALUES (:key, :version, :severity, :payload, :updated_at, :number) "
     'ON CONFLICT ("key") DO UPDATE SET version = excluded.version, '
-    "severity = excluded.severity, payload = excluded.payload, updated_at = excluded.updated_at"
+    "severity = excluded.severity, payload = excluded.payload, updated_at = excluded.updated_at, "
+    "number = excluded.number"
 )
 _TARGETS = Statement(
     "SELECT conversation_id FROM posted_cards WHERE incident_key = :key "
@@ -211,6 +212,7 @@ def ingest_one(
             "severity": incident.severity.value,
             "payload": cipher.encrypt(incident.model_dump_json()),
             "updated_at": now,
+            "number": incident.number,
         },
     )
     jobs = _enqueue_cards(conn, incident, trace or {}, cipher)

@@ -70,3 +70,17 @@ async def run_as_leader(
         except (SQLAlchemyError, OSError) as exc:
             log.warning("leadership of %s lost or unavailable: %s", name, type(exc).__name__)
         await asyncio.sleep(retry_seconds)
+
+
+@contextlib.asynccontextmanager
+async def leading(
+    store: Store, name: str, work: Callable[[], Awaitable[None]], *, every: float
+) -> AsyncIterator[None]:
+    """Run ``run_as_leader(store, name, work)`` in the background for the ``with`` block."""
+    task = asyncio.create_task(run_as_leader(store, name, work, retry_seconds=every))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

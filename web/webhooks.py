@@ -51,13 +51,9 @@ class SentinelWebhook:
 
     async def handle(self, request: web.Request) -> web.Response:
         """Verify, parse, store, acknowledge."""
-        if request.content_type != "application/json":
-            return problem(415, "Unsupported media type", "Send application/json.", slug="media")
-        if request.content_length is not None and request.content_length > self._max_bytes:
-            return self._too_large()
-        body = await request.content.read(self._max_bytes + 1)
-        if len(body) > self._max_bytes:
-            return self._too_large()
+        body = await read_json_body(request, self._max_bytes)
+        if isinstance(body, web.Response):
+            return body
         try:
             webhook_id = await self._authenticate(body, request)
         except SignatureError as exc:
@@ -97,7 +93,13 @@ class SentinelWebhook:
             raise SignatureError("no signature and no valid bearer")
         return request.headers.get("webhook-id") or None
 
-    def _too_large(self) -> web.Response:
-        return problem(
-            413, "Payload too large", f"The limit is {self._max_bytes} bytes.", slug="size"
-        )
+
+async def read_json_body(request: web.Request, max_bytes: int) -> bytes | web.Response:
+    """A webhook's raw JSON body, or the problem answer: 415 not JSON, 413 over ``max_bytes``."""
+    if request.content_type != "application/json":
+        return problem(415, "Unsupported media type", "Send application/json.", slug="media")
+    too_large = problem(413, "Payload too large", f"The limit is {max_bytes} bytes.", slug="size")
+    if request.content_length is not None and request.content_length > max_bytes:
+        return too_large
+    body = await request.content.read(max_bytes + 1)
+    return too_large if len(body) > max_bytes else body

@@ -112,3 +112,22 @@ def ci_matches(record: Any, wanted: set[str]) -> bool:
         return False
     keys = (value(record, "name"), value(record, "fqdn"), value(record, "ip_address"))
     return any(key.lower() in wanted for key in keys if key)
+
+
+def record_from_webhook(body: Any, instance_url: str) -> ItsmRecord:
+    """The record in a business rule's message (``{"table", "sys_id", "record", …}``).
+
+    ``InvalidPayload`` naming the field when it is not one: a table Warden does not link,
+    no record, or a record whose ``sys_id`` is not the message's.
+    """
+    if not isinstance(body, dict):
+        raise InvalidPayload("the message must be a JSON object", field="")
+    table = body.get("table")
+    try:
+        kind = RecordType(str(table))
+    except ValueError:
+        raise InvalidPayload(f"table {table!r} is not one Warden links", field="table") from None
+    record = record_from_json(body.get("record"), kind, instance_url)
+    if body.get("sys_id") not in (None, record.key):
+        raise InvalidPayload("sys_id differs from the record's", field="sys_id")
+    return record

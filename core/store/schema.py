@@ -52,6 +52,8 @@ incidents = Table(
     Column("severity", String(32), nullable=False),
     Column("payload", Text, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("number", Integer),
+    Index("ix_incidents_number", "number"),
 )
 
 posted_cards = Table(
@@ -108,6 +110,28 @@ incident_comments = Table(
     Column("comment_id", String(256), primary_key=True),
     Column("origin", String(16), nullable=False),
     Column("seen_at", Float, nullable=False),
+)
+
+incident_links = Table(
+    "incident_links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_key", String(1024), nullable=False),
+    Column("system", String(16), nullable=False),
+    Column("external_id", String(64), nullable=False),
+    Column("record_key", String(64), nullable=False),
+    Column("record_type", String(32), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("status", String(128), nullable=False),
+    Column("priority", Integer),
+    Column("linked_by", String(128), nullable=False),
+    Column("linked_by_name", Text, nullable=False),
+    Column("record_updated_at", String(32)),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_incident_links_record", "system", "record_key"),
+    Index("ux_incident_links_link", "incident_key", "system", "external_id", unique=True),
 )
 
 admin_audit = Table(
@@ -225,6 +249,7 @@ SEALED = (
     conversations.c.reference,
     triage_actions.c.change,
     triage_actions.c.actor_name,
+    incident_links.c.linked_by_name,
     evidence_submissions.c.text,
     evidence_decisions.c.comment,
     audit_entries.c.body,

@@ -11,13 +11,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.ingest import CARD_JOB, card_ordering_key
+from core.itsm import IncidentLink
 from core.models import Incident
 from core.store import outbox
-from core.store.schema import conversations, incidents, posted_cards, triage_actions
+from core.store.cards import redraw_cards
+from core.store.links import StoredLink, enqueue_outcomes, read_links
+from core.store.schema import incident_links, incidents, posted_cards, triage_actions
 from core.store.schema import outbox as outbox_table
 from core.store.store import Store
 from core.triage import TRIAGE_JOB, Actor, TriageAction, TriageChange, TriageState
@@ -32,7 +34,13 @@ _NEWEST = (
     .scalar_subquery()
 )
 _SHOWN_HERE = (
-    select(incidents.c.payload.label("incident_payload"), triage_actions)
+    select(
+        incidents.c.payload.label("incident_payload"),
+        exists()
+        .where(incident_links.c.incident_key == bindparam("incident_key"))
+        .label("has_links"),
+        triage_actions,
+    )
     .select_from(
         posted_cards.join(incidents, incidents.c.key == posted_cards.c.incident_key).outerjoin(
             triage_actions, triage_actions.c.id == _NEWEST
@@ -42,19 +50,6 @@ _SHOWN_HERE = (
         posted_cards.c.incident_key == bindparam("incident_key"),
         posted_cards.c.conversation_id == bindparam("conversation_id"),
     )
-)
-_SHOWING = select(posted_cards.c.conversation_id).where(
-    and_(
-        posted_cards.c.incident_key == bindparam("incident_key"),
-        posted_cards.c.conversation_id.in_(
-            select(conversations.c.id).where(conversations.c.active.is_(True))
-        ),
-    )
-)
-_WAITING = select(outbox_table.c.ordering_key).where(
-    outbox_table.c.status == outbox.PENDING,
-    outbox_table.c.kind == CARD_JOB,
-    outbox_table.c.ordering_key.in_(bindparam("keys", expanding=True)),
 )
 
 
@@ -100,7 +95,7 @@ async def record(
     def write(conn: Connection, _: None) -> int:
         result = conn.execute(_INSERT_ACTION, values)
         conn.execute(_INSERT_JOB, row)
-        _redraw_cards(conn, store, incident_key, skip=skip_card_in)
+        redraw_cards(conn, store, incident_key, skip=skip_card_in)
         (action_id,) = result.inserted_primary_key or (0,)
         return int(action_id)
 
@@ -141,7 +136,11 @@ async def set_state(
             .where(triage_actions.c.intent_id == intent_id)
             .values(state=state.value, detail=detail, updated_at=now)
         )
-        _redraw_cards(conn, store, current.incident_key)
+        redraw_cards(conn, store, current.incident_key)
+        if state is TriageState.APPLIED:
+            outcome = itsm_outcome(current)
+            if outcome is not None:
+                enqueue_outcomes(conn, store, current.incident_key, outcome)
         return current.model_copy(update={"state": state, "detail": detail, "updated_at": now})
 
     return await store.run_write(write, None)
@@ -153,21 +152,30 @@ class Shown:
 
     incident: Incident
     latest: TriageAction | None
+    links: list[StoredLink]
+    """Every link the incident ever had (``links_stamp`` versions the card with them)."""
+
+    @property
+    def standing_links(self) -> list[IncidentLink]:
+        """The links the card shows."""
+        return [stored.link for stored in self.links if stored.active]
 
 
 async def shown_here(store: Store, incident_key: str, conversation_id: str) -> Shown | None:
     """The incident and its newest action, when its card was posted in the conversation.
 
-    One query (a click's reads in one round trip); ``None`` when the card is not there.
+    One query (a click's reads in one round trip), and one more for the incident's links
+    when it has any; ``None`` when the card is not there.
     """
     params = {"incident_key": incident_key, "conversation_id": conversation_id}
     async with store.reading() as conn:
         row = (await conn.execute(_SHOWN_HERE, params)).first()
-    if row is None:
-        return None
+        if row is None:
+            return None
+        links = await read_links(store, conn, incident_key) if row.has_links else []
     payload = store.cipher.decrypt(row.incident_payload, "incidents.payload", incident_key)
     latest = None if row.id is None else _action(store, row)
-    return Shown(Incident.model_validate_json(payload), latest)
+    return Shown(Incident.model_validate_json(payload), latest, links)
 
 
 async def latest(store: Store, incident_key: str) -> TriageAction | None:
@@ -214,25 +222,19 @@ def _action(store: Store, row: Any) -> TriageAction:
     )
 
 
-def _redraw_cards(
-    conn: Connection, store: Store, incident_key: str, skip: str | None = None
-) -> None:
-    """A card job for each active conversation showing the incident (none already waiting)."""
-    targets = {row[0] for row in conn.execute(_SHOWING, {"incident_key": incident_key})} - {skip}
-    if not targets:
-        return
-    keys = {card_ordering_key(incident_key, conversation): conversation for conversation in targets}
-    already = {row[0] for row in conn.execute(_WAITING, {"keys": list(keys)})}
-    rows = [
-        outbox.job_row(
-            CARD_JOB,
-            key,
-            {"incident_key": incident_key, "conversation_id": conversation},
-            cipher=store.cipher,
-            conversation_id=conversation,
-        )
-        for key, conversation in sorted(keys.items())
-        if key not in already
-    ]
-    if rows:
-        conn.execute(outbox_table.insert(), rows)
+def itsm_outcome(action: TriageAction) -> dict[str, Any] | None:
+    """What a linked ITSM record is told of an applied action (None: comments stay in
+    Sentinel): a work note naming who did what, and the new status or severity."""
+    change = action.change
+    if change.kind == "comment":
+        return None
+    outcome: dict[str, Any] = {
+        "note": f"Sentinel incident: {change.summary()}, by {action.actor.display} via Teams.",
+        "intent": action.intent_id,
+    }
+    if change.kind == "status" and change.status is not None:
+        outcome["status"] = change.status.value
+        outcome["classification"] = change.classification
+    if change.kind == "severity" and change.severity is not None:
+        outcome["severity"] = change.severity.value
+    return outcome

@@ -14,13 +14,10 @@ from typing import Any
 
 import pytest
 
-from app import STORE, WORKER
 from cards.verbs import CardVerb
-from core.store import outbox
-from core.store.store import Store
-from core.triage import TRIAGE_JOB
 from sandbox.arm import ArmSandbox, Fault, run_arm_sandbox
-from tests.integration.conftest import Warden, WardenFactory
+from tests.integration.conftest import WardenFactory
+from tests.integration.triage_support import open_desk
 from tests.support import USER, channel_id, invoke_activity, message_activity
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
@@ -35,123 +32,12 @@ async def arm() -> AsyncIterator[ArmSandbox]:
         yield sandbox
 
 
-def _connected(arm: ArmSandbox, **more: Any) -> dict[str, Any]:
-    """Settings that connect Warden to the sandbox Sentinel (webhooks, no polling)."""
-    return {
-        "arm_endpoint": arm.url,
-        "arm_ca_bundle": arm.ca_path,
-        "graph_endpoint": arm.graph_url,
-        "azure_tenant_id": arm.tenant_id,
-        "azure_client_id": arm.client_id,
-        "azure_client_secret": arm.client_secret,
-        "azure_authority_host": arm.authority,
-        **more,
-    }
-
-
-class Desk:
-    """A channel with a Warden card for one sandbox incident, and a way to click it."""
-
-    def __init__(self, warden: Warden, arm: ArmSandbox, conversation: str, name: str) -> None:
-        self.warden, self.arm, self.conversation, self.name = warden, arm, conversation, name
-
-    @property
-    def key(self) -> str:
-        return str(self.arm.incident(self.name)["id"]).lower()
-
-    def card(self) -> dict[str, Any]:
-        """The newest card content the connector holds for the incident (post or update)."""
-        bodies = [
-            r.body
-            for r in self.warden.connector.posts(self.conversation, successful=True)
-            + self.warden.connector.updates(self.conversation, successful=True)
-            if "attachments" in (r.body or {}) and self.key in str(r.body)
-        ]
-        assert bodies, "no card for the incident"
-        content: dict[str, Any] = bodies[-1]["attachments"][0]["content"]
-        return content
-
-    def version(self) -> str:
-        """The version the newest card's triage buttons carry."""
-        return _find_version(self.card())
-
-    async def click(
-        self, verb: CardVerb, inputs: dict[str, Any] | None = None, *, version: str | None = None
-    ) -> dict[str, Any]:
-        """Click ``verb`` on the newest card (with ``inputs``); returns the answered card."""
-        data: dict[str, Any] = {"incident": self.key, **(inputs or {})}
-        if verb is not CardVerb.RETRY:  # *Try again* names the action, not a version
-            data["version"] = version or self.version()
-        activity = invoke_activity(self.warden.connector.url, self.conversation, verb.value, data)
-        response = await self.warden.client.post("/api/messages", json=activity)
-        assert response.status == 200
-        body: dict[str, Any] = await response.json()
-        assert body["statusCode"] == 200
-        assert body["type"] == "application/vnd.microsoft.card.adaptive"
-        value: dict[str, Any] = body["value"]
-        return value
-
-    @property
-    def store(self) -> Store:
-        return self.warden.client.server.app[STORE]
-
-    async def settled(self) -> None:
-        """Wait until no triage or card job is left to run."""
-
-        async def idle() -> bool:
-            return not await outbox.list_jobs(self.store, outbox.UNFINISHED)
-
-        await self.warden.client.server.app[WORKER].wait_until(idle)
-
-    async def triage_jobs(self) -> list[outbox.JobRow]:
-        return [job for job in await outbox.list_jobs(self.store) if job.kind == TRIAGE_JOB]
-
-    def comments(self) -> list[str]:
-        return [str(c["properties"]["message"]) for c in self.arm.comments(self.name)]
-
-    def properties(self) -> dict[str, Any]:
-        props: dict[str, Any] = self.arm.incident(self.name)["properties"]
-        return props
-
-
-def _find_version(card: Any) -> str:
-    """The ``version`` in the first triage button's data of a card."""
-    if isinstance(card, dict):
-        data = card.get("data")
-        if isinstance(data, dict) and "version" in data:
-            return str(data["version"])
-        values = list(card.values())
-    elif isinstance(card, list):
-        values = card
-    else:
-        return ""
-    for value in values:
-        found = _find_version(value)
-        if found:
-            return found
-    return ""
-
-
-async def _desk(
-    start_warden: WardenFactory, arm: ArmSandbox, *, severity: str = "High", **settings: Any
-) -> Desk:
-    warden = await start_warden(**_connected(arm, **settings))
-    conversation = await warden.subscribed_channel()
-    made = arm.create_incident({"title": "Suspicious sign-in", "severity": severity})
-    response = await warden.webhook(made)
-    assert response.status == 202
-    desk = Desk(warden, arm, conversation, made["name"])
-    await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
-    await desk.settled()
-    return desk
-
-
 async def test_assign_to_me_writes_owner_and_attribution(
     start_warden: WardenFactory, arm: ArmSandbox
 ) -> None:
     """*Assign to me*: the answer shows "applying…" at once; Sentinel gets the owner and an
     attribution comment; every card then shows the owner and who did it."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     answer = await desk.click(CardVerb.ASSIGN_ME)
     assert "Applying" in str(answer)
     await desk.settled()
@@ -166,7 +52,7 @@ async def test_severity_change_applied_and_attributed(
     start_warden: WardenFactory, arm: ArmSandbox
 ) -> None:
     """*Severity…* High → Medium lands in Sentinel, named in a comment, shown on the card."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     await desk.click(CardVerb.SEVERITY, {"severity": "Medium"})
     await desk.settled()
     assert desk.properties()["severity"] == "Medium"
@@ -179,7 +65,7 @@ async def test_close_needs_classification_and_comment_then_cannot_close_again(
 ) -> None:
     """Closing without a comment is refused with the reason; with one it closes as asked;
     a closed incident cannot be closed again."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     refused = await desk.click(CardVerb.CLOSE, {"classification": "FalsePositive:InaccurateData"})
     assert "a comment is needed" in str(refused)
     assert not await desk.triage_jobs()
@@ -201,7 +87,7 @@ async def test_comment_reaches_sentinel_with_author(
     start_warden: WardenFactory, arm: ArmSandbox
 ) -> None:
     """*Comment…* adds a Sentinel comment that names its author."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     await desk.click(CardVerb.COMMENT, {"comment": "Looking into the sign-in logs"})
     await desk.settled()
     assert "Looking into the sign-in logs\n\n\u2014 Adele Vance via Teams" in desk.comments()
@@ -211,7 +97,7 @@ async def test_click_on_stale_card_refused_with_current_card(
     start_warden: WardenFactory, arm: ArmSandbox
 ) -> None:
     """A click on a card older than the stored incident changes nothing and says why."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     old = desk.version()
     changed = arm.portal_update(desk.name, severity="Low")
     await desk.warden.webhook(changed)
@@ -230,7 +116,7 @@ async def test_change_in_portal_before_write_is_a_conflict(
 ) -> None:
     """Changed in the portal (Warden not yet told): the write is refused as a conflict, the
     card shows the incident as it is now, and Sentinel keeps the portal's value."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     arm.portal_update(desk.name, severity="Low")
     await desk.click(CardVerb.SEVERITY, {"severity": "Medium"})
     await desk.settled()
@@ -244,7 +130,7 @@ async def test_two_people_same_field_second_sees_conflict(
 ) -> None:
     """Two severity clicks on the same card: the first lands, the second is told, never a
     silent overwrite."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     version = desk.version()
     await desk.click(CardVerb.SEVERITY, {"severity": "Medium"}, version=version)
     await desk.click(CardVerb.SEVERITY, {"severity": "Low"}, version=version)
@@ -258,7 +144,9 @@ async def test_outside_responder_groups_refused_member_allowed(
 ) -> None:
     """With responder groups set, a non-member is refused politely and nothing changes; once
     in the group (and the cache expired) the same click works."""
-    desk = await _desk(start_warden, arm, responder_group_ids=RESPONDERS, responder_cache_seconds=0)
+    desk = await open_desk(
+        start_warden, arm, responder_group_ids=RESPONDERS, responder_cache_seconds=0
+    )
     refused = await desk.click(CardVerb.ASSIGN_ME)
     assert "Only members of the incident responder groups" in str(refused)
     assert not await desk.triage_jobs()
@@ -271,7 +159,7 @@ async def test_outside_responder_groups_refused_member_allowed(
 
 async def test_graph_down_fails_closed(start_warden: WardenFactory, arm: ArmSandbox) -> None:
     """When Graph cannot answer, triage is refused (fail closed) with a plain sentence."""
-    desk = await _desk(start_warden, arm, responder_group_ids=RESPONDERS)
+    desk = await open_desk(start_warden, arm, responder_group_ids=RESPONDERS)
     arm.set_down(True, service="graph")
     refused = await desk.click(CardVerb.SEVERITY, {"severity": "Low"})
     assert "could not check that you are a responder" in str(refused)
@@ -282,7 +170,7 @@ async def test_sentinel_down_waits_then_applies(
     start_warden: WardenFactory, arm: ArmSandbox
 ) -> None:
     """Sentinel down: the action waits (the card says so) and is applied when it is back."""
-    desk = await _desk(start_warden, arm, outbox__base_delay_seconds=0.05)
+    desk = await open_desk(start_warden, arm, outbox__base_delay_seconds=0.05)
     arm.set_down(True, retry_after=0.2)
     await desk.click(CardVerb.SEVERITY, {"severity": "Medium"})
     await desk.warden.connector.wait_for(
@@ -297,7 +185,7 @@ async def test_sentinel_down_waits_then_applies(
 async def test_refused_write_offers_try_again(start_warden: WardenFactory, arm: ArmSandbox) -> None:
     """A write Sentinel refuses (400) is *not applied* with a *Try again* button, which
     applies it once Sentinel accepts."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     arm.add_fault(Fault(status=400, method="PUT", times=1, code="BadRequest"))
     await desk.click(CardVerb.SEVERITY, {"severity": "Medium"})
     await desk.settled()
@@ -320,7 +208,7 @@ async def test_triage_data_with_extra_field_refused(
     start_warden: WardenFactory, arm: ArmSandbox
 ) -> None:
     """A crafted payload that adds a field (an owner) is refused: no mass assignment."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     answer = await desk.click(CardVerb.SEVERITY, {"severity": "Low", "owner": "mallory"})
     assert "unexpected" in str(answer)
     assert not await desk.triage_jobs()
@@ -330,7 +218,7 @@ async def test_triage_from_another_conversation_refused(
     start_warden: WardenFactory, arm: ArmSandbox
 ) -> None:
     """A captured triage payload replayed from a conversation without the card is refused."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     other = channel_id("elsewhere")
     await desk.warden.install(other)
     data = {"incident": desk.key, "version": desk.version()}
@@ -346,7 +234,7 @@ async def test_assign_to_picked_person_names_them_once_applied(
 ) -> None:
     """*Assign to…* with the people picker's object id: Sentinel resolves the person, and
     the attribution comment and the card name them."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     picked = arm.add_user("Megan Bowen", "megan.bowen@contoso.com")
     await desk.click(CardVerb.ASSIGN, {"assignee": picked.object_id})
     await desk.settled()
@@ -360,7 +248,7 @@ async def test_reply_in_card_thread_becomes_comment_by_its_author(
 ) -> None:
     """A reply typed in the card's thread is added to the incident as its author's comment;
     the card then says so. A command typed there is still a command."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     root = desk.warden.card_posts(desk.conversation)[0].result_id
     activity = message_activity(
         desk.warden.connector.url, desk.conversation, "Checked the VPN logs", thread=root
@@ -381,7 +269,7 @@ async def test_sentinel_comments_reach_card_thread_once_without_echo(
 ) -> None:
     """A comment made in Sentinel is posted once in the card's thread, naming its author;
     the comments Warden wrote (attribution, a reply from Teams) are never posted back."""
-    desk = await _desk(start_warden, arm, sentinel_comments_seconds=0.2)
+    desk = await open_desk(start_warden, arm, sentinel_comments_seconds=0.2)
     await desk.click(CardVerb.SEVERITY, {"severity": "Medium"})
     await desk.click(CardVerb.COMMENT, {"comment": "Typed in Teams"}, version=desk.version())
     await desk.settled()
@@ -407,7 +295,7 @@ async def test_comment_from_older_card_still_added(
     start_warden: WardenFactory, arm: ArmSandbox
 ) -> None:
     """A comment changes no field, so a card older than the incident may still add one."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     old = desk.version()
     await desk.warden.webhook(arm.portal_update(desk.name, severity="Low"))
     await desk.settled()
@@ -420,7 +308,7 @@ async def test_triage_data_not_an_object_gets_error_card(
     start_warden: WardenFactory, arm: ArmSandbox
 ) -> None:
     """Action data of the wrong shape (a list) gets an error card, never a 500."""
-    desk = await _desk(start_warden, arm)
+    desk = await open_desk(start_warden, arm)
     activity = invoke_activity(
         desk.warden.connector.url, desk.conversation, CardVerb.SEVERITY.value, {}
     )

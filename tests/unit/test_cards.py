@@ -37,7 +37,9 @@ from cards import (
     welcome_card,
 )
 from cards.incident import DESCRIPTION_LIMIT, SEVERITY_STYLES
+from cards.links import SEARCH_DATASET, linked_card
 from cards.verbs import CardVerb
+from core.itsm import IncidentLink, ItsmSystem, RecordType
 from core.models import (
     ConversationKind,
     ConversationStatus,
@@ -128,6 +130,16 @@ def triage_action(state: TriageState, detail: str | None = None) -> TriageAction
     )
 
 
+CHANGE_LINK = IncidentLink(
+    system=ItsmSystem.SERVICENOW,
+    externalId="CHG0030001",
+    key="a9e30c7dc61122760116894de7bcc7bd",
+    url="https://contoso.service-now.com/change_request.do?sys_id=a9e30c7dc61122760116894de7bcc7bd",
+    type=RecordType.CHANGE_REQUEST,
+    status="Assess",
+    priority=3,
+)
+
 VARIANTS: dict[str, Callable[[], Card]] = {
     "incident_full": lambda: incident_card(full_incident()),
     "incident_triage_applying": lambda: incident_card(
@@ -151,6 +163,18 @@ VARIANTS: dict[str, Callable[[], Card]] = {
         notice="This incident changed since your card was drawn.",
     ),
     "incident_minimal": lambda: incident_card(make_incident()),
+    "incident_triage_linked": lambda: incident_card(
+        make_incident(),
+        triage=True,
+        version="v4",
+        links=[CHANGE_LINK],
+        itsm=True,
+    ),
+    "incident_triage_itsm_unlinked": lambda: incident_card(
+        make_incident(), triage=True, version="v5", itsm=True
+    ),
+    "linked_new": lambda: linked_card(42, CHANGE_LINK, linked=True, already=False),
+    "unlinked": lambda: linked_card(42, CHANGE_LINK, linked=False, already=False),
     **{f"incident_severity_{s.value.lower()}": partial(severity_variant, s) for s in Severity},
     **{f"welcome_{k.value}": partial(welcome_card, "Warden", k) for k in ConversationKind},
     "help_plain": lambda: help_card(),
@@ -238,7 +262,11 @@ def assert_valid_card(card: Card) -> None:
     assert_exact_enums(card)
 
 
-TEAMS_DATASETS = {"graph.microsoft.com/users", "graph.microsoft.com/users?scope=currentContext"}
+TEAMS_DATASETS = {
+    "graph.microsoft.com/users",
+    "graph.microsoft.com/users?scope=currentContext",
+    SEARCH_DATASET,
+}
 """The ``Data.Query`` datasets of Teams' people picker (a Teams extension to Input.ChoiceSet)."""
 
 

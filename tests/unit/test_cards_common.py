@@ -68,7 +68,14 @@ def test_commands_subscribe_choices_match_severity_parse() -> None:
 def test_commands_table_names_are_unique_lowercase_and_start_usage() -> None:
     """Command names are unique, lower-case, single-spaced and begin their usage."""
     names = [command.name for command in COMMANDS]
-    assert names == ["help", "subscribe incidents", "unsubscribe incidents", "status"]
+    assert names == [
+        "help",
+        "subscribe incidents",
+        "unsubscribe incidents",
+        "status",
+        "link",
+        "unlink",
+    ]
     for command in COMMANDS:
         assert command.name == " ".join(command.name.lower().split())
         assert command.usage.startswith(command.name)

@@ -1,0 +1,180 @@
+"""Linking incidents to ITSM records from Teams: ``link``/``unlink``, and the card's buttons.
+
+``@Warden link 42 to CHG0030001`` links incident #42 (its card must be in the conversation)
+to the record, after reading the record from the ITSM system: a record that does not exist,
+or that Warden's account cannot read, is refused with the reason and nothing is stored. The
+card's *Link to ServiceNow…* does the same for the incident it shows, and *Create change*
+asks the outbox to create a change request from the incident and link it (the create never
+sits in the click's path). Only responders may link, as only they may triage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bot.triage import Refusal, TriageDesk
+from bot.types import Card, CardAction, Message
+from cards.common import error_card
+from cards.links import SYSTEM_NAMES, linked_card
+from core.actions import LinkData, TriageData
+from core.errors import DeliveryError, ItsmAmbiguous
+from core.itsm import ItsmConnector, ItsmRecord, RecordType, normalize_number
+from core.store import links as links_store
+from core.store import triage as triage_store
+from core.store.store import Store
+
+log = logging.getLogger(__name__)
+
+LOOKUP_SECONDS = 8.0
+"""How long a link waits for the ITSM system to answer the record's lookup."""
+
+SEARCH_TYPES = (RecordType.CHANGE_REQUEST, RecordType.INCIDENT)
+"""What *Link to ServiceNow…* searches."""
+
+NOT_CONNECTED = (
+    "Warden is not connected to ServiceNow, so it cannot link records. An administrator sets "
+    "WARDEN_SERVICENOW__INSTANCE_URL and its credentials."
+)
+
+
+class LinkDesk:
+    """Answers ``link``/``unlink`` and the card's *Link to ServiceNow…* / *Create change*."""
+
+    def __init__(self, store: Store, triage: TriageDesk, connector: ItsmConnector | None) -> None:
+        """Check people and draw cards with ``triage``; read records through ``connector``."""
+        self._store = store
+        self._triage = triage
+        self._connector = connector
+
+    @property
+    def connected(self) -> bool:
+        """True when an ITSM system is configured."""
+        return self._connector is not None
+
+    async def command(self, message: Message, name: str, values: dict[str, str]) -> list[Card]:
+        """``link <n> to <record>`` or ``unlink <n> from <record>``."""
+        if self._connector is None:
+            return [error_card("Not connected to ServiceNow", NOT_CONNECTED)]
+        number = int(values["incident"])
+        conversation = message.conversation.conversation_id
+        incident = await links_store.incident_by_number(self._store, conversation, number)
+        if incident is None:
+            return [
+                error_card(
+                    f"No incident #{number} here",
+                    f"Incident #{number} has no card in this conversation; link it where its "
+                    "card was posted.",
+                )
+            ]
+        clicked = CardAction(verb=name, user=message.user, conversation=message.conversation)
+        try:
+            actor = await self._triage.actor(clicked)
+            if name == "unlink":
+                record = normalize_number(values["record"])
+                system = self._connector.system
+                removed = await links_store.unlink(self._store, incident, system, record, actor)
+                if removed is None:
+                    raise Refusal(f"#{number} is not linked to {record}; nothing changed.")
+                self._triage.wake()
+                return [linked_card(number, removed, linked=False, already=False)]
+            found = await self._lookup(values["record"])
+        except Refusal as refusal:
+            return [
+                error_card(
+                    "Nothing was linked" if name == "link" else "Nothing changed", str(refusal)
+                )
+            ]
+        link = found.link()
+        created = await links_store.link(self._store, incident, link, actor)
+        if created:
+            self._triage.wake()
+            log.info("incident linked to a %s record", link.system.value)
+        return [linked_card(number, link, linked=True, already=not created)]
+
+    async def link_action(self, action: CardAction, data: LinkData) -> Card:
+        """*Link to ServiceNow…* on a card: the record read, linked, and the card redrawn."""
+        shown = await self._shown(action, data)
+        notice: str
+        try:
+            if self._connector is None:
+                raise Refusal(NOT_CONNECTED)
+            actor = await self._triage.actor(action)
+            found = await self._lookup(data.record)
+        except Refusal as refusal:
+            return await self._triage.card(shown.incident, notice=str(refusal), shown=shown)
+        link = found.link()
+        created = await links_store.link(self._store, shown.incident, link, actor)
+        if created:
+            self._triage.wake()
+            notice = f"Linked to {SYSTEM_NAMES[link.system]} {link.external_id}."
+        else:
+            notice = f"Already linked to {link.external_id}."
+        return await self._triage.card(shown.incident, notice=notice)
+
+    async def create_change(self, action: CardAction, data: TriageData) -> Card:
+        """*Create change*: the create is queued (ServiceNow writes never sit in a click)."""
+        shown = await self._shown(action, data)
+        try:
+            if self._connector is None:
+                raise Refusal(NOT_CONNECTED)
+            actor = await self._triage.actor(action)
+            standing = [
+                link for link in shown.standing_links if link.type is RecordType.CHANGE_REQUEST
+            ]
+            if standing:
+                raise Refusal(f"It is linked to change {standing[0].external_id} already.")
+        except Refusal as refusal:
+            return await self._triage.card(shown.incident, notice=str(refusal), shown=shown)
+        await links_store.request_change(self._store, shown.incident.key, actor)
+        self._triage.wake()
+        notice = "Creating a change request in ServiceNow; the card shows it once it exists."
+        return await self._triage.card(shown.incident, notice=notice, shown=shown)
+
+    async def search(self, text: str) -> list[tuple[str, str]]:
+        """Typeahead: ``(title, number)`` of the records matching ``text`` (none on failure)."""
+        if self._connector is None or len(text.strip()) < 3:
+            return []
+        try:
+            async with asyncio.timeout(LOOKUP_SECONDS):
+                found = await self._connector.search(text, types=SEARCH_TYPES, limit=10)
+        except (DeliveryError, TimeoutError):
+            log.warning("record search failed")
+            return []
+        return [(f"{r.number} \u00b7 {r.short_description}"[:120], r.number) for r in found]
+
+    async def _shown(self, action: CardAction, data: TriageData) -> triage_store.Shown:
+        """The incident whose card was clicked here; ``NotShownHereError`` when it is not."""
+        conversation = action.conversation.conversation_id
+        shown = await triage_store.shown_here(self._store, data.incident, conversation)
+        if shown is None:
+            raise NotShownHereError
+        return shown
+
+    async def _lookup(self, number: str) -> ItsmRecord:
+        """The record, read now; ``Refusal`` saying why when it cannot be linked."""
+        assert self._connector is not None
+        try:
+            wanted = normalize_number(number)
+        except ValueError:
+            raise Refusal(f"{number.upper()} is not a record number (e.g. CHG0030001).") from None
+        try:
+            async with asyncio.timeout(LOOKUP_SECONDS):
+                found = await self._connector.get(wanted)
+        except ItsmAmbiguous as exc:
+            raise Refusal(exc.user_message) from None
+        except (DeliveryError, TimeoutError):
+            log.warning("record lookup failed")
+            raise Refusal(
+                "ServiceNow did not answer, so nothing was linked. Try again in a minute."
+            ) from None
+        if found is None:
+            raise Refusal(
+                f"No ServiceNow record {wanted} that Warden can read: check the number, or ask "
+                "an administrator to let Warden's account read it. Nothing was linked."
+            )
+        return found
+
+
+class NotShownHereError(Exception):
+    """The clicked incident's card is not in this conversation."""

@@ -1,0 +1,115 @@
+"""The ITSM part of an incident card: the linked records, and the buttons that link more.
+
+Each standing link is one FactSet row (``ServiceNow CHG0030001`` → ``Assess · P3``) and an
+*Open* button; with triage, *Link to ServiceNow…* (a record number, or a search where the
+client can type ahead) and *Create change* sit beside the triage buttons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cards.elements import JSON, adaptive_card, execute, fact_set, open_url, safe_url, text_block
+from cards.text import inert
+from cards.verbs import CardVerb
+from core.itsm import IncidentLink, ItsmSystem
+
+SYSTEM_NAMES = {ItsmSystem.SERVICENOW: "ServiceNow", ItsmSystem.JIRA: "Jira"}
+"""How each ITSM system is named on a card."""
+
+MAX_LINK_BUTTONS = 2
+"""*Open* buttons drawn for links at most (the card's action row is short)."""
+
+SEARCH_DATASET = "warden.itsm.records"
+"""The dataset a typeahead search asks the bot for (``application/search`` invokes)."""
+
+
+def link_rows(links: Sequence[IncidentLink]) -> list[JSON]:
+    """The heading and FactSet of the incident's links; nothing without a link."""
+    if not links:
+        return []
+    facts = [(f"{SYSTEM_NAMES[link.system]} {link.external_id}", _state(link)) for link in links]
+    return [
+        text_block("Linked records", weight="bolder", spacing="medium"),
+        fact_set(facts, spacing="small"),
+    ]
+
+
+def link_buttons(links: Sequence[IncidentLink]) -> list[JSON]:
+    """An *Open CHG…* button per link (the first few) whose URL is safe."""
+    buttons = []
+    for link in links[:MAX_LINK_BUTTONS]:
+        url = safe_url(link.url)
+        if url is not None:
+            buttons.append(open_url(f"Open {link.external_id}", url))
+    return buttons
+
+
+def itsm_buttons(incident_key: str, version: str, *, can_create: bool = True) -> list[JSON]:
+    """*Link to ServiceNow…* (number or search) and, unless linked already, *Create change*."""
+    data = {"incident": incident_key, "version": version}
+    number = {
+        "type": "Input.ChoiceSet",
+        "id": "record",
+        "label": "ServiceNow record",
+        "isRequired": True,
+        "errorMessage": "Give a record number, e.g. CHG0030001.",
+        "choices": [],
+        "choices.data": {"type": "Data.Query", "dataset": SEARCH_DATASET},
+        "placeholder": "Number or words from its description",
+        "fallback": {
+            "type": "Input.Text",
+            "id": "record",
+            "label": "ServiceNow record number",
+            "isRequired": True,
+            "errorMessage": "Give a record number, e.g. CHG0030001.",
+            "placeholder": "CHG0030001 or INC0010001",
+            "maxLength": 20,
+        },
+    }
+    buttons: list[JSON] = [
+        {
+            "type": "Action.ShowCard",
+            "title": "Link to ServiceNow\u2026",
+            "card": {
+                "type": "AdaptiveCard",
+                "body": [number],
+                "actions": [execute("Link", CardVerb.LINK, data)],
+            },
+        }
+    ]
+    if can_create:
+        buttons.append(execute("Create change", CardVerb.CREATE_CHANGE, data))
+    return buttons
+
+
+def _state(link: IncidentLink) -> str:
+    """``Assess · P3``: the record's state and priority as its system shows them."""
+    parts = [inert(link.status) or "Unknown state"]
+    if link.priority is not None:
+        parts.append(f"P{link.priority}")
+    return " \u00b7 ".join(parts)
+
+
+def linked_card(number: int | None, link: IncidentLink, *, linked: bool, already: bool) -> JSON:
+    """The answer to ``link``/``unlink``: what is now linked (or no longer), with its state."""
+    incident = f"#{number}" if number is not None else "The incident"
+    name = f"{SYSTEM_NAMES[link.system]} {link.external_id}"
+    if linked:
+        heading = (
+            f"{incident} was already linked to {name}"
+            if already
+            else f"Linked {incident} to {name}"
+        )
+        detail = f"{name}: {_state(link)}. The incident's cards show the link"
+        detail += "." if already else "; Sentinel gets a comment and a label."
+    else:
+        heading = f"Unlinked {incident} from {name}"
+        detail = "The incident's cards no longer show it; Sentinel gets a comment."
+    body: list[JSON] = [
+        text_block(inert(heading), weight="bolder", color="good", size="medium"),
+        text_block(inert(detail)),
+    ]
+    url = safe_url(link.url)
+    actions = [open_url(f"Open {link.external_id}", url)] if url is not None and linked else []
+    return adaptive_card(body, actions)
