@@ -15,26 +15,37 @@ from bot.types import Card
 from cards.incident import comment_card, incident_card
 from core.errors import DeliveryError, Outcome
 from core.models import ConversationRef, Incident
+from core.store import cmdb as cmdb_store
 from core.store import links as links_store
 from core.store import triage as triage_store
 from core.store.links import links_stamp
 from core.store.outbox import Job
-from core.store.store import Store, version_key
+from core.store.store import PostedCard, Store, version_key
 from core.triage import TriageAction
 
 log = logging.getLogger(__name__)
 
 
-def card_version(incident: Incident, action: TriageAction | None, links: str | None = None) -> str:
+def card_version(
+    incident: Incident,
+    action: TriageAction | None,
+    links: str | None = None,
+    cis: str | None = None,
+) -> str:
     """What a card shows, as a string that sorts in the order it changes: the incident's
-    version, then its newest triage action's state, then its links' (``links_stamp``).
+    version, then its newest triage action's state, then the newest change to its links
+    (``links_stamp``) or to its configuration items (``CiSet.stamp``), whichever is later.
 
     ``!`` sorts before ``#``, so a first triage action still outranks a link made before it.
+    Both stamps are fixed-width times that only grow (a CI set that became empty still moves
+    its stamp), so their later one grows with every change to either, and one suffix keeps
+    the version short.
     """
     stamp = version_key(incident)
     if action is not None:
         stamp += f"#{action.stamp()}"
-    return stamp if links is None else f"{stamp}!{links}"
+    later = max((s for s in (links, cis) if s is not None), default=None)
+    return stamp if later is None else f"{stamp}!{later}"
 
 
 class CardSender(Protocol):
@@ -48,15 +59,28 @@ class CardSender(Protocol):
 
 
 class IncidentCardDelivery:
-    """Runs ``incident.card`` jobs against the Teams adapter."""
+    """Runs ``incident.card`` jobs against the Teams adapter.
+
+    With ``cmdb`` (ServiceNow and Sentinel both configured) the card lists the incident's
+    configuration items, and a card job asks for a CMDB lookup when the incident has none
+    asked for its alert count yet: after the first post, and after the update that shows a
+    new alert count (``core.store.cmdb.ask_lookup`` enqueues at most one per count).
+    """
 
     def __init__(
-        self, store: Store, sender: CardSender, *, triage: bool = False, itsm: bool = False
+        self,
+        store: Store,
+        sender: CardSender,
+        *,
+        triage: bool = False,
+        itsm: bool = False,
+        cmdb: bool = False,
     ) -> None:
         self._store = store
         self._sender = sender
         self._triage = triage
         self._itsm = itsm
+        self._cmdb = cmdb
 
     async def __call__(self, job: Job) -> None:
         """Bring the incident's card in the job's conversation up to the stored version."""
@@ -71,31 +95,51 @@ class IncidentCardDelivery:
             return
         action = await triage_store.latest(self._store, incident_key)
         stored = await links_store.links_of(self._store, incident_key)
-        version = card_version(incident, action, links_stamp(stored))
-        posted = await self._store.posted_card(incident_key, conversation_id)
-        if posted is not None and posted.version >= version:
-            return
-        card = incident_card(
-            incident,
-            action,
-            triage=self._triage,
-            version=version_key(incident),
-            links=[s.link for s in stored if s.active],
-            itsm=self._itsm,
+        cis = await cmdb_store.ci_set(self._store, incident_key) if self._cmdb else None
+        version = card_version(
+            incident, action, links_stamp(stored), cis.stamp if cis is not None else None
         )
+        posted = await self._store.posted_card(incident_key, conversation_id)
+        if posted is None or posted.version < version:
+            card = incident_card(
+                incident,
+                action,
+                triage=self._triage,
+                version=version_key(incident),
+                links=[s.link for s in stored if s.active],
+                itsm=self._itsm,
+                cis=cis.items if cis is not None else (),
+            )
+            if not await self._show(job, conversation.ref, posted, card, version):
+                return
+        if self._cmdb and (cis is None or cis.alert_count != incident.alert_count):
+            await cmdb_store.ask_lookup(self._store, incident_key, incident.alert_count)
+
+    async def _show(
+        self,
+        job: Job,
+        ref: ConversationRef,
+        posted: PostedCard | None,
+        card: Card,
+        version: str,
+    ) -> bool:
+        """Post or update the card, and remember it; False when the bot left the conversation."""
+        incident_key = str(job.payload.get("incident_key"))
+        conversation_id = str(job.payload.get("conversation_id"))
         try:
             if posted is None:
-                activity_id = await self._sender.post_card(conversation.ref, card)
+                activity_id = await self._sender.post_card(ref, card)
             else:
                 activity_id = posted.activity_id
-                await self._sender.update_card(conversation.ref, activity_id, card)
+                await self._sender.update_card(ref, activity_id, card)
         except DeliveryError as exc:
             if not _bot_removed(exc, updating=posted is not None):
                 raise
             await self._store.deactivate_conversation(conversation_id)
             log.warning("outbox job %s: conversation marked inactive (%s)", job.id, exc)
-            return
+            return False
         await self._store.record_posted(incident_key, conversation_id, activity_id, version)
+        return True
 
 
 def _bot_removed(exc: DeliveryError, *, updating: bool) -> bool:

@@ -33,8 +33,9 @@ from core.actions import (
     TriageData,
 )
 from core.errors import DeliveryError, ResponderCheckUnavailable
-from core.itsm import IncidentLink
+from core.itsm import ConfigurationItem, IncidentLink
 from core.models import Incident, IncidentStatus, Owner
+from core.store import cmdb as cmdb_store
 from core.store import links as links_store
 from core.store import triage as triage_store
 from core.store.store import Store, version_key
@@ -133,10 +134,10 @@ class TriageDesk:
         incident's newest action, already read)."""
         if shown is None:
             action = await triage_store.latest(self._store, incident.key)
-            links = await self._standing_links(incident.key)
+            links, cis = await self._links_and_cis(incident.key)
         else:
-            action, links = shown.latest, shown.standing_links
-        return self.draw(incident, action, links, notice=notice)
+            action, links, cis = shown.latest, shown.standing_links, shown.cis
+        return self.draw(incident, action, links, notice=notice, cis=cis)
 
     def draw(
         self,
@@ -146,8 +147,9 @@ class TriageDesk:
         *,
         notice: str | None = None,
         details: IncidentDetails | None = None,
+        cis: list[ConfigurationItem] | None = None,
     ) -> Card:
-        """The triage card of ``incident`` with its newest action and standing links."""
+        """The triage card of ``incident`` with its newest action, standing links and CIs."""
         return incident_card(
             incident,
             action,
@@ -157,6 +159,7 @@ class TriageDesk:
             details=details,
             links=links,
             itsm=self._itsm,
+            cis=cis or (),
         )
 
     async def handle(self, verb: CardVerb, action: CardAction, data: BaseModel) -> Card | None:
@@ -186,7 +189,7 @@ class TriageDesk:
             change = self._verbs[verb](incident, data, actor)
         except Refusal as refusal:
             return await self.card(incident, notice=str(refusal), shown=shown)
-        return await self._record(incident, verb, change, actor, action, shown.standing_links)
+        return await self._record(incident, verb, change, actor, action, shown)
 
     async def invalid(self, action: CardAction, problems: list[str]) -> Card | None:
         """The card with what was wrong with the inputs; ``None`` when it was not posted here."""
@@ -254,7 +257,7 @@ class TriageDesk:
         change: TriageChange,
         actor: Actor,
         action: CardAction,
-        links: list[IncidentLink] | None = None,
+        shown: triage_store.Shown | None = None,
         *,
         skip: bool = True,
     ) -> Card:
@@ -273,13 +276,19 @@ class TriageDesk:
         )
         self.wake()
         log.info("triage %s recorded (intent %s)", verb.value, intent)
-        if links is None:
-            links = await self._standing_links(incident.key)
-        return self.draw(incident, recorded, links)
+        if shown is None:
+            links, cis = await self._links_and_cis(incident.key)
+        else:
+            links, cis = shown.standing_links, shown.cis
+        return self.draw(incident, recorded, links, cis=cis)
 
-    async def _standing_links(self, incident_key: str) -> list[IncidentLink]:
+    async def _links_and_cis(
+        self, incident_key: str
+    ) -> tuple[list[IncidentLink], list[ConfigurationItem]]:
+        """The incident's standing links and its CIs (each read apart, off the click path)."""
         stored = await links_store.links_of(self._store, incident_key)
-        return [s.link for s in stored if s.active]
+        found = await cmdb_store.ci_set(self._store, incident_key)
+        return [s.link for s in stored if s.active], found.items if found is not None else []
 
     async def _retry(
         self, incident: Incident, data: RetryData, actor: Actor, action: CardAction
@@ -299,8 +308,8 @@ class TriageDesk:
         except (DeliveryError, ValueError):
             raise Refusal("Sentinel did not answer; try again in a minute.") from None
         action = await triage_store.latest(self._store, incident.key)
-        links = await self._standing_links(incident.key)
-        return self.draw(incident, action, links, details=details)
+        links, cis = await self._links_and_cis(incident.key)
+        return self.draw(incident, action, links, details=details, cis=cis)
 
 
 def _assign_me(incident: Incident, data: BaseModel, actor: Actor) -> TriageChange:

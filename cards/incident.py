@@ -33,10 +33,10 @@ from cards.elements import (
     text_block,
     text_run,
 )
-from cards.links import itsm_buttons, link_buttons, link_rows
+from cards.links import ci_rows, itsm_buttons, link_buttons, link_rows
 from cards.text import humanize_identifier, inert, localized, shorten
 from cards.verbs import CardVerb
-from core.itsm import IncidentLink
+from core.itsm import ConfigurationItem, IncidentLink
 from core.models import Incident, IncidentStatus, Severity
 from core.triage import CLOSING_CHOICES, IncidentDetails, TriageAction, TriageState
 
@@ -84,6 +84,7 @@ def incident_card(
     notice: str | None = None,
     links: Sequence[IncidentLink] = (),
     itsm: bool = False,
+    cis: Sequence[ConfigurationItem] = (),
 ) -> JSON:
     """The Adaptive Card that shows ``incident`` in a Teams conversation.
 
@@ -92,7 +93,8 @@ def incident_card(
     ``version`` (the stored version drawn) so a click on an older card is recognised;
     ``details`` lists alerts and entities; ``notice`` is a message to the person who clicked;
     ``links`` are the incident's standing ITSM links, and ``itsm`` (with triage) adds the
-    buttons that link it to ServiceNow (see :mod:`cards.links`).
+    buttons that link it to ServiceNow (see :mod:`cards.links`); ``cis`` are the CMDB
+    configuration items matching its entities, listed under the links when there are some.
     Untrusted text is neutralised (no ``{{``, no markdown links); only http(s) links become
     buttons; the description is shortened to :data:`DESCRIPTION_LIMIT` characters.
     """
@@ -103,6 +105,7 @@ def incident_card(
     if action is not None:
         body.append(_action_line(action, incident.key))
     body += link_rows(links)
+    body += ci_rows(cis)
     description = inert(incident.description or "")
     if description:
         body.append(rich_text(shorten(description, DESCRIPTION_LIMIT), spacing="medium"))

@@ -1,8 +1,11 @@
-"""The ITSM part of an incident card: the linked records, and the buttons that link more.
+"""The ITSM part of an incident card: the linked records, the buttons that link more, and
+the configuration items (CMDB CIs) matching the incident's entities.
 
 Each standing link is one FactSet row (``ServiceNow CHG0030001`` → ``Assess · P3``) and an
 *Open* button; with triage, *Link to ServiceNow…* (a record number, or a search where the
-client can type ahead) and *Create change* sit beside the triage buttons.
+client can type ahead) and *Create change* sit beside the triage buttons. Each CI is one
+FactSet row (``web-prd-01`` → ``Linux Server · Production · David Loo``), the first
+:data:`MAX_CIS`, then ``+N more``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Sequence
 from cards.elements import JSON, adaptive_card, execute, fact_set, open_url, safe_url, text_block
 from cards.text import inert
 from cards.verbs import CardVerb
-from core.itsm import IncidentLink, ItsmSystem
+from core.itsm import ConfigurationItem, IncidentLink, ItsmSystem
 
 SYSTEM_NAMES = {ItsmSystem.SERVICENOW: "ServiceNow", ItsmSystem.JIRA: "Jira"}
 """How each ITSM system is named on a card."""
@@ -22,6 +25,22 @@ MAX_LINK_BUTTONS = 2
 
 SEARCH_DATASET = "warden.itsm.records"
 """The dataset a typeahead search asks the bot for (``application/search`` invokes)."""
+
+MAX_CIS = 5
+"""Configuration items listed on a card at most (the rest are counted)."""
+
+CI_CLASSES = {
+    "cmdb_ci_appl": "Application",
+    "cmdb_ci_computer": "Computer",
+    "cmdb_ci_database": "Database",
+    "cmdb_ci_ip_router": "IP Router",
+    "cmdb_ci_ip_switch": "IP Switch",
+    "cmdb_ci_linux_server": "Linux Server",
+    "cmdb_ci_server": "Server",
+    "cmdb_ci_vm_instance": "Virtual Machine Instance",
+    "cmdb_ci_win_server": "Windows Server",
+}
+"""How common CI classes are labelled (others: the class without ``cmdb_ci_``, in words)."""
 
 
 def link_rows(links: Sequence[IncidentLink]) -> list[JSON]:
@@ -33,6 +52,37 @@ def link_rows(links: Sequence[IncidentLink]) -> list[JSON]:
         text_block("Linked records", weight="bolder", spacing="medium"),
         fact_set(facts, spacing="small"),
     ]
+
+
+def ci_rows(cis: Sequence[ConfigurationItem]) -> list[JSON]:
+    """The heading and FactSet of the incident's CIs (name · class · env · owner), the first
+    :data:`MAX_CIS`, then ``+N more``; nothing without a CI."""
+    if not cis:
+        return []
+    facts = [(inert(ci.name), _ci_line(ci)) for ci in cis[:MAX_CIS]]
+    parts = [
+        text_block("Configuration items", weight="bolder", spacing="medium"),
+        fact_set(facts, spacing="small"),
+    ]
+    if len(cis) > MAX_CIS:
+        more = f"+{len(cis) - MAX_CIS} more"
+        parts.append(text_block(more, isSubtle=True, size="small", spacing="none"))
+    return parts
+
+
+def ci_class(kind: str) -> str:
+    """The label of a CI class: ``cmdb_ci_linux_server`` → ``Linux Server``."""
+    known = CI_CLASSES.get(kind.lower())
+    if known is not None:
+        return known
+    words = kind.lower().removeprefix("cmdb_ci_").replace("_", " ").strip()
+    return inert(words.capitalize()) or "Configuration item"
+
+
+def _ci_line(ci: ConfigurationItem) -> str:
+    """``Linux Server · Production · David Loo``: what is known of the CI."""
+    parts = [ci_class(ci.type), inert(ci.env or ""), inert(ci.owner or "")]
+    return " \u00b7 ".join(part for part in parts if part)
 
 
 def link_buttons(links: Sequence[IncidentLink]) -> list[JSON]:

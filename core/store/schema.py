@@ -134,6 +134,38 @@ incident_links = Table(
     Index("ux_incident_links_link", "incident_key", "system", "external_id", unique=True),
 )
 
+incident_cis = Table(
+    "incident_cis",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_key", String(1024), nullable=False),
+    Column("ci_id", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("type", String(128), nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("env", String(128)),
+    Column("tags", Text, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("found_at", Float, nullable=False),
+    Index("ux_incident_cis_ci", "incident_key", "ci_id", unique=True),
+)
+"""The CMDB CIs matching an incident's entities (``core.store.cmdb``): the set found by the
+newest lookup, replaced whole. ``owner`` is sealed ("" when the CI has none); ``tags`` is a
+JSON list."""
+
+incident_ci_lookups = Table(
+    "incident_ci_lookups",
+    metadata,
+    Column("incident_key", String(1024), primary_key=True),
+    Column("alert_count", Integer, nullable=False),
+    Column("asked_at", Float, nullable=False),
+    Column("looked_up_at", Float),
+    Column("changed_at", Float),
+)
+"""One row per incident whose CIs were asked for: the alert count the newest lookup was asked
+for (a lookup is asked again when it differs), when a lookup last stored a set, and when the
+set last changed (the card's version grows with it, an empty set included)."""
+
 admin_audit = Table(
     "admin_audit",
     metadata,
@@ -243,6 +275,30 @@ audit_entries = Table(
 ``seq``, ``prev_hash`` and ``hash`` stay in the clear so the chain can be walked. An entry is
 never updated, except ``mirrored_at``/``item_id`` once it reached SharePoint's Audit Log."""
 
+evidence_cards = Table(
+    "evidence_cards",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("role", String(16), primary_key=True),
+    Column("conversation_id", String(512), primary_key=True),
+    Column("activity_id", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("posted_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_evidence_cards_conversation", "conversation_id", "request_id"),
+)
+"""Where an evidence request's card for a role (``owner``, ``reviewers``) sits in a
+conversation, and the request ``version`` it shows (``core.store.evidence_cards``)."""
+
+evidence_people = Table(
+    "evidence_people",
+    metadata,
+    Column("person_id", String(256), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+"""The display name last seen for a person id (Entra object id or UPN) on evidence cards."""
+
 SEALED = (
     incidents.c.payload,
     outbox.c.payload,
@@ -250,13 +306,14 @@ SEALED = (
     triage_actions.c.change,
     triage_actions.c.actor_name,
     incident_links.c.linked_by_name,
+    incident_cis.c.owner,
     evidence_submissions.c.text,
     evidence_decisions.c.comment,
     audit_entries.c.body,
 )
 """Columns encrypted at rest: written through ``Store.cipher`` (``core.crypto``), named
 ``table.column`` in errors. They hold incident titles, descriptions and owners, job payloads,
-conversation names, responders' names and comments, attestations, reviewers' comments and
-the evidence audit log; keys, versions, severities, statuses
+conversation names, responders' names and comments, CI owners' names, attestations, reviewers'
+comments and the evidence audit log; keys, versions, severities, statuses
 and times stay in the clear because queries need them. A new column that holds personal data
 belongs here."""

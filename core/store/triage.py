@@ -8,18 +8,25 @@ sees "applying…" and then the outcome. Each later state change redraws those c
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.itsm import IncidentLink
+from core.itsm import ConfigurationItem, IncidentLink
 from core.models import Incident
 from core.store import outbox
 from core.store.cards import redraw_cards
+from core.store.cmdb import read_cis
 from core.store.links import StoredLink, enqueue_outcomes, read_links
-from core.store.schema import incident_links, incidents, posted_cards, triage_actions
+from core.store.schema import (
+    incident_cis,
+    incident_links,
+    incidents,
+    posted_cards,
+    triage_actions,
+)
 from core.store.schema import outbox as outbox_table
 from core.store.store import Store
 from core.triage import TRIAGE_JOB, Actor, TriageAction, TriageChange, TriageState
@@ -39,6 +46,7 @@ _SHOWN_HERE = (
         exists()
         .where(incident_links.c.incident_key == bindparam("incident_key"))
         .label("has_links"),
+        exists().where(incident_cis.c.incident_key == bindparam("incident_key")).label("has_cis"),
         triage_actions,
     )
     .select_from(
@@ -154,6 +162,8 @@ class Shown:
     latest: TriageAction | None
     links: list[StoredLink]
     """Every link the incident ever had (``links_stamp`` versions the card with them)."""
+    cis: list[ConfigurationItem] = field(default_factory=list)
+    """The configuration items matching the incident's entities, as the card lists them."""
 
     @property
     def standing_links(self) -> list[IncidentLink]:
@@ -164,8 +174,8 @@ class Shown:
 async def shown_here(store: Store, incident_key: str, conversation_id: str) -> Shown | None:
     """The incident and its newest action, when its card was posted in the conversation.
 
-    One query (a click's reads in one round trip), and one more for the incident's links
-    when it has any; ``None`` when the card is not there.
+    One query (a click's reads in one round trip), and one more each for the incident's
+    links and its configuration items when it has any; ``None`` when the card is not there.
     """
     params = {"incident_key": incident_key, "conversation_id": conversation_id}
     async with store.reading() as conn:
@@ -173,9 +183,10 @@ async def shown_here(store: Store, incident_key: str, conversation_id: str) -> S
         if row is None:
             return None
         links = await read_links(store, conn, incident_key) if row.has_links else []
+        cis = await read_cis(store, conn, incident_key) if row.has_cis else []
     payload = store.cipher.decrypt(row.incident_payload, "incidents.payload", incident_key)
     latest = None if row.id is None else _action(store, row)
-    return Shown(Incident.model_validate_json(payload), latest, links)
+    return Shown(Incident.model_validate_json(payload), latest, links, cis)
 
 
 async def latest(store: Store, incident_key: str) -> TriageAction | None:
