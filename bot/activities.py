@@ -11,11 +11,28 @@ import html
 import re
 from typing import Any
 
-from bot.types import Card, CardAction, Membership, Message, User
+from bot.types import (
+    Card,
+    CardAction,
+    ExtensionAction,
+    LinkPreview,
+    LinkQuery,
+    Membership,
+    Message,
+    SearchAnswer,
+    SearchQuery,
+    TaskAnswer,
+    User,
+)
 from core.models import ConversationKind, ConversationRef
 
 Activity = dict[str, Any]
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
+SEARCH_RESPONSE_TYPE = "application/vnd.microsoft.search.searchResponse"
+ERROR_TYPE = "application/vnd.microsoft.error"
+THUMBNAIL_TYPE = "application/vnd.microsoft.card.thumbnail"
+MAX_SEARCH_RESULTS = 50
+"""Choices a typeahead answer carries at most, whatever ``top`` asks for."""
 _MENTION = re.compile(r"<at[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 _KINDS = {"channel": ConversationKind.CHANNEL, "groupChat": ConversationKind.GROUP_CHAT}
@@ -156,3 +173,92 @@ def card_reply(inbound: Activity, card: Card) -> Activity:
 def invoke_card_response(card: Card) -> dict[str, Any]:
     """The body of an ``adaptiveCard/action`` invoke response that replaces the card."""
     return {"statusCode": 200, "type": CARD_TYPE, "value": card}
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def search_query(activity: Activity) -> SearchQuery:
+    """An ``application/search`` invoke as Warden's ``SearchQuery``."""
+    value = _dict(activity.get("value"))
+    options = _dict(value.get("queryOptions"))
+    text = value.get("queryText")
+    return SearchQuery(
+        text=text.strip() if isinstance(text, str) else "",
+        dataset=str(value.get("dataset") or ""),
+        user=user_of(activity),
+        conversation=conversation_ref(activity),
+        skip=max(0, _int(options.get("skip"), 0)),
+        top=min(MAX_SEARCH_RESULTS, max(1, _int(options.get("top"), 15))),
+    )
+
+
+def search_response(answer: SearchAnswer) -> dict[str, Any]:
+    """The body of an ``application/search`` invoke response: the choices, or a 400 error."""
+    if answer.error is not None:
+        return {
+            "statusCode": 400,
+            "type": ERROR_TYPE,
+            "value": {"code": "BadRequest", "message": answer.error},
+        }
+    results = [{"title": r.title, "value": r.value} for r in answer.results]
+    return {"statusCode": 200, "type": SEARCH_RESPONSE_TYPE, "value": {"results": results}}
+
+
+def extension_action(activity: Activity) -> ExtensionAction:
+    """A ``composeExtension/fetchTask`` or ``submitAction`` invoke as an ``ExtensionAction``.
+
+    The message's words come from ``messagePayload.body.content`` (HTML or text; the
+    markup is removed); ``data`` is what the dialog submitted.
+    """
+    value = _dict(activity.get("value"))
+    body = _dict(_dict(value.get("messagePayload")).get("body"))
+    content = body.get("content")
+    return ExtensionAction(
+        command_id=str(value.get("commandId") or ""),
+        user=user_of(activity),
+        conversation=conversation_ref(activity),
+        message_text=message_text(content if isinstance(content, str) else None),
+        data=_dict(value.get("data")),
+    )
+
+
+def task_response(answer: TaskAnswer) -> dict[str, Any]:
+    """The body answering a message extension action: a dialog (``task`` ``continue``) with
+    the card, else a ``composeExtension`` result of type ``message`` with the text."""
+    if answer.card is not None:
+        info = {
+            "title": answer.title,
+            "height": "medium",
+            "width": "medium",
+            "card": card_attachment(answer.card),
+        }
+        return {"task": {"type": "continue", "value": info}}
+    return {"composeExtension": {"type": "message", "text": answer.message or ""}}
+
+
+def link_query(activity: Activity) -> LinkQuery:
+    """A ``composeExtension/queryLink`` invoke as Warden's ``LinkQuery``."""
+    url = _dict(activity.get("value")).get("url")
+    return LinkQuery(
+        url=url.strip() if isinstance(url, str) else "",
+        user=user_of(activity),
+        conversation=conversation_ref(activity),
+    )
+
+
+def unfurl_response(preview: LinkPreview | None) -> dict[str, Any]:
+    """The body answering ``composeExtension/queryLink``: the card with its preview, or an
+    empty result (Teams then shows the plain link)."""
+    attachments = []
+    if preview is not None:
+        thumbnail = {"title": preview.title, "text": preview.text}
+        attachments.append(
+            {
+                **card_attachment(preview.card),
+                "preview": {"contentType": THUMBNAIL_TYPE, "content": thumbnail},
+            }
+        )
+    result = {"type": "result", "attachmentLayout": "list", "attachments": attachments}
+    return {"composeExtension": result}

@@ -82,8 +82,9 @@ class TeamsAdapter:
 
         401 for any invalid bearer (checked before anything else, so callers cannot probe
         tenants), 403 for a tenant outside the allowlist, 415/400 for a body that is not a
-        JSON activity, 201 for a handled activity, 200 with the card for a card action,
-        502 when a reply could not be delivered.
+        JSON activity, 201 for a handled activity, 200 with the card for a card action (and
+        with the answer of a typeahead search, a message extension action or a link query),
+        501 for an invoke Warden does not handle, 502 when a reply could not be delivered.
         """
         if self._validator is not None:
             try:
@@ -125,10 +126,27 @@ class TeamsAdapter:
         return web.Response(status=201)
 
     async def _invoke(self, activity: Activity) -> web.StreamResponse:
-        if activity.get("name") != "adaptiveCard/action":
+        """Answer an invoke by its name; one Warden does not handle gets 501."""
+        name = activity.get("name")
+        handler = self._handler
+        body: dict[str, Any]
+        if name == "adaptiveCard/action":
+            card = await handler.on_card_action(activities.card_action(activity))
+            body = activities.invoke_card_response(card)
+        elif name == "application/search":
+            answer = await handler.on_search(activities.search_query(activity))
+            body = activities.search_response(answer)
+            return web.json_response(body, status=int(body["statusCode"]))
+        elif name in ("composeExtension/fetchTask", "composeExtension/submitAction"):
+            fetch = name == "composeExtension/fetchTask"
+            act = handler.on_extension_fetch if fetch else handler.on_extension_submit
+            body = activities.task_response(await act(activities.extension_action(activity)))
+        elif name == "composeExtension/queryLink":
+            preview = await handler.on_link_query(activities.link_query(activity))
+            body = activities.unfurl_response(preview)
+        else:
             return web.Response(status=501)
-        card = await self._handler.on_card_action(activities.card_action(activity))
-        return web.json_response(activities.invoke_card_response(card))
+        return web.json_response(body)
 
     async def _reply(self, inbound: Activity, card: Card) -> None:
         conversation = inbound.get("conversation") or {}

@@ -19,10 +19,12 @@ from cards.common import error_card
 from cards.links import SYSTEM_NAMES, linked_card
 from core.actions import LinkData, TriageData
 from core.errors import DeliveryError, ItsmAmbiguous
-from core.itsm import ItsmConnector, ItsmRecord, RecordType, normalize_number
+from core.itsm import IncidentLink, ItsmConnector, ItsmRecord, RecordType, normalize_number
+from core.models import Incident
 from core.store import links as links_store
 from core.store import triage as triage_store
 from core.store.store import Store
+from core.triage import Actor
 
 log = logging.getLogger(__name__)
 
@@ -78,39 +80,37 @@ class LinkDesk:
                     raise Refusal(f"#{number} is not linked to {record}; nothing changed.")
                 self._triage.wake()
                 return [linked_card(number, removed, linked=False, already=False)]
-            found = await self._lookup(values["record"])
+            link, created = await self._link(incident, actor, values["record"])
         except Refusal as refusal:
             return [
                 error_card(
                     "Nothing was linked" if name == "link" else "Nothing changed", str(refusal)
                 )
             ]
-        link = found.link()
-        created = await links_store.link(self._store, incident, link, actor)
-        if created:
-            self._triage.wake()
-            log.info("incident linked to a %s record", link.system.value)
         return [linked_card(number, link, linked=True, already=not created)]
 
     async def link_action(self, action: CardAction, data: LinkData) -> Card:
         """*Link to ServiceNow…* on a card: the record read, linked, and the card redrawn."""
         shown = await self._shown(action, data)
-        notice: str
         try:
-            if self._connector is None:
-                raise Refusal(NOT_CONNECTED)
-            actor = await self._triage.actor(action)
-            found = await self._lookup(data.record)
+            link, created = await self.link_record(shown.incident, action, data.record)
         except Refusal as refusal:
             return await self._triage.card(shown.incident, notice=str(refusal), shown=shown)
-        link = found.link()
-        created = await links_store.link(self._store, shown.incident, link, actor)
         if created:
-            self._triage.wake()
             notice = f"Linked to {SYSTEM_NAMES[link.system]} {link.external_id}."
         else:
             notice = f"Already linked to {link.external_id}."
         return await self._triage.card(shown.incident, notice=notice)
+
+    async def link_record(
+        self, incident: Incident, action: CardAction, number: str
+    ) -> tuple[IncidentLink, bool]:
+        """Link ``incident`` to record ``number`` for whoever acted: the link, and whether it
+        is new. ``Refusal`` saying why when they may not, or the record cannot be read."""
+        if self._connector is None:
+            raise Refusal(NOT_CONNECTED)
+        actor = await self._triage.actor(action)
+        return await self._link(incident, actor, number)
 
     async def create_change(self, action: CardAction, data: TriageData) -> Card:
         """*Create change*: the create is queued (ServiceNow writes never sit in a click)."""
@@ -150,6 +150,17 @@ class LinkDesk:
         if shown is None:
             raise NotShownHereError
         return shown
+
+    async def _link(
+        self, incident: Incident, actor: Actor, number: str
+    ) -> tuple[IncidentLink, bool]:
+        """The record read and linked (the cards redrawn when the link is new)."""
+        link = (await self._lookup(number)).link()
+        created = await links_store.link(self._store, incident, link, actor)
+        if created:
+            self._triage.wake()
+            log.info("incident linked to a %s record", link.system.value)
+        return link, created
 
     async def _lookup(self, number: str) -> ItsmRecord:
         """The record, read now; ``Refusal`` saying why when it cannot be linked."""

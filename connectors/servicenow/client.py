@@ -101,6 +101,11 @@ class ServiceNowClient:
         found = await self._exact(table, query, "number", wanted)
         return found
 
+    async def get_by_key(self, table: RecordType, key: str) -> ItsmRecord | None:
+        """The record of ``table`` whose sys_id is ``key``; None when none can be read."""
+        query = Query(table.value).where("sys_id", "=", key)
+        return await self._exact(table, query, "sys_id", key)
+
     async def search(
         self, text: str, *, types: Sequence[RecordType], limit: int = 10
     ) -> list[ItsmRecord]:
