@@ -72,6 +72,15 @@ COMMANDS: tuple[Command, ...] = (
         "Remove an incident's link to a ServiceNow record.",
         pattern=r"#?(?P<incident>\d{1,9})\s+from\s+(?P<record>[a-z]{2,4}\d{7,12})",
     ),
+    Command(
+        "request evidence",
+        "request evidence <requirement id> from <@person or UPN> [due YYYY-MM-DD]",
+        "Ask a person for a requirement's compliance evidence; its reviewers decide on it.",
+        pattern=(
+            r"(?P<requirement>[a-z0-9][a-z0-9.-]*)\s+from"
+            r"(?:\s+(?P<person>(?!due\b)\S+))?(?:\s+due\s+(?P<due>\S+))?"
+        ),
+    ),
 )
 """Every command, in the order help lists them."""
 

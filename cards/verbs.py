@@ -50,6 +50,18 @@ class CardVerb(StrEnum):
     CREATE_CHANGE = "incident.create_change"
     """Create a ServiceNow change request from the incident, and link it."""
 
+    EVIDENCE_SUBMIT = "evidence.submit"
+    """Hand in evidence for a request (``kind``: ``link`` with ``link``, or ``attestation``)."""
+
+    EVIDENCE_APPROVE = "evidence.approve"
+    """Approve the evidence the reviewers' card shows."""
+
+    EVIDENCE_REJECT = "evidence.reject"
+    """Reject the evidence (``reason`` required)."""
+
+    EVIDENCE_REQUEST_CHANGES = "evidence.request_changes"
+    """Send the evidence back to its owner (``comment`` required)."""
+
     @classmethod
     def parse(cls, verb: str | None) -> CardVerb | None:
         """The member whose value is exactly ``verb``; ``None`` for an unknown or missing verb."""

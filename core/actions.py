@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.models import Severity
 from core.triage import CLOSING_CHOICES
@@ -113,3 +113,72 @@ class LinkData(TriageData):
         if not RECORD_NUMBER.fullmatch(number):
             raise ValueError("give a record number, e.g. CHG0030001")
         return number
+
+
+ATTESTATION_LIMIT = 4000
+"""The longest attestation text an owner may type."""
+
+
+class EvidenceData(BaseModel):
+    """What every evidence button sends: the request and the ``version`` its card showed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request: str = Field(min_length=1, max_length=64)
+    version: int = Field(ge=1)
+
+
+class EvidenceSubmitData(EvidenceData):
+    """*Submit* on the owner's card: a link (https only) or an attestation text."""
+
+    kind: Literal["link", "attestation"]
+    link: str | None = Field(None, max_length=2048)
+    attestation: str | None = Field(None, max_length=ATTESTATION_LIMIT)
+
+    @field_validator("link")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        link = value.strip()
+        if not HTTPS_URL.fullmatch(link):
+            raise ValueError("a link must be an https:// address")
+        return link
+
+    @model_validator(mode="after")
+    def _given(self) -> EvidenceSubmitData:
+        if self.kind == "link" and self.link is None:
+            raise ValueError("give the link to the evidence")
+        if self.kind == "attestation" and not (self.attestation and self.attestation.strip()):
+            raise ValueError("write the attestation")
+        return self
+
+
+HTTPS_URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?")
+"""An absolute https address with a host, and no white space."""
+
+
+class EvidenceRejectData(EvidenceData):
+    """*Reject* on the reviewers' card: why, in words."""
+
+    reason: str = Field(max_length=ATTESTATION_LIMIT)
+
+    @field_validator("reason")
+    @classmethod
+    def _written(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a rejection needs a reason")
+        return value.strip()
+
+
+class EvidenceChangesData(EvidenceData):
+    """*Request changes* on the reviewers' card: what the owner should change."""
+
+    comment: str = Field(max_length=ATTESTATION_LIMIT)
+
+    @field_validator("comment")
+    @classmethod
+    def _written(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("say what should change")
+        return value.strip()

@@ -1,0 +1,320 @@
+"""Evidence requests in Teams: the ``request evidence`` command and the evidence card buttons.
+
+Mirrors the triage desk (:mod:`bot.triage`): each action is checked in order and the first
+refusal answers with the card as it stands and a sentence saying why (nothing changes). A
+click must come from a conversation where the request's card was posted (action data names a
+request, it never grants access to one); the person must be known (their Entra object id
+comes from the authenticated activity); a reviewer verb needs a member of the requirement's
+reviewer groups (asked of Graph; without Graph, as in the sandbox, anyone may). The rules of
+the workflow itself (only the owner submits, separation of duties, N of M, stale cards) are
+the domain's (:mod:`core.evidence`): its ``user_message`` becomes the card's notice.
+
+Accepted changes are written with the ``evidence.card`` outbox jobs that redraw the cards in
+the same transaction; the click is answered at once with the redrawn card.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, date, datetime
+
+from pydantic import BaseModel
+
+from bot.triage import Refusal, Responders
+from bot.types import Card, CardAction, Message, User
+from cards.common import error_card
+from cards.evidence import owner_card, people_on, requested_card, reviewers_card
+from cards.verbs import CardVerb
+from core.actions import EvidenceChangesData, EvidenceData, EvidenceRejectData, EvidenceSubmitData
+from core.catalog import GUID, UPN, Catalog, EvidenceKind, Requirement
+from core.errors import EvidenceRefused, ResponderCheckUnavailable
+from core.evidence import DecisionKind, Evidence, RequestSource, Verdict, draft_for
+from core.store import evidence as evidence_store
+from core.store import evidence_cards as cards_store
+from core.store.evidence import FollowUp
+from core.store.evidence_cards import EVIDENCE_CARD_JOB, CardRole
+from core.store.store import Store
+
+log = logging.getLogger(__name__)
+
+EVIDENCE_DATA: dict[CardVerb, type[BaseModel]] = {
+    CardVerb.EVIDENCE_SUBMIT: EvidenceSubmitData,
+    CardVerb.EVIDENCE_APPROVE: EvidenceData,
+    CardVerb.EVIDENCE_REJECT: EvidenceRejectData,
+    CardVerb.EVIDENCE_REQUEST_CHANGES: EvidenceChangesData,
+}
+"""The data contract of each evidence verb (``core.actions``)."""
+
+NOT_HERE = "This conversation has no card for that evidence request."
+
+
+def quarter(day: date) -> str:
+    """The reporting period of ``day``: its year and quarter, e.g. ``2026-Q4``."""
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def card_job(request_key: str, role: CardRole, conversation_id: str, *, by_key: bool) -> FollowUp:
+    """The ``evidence.card`` job that brings one card up to date.
+
+    ``by_key``: ``request_key`` is the dedupe key of a request being opened in the same
+    transaction (its id is not known yet); otherwise it is the request id.
+    """
+    payload = cards_store.card_job_payload(request_key, role, conversation_id)
+    if by_key:
+        payload["key"] = payload.pop("request")
+    return FollowUp(
+        EVIDENCE_CARD_JOB,
+        f"evidence|{request_key}|{conversation_id}",
+        dict(payload),
+        conversation_id=conversation_id,
+    )
+
+
+class ReviewerGroups:
+    """Who may request and decide: members of a requirement's reviewer groups.
+
+    ``checker(group_ids)`` builds a membership check (``graph.responders.ResponderGroups``);
+    one is kept per set of groups, so its cache is shared by requirements with the same ones.
+    """
+
+    def __init__(
+        self,
+        checker: Callable[[Sequence[str]], Responders],
+        *,
+        close: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._checker = checker
+        self._close = close
+        self._checks: dict[tuple[str, ...], Responders] = {}
+
+    async def is_reviewer(self, object_id: str, requirement: Requirement) -> bool:
+        """True when ``object_id`` is a member of one of the requirement's reviewer groups."""
+        groups = tuple(sorted(group.id for group in requirement.reviewers))
+        check = self._checks.get(groups)
+        if check is None:
+            check = self._checks[groups] = self._checker(groups)
+        return await check.is_responder(object_id)
+
+    async def aclose(self) -> None:
+        """Release the Graph connections."""
+        await self._close()
+
+
+class EvidenceDesk:
+    """Answers ``request evidence`` and the evidence verbs of the owner's and reviewers' cards."""
+
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        *,
+        reviewers: ReviewerGroups | None = None,
+        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._reviewers = reviewers
+        self._today = today
+        self.wake: Callable[[], None] = lambda: None
+        """Called once a change is recorded (the outbox worker's ``wake``)."""
+
+    async def aclose(self) -> None:
+        """Release the reviewer check's connections."""
+        if self._reviewers is not None:
+            await self._reviewers.aclose()
+
+    async def command(self, message: Message, values: dict[str, str]) -> list[Card]:
+        """``request evidence <requirement> from <person> [due YYYY-MM-DD]``."""
+        typed = (values.get("requirement") or "").upper()
+        requirement = self._catalog.get(typed)
+        if requirement is None:
+            return [self._unknown(typed)]
+        try:
+            owner = _person(values.get("person"))
+            due = self._due(values.get("due"))
+            actor = await self._actor(message.user, requirement, "request evidence")
+        except Refusal as refusal:
+            return [error_card("Evidence not requested", str(refusal))]
+        draft = draft_for(
+            requirement,
+            source=RequestSource.CHAT,
+            period=quarter(self._today()),
+            requested_by=actor,
+            today=self._today(),
+            owner=owner,
+            due=due,
+        )
+        conversation = message.conversation.conversation_id
+        job = card_job(draft.dedupe_key(), CardRole.OWNER, conversation, by_key=True)
+        request, created = await evidence_store.open_request(self._store, draft, jobs=[job])
+        if created:
+            self.wake()
+            log.info("evidence request %s opened from chat", request.id)
+        names = await cards_store.names_of(self._store, [request.owner, request.requested_by])
+        return [requested_card(request, requirement, names, created=created)]
+
+    async def handle(self, action: CardAction, data: BaseModel) -> Card:
+        """Answer an evidence verb with the clicked card redrawn (and a notice if refused)."""
+        assert isinstance(data, EvidenceData)
+        verb = CardVerb(action.verb)
+        role = CardRole.OWNER if verb is CardVerb.EVIDENCE_SUBMIT else CardRole.REVIEWERS
+        requirement = await self._shown_here(data.request, action)
+        if requirement is None:
+            return error_card("Not available here", NOT_HERE)
+        try:
+            if verb is CardVerb.EVIDENCE_SUBMIT:
+                assert isinstance(data, EvidenceSubmitData)
+                await self._submit(data, action, requirement)
+            else:
+                await self._decide(verb, data, action, requirement)
+        except (Refusal, EvidenceRefused) as refusal:
+            notice = refusal.user_message if isinstance(refusal, EvidenceRefused) else str(refusal)
+            return await self.card(data.request, role, requirement, notice=notice)
+        self.wake()
+        return await self.card(data.request, role, requirement)
+
+    async def invalid(self, action: CardAction, problems: list[str]) -> Card | None:
+        """The clicked card with what was wrong with its inputs; ``None`` if not shown here."""
+        request_id = action.data.get("request")
+        if not isinstance(request_id, str):
+            return None
+        requirement = await self._shown_here(request_id, action)
+        if requirement is None:
+            return None
+        verb = CardVerb.parse(action.verb)
+        role = CardRole.OWNER if verb is CardVerb.EVIDENCE_SUBMIT else CardRole.REVIEWERS
+        notice = "Nothing was changed: " + "; ".join(problems)
+        return await self.card(request_id, role, requirement, notice=notice)
+
+    async def card(
+        self,
+        request_id: str,
+        role: CardRole,
+        requirement: Requirement,
+        *,
+        notice: str | None = None,
+    ) -> Card:
+        """The ``role`` card of the request as it stands, with ``notice`` on top."""
+        record = await evidence_store.record(self._store, request_id)
+        if record is None:
+            return error_card("Not available here", NOT_HERE)
+        names = await cards_store.names_of(self._store, people_on(record))
+        draw = owner_card if role is CardRole.OWNER else reviewers_card
+        return draw(record, requirement, names, notice=notice)
+
+    async def _shown_here(self, request_id: str, action: CardAction) -> Requirement | None:
+        """The request's requirement, when a card of the request was posted here."""
+        conversation = action.conversation.conversation_id
+        if not await cards_store.shown_in(self._store, request_id, conversation):
+            log.warning("evidence action refused: the request's card was not posted here")
+            return None
+        request = await evidence_store.get(self._store, request_id)
+        return None if request is None else self._catalog.get(request.requirement_id)
+
+    async def _submit(
+        self, data: EvidenceSubmitData, action: CardAction, requirement: Requirement
+    ) -> None:
+        actor = await self._actor(action.user, None, "hand in evidence")
+        if data.kind == "link":
+            evidence = Evidence.model_validate({"kind": EvidenceKind.LINK, "url": data.link})
+        else:
+            text = (data.attestation or "").strip()
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            evidence = Evidence.model_validate(
+                {"kind": EvidenceKind.ATTESTATION, "text": text, "sha256": digest}
+            )
+        await evidence_store.submit(
+            self._store,
+            data.request,
+            evidence,
+            actor,
+            seen=data.version,
+            accepted=requirement.evidence,
+            jobs=self._redraws(data.request, action),
+        )
+
+    async def _decide(
+        self, verb: CardVerb, data: EvidenceData, action: CardAction, requirement: Requirement
+    ) -> None:
+        actor = await self._actor(action.user, requirement, "decide on evidence")
+        if isinstance(data, EvidenceRejectData):
+            verdict = Verdict.model_validate({"kind": DecisionKind.REJECT, "comment": data.reason})
+        elif isinstance(data, EvidenceChangesData):
+            verdict = Verdict.model_validate(
+                {"kind": DecisionKind.REQUEST_CHANGES, "comment": data.comment}
+            )
+        else:
+            verdict = Verdict.model_validate({"kind": DecisionKind.APPROVE})
+        await evidence_store.decide(
+            self._store,
+            data.request,
+            verdict,
+            actor,
+            seen=data.version,
+            jobs=self._redraws(data.request, action),
+        )
+        log.info("evidence %s recorded on request %s", verb.value, data.request)
+
+    def _redraws(self, request_id: str, action: CardAction) -> list[FollowUp]:
+        conversation = action.conversation.conversation_id
+        return [
+            card_job(request_id, role, conversation, by_key=False)
+            for role in (CardRole.OWNER, CardRole.REVIEWERS)
+        ]
+
+    async def _actor(self, user: User, requirement: Requirement | None, doing: str) -> str:
+        """Who acts (Entra object id), remembered by name; a reviewer when ``requirement``."""
+        object_id = (user.aad_object_id or "").lower()
+        if not object_id:
+            raise Refusal("Warden could not tell who you are, so nothing was changed.")
+        if requirement is not None and self._reviewers is not None:
+            try:
+                allowed = await self._reviewers.is_reviewer(object_id, requirement)
+            except ResponderCheckUnavailable:  # fail closed
+                raise Refusal(
+                    "Warden could not check that you are a reviewer just now; nothing was "
+                    "changed. Try again in a minute."
+                ) from None
+            if not allowed:
+                raise Refusal(
+                    f"Only members of the reviewer groups of {requirement.id} can {doing}; "
+                    "nothing was changed."
+                )
+        await cards_store.remember_name(self._store, object_id, user.name)
+        return object_id
+
+    def _due(self, typed: str | None) -> date | None:
+        if not typed:
+            return None
+        try:
+            due = date.fromisoformat(typed)
+        except ValueError:
+            raise Refusal(f"{typed} is not a date; write it as YYYY-MM-DD.") from None
+        if due < self._today():
+            raise Refusal(f"The due date {typed} has passed; choose today or a later day.")
+        return due
+
+    def _unknown(self, typed: str) -> Card:
+        ids = [r.id for r in self._catalog]
+        close = difflib.get_close_matches(typed, ids, n=5, cutoff=0.5) or ids[:5]
+        return error_card(
+            "Unknown requirement",
+            f"The catalog has no requirement {typed or '(none given)'}. "
+            f"Did you mean one of: {', '.join(close)}?",
+        )
+
+
+_MENTION_HINT = "Mention the person (@name) or type their UPN (name@domain) after `from`."
+
+
+def _person(typed: str | None) -> str:
+    """The owner as typed: a UPN or an Entra object id (lower-case)."""
+    text = (typed or "").strip().lower()
+    if not text:
+        raise Refusal(f"Who should hand in the evidence? {_MENTION_HINT}")
+    if not (UPN.fullmatch(text) or GUID.fullmatch(text)):
+        raise Refusal(f"“{text}” is not a person Warden can ask. {_MENTION_HINT}")
+    return text

@@ -1,0 +1,286 @@
+"""Evidence request cards: the owner's (hand in evidence) and the reviewers' (decide on it).
+
+Pure functions of a stored request (:class:`core.store.evidence.RequestRecord`), its
+catalog :class:`~core.catalog.Requirement` and the display names known for the people on it.
+Every button carries the request id and the ``version`` the card shows, so a click on an
+older card is refused by the domain and answered with the card as it stands. Text a person
+typed (attestations, reasons, names) passes through :func:`cards.text.inert`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cards.elements import (
+    JSON,
+    adaptive_card,
+    container,
+    execute,
+    fact_set,
+    open_url,
+    rich_text,
+    safe_url,
+    text_block,
+)
+from cards.text import inert, localized, shorten
+from cards.verbs import CardVerb
+from core.actions import ATTESTATION_LIMIT
+from core.catalog import EvidenceKind, Requirement
+from core.evidence import DecisionKind, EvidenceRequest, RequestStatus, Submission, approvers
+from core.store.evidence import RequestRecord
+
+Names = Mapping[str, str]
+"""Display names by lower-cased person id (Entra object id or UPN)."""
+
+STATUS_WORDS = {
+    RequestStatus.OPEN: ("Waiting for evidence", "accent"),
+    RequestStatus.SUBMITTED: ("Waiting for review", "warning"),
+    RequestStatus.CHANGES_REQUESTED: ("Changes requested", "warning"),
+    RequestStatus.APPROVED: ("Approved", "good"),
+    RequestStatus.REJECTED: ("Rejected", "attention"),
+    RequestStatus.RESOLVED_BY_POLICY: ("Resolved by policy", "good"),
+    RequestStatus.CANCELLED: ("Cancelled", "default"),
+}
+"""How each status reads on a card, and its colour."""
+
+PREVIEW_LINES = 3
+"""How many lines of an attestation the reviewers' card shows."""
+
+
+def person(names: Names, person_id: str) -> str:
+    """The display name of ``person_id`` when known, else the id itself (made inert)."""
+    return inert(names.get(person_id.strip().casefold()) or person_id)
+
+
+def people_on(record: RequestRecord) -> list[str]:
+    """Every person id a card of ``record`` may name (to look their names up)."""
+    request = record.request
+    return [
+        request.owner,
+        request.requested_by,
+        *(s.submitted_by for s in record.submissions),
+        *(d.by for d in record.decisions),
+    ]
+
+
+def owner_card(
+    record: RequestRecord, requirement: Requirement, names: Names, *, notice: str | None = None
+) -> JSON:
+    """The owner's card: what is asked, by when, and (while awaited) two ways to answer.
+
+    It mentions the owner (a Teams ``msteams.entities`` mention) and, after a change request,
+    shows the reviewer's comment above the inputs for the next version.
+    """
+    request = record.request
+    owner = person(names, request.owner)
+    body: list[JSON] = _notice(notice)
+    body += [
+        text_block(
+            f"Evidence requested: {inert(requirement.title)}", size="large", weight="bolder"
+        ),
+        text_block(f"<at>{owner}</at>, please hand in evidence for this requirement."),
+        _status_line(request),
+        fact_set(_request_facts(request, names)),
+        rich_text(inert(requirement.guidance), spacing="medium"),
+    ]
+    if request.resources:
+        listed = ", ".join(inert(r) for r in request.resources[:10])
+        body.append(text_block(f"Non-compliant resources: {listed}", isSubtle=True))
+    body += _history(record, names)
+    actions = _answers(request, requirement) if request.status.awaiting_evidence else []
+    card = adaptive_card(body, actions)
+    card["msteams"]["entities"] = [
+        {
+            "type": "mention",
+            "text": f"<at>{owner}</at>",
+            "mentioned": {"id": request.owner, "name": owner},
+        }
+    ]
+    return card
+
+
+def reviewers_card(
+    record: RequestRecord, requirement: Requirement, names: Names, *, notice: str | None = None
+) -> JSON:
+    """The reviewers' card: the current evidence, its SHA-256, approvals so far, the verdicts."""
+    request = record.request
+    body: list[JSON] = _notice(notice)
+    body += [
+        text_block(
+            f"Evidence to review: {inert(requirement.title)}", size="large", weight="bolder"
+        ),
+        _status_line(request),
+        fact_set(_request_facts(request, names)),
+    ]
+    current = _current(record)
+    if current is not None:
+        body += _evidence_summary(current, names)
+    approved = approvers(request, record.decisions)
+    tally = f"Approvals: {len(approved)} of {request.approvals_needed}"
+    if approved:
+        tally += " (" + ", ".join(person(names, a) for a in approved) + ")"
+    body.append(text_block(tally, weight="bolder", spacing="medium"))
+    body += _history(record, names)
+    actions = _verdicts(request) if request.status is RequestStatus.SUBMITTED else []
+    return adaptive_card(body, actions)
+
+
+def requested_card(
+    request: EvidenceRequest, requirement: Requirement, names: Names, *, created: bool
+) -> JSON:
+    """The answer to ``request evidence``: opened now, or already open (and where it stands)."""
+    owner = person(names, request.owner)
+    title = "Evidence requested" if created else "That request is already open"
+    line = (
+        f"I asked {owner} for evidence; their card follows."
+        if created
+        else f"{owner} already has an open request for this evidence: its card is above."
+    )
+    items = [
+        text_block(title, weight="bolder", color="good" if created else "warning"),
+        text_block(f"{inert(requirement.id)}: {inert(requirement.title)}"),
+        text_block(line),
+        _status_line(request),
+        fact_set(_request_facts(request, names)),
+    ]
+    return adaptive_card([container(items)])
+
+
+def _notice(notice: str | None) -> list[JSON]:
+    if not notice:
+        return []
+    return [container([text_block(inert(notice), weight="bolder")], style="warning")]
+
+
+def _status_line(request: EvidenceRequest) -> JSON:
+    words, color = STATUS_WORDS[request.status]
+    return text_block(words, color=color, weight="bolder", spacing="small")
+
+
+def _request_facts(request: EvidenceRequest, names: Names) -> list[tuple[str, str]]:
+    return [
+        ("Requirement", inert(request.requirement_id)),
+        ("Owner", person(names, request.owner)),
+        ("Due", request.due.isoformat()),
+        ("Period", inert(request.period)),
+        ("Requested by", person(names, request.requested_by)),
+        ("Approvals needed", str(request.approvals_needed)),
+    ]
+
+
+def _current(record: RequestRecord) -> Submission | None:
+    number = record.request.submission
+    return next((s for s in record.submissions if s.version == number), None)
+
+
+def _evidence_summary(submission: Submission, names: Names) -> list[JSON]:
+    facts = [
+        ("Evidence", submission.kind.value),
+        ("Version", str(submission.version)),
+        ("Submitted by", person(names, submission.submitted_by)),
+    ]
+    if submission.sha256:
+        facts.append(("SHA-256", submission.sha256))
+    items: list[JSON] = [
+        fact_set(facts, spacing="medium"),
+        text_block(f"Submitted {localized(submission.at)}", isSubtle=True, spacing="small"),
+    ]
+    if submission.kind is EvidenceKind.ATTESTATION and submission.text:
+        lines = submission.text.strip().splitlines()[:PREVIEW_LINES]
+        items.append(rich_text(shorten(inert(" / ".join(lines)), 400), spacing="small"))
+    link = safe_url(submission.url or submission.web_url)
+    if link:
+        items.append(text_block(inert(link), isSubtle=True, spacing="small"))
+        items.append({"type": "ActionSet", "actions": [open_url("Open the evidence", link)]})
+    return items
+
+
+def _history(record: RequestRecord, names: Names) -> list[JSON]:
+    """What reviewers said about the current submission that changed its course."""
+    request = record.request
+    if request.status is RequestStatus.APPROVED:
+        by = ", ".join(person(names, a) for a in approvers(request, record.decisions))
+        return [text_block(f"Approved by {by}", color="good", weight="bolder")]
+    last = record.decisions[-1] if record.decisions else None
+    if last is None or last.kind is DecisionKind.APPROVE:
+        return []
+    if request.status is RequestStatus.REJECTED:
+        said = f"Rejected by {person(names, last.by)}: {inert(last.comment)}"
+        return [text_block(said, color="attention", weight="bolder")]
+    if request.status is RequestStatus.CHANGES_REQUESTED:
+        said = f"Changes requested by {person(names, last.by)}: {inert(last.comment)}"
+        return [text_block(said, color="warning", weight="bolder")]
+    return []
+
+
+def _stamp(request: EvidenceRequest) -> dict[str, str | int]:
+    return {"request": request.id, "version": request.version}
+
+
+def _answers(request: EvidenceRequest, requirement: Requirement) -> list[JSON]:
+    """*Give a link* and *Write an attestation*, as the requirement accepts them."""
+    accepted = set(requirement.evidence)
+    stamp = _stamp(request)
+    next_version = request.submission + 1
+    actions: list[JSON] = []
+    if EvidenceKind.LINK in accepted:
+        link = {
+            "type": "Input.Text",
+            "id": "link",
+            "label": "Link to the evidence (https)",
+            "style": "url",
+            "isRequired": True,
+            "regex": r"^https://\S+$",
+            "errorMessage": "Give an https:// link.",
+        }
+        submit = execute(
+            f"Submit link (version {next_version})",
+            CardVerb.EVIDENCE_SUBMIT.value,
+            {**stamp, "kind": "link"},
+        )
+        actions.append(_reveal("Give a link", [link], submit))
+    if EvidenceKind.ATTESTATION in accepted:
+        text = _required_text("attestation", "Attestation", "Write the attestation.")
+        submit = execute(
+            f"Submit attestation (version {next_version})",
+            CardVerb.EVIDENCE_SUBMIT.value,
+            {**stamp, "kind": "attestation"},
+        )
+        actions.append(_reveal("Write an attestation", [text], submit))
+    return actions
+
+
+def _verdicts(request: EvidenceRequest) -> list[JSON]:
+    """*Approve*, *Reject* (reason) and *Request changes* (comment)."""
+    stamp = _stamp(request)
+    reason = _required_text("reason", "Why is it rejected?", "A rejection needs a reason.")
+    comment = _required_text("comment", "What should change?", "Say what should change.")
+    return [
+        execute("Approve", CardVerb.EVIDENCE_APPROVE.value, stamp),
+        _reveal("Reject", [reason], execute("Reject", CardVerb.EVIDENCE_REJECT.value, stamp)),
+        _reveal(
+            "Request changes",
+            [comment],
+            execute("Send back to the owner", CardVerb.EVIDENCE_REQUEST_CHANGES.value, stamp),
+        ),
+    ]
+
+
+def _required_text(input_id: str, label: str, error: str) -> JSON:
+    return {
+        "type": "Input.Text",
+        "id": input_id,
+        "label": label,
+        "isMultiline": True,
+        "maxLength": ATTESTATION_LIMIT,
+        "isRequired": True,
+        "errorMessage": error,
+    }
+
+
+def _reveal(title: str, inputs: list[JSON], submit: JSON) -> JSON:
+    """A button that opens ``inputs`` with their ``submit`` button under the card."""
+    inner = adaptive_card(inputs, [submit])
+    inner.pop("msteams")
+    inner.pop("$schema")
+    return {"type": "Action.ShowCard", "title": title, "card": inner}
