@@ -26,9 +26,12 @@ from rich.table import Column, Table
 from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
 from bot.delivery import CommentReplyDelivery, IncidentCardDelivery
+from bot.evidence import EvidenceDesk, ReviewerGroups
+from bot.evidence_delivery import EvidenceCardDelivery
 from bot.handlers import WardenBot
 from bot.links import LinkDesk
 from bot.triage import TriageDesk
+from bot.unfurl import Unfurler
 from connectors.entra import EntraTokenValidator
 from connectors.sentinel.comments import CommentRelay
 from connectors.sentinel.connection import SentinelConnection, tls_verify
@@ -39,6 +42,7 @@ from connectors.sentinel.setup import credential as sentinel_credential
 from connectors.sentinel.setup import polling, reconcile_now
 from connectors.sentinel.triage import SentinelDetails, SentinelTriage
 from connectors.servicenow import setup as servicenow_setup
+from connectors.servicenow.cmdb import CmdbLookup
 from core.breaker import Breakers
 from core.catalog import Catalog, load_catalog
 from core.crypto import PayloadCipher, UnreadablePayload, generate_key
@@ -52,8 +56,10 @@ from core.settings import Mode, Settings, load_settings, payload_keys, settings_
 from core.signing import WebhookVerifier, sign
 from core.store import admin_audit, outbox
 from core.store.admin_audit import operator
+from core.store.cmdb import CMDB_JOB
 from core.store.comments import COMMENT_JOB
 from core.store.evidence import AUDIT_MIRROR_JOB
+from core.store.evidence_cards import EVIDENCE_CARD_JOB
 from core.store.links import LINK_NOTE_JOB
 from core.store.rekey import rotate, sealed_counts
 from core.store.store import Store
@@ -76,8 +82,14 @@ from graph.sharepoint import SitePath
 from sandbox.arm import ArmSandbox
 from sandbox.embedded import change_incident as sandbox_change
 from sandbox.embedded import create_incident as sandbox_create
-from sandbox.embedded import embedded_sentinel, serving
+from sandbox.embedded import (
+    embedded_sentinel,
+    embedded_servicenow,
+    serving,
+    serving_servicenow,
+)
 from sandbox.sentinel_samples import sample_incident, updated_incident
+from sandbox.servicenow import ServiceNowSandbox
 from web.access import correlation_middleware
 from web.health import healthz, openapi, readiness, readyz
 from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
@@ -105,6 +117,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     arm = None
     if playground and settings.mode is Mode.SANDBOX and not settings.sentinel_connected:
         settings, arm = embedded_sentinel(settings)  # so triage works in the Playground
+    snow_sandbox = None
+    if playground and settings.mode is Mode.SANDBOX and not settings.servicenow.enabled:
+        settings, snow_sandbox = embedded_servicenow(settings)  # so links work in the Playground
     SCRUBBER.register_settings(settings)  # before anything can log a secret
     SCRUBBER.pepper = settings.log_pepper.get_secret_value().encode()
     configure_tracing(settings.otlp_endpoint)
@@ -125,17 +140,28 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     links = None
     if triage is not None:
         links = LinkDesk(store, triage, servicenow.client if servicenow is not None else None)
+    unfurler = None
+    if servicenow is not None:
+        unfurler = Unfurler(str(settings.servicenow.instance_url), servicenow.client)
+    evidence = _evidence_desk(settings, store, breakers, sentinel, catalog)
     adapter = TeamsAdapter(
         settings,
-        WardenBot(store, breakers, triage=triage, links=links),
+        WardenBot(
+            store, breakers, triage=triage, links=links, unfurler=unfurler, evidence=evidence
+        ),
         breakers,
         validator=validator,
         metrics=metrics,
         pacer=pacer,
     )
+    cmdb = servicenow is not None and sentinel is not None  # CIs need both
     handlers: dict[str, Handler] = {
         CARD_JOB: IncidentCardDelivery(
-            store, adapter, triage=triage is not None, itsm=links is not None and links.connected
+            store,
+            adapter,
+            triage=triage is not None,
+            itsm=links is not None and links.connected,
+            cmdb=cmdb,
         ),
         COMMENT_JOB: CommentReplyDelivery(store, adapter),
     }
@@ -144,13 +170,17 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         handlers,
         settings.outbox,
         pacer=pacer,
-        paced_kinds=frozenset({CARD_JOB, COMMENT_JOB}),
+        paced_kinds=frozenset({CARD_JOB, COMMENT_JOB, EVIDENCE_CARD_JOB}),
         metrics=metrics,
     )
     writer = IngestWriter(store, on_commit=worker.wake)
     if triage is not None:
         triage.wake = worker.wake
     handlers[AUDIT_MIRROR_JOB], mirror_closers = _audit_mirror(settings, store, breakers)
+    if evidence is not None and catalog is not None:
+        evidence.wake = worker.wake
+        handlers[EVIDENCE_CARD_JOB] = EvidenceCardDelivery(store, adapter, catalog)
+        mirror_closers.append(evidence.aclose)
     if sentinel is not None:
         handlers[TRIAGE_JOB] = SentinelTriage(
             sentinel.client, store, writer, max_attempts=settings.outbox.max_attempts
@@ -158,6 +188,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         handlers[LINK_NOTE_JOB] = LinkNoteDelivery(sentinel.client, store)
     if servicenow is not None:
         handlers.update(servicenow_setup.handlers(servicenow, store))
+        if sentinel is not None:
+            handlers[CMDB_JOB] = CmdbLookup(sentinel.client, servicenow.client, store)
     webhook = SentinelWebhook(
         WebhookVerifier(settings.webhook_secrets),
         writer,
@@ -178,6 +210,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     if arm is not None:
         sandbox, port = arm, settings.sandbox_arm_port
         app.cleanup_ctx.append(lambda _app: _sandbox_sentinel(sandbox, port))
+    if snow_sandbox is not None:
+        served = snow_sandbox
+        app.cleanup_ctx.append(lambda _app: _sandbox_servicenow(served, settings))
     app.cleanup_ctx.append(lambda _app: _bot_auth(http, validator, adapter))
     app.cleanup_ctx.append(lambda _app: _closing(sentinel, triage))
     app.cleanup_ctx.append(lambda _app: _closing_all(mirror_closers))
@@ -242,6 +277,35 @@ def _triage_desk(
     return TriageDesk(
         store, responders=responders, details=SentinelDetails(sentinel.client), itsm=itsm
     )
+
+
+def _evidence_desk(
+    settings: Settings,
+    store: Store,
+    breakers: Breakers,
+    sentinel: SentinelConnection | None,
+    catalog: Catalog | None,
+) -> EvidenceDesk | None:
+    """Evidence requests from chat, when there is a catalog; reviewers checked in Graph when
+    Warden has an Azure credential (without one, as in the sandbox, anyone may review)."""
+    if catalog is None:
+        return None
+    if sentinel is None:
+        return EvidenceDesk(store, catalog)
+    http = graph_http(breakers, tls_verify(settings))
+    graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
+    ttl = settings.responder_cache_seconds
+    reviewers = ReviewerGroups(
+        lambda groups: ResponderGroups(graph, groups, ttl=ttl), close=http.aclose
+    )
+    return EvidenceDesk(store, catalog, reviewers=reviewers)
+
+
+async def _sandbox_servicenow(snow: ServiceNowSandbox, settings: Settings) -> AsyncIterator[None]:
+    """Serve the sandbox ServiceNow for the Playground while Warden runs."""
+    async with serving_servicenow(snow, settings) as running:
+        console.print(f"Sandbox ServiceNow (Table API, records page): {running.url}")
+        yield
 
 
 async def _sandbox_sentinel(arm: ArmSandbox, port: int) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""Warden's answers to Teams: commands, installation, card actions."""
+"""Warden's answers to Teams: commands, installation, card actions, the message extension."""
 
 from __future__ import annotations
 
@@ -7,11 +7,26 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
+from bot.evidence import EVIDENCE_DATA, EvidenceDesk
+from bot.extensions import ExtensionDesk
 from bot.links import NOT_CONNECTED, LinkDesk, NotShownHereError
 from bot.router import parse_command
 from bot.triage import TRIAGE_DATA, TriageDesk
-from bot.types import Card, CardAction, Membership, Message
+from bot.types import (
+    Card,
+    CardAction,
+    ExtensionAction,
+    LinkPreview,
+    LinkQuery,
+    Membership,
+    Message,
+    SearchAnswer,
+    SearchQuery,
+    TaskAnswer,
+)
+from bot.unfurl import Unfurler
 from cards.common import (
     error_card,
     help_card,
@@ -34,6 +49,7 @@ VERB_DATA: dict[CardVerb, type[BaseModel]] = {
     CardVerb.LINK: LinkData,
     CardVerb.CREATE_CHANGE: TriageData,
     **TRIAGE_DATA,
+    **EVIDENCE_DATA,
 }
 """The data contract of each verb (``core.actions``)."""
 
@@ -43,8 +59,19 @@ _PLAIN = {
     "severity": "choose a severity",
     "assignee": "pick a person",
     "record": "give a record number, e.g. CHG0030001",
+    "link": "give an https:// link",
+    "attestation": "write the attestation (at most 4,000 characters)",
+    "reason": "a rejection needs a reason",
 }
 """What a missing or bad input means, in words, by input id."""
+
+NO_CATALOG = "Warden has no requirement catalog: an operator sets WARDEN_REQUIREMENTS_FILE."
+
+
+def _problems(errors: list[ErrorDetails]) -> list[str]:
+    """What was wrong with a card's inputs, in words, each once."""
+    fields = [str(e["loc"][0]) if e["loc"] else "" for e in errors]
+    return sorted({_PLAIN.get(field, "the card is out of date") for field in fields})
 
 
 class WardenBot:
@@ -57,11 +84,16 @@ class WardenBot:
         *,
         triage: TriageDesk | None = None,
         links: LinkDesk | None = None,
+        unfurler: Unfurler | None = None,
+        evidence: EvidenceDesk | None = None,
     ) -> None:
+        """Answer with ``store``; triage, links and unfurling only when each is given."""
         self._store = store
         self._breakers = breakers
         self._triage = triage
         self._links = links
+        self._evidence = evidence
+        self._extensions = ExtensionDesk(store, links, unfurler) if links is not None else None
         self._active: set[str] = set()  # conversations this process saw saved as active
         self._actions: dict[CardVerb, Callable[[CardAction, BaseModel], Awaitable[Card]]] = {
             CardVerb.REFRESH: self._refresh,
@@ -69,6 +101,8 @@ class WardenBot:
         if links is not None:
             self._actions[CardVerb.LINK] = self._linking
             self._actions[CardVerb.CREATE_CHANGE] = self._linking
+        if evidence is not None:
+            self._actions.update(dict.fromkeys(EVIDENCE_DATA, evidence.handle))
 
     async def on_membership(self, change: Membership) -> list[Card]:
         """Remember a conversation the bot joined (and welcome it), or forget one it left."""
@@ -113,6 +147,10 @@ class WardenBot:
             if self._links is None:
                 return [error_card("Not connected to ServiceNow", NOT_CONNECTED)]
             return await self._links.command(message, name, parsed.values)
+        if name == "request evidence":
+            if self._evidence is None:
+                return [error_card("Evidence requests are off", NO_CATALOG)]
+            return await self._evidence.command(message, parsed.values)
         if name == "status":
             status = await self._store.conversation_status(ref.conversation_id)
             paused = self._breakers is not None and self._breakers.is_open(ref.service_url)
@@ -138,18 +176,44 @@ class WardenBot:
         except ValidationError as exc:
             log.warning("card action %s refused: unexpected data", verb.value)
             errors = exc.errors()
+            if self._evidence is not None and verb in EVIDENCE_DATA:
+                card = await self._evidence.invalid(action, _problems(errors))
+                if card is not None:
+                    return card
             if (
                 self._triage is not None
                 and (verb in TRIAGE_DATA or verb is CardVerb.LINK)
                 and all(e["type"] != "extra_forbidden" for e in errors)
             ):
-                fields = [str(e["loc"][0]) if e["loc"] else "" for e in errors]
-                problems = [_PLAIN.get(field, "the card is out of date") for field in fields]
-                card = await self._triage.invalid(action, sorted(set(problems)))
+                card = await self._triage.invalid(action, _problems(errors))
                 if card is not None:
                     return card
             return error_card("This button sent something unexpected", "Nothing was changed.")
         return await handler(action, data)
+
+    async def on_search(self, query: SearchQuery) -> SearchAnswer:
+        """Typeahead choices (none while Warden cannot link records)."""
+        if self._extensions is None:
+            return SearchAnswer()
+        return await self._extensions.search(query)
+
+    async def on_extension_fetch(self, action: ExtensionAction) -> TaskAnswer:
+        """The dialog of a message extension action."""
+        if self._extensions is None:
+            return TaskAnswer("Warden", error_card("Not connected to ServiceNow", NOT_CONNECTED))
+        return await self._extensions.fetch(action)
+
+    async def on_extension_submit(self, action: ExtensionAction) -> TaskAnswer:
+        """Do what a message extension's dialog submitted."""
+        if self._extensions is None:
+            return TaskAnswer(message=NOT_CONNECTED)
+        return await self._extensions.submit(action)
+
+    async def on_link_query(self, query: LinkQuery) -> LinkPreview | None:
+        """Unfurl a pasted record URL (None leaves it a plain link)."""
+        if self._extensions is None:
+            return None
+        return await self._extensions.unfurl(query)
 
     async def _triaged(self, action: CardAction, data: BaseModel) -> Card:
         """A triage verb, answered by the triage desk."""

@@ -281,8 +281,9 @@ class _WardenHandler(logging.StreamHandler[IO[str]]):
 
 
 # Loggers pinned to WARNING at any level: aiohttp's access lines duplicate ours (with the raw
-# address and query string); SQL echo and aiosqlite's DEBUG lines carry parameters and rows.
-_QUIET = ("aiohttp.access", "sqlalchemy.engine", "aiosqlite")
+# address and query string); SQL echo and aiosqlite's DEBUG lines carry parameters and rows;
+# httpx's and httpcore's repeat ``warden.outbound``'s call lines with full URLs and queries.
+_QUIET = ("aiohttp.access", "sqlalchemy.engine", "aiosqlite", "httpx", "httpcore")
 
 
 def configure_logging(

@@ -121,6 +121,13 @@ class Settings(BaseSettings):
         description="Port of the sandbox Sentinel (ARM, Entra ID, Graph) that `make run` starts "
         "when no Sentinel is configured, so triage works in the Playground.",
     )
+    sandbox_servicenow_port: int = Field(
+        56170,
+        ge=0,
+        le=65535,
+        description="Port of the sandbox ServiceNow that `make run` starts when no ServiceNow "
+        "is configured, so incidents can be linked to change requests in the Playground.",
+    )
     var_dir: Path = Field(Path("var"), description="Directory for local state (SQLite, keys).")
     database_url: str | None = Field(
         None,

@@ -1,15 +1,23 @@
-"""The sandbox Sentinel that ``make run`` starts beside the Playground, and the demo's use of it.
+"""The sandboxes ``make run`` starts beside the Playground (Sentinel, ServiceNow), and the demo's
+use of them.
 
 With no Sentinel configured, ``python app.py serve --playground`` serves the ARM sandbox (ARM,
 its Entra ID token endpoint and Graph ``checkMemberGroups``, over TLS with a CA kept under
 ``var/arm-sandbox``) on ``WARDEN_SANDBOX_ARM_PORT`` and connects Warden to it, so the triage
 buttons work end to end: ``python app.py demo incident`` creates the incident in the sandbox
 Sentinel (its control API) before sending the webhook, and a click changes it there.
+
+With no ServiceNow configured either, the ServiceNow sandbox is served on
+``WARDEN_SANDBOX_SERVICENOW_PORT`` (its records page at ``/``) and Warden connected to it, its
+business rule calling Warden's ``/api/webhooks/servicenow``: incidents can be linked to its
+change requests from the cards, and a change made on its page reaches the card.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +29,7 @@ from core.settings import Settings
 from sandbox.arm import ArmSandbox, run_arm_sandbox
 from sandbox.arm_tls import make_tls_files
 from sandbox.playground import default_config
+from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
 
 CLIENT_ID = "5f0d1f6e-8f7a-4c4e-9a6b-2d9c1b7e3a10"
 """The app id Warden uses against the sandbox Sentinel (any GUID will do)."""
@@ -65,6 +74,43 @@ def embedded_sentinel(settings: Settings) -> tuple[Settings, ArmSandbox]:
         }
     )
     return connected, arm
+
+
+SERVICENOW_USER = "warden.integration"
+"""The API account Warden uses against the sandbox ServiceNow."""
+
+
+def embedded_servicenow(settings: Settings) -> tuple[Settings, ServiceNowSandbox]:
+    """A sandbox ServiceNow (not yet serving) and ``settings`` connected to it: basic auth,
+    a webhook secret for its business rule, a short poll."""
+    password = secrets.token_urlsafe(18)
+    hook = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    snow = ServiceNowSandbox(username=SERVICENOW_USER, password=password)
+    connected = settings.model_copy(
+        update={
+            "servicenow": settings.servicenow.model_copy(
+                update={
+                    "instance_url": f"http://127.0.0.1:{settings.sandbox_servicenow_port}",
+                    "username": SERVICENOW_USER,
+                    "password": SecretStr(password),
+                    "webhook_secrets": [SecretStr(hook)],
+                    "poll_seconds": 30.0,
+                }
+            )
+        }
+    )
+    return connected, snow
+
+
+@contextlib.asynccontextmanager
+async def serving_servicenow(
+    snow: ServiceNowSandbox, settings: Settings
+) -> AsyncIterator[ServiceNowSandbox]:
+    """Serve ``snow`` on its port, its business rule calling Warden's webhook."""
+    secret = settings.servicenow.webhook_secrets[0].get_secret_value()
+    snow.set_business_rule(f"http://127.0.0.1:{settings.port}/api/webhooks/servicenow", secret)
+    async with run_servicenow_sandbox(port=settings.sandbox_servicenow_port, sandbox=snow) as up:
+        yield up
 
 
 @contextlib.asynccontextmanager

@@ -39,7 +39,7 @@ from cards import (
 from cards.incident import DESCRIPTION_LIMIT, SEVERITY_STYLES
 from cards.links import SEARCH_DATASET, linked_card
 from cards.verbs import CardVerb
-from core.itsm import IncidentLink, ItsmSystem, RecordType
+from core.itsm import ConfigurationItem, IncidentLink, ItsmSystem, RecordType
 from core.models import (
     ConversationKind,
     ConversationStatus,
@@ -50,6 +50,7 @@ from core.models import (
     Subscription,
 )
 from core.triage import Actor, IncidentDetails, TriageAction, TriageChange, TriageState
+from tests.unit.evidence_card_samples import EVIDENCE_VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -140,6 +141,28 @@ CHANGE_LINK = IncidentLink(
     priority=3,
 )
 
+
+def configuration_items(count: int) -> list[ConfigurationItem]:
+    """``count`` CIs as the CMDB lookup stores them: a Linux web server first, then others."""
+    seen = datetime(2025, 3, 14, 8, 0, tzinfo=UTC)
+    first = ConfigurationItem(
+        ciId="ci0",
+        name="web-prd-01",
+        type="cmdb_ci_linux_server",
+        owner="David Loo",
+        env="Production",
+        tags=["pci"],
+        lastSeenUtc=seen,
+    )
+    others = [
+        ConfigurationItem(
+            ciId=f"ci{n}", name=f"host-{n:02d}", type="cmdb_ci_ip_switch", lastSeenUtc=seen
+        )
+        for n in range(1, count)
+    ]
+    return [first, *others][:count]
+
+
 VARIANTS: dict[str, Callable[[], Card]] = {
     "incident_full": lambda: incident_card(full_incident()),
     "incident_triage_applying": lambda: incident_card(
@@ -170,6 +193,14 @@ VARIANTS: dict[str, Callable[[], Card]] = {
         links=[CHANGE_LINK],
         itsm=True,
     ),
+    "incident_triage_linked_cis": lambda: incident_card(
+        make_incident(),
+        triage=True,
+        version="v6",
+        links=[CHANGE_LINK],
+        itsm=True,
+        cis=configuration_items(7),
+    ),
     "incident_triage_itsm_unlinked": lambda: incident_card(
         make_incident(), triage=True, version="v5", itsm=True
     ),
@@ -177,6 +208,7 @@ VARIANTS: dict[str, Callable[[], Card]] = {
     "unlinked": lambda: linked_card(42, CHANGE_LINK, linked=False, already=False),
     **{f"incident_severity_{s.value.lower()}": partial(severity_variant, s) for s in Severity},
     **{f"welcome_{k.value}": partial(welcome_card, "Warden", k) for k in ConversationKind},
+    **EVIDENCE_VARIANTS,
     "help_plain": lambda: help_card(),
     "help_unknown_suggestion": lambda: help_card(
         unknown="subscrbe", suggestion="subscribe incidents"
@@ -241,6 +273,7 @@ def assert_exact_enums(card: Card) -> None:
         "Container": container_style,
         "Column": container_style,
         "TextBlock": exact_enum("TextBlockStyle"),
+        "Input.Text": exact_enum("TextInputStyle"),
     }
     for node in walk(card):
         if not isinstance(node, dict):
@@ -255,7 +288,10 @@ def assert_valid_card(card: Card) -> None:
     """Fail unless ``card`` is a full-width Adaptive Card 1.5 that the schema accepts."""
     assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
     assert (card["type"], card["version"]) == ("AdaptiveCard", "1.5")
-    assert card["msteams"] == {"width": "Full"}
+    teams = dict(card["msteams"])
+    for mention in teams.pop("entities", []):  # Teams mentions: each is written on the card
+        assert mention["type"] == "mention" and mention["text"] in json.dumps(card["body"])
+    assert teams == {"width": "Full"}
     bare = without_people_picker({key: value for key, value in card.items() if key != "msteams"})
     error = best_match(card_validator().iter_errors(bare))
     assert error is None, f"{list(error.absolute_path)}: {error.message}"
@@ -524,3 +560,24 @@ def test_triage_action_line_names_person_and_neutralises_text() -> None:
 def test_no_triage_buttons_without_triage() -> None:
     """Without a Sentinel connection the card has no triage buttons."""
     assert set(_buttons(incident_card(make_incident()))) == {"Open in Sentinel", "Refresh"}
+
+
+def test_incident_card_cis_listed_under_links_with_class_env_owner() -> None:
+    """CIs are listed after the links: name, then class · environment · owner."""
+    card = incident_card(make_incident(), links=[CHANGE_LINK], cis=configuration_items(1))
+    texts = strings(card)
+    assert texts.index("Configuration items") > texts.index("Linked records")
+    assert "web-prd-01" in texts
+    assert "Linux Server \u00b7 Production \u00b7 David Loo" in texts
+
+
+def test_incident_card_more_than_five_cis_counts_the_rest() -> None:
+    """Five CIs are listed; the rest are counted as ``+N more``."""
+    texts = strings(incident_card(make_incident(), cis=configuration_items(8)))
+    assert "host-04" in texts and "host-05" not in texts
+    assert "+3 more" in texts
+
+
+def test_incident_card_no_cis_has_no_section() -> None:
+    """Without CIs the card has no configuration items section."""
+    assert "Configuration items" not in strings(incident_card(make_incident(), cis=[]))

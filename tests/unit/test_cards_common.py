@@ -75,6 +75,7 @@ def test_commands_table_names_are_unique_lowercase_and_start_usage() -> None:
         "status",
         "link",
         "unlink",
+        "request evidence",
     ]
     for command in COMMANDS:
         assert command.name == " ".join(command.name.lower().split())

@@ -1,0 +1,169 @@
+"""ServiceNow in the Agents Playground: link an incident to a change from its card, close it.
+
+Warden is connected to the ARM sandbox (Sentinel) and the ServiceNow sandbox as ``make run``
+connects them (the sandbox's business rule calls Warden's webhook); the clicks are the
+Playground's ``invoke`` API, made by its current user (Alex Wilber).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from app import create_app
+from core.settings_servicenow import ServiceNowSettings
+from sandbox.arm import ArmSandbox, run_arm_sandbox
+from sandbox.playground import Playground
+from sandbox.playground_client import Frame, PlaygroundClient
+from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
+from tests.processes import free_port
+from tests.support import make_settings, signed
+
+pytestmark = pytest.mark.e2e
+
+HOOK_SECRET = "whsec_" + "cGxheWdyb3VuZC1zZXJ2aWNlbm93LWhvb2s="
+
+
+@pytest.fixture
+async def arm() -> AsyncIterator[ArmSandbox]:
+    """The sandbox Sentinel."""
+    async with run_arm_sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+async def snow() -> AsyncIterator[ServiceNowSandbox]:
+    """The sandbox ServiceNow."""
+    async with run_servicenow_sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+async def warden_url(
+    tmp_path: Path, sqlite_url: str, arm: ArmSandbox, snow: ServiceNowSandbox
+) -> AsyncIterator[str]:
+    """Warden on a free local port, connected to both sandboxes; the rule calls it back."""
+    port = free_port()
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        port=port,
+        arm_endpoint=arm.url,
+        arm_ca_bundle=arm.ca_path,
+        graph_endpoint=arm.graph_url,
+        azure_tenant_id=arm.tenant_id,
+        azure_client_id=arm.client_id,
+        azure_client_secret=arm.client_secret,
+        azure_authority_host=arm.authority,
+        servicenow=ServiceNowSettings(
+            instance_url=snow.url,
+            username=snow.username,
+            password=snow.password,
+            webhook_secrets=[HOOK_SECRET],
+            poll_seconds=3600,
+        ),
+    )
+    snow.set_business_rule(f"http://127.0.0.1:{port}/api/webhooks/servicenow", HOOK_SECRET)
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def _content(frame: Frame) -> str:
+    return json.dumps([a.get("content") for a in frame.attachments])
+
+
+def _triage_data(frame: Frame) -> dict[str, Any]:
+    for attachment in frame.attachments:
+        for action in attachment["content"]["actions"]:
+            if action.get("verb") == "incident.details":
+                return dict(action["data"])
+    raise AssertionError("the card has no triage buttons")
+
+
+async def test_playground_link_incident_to_change_then_close_it(
+    teams: tuple[Playground, PlaygroundClient],
+    warden_url: str,
+    arm: ArmSandbox,
+    snow: ServiceNowSandbox,
+) -> None:
+    """*Link to ServiceNow…* on the card links the change (the card shows it); closing the
+    incident on the card reaches the change as work notes and its Closed state; a change
+    made in ServiceNow comes back to the card through the webhook."""
+    _, client = teams
+    config = await client.test_config()
+    channel = config.general_channel_id
+    change = snow.create(
+        "change_request",
+        {"short_description": "Block legacy auth for finance", "state": "-4"},
+    )
+    made = arm.create_incident(
+        {"title": "Password spray against finance", "severity": "High", "status": "New"}
+    )
+    async with client.stream() as stream:
+        await client.install(channel)
+        await client.send_message(channel, "subscribe incidents")
+        await stream.wait_for(lambda f: "Subscribed to incidents" in _content(f))
+        body, headers = signed(made)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{warden_url}/api/webhooks/sentinel", data=body, headers=headers) as r,
+        ):
+            assert r.status == 202
+        card = await stream.wait_for(
+            lambda f: f.action == "createMessage" and "Password spray" in _content(f)
+        )
+        thread = card.post_conversation_id or channel
+        assert card.message_id is not None
+        key = {"incident": str(made["id"]).lower()}
+        for _ in range(50):  # Warden records the post once Teams has answered it
+            shown = await client.invoke_action(thread, card.message_id, "incident.refresh", key)
+            if "Password spray" in json.dumps(shown):
+                break
+            await asyncio.sleep(0.1)
+
+        def latest() -> Frame:
+            return [f for f in stream.frames if f.message_id == card.message_id][-1]
+
+        data = {**_triage_data(latest()), "record": change["number"]}
+        answer = await client.invoke_action(thread, str(card.message_id), "incident.link", data)
+        assert f"ServiceNow {change['number']}" in json.dumps(answer)
+        mark = stream.mark()
+        closing = {
+            **_triage_data(latest()),
+            "classification": "TruePositive:SuspiciousActivity",
+            "comment": "Legacy auth blocked",
+        }
+        await client.invoke_action(thread, str(card.message_id), "incident.close", closing)
+        await stream.wait_for(
+            lambda f: f.message_id == card.message_id and "Done" in _content(f),
+            since=mark,
+            timeout=20,
+        )
+        for _ in range(100):
+            record = snow.record("change_request", change["sys_id"])
+            if record is not None and record["state"] == "3":
+                break
+            await asyncio.sleep(0.1)
+        assert record is not None and record["state"] == "3"
+        notes = [n["value"] for n in snow.work_notes("change_request", change["sys_id"])]
+        assert any("Closed" in n and "Alex Wilber" in n for n in notes)
+        mark = stream.mark()
+        snow.portal_update("change_request", change["sys_id"], {"state": "0"})
+        reviewed = await stream.wait_for(
+            lambda f: f.message_id == card.message_id and "Review" in _content(f),
+            since=mark,
+            timeout=20,
+        )
+        assert change["number"] in _content(reviewed)
