@@ -97,7 +97,31 @@ def message(activity: Activity) -> Message:
         user=user_of(activity),
         conversation=conversation_ref(activity),
         thread_id=thread if marker and thread else None,
+        mentions=mentions_of(activity),
     )
+
+
+def mentions_of(activity: Activity) -> tuple[User, ...]:
+    """The people a message @mentions (its ``mention`` entities), the bot left out."""
+    bot_id = _dict(activity.get("recipient")).get("id")
+    people: list[User] = []
+    for entity in activity.get("entities") or []:
+        entity = _dict(entity)
+        mentioned = _dict(entity.get("mentioned"))
+        if entity.get("type") != "mention" or not mentioned.get("id"):
+            continue
+        if mentioned.get("id") == bot_id or mentioned.get("role") == "bot":
+            continue
+        people.append(
+            User(
+                id=str(mentioned["id"]),
+                name=mentioned.get("name") if isinstance(mentioned.get("name"), str) else None,
+                aad_object_id=mentioned.get("aadObjectId")
+                if isinstance(mentioned.get("aadObjectId"), str)
+                else None,
+            )
+        )
+    return tuple(people)
 
 
 def membership(activity: Activity) -> Membership | None:

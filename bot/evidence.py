@@ -36,6 +36,7 @@ from core.store import evidence as evidence_store
 from core.store import evidence_cards as cards_store
 from core.store.evidence import FollowUp
 from core.store.evidence_cards import EVIDENCE_CARD_JOB, CardRole
+from core.store.evidence_outcomes import outcome_job
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,12 @@ class EvidenceDesk:
         *,
         reviewers: ReviewerGroups | None = None,
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+        itsm: bool = False,
     ) -> None:
+        """``itsm``: an ITSM system is connected, so a decision that ends a request is
+        written there too (an ``itsm.evidence_outcome`` job in the decision's transaction)."""
         self._store = store
+        self._itsm = itsm
         self._catalog = catalog
         self._reviewers = reviewers
         self._today = today
@@ -133,7 +138,7 @@ class EvidenceDesk:
         if requirement is None:
             return [self._unknown(typed)]
         try:
-            owner = _person(values.get("person"))
+            owner = await self._owner(message, values.get("person"))
             due = self._due(values.get("due"))
             actor = await self._actor(message.user, requirement, "request evidence")
         except Refusal as refusal:
@@ -155,6 +160,20 @@ class EvidenceDesk:
             log.info("evidence request %s opened from chat", request.id)
         names = await cards_store.names_of(self._store, [request.owner, request.requested_by])
         return [requested_card(request, requirement, names, created=created)]
+
+    async def _owner(self, message: Message, typed: str | None) -> str:
+        """Who is asked: the person @mentioned (by Entra object id, name remembered), else
+        the UPN or object id typed after ``from``."""
+        person = _mentioned(message)
+        if person is None:
+            return _person(typed)
+        if not person.aad_object_id:
+            raise Refusal(
+                f"Warden cannot tell who @{person.name or 'that'} is in the directory; type "
+                "their UPN (name@domain) after `from` instead."
+            )
+        await cards_store.remember_name(self._store, person.aad_object_id.lower(), person.name)
+        return person.aad_object_id.lower()
 
     async def handle(self, action: CardAction, data: BaseModel) -> Card:
         """Answer an evidence verb with the clicked card redrawn (and a notice if refused)."""
@@ -248,13 +267,14 @@ class EvidenceDesk:
             )
         else:
             verdict = Verdict.model_validate({"kind": DecisionKind.APPROVE})
+        jobs = self._redraws(data.request, action)
+        if self._itsm:
+            ending = await outcome_job(
+                self._store, data.request, verdict, actor, seen=data.version, requirement=requirement
+            )
+            jobs += [ending] if ending is not None else []
         await evidence_store.decide(
-            self._store,
-            data.request,
-            verdict,
-            actor,
-            seen=data.version,
-            jobs=self._redraws(data.request, action),
+            self._store, data.request, verdict, actor, seen=data.version, jobs=jobs
         )
         log.info("evidence %s recorded on request %s", verb.value, data.request)
 
@@ -308,6 +328,11 @@ class EvidenceDesk:
 
 
 _MENTION_HINT = "Mention the person (@name) or type their UPN (name@domain) after `from`."
+
+
+def _mentioned(message: Message) -> User | None:
+    """The first person the message @mentions, if any (the bot is never one)."""
+    return message.mentions[0] if message.mentions else None
 
 
 def _person(typed: str | None) -> str:

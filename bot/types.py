@@ -32,6 +32,8 @@ class Message:
     conversation: ConversationRef
     thread_id: str | None = None
     """The activity id of the thread's first message, for a reply in a channel thread."""
+    mentions: tuple[User, ...] = ()
+    """The people @mentioned in the message (not the bot), in order."""
 
 
 @dataclass(frozen=True)

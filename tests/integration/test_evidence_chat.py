@@ -201,6 +201,38 @@ async def test_request_evidence_posts_owner_card_mentioning_the_owner(room: Room
     assert button_data(card, CardVerb.EVIDENCE_SUBMIT.value)["version"] == 1
 
 
+async def test_request_evidence_from_a_mention_asks_that_person(room: Room) -> None:
+    """``from @Olivia`` (a Teams mention entity) asks the mentioned person; a mention Teams
+    gave without an Entra object id is refused with what to type instead."""
+    activity = message_activity(
+        room.warden.connector.url,
+        room.conversation,
+        "request evidence ISO-A.5.15 from <at>Olivia Owner</at>",
+    )
+    activity["from"] = ASKER
+    activity["entities"].append(
+        {"type": "mention", "mentioned": OWNER, "text": "<at>Olivia Owner</at>"}
+    )
+    response = await room.warden.client.post("/api/messages", json=activity)
+    assert response.status in (200, 201)
+    await room.settled()
+    card = room.owner_card()
+    assert card["msteams"]["entities"][0]["mentioned"]["id"] == OWNER["aadObjectId"]
+    assert OWNER["name"] in text_of(card)
+    nameless = {"id": "29:someone", "name": "Someone"}
+    activity = message_activity(
+        room.warden.connector.url,
+        room.conversation,
+        "request evidence ISO-A.8.13 from <at>Someone</at>",
+    )
+    activity["entities"].append({"type": "mention", "mentioned": nameless, "text": "x"})
+    await room.warden.client.post("/api/messages", json=activity)
+    refused = [
+        r.body for r in room.warden.connector.posts() if r.body.get("replyToId") == activity["id"]
+    ]
+    assert "type their UPN" in str(refused[-1])
+
+
 async def test_request_evidence_twice_while_open_says_already_open(room: Room) -> None:
     """A second identical request opens nothing and says the first is open."""
     await requested(room)
