@@ -70,8 +70,15 @@ NO_CATALOG = "Warden has no requirement catalog: an operator sets WARDEN_REQUIRE
 
 def _problems(errors: list[ErrorDetails]) -> list[str]:
     """What was wrong with a card's inputs, in words, each once."""
-    fields = [str(e["loc"][0]) if e["loc"] else "" for e in errors]
-    return sorted({_PLAIN.get(field, "the card is out of date") for field in fields})
+    problems = set()
+    for error in errors:
+        if error["loc"]:
+            problems.add(_PLAIN.get(str(error["loc"][0]), "the card is out of date"))
+        elif error["type"] == "value_error":  # a check across inputs says it in words
+            problems.add(str(error["ctx"]["error"]))
+        else:
+            problems.add("the card is out of date")
+    return sorted(problems)
 
 
 class WardenBot:

@@ -96,26 +96,26 @@ def link_buttons(links: Sequence[IncidentLink]) -> list[JSON]:
 
 
 def itsm_buttons(incident_key: str, version: str, *, can_create: bool = True) -> list[JSON]:
-    """*Link to ServiceNow…* (number or search) and, unless linked already, *Create change*."""
+    """*Link to ServiceNow…* and, unless linked already, *Create change*.
+
+    The record is typed (every client) or found with a typeahead search (clients that
+    support ``Data.Query``; elsewhere the search box stays empty), so the card works in both.
+    """
     data = {"incident": incident_key, "version": version}
-    number = {
-        "type": "Input.ChoiceSet",
+    typed = {
+        "type": "Input.Text",
         "id": "record",
-        "label": "ServiceNow record",
-        "isRequired": True,
-        "errorMessage": "Give a record number, e.g. CHG0030001.",
+        "label": "ServiceNow record number",
+        "placeholder": "CHG0030001 or INC0010001",
+        "maxLength": 20,
+    }
+    search = {
+        "type": "Input.ChoiceSet",
+        "id": "pick",
+        "label": "…or find it",
         "choices": [],
         "choices.data": {"type": "Data.Query", "dataset": SEARCH_DATASET},
-        "placeholder": "Number or words from its description",
-        "fallback": {
-            "type": "Input.Text",
-            "id": "record",
-            "label": "ServiceNow record number",
-            "isRequired": True,
-            "errorMessage": "Give a record number, e.g. CHG0030001.",
-            "placeholder": "CHG0030001 or INC0010001",
-            "maxLength": 20,
-        },
+        "placeholder": "Words from its number or description",
     }
     buttons: list[JSON] = [
         {
@@ -123,7 +123,7 @@ def itsm_buttons(incident_key: str, version: str, *, can_create: bool = True) ->
             "title": "Link to ServiceNow\u2026",
             "card": {
                 "type": "AdaptiveCard",
-                "body": [number],
+                "body": [typed, search],
                 "actions": [execute("Link", CardVerb.LINK, data)],
             },
         }

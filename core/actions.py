@@ -102,17 +102,19 @@ RECORD_NUMBER = re.compile(r"[A-Z]{2,4}[0-9]{7,12}")
 
 
 class LinkData(TriageData):
-    """*Link to ServiceNow…*: the record's number (typed, or picked from a search)."""
+    """*Link to ServiceNow…*: a record number typed (``record``) or picked from the typeahead
+    search (``pick``, where the client has one); the typed one wins when both are given."""
 
-    record: str = Field(max_length=40)
+    record: str = Field("", max_length=40)
+    pick: str = Field("", max_length=40)
 
-    @field_validator("record")
-    @classmethod
-    def _number(cls, value: str) -> str:
-        number = value.strip().upper()
+    @model_validator(mode="after")
+    def _number(self) -> LinkData:
+        number = (self.record.strip() or self.pick.strip()).upper()
         if not RECORD_NUMBER.fullmatch(number):
             raise ValueError("give a record number, e.g. CHG0030001")
-        return number
+        object.__setattr__(self, "record", number)
+        return self
 
 
 ATTESTATION_LIMIT = 4000
