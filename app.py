@@ -143,7 +143,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     unfurler = None
     if servicenow is not None:
         unfurler = Unfurler(str(settings.servicenow.instance_url), servicenow.client)
-    evidence = _evidence_desk(settings, store, breakers, sentinel, catalog)
+    evidence = _evidence_desk(
+        settings, store, breakers, sentinel, catalog, itsm=servicenow is not None
+    )
     adapter = TeamsAdapter(
         settings,
         WardenBot(
@@ -285,20 +287,23 @@ def _evidence_desk(
     breakers: Breakers,
     sentinel: SentinelConnection | None,
     catalog: Catalog | None,
+    *,
+    itsm: bool = False,
 ) -> EvidenceDesk | None:
     """Evidence requests from chat, when there is a catalog; reviewers checked in Graph when
-    Warden has an Azure credential (without one, as in the sandbox, anyone may review)."""
+    Warden has an Azure credential (without one, as in the sandbox, anyone may review).
+    ``itsm``: ServiceNow is connected, so rejections and approvals are written there."""
     if catalog is None:
         return None
     if sentinel is None:
-        return EvidenceDesk(store, catalog)
+        return EvidenceDesk(store, catalog, itsm=itsm)
     http = graph_http(breakers, tls_verify(settings))
     graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
     ttl = settings.responder_cache_seconds
     reviewers = ReviewerGroups(
         lambda groups: ResponderGroups(graph, groups, ttl=ttl), close=http.aclose
     )
-    return EvidenceDesk(store, catalog, reviewers=reviewers)
+    return EvidenceDesk(store, catalog, reviewers=reviewers, itsm=itsm)
 
 
 async def _sandbox_servicenow(snow: ServiceNowSandbox, settings: Settings) -> AsyncIterator[None]:

@@ -269,8 +269,9 @@ class EvidenceDesk:
             verdict = Verdict.model_validate({"kind": DecisionKind.APPROVE})
         jobs = self._redraws(data.request, action)
         if self._itsm:
+            request, seen = data.request, data.version
             ending = await outcome_job(
-                self._store, data.request, verdict, actor, seen=data.version, requirement=requirement
+                self._store, request, verdict, actor, seen=seen, requirement=requirement
             )
             jobs += [ending] if ending is not None else []
         await evidence_store.decide(

@@ -106,6 +106,17 @@ class ServiceNowClient:
         query = Query(table.value).where("sys_id", "=", key)
         return await self._exact(table, query, "sys_id", key)
 
+    async def find_by_correlation(
+        self, table: RecordType, correlation_id: str
+    ) -> ItsmRecord | None:
+        """The one record of ``table`` carrying ``correlation_id``; None when none does.
+
+        Exact, like ``upsert_by_correlation``: several records, or an answer holding a record
+        without that id (an ignored query), raise ``ItsmAmbiguous``. Nothing is created.
+        """
+        query = Query(table.value).where("correlation_id", "=", correlation_id)
+        return await self._exact(table, query, "correlation_id", correlation_id)
+
     async def search(
         self, text: str, *, types: Sequence[RecordType], limit: int = 10
     ) -> list[ItsmRecord]:

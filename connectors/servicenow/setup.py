@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
 
+from connectors.servicenow.evidence_sync import EvidenceOutcomeDelivery
 from connectors.servicenow.mapping import record_from_webhook
 from connectors.servicenow.sync import (
     CreateChangeDelivery,
@@ -22,6 +23,7 @@ from core.itsm import ItsmRecord
 from core.leader import leading
 from core.metrics import Metrics
 from core.settings_servicenow import ServiceNowSettings
+from core.store.evidence_outcomes import ITSM_EVIDENCE_JOB
 from core.store.links import ITSM_CREATE_JOB, ITSM_OUTCOME_JOB
 from core.store.store import Store
 from core.worker import Handler
@@ -39,6 +41,7 @@ def handlers(connection: ServiceNowConnection, store: Store) -> dict[str, Handle
     return {
         ITSM_OUTCOME_JOB: ItsmOutcomeDelivery(connection, store),
         ITSM_CREATE_JOB: CreateChangeDelivery(connection, store),
+        ITSM_EVIDENCE_JOB: EvidenceOutcomeDelivery(connection),
     }
 
 

@@ -202,13 +202,8 @@ async def test_webhook_change_in_servicenow_reaches_card_at_once(
     """A change made in ServiceNow reaches the card through the business rule's webhook;
     an unsigned or replayed message is refused and changes nothing."""
     desk = await _linked_desk(start_warden, arm, snow, poll_seconds=3600)
-    change = _change(snow)
-    await _say(desk, f"link {_number(desk)} to {change['number']}")
-    await desk.settled()
+    change = await _scheduled_in_servicenow(desk, snow)
     client: TestClient = desk.warden.client
-    snow.set_business_rule(str(client.make_url("/api/webhooks/servicenow")), HOOK_SECRET)
-    snow.portal_update("change_request", change["sys_id"], {"state": "-2"})
-    await snow.wait_for(lambda s: [d for d in s.rule_deliveries if d.status == 202] or None)
     await desk.settled()
     assert "Scheduled" in str(desk.card())
     body = b'{"table": "change_request", "sys_id": "x", "record": {}}'
@@ -244,6 +239,55 @@ async def test_poll_brings_back_a_reopened_record_without_webhook(
         return "Implement" in str(desk.card())
 
     await desk.warden.connector.wait_for(reopened, timeout=15)
+
+
+async def test_webhook_and_poll_together_update_each_card_once(
+    start_warden: WardenFactory, arm: ArmSandbox, snow: ServiceNowSandbox
+) -> None:
+    """With the business rule on and a 0.2 s poll, a change made in ServiceNow reaches the
+    card; over the poll rounds after it, the second path to bring it changes nothing: the
+    connector receives exactly one card update with the new state."""
+    desk = await _linked_desk(start_warden, arm, snow, poll_seconds=0.2)
+    await _scheduled_in_servicenow(desk, snow)
+
+    def scheduled(sandbox: Any) -> bool:
+        return "Scheduled" in str(desk.card())
+
+    await desk.warden.connector.wait_for(scheduled, timeout=15)
+    seen = len(snow.requests)
+
+    def polled(sandbox: ServiceNowSandbox, rounds: int = 3) -> bool:
+        reads = [
+            r
+            for r in sandbox.requests[seen:]
+            if r.method == "GET"
+            and r.table == "change_request"
+            and r.ok
+            and "sys_updated_on>=" in r.query.get("sysparm_query", "")
+        ]
+        return len(reads) >= rounds  # round n's records are stored before round n + 1 reads
+
+    await snow.wait_for(polled, timeout=15)
+    await desk.settled()
+    updates = [
+        r
+        for r in desk.warden.connector.updates(desk.conversation, successful=True)
+        if desk.key in str(r.body) and "Scheduled" in str(r.body)
+    ]
+    assert len(updates) == 1
+
+
+async def _scheduled_in_servicenow(desk: Desk, snow: ServiceNowSandbox) -> dict[str, str]:
+    """Link a change to the incident, turn the business rule on, and schedule the change as
+    a person in ServiceNow would; returns the change once the rule delivered it."""
+    change = _change(snow)
+    await _say(desk, f"link {_number(desk)} to {change['number']}")
+    await desk.settled()
+    client: TestClient = desk.warden.client
+    snow.set_business_rule(str(client.make_url("/api/webhooks/servicenow")), HOOK_SECRET)
+    snow.portal_update("change_request", change["sys_id"], {"state": "-2"})
+    await snow.wait_for(lambda s: [d for d in s.rule_deliveries if d.status == 202] or None)
+    return change
 
 
 def _signed(body: bytes) -> dict[str, str]:
