@@ -12,7 +12,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from sandbox.arm import ArmSandbox, run_arm_sandbox
 from sandbox.connector import ConnectorSandbox, run_connector_sandbox
+from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 _pg_state: dict[str, bool] = {}
@@ -84,3 +86,17 @@ async def connector() -> AsyncIterator[ConnectorSandbox]:
 def sqlite_url(tmp_path: Path) -> Iterator[str]:
     """A SQLite database file for tests that need only one store."""
     yield f"sqlite+aiosqlite:///{tmp_path / 'warden.db'}"
+
+
+@pytest.fixture
+async def arm() -> AsyncIterator[ArmSandbox]:
+    """The ARM sandbox (Sentinel, its Entra ID and Graph) over TLS."""
+    async with run_arm_sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+async def snow() -> AsyncIterator[ServiceNowSandbox]:
+    """The ServiceNow sandbox with its seed records."""
+    async with run_servicenow_sandbox() as sandbox:
+        yield sandbox

@@ -19,30 +19,16 @@ from aiohttp import web
 
 from app import create_app
 from core.settings_servicenow import ServiceNowSettings
-from sandbox.arm import ArmSandbox, run_arm_sandbox
+from sandbox.arm import ArmSandbox
 from sandbox.playground import Playground
 from sandbox.playground_client import Frame, PlaygroundClient
-from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
+from sandbox.servicenow import ServiceNowSandbox
 from tests.processes import free_port
 from tests.support import make_settings, signed
 
 pytestmark = pytest.mark.e2e
 
 HOOK_SECRET = "whsec_" + "cGxheWdyb3VuZC1zZXJ2aWNlbm93LWhvb2s="
-
-
-@pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The sandbox Sentinel."""
-    async with run_arm_sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-async def snow() -> AsyncIterator[ServiceNowSandbox]:
-    """The sandbox ServiceNow."""
-    async with run_servicenow_sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ job it writes goes through the real ServiceNow client over HTTP to the sandbox.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from core.store import outbox
 from core.store.evidence_outcomes import ITSM_EVIDENCE_JOB
 from core.store.schema import outbox as outbox_table
 from core.store.store import Store
-from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
+from sandbox.servicenow import ServiceNowSandbox
 from tests.integration.conftest import WardenFactory
 from tests.integration.test_evidence_chat import CATALOG, OWNER, RITA, SAM, Room
 from tests.support import channel_id
@@ -32,13 +31,6 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], ind
 ATTESTATION = "Restore test of the finance database on 2026-11-02: 41 minutes, all rows back."
 DIGEST = hashlib.sha256(ATTESTATION.encode("utf-8")).hexdigest()
 LINK = "https://contoso.sharepoint.com/sites/grc/Evidence/access-review-q4.pdf"
-
-
-@pytest.fixture
-async def snow() -> AsyncIterator[ServiceNowSandbox]:
-    """The ServiceNow sandbox with its seed records."""
-    async with run_servicenow_sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

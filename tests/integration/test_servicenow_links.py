@@ -8,7 +8,6 @@ card's buttons; every write goes through the real clients over HTTP.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,8 +19,8 @@ from connectors.servicenow.mapping import record_from_json
 from core.itsm import RecordType
 from core.settings_servicenow import ServiceNowSettings
 from core.store import links as links_store
-from sandbox.arm import ArmSandbox, run_arm_sandbox
-from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
+from sandbox.arm import ArmSandbox
+from sandbox.servicenow import ServiceNowSandbox
 from tests.integration.conftest import WardenFactory
 from tests.integration.triage_support import Desk, open_desk
 from tests.support import USER
@@ -29,20 +28,6 @@ from tests.support import USER
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 HOOK_SECRET = "whsec_" + "c2VydmljZW5vdy1zYW5kYm94LXdlYmhvb2stc2VjcmV0"
-
-
-@pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The ARM sandbox (Sentinel, its Entra ID and Graph) over TLS."""
-    async with run_arm_sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-async def snow() -> AsyncIterator[ServiceNowSandbox]:
-    """The ServiceNow sandbox with its seed records."""
-    async with run_servicenow_sandbox() as sandbox:
-        yield sandbox
 
 
 def _snow_settings(snow: ServiceNowSandbox, **more: Any) -> ServiceNowSettings:

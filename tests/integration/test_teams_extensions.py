@@ -8,7 +8,6 @@ answers Teams would show. Links and lookups go over HTTP through the real client
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -16,8 +15,8 @@ import pytest
 
 from core.settings_servicenow import ServiceNowSettings
 from core.store import links as links_store
-from sandbox.arm import ArmSandbox, run_arm_sandbox
-from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
+from sandbox.arm import ArmSandbox
+from sandbox.servicenow import ServiceNowSandbox
 from tests.integration.conftest import WardenFactory
 from tests.integration.triage_support import Desk, open_desk
 from tests.support import channel_id, install_activity
@@ -26,20 +25,6 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], ind
 
 DATASET = "warden.itsm.records"
 COMMAND = "linkToIncident"
-
-
-@pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The ARM sandbox (Sentinel, its Entra ID and Graph) over TLS."""
-    async with run_arm_sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-async def snow() -> AsyncIterator[ServiceNowSandbox]:
-    """The ServiceNow sandbox with its seed records."""
-    async with run_servicenow_sandbox() as sandbox:
-        yield sandbox
 
 
 async def _desk(start_warden: WardenFactory, arm: ArmSandbox, snow: ServiceNowSandbox) -> Desk:
