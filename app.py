@@ -26,13 +26,14 @@ from rich.table import Column, Table
 from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
 from bot.delivery import CommentReplyDelivery, IncidentCardDelivery
-from bot.evidence import EvidenceDesk, ReviewerGroups
+from bot.evidence import EvidenceDesk, ReviewerGroups, card_job, quarter
 from bot.evidence_delivery import EvidenceCardDelivery
 from bot.handlers import WardenBot
 from bot.links import LinkDesk
 from bot.triage import TriageDesk
 from bot.unfurl import Unfurler
 from connectors.entra import EntraTokenValidator
+from connectors.policy import evidence_poller
 from connectors.sentinel.comments import CommentRelay
 from connectors.sentinel.connection import SentinelConnection, tls_verify
 from connectors.sentinel.links import LinkNoteDelivery
@@ -233,6 +234,21 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         app.cleanup_ctx.append(
             lambda _app: servicenow_setup.polling(
                 snow, store, settings.servicenow, on_change=worker.wake, metrics=metrics
+            )
+        )
+    if settings.policy_scopes and catalog is not None:
+        polled, channel = catalog, settings.evidence_channel
+        cards = evidence_poller.EvidenceCards(channel, card_job) if channel else None
+        app.cleanup_ctx.append(
+            lambda _app: evidence_poller.polling(
+                settings,
+                store,
+                polled,
+                breakers,
+                period=quarter,
+                cards=cards,
+                on_change=worker.wake,
+                connection=sentinel,
             )
         )
     if playground:

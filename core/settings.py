@@ -37,6 +37,12 @@ SHAREPOINT_SITE = re.compile(
     r":/(?P<path>(?:sites|teams)(?:/[^/:?#\s]+)+)"
 )
 """``WARDEN_SHAREPOINT_SITE``: a host name, ``:/``, then ``sites/Name`` (or ``teams/Name``)."""
+POLICY_SCOPE = re.compile(
+    r"/subscriptions/[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
+    r"(/resourceGroups/[-\w._()]{0,89}[-\w_()])?/?",
+    re.IGNORECASE,
+)
+"""``WARDEN_POLICY_SCOPES``: a subscription, or a resource group in one."""
 
 
 class Mode(StrEnum):
@@ -168,6 +174,21 @@ class Settings(BaseSettings):
         "02:30",
         description="Time of day of the nightly reconcile, `HH:MM` in UTC; a night missed "
         "while Warden was down is caught up when it starts.",
+    )
+    policy_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated scopes whose Azure Policy non-compliance opens evidence "
+        "requests, each `/subscriptions/{id}` or `/subscriptions/{id}/resourceGroups/{name}` "
+        "(needs `WARDEN_REQUIREMENTS_FILE`); empty: no policy polling.",
+    )
+    policy_poll_seconds: float = Field(
+        900.0, gt=0, description="Seconds between two reads of Azure Policy non-compliance."
+    )
+    evidence_channel: str | None = Field(
+        None,
+        description="Conversation id (e.g. `19:…@thread.tacv2`) where the owner's cards of "
+        "requests opened from Azure Policy are posted; Warden must be installed there. "
+        "Unset (or unknown to Warden): the requests are opened and audited, no card is posted.",
     )
     arm_endpoint: str = Field(
         "https://management.azure.com", description="Azure Resource Manager's base URL."
@@ -313,6 +334,7 @@ class Settings(BaseSettings):
         "sentinel_webhook_secrets",
         "allowed_tenant_ids",
         "sentinel_workspaces",
+        "policy_scopes",
         "webhook_entra_tenant_ids",
         "responder_group_ids",
         mode="before",
@@ -368,6 +390,17 @@ class Settings(BaseSettings):
                     f"{item!r}: use subscription/resourceGroup/workspace or the workspace's ARM id"
                 )
         return value
+
+    @field_validator("policy_scopes")
+    @classmethod
+    def _check_policy_scopes(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if POLICY_SCOPE.fullmatch(item.strip()) is None:
+                raise ValueError(
+                    f"{item!r}: use /subscriptions/{{id}} or "
+                    "/subscriptions/{id}/resourceGroups/{name}"
+                )
+        return [item.strip().rstrip("/") for item in value]
 
     @field_validator("sentinel_reconcile_at")
     @classmethod
