@@ -18,6 +18,7 @@
 ``POST   /_sandbox/seed``                   201 ``{"value": [...]}``; body ``{"count": n}``
 ``GET    /_sandbox/users``                  200 ``{"value": [user...]}``
 ``PUT    /_sandbox/users/{id}/groups``      200 user; body ``{"groupIds": [...]}``
+``PUT    /_sandbox/users/{id}/manager``     200 user; body ``{"managerId": id, UPN or null}``
 ``POST   /_sandbox/clock``                  200 ``{"now": ...}``; body ``{"advance": seconds}``
 ``POST   /_sandbox/reset``                  204, back to the initial data
 
@@ -197,6 +198,17 @@ class _ControlRoutes:
         user = self.sandbox.set_member_groups(request.match_info["userId"], ids)
         return web.json_response(user.to_json())
 
+    async def set_manager(self, request: web.Request) -> web.Response:
+        """Set (or, with null, remove) a user's manager."""
+        manager = _object(await _json_body(request)).get("managerId")
+        if manager is not None and not isinstance(manager, str):
+            raise ArmError(400, "BadRequest", "managerId must be a user id, a UPN or null")
+        try:
+            user = self.sandbox.directory.set_manager(request.match_info["userId"], manager)
+        except KeyError as exc:
+            raise ArmError(404, "NotFound", f"no user {exc.args[0]}") from None
+        return web.json_response(user.to_json())
+
     async def clock(self, request: web.Request) -> web.Response:
         """Advance the sandbox clock."""
         advance = _object(await _json_body(request)).get("advance")
@@ -238,6 +250,7 @@ def add_control_routes(app: web.Application, sandbox: ArmSandbox) -> None:
     add("POST", "/seed", routes.seed)
     add("GET", "/users", routes.users)
     add("PUT", "/users/{userId}/groups", routes.set_groups)
+    add("PUT", "/users/{userId}/manager", routes.set_manager)
     add("POST", "/clock", routes.clock)
     add("POST", "/reset", routes.reset)
     app.add_subapp("/_sandbox/", control)

@@ -1,7 +1,7 @@
 """A tiny Entra ID directory for the ARM sandbox: users and their (transitive) groups.
 
-It answers Graph ``checkMemberGroups``, fills in the owner of an incident assigned by
-``objectId`` (as Sentinel does), and names comment authors.
+It answers Graph ``checkMemberGroups`` and ``manager``, fills in the owner of an incident
+assigned by ``objectId`` (as Sentinel does), and names comment authors.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from typing import Any
 
 @dataclass
 class DirectoryUser:
-    """A user: object id, display name, user principal name, mail and group ids."""
+    """A user: object id, display name, user principal name, mail, group ids, manager."""
 
     object_id: str
     display_name: str
     user_principal_name: str
     mail: str | None = None
     groups: set[str] = field(default_factory=set)
+    manager: str | None = None
 
     def owner_info(self) -> dict[str, Any]:
         """Return the Sentinel ``IncidentOwnerInfo`` for this user."""
@@ -49,6 +50,17 @@ class DirectoryUser:
             "userPrincipalName": self.user_principal_name,
             "mail": self.mail,
             "groupIds": sorted(self.groups),
+            "managerId": self.manager,
+        }
+
+    def graph_json(self) -> dict[str, Any]:
+        """Return the Graph ``microsoft.graph.user`` form (as a directory object)."""
+        return {
+            "@odata.type": "#microsoft.graph.user",
+            "id": self.object_id,
+            "displayName": self.display_name,
+            "userPrincipalName": self.user_principal_name,
+            "mail": self.mail,
         }
 
 
@@ -116,6 +128,20 @@ class Directory:
             user = self.add(DirectoryUser(key, key, f"{key}@contoso.com"))
         user.groups = set(group_ids)
         return user
+
+    def set_manager(self, key: str, manager: str | None) -> DirectoryUser:
+        """Make ``manager`` (object id or UPN of a user here; None: nobody) the manager of
+        the user ``key``; KeyError names an unknown user."""
+        user = self.find(key)
+        boss = None if manager is None else self.find(manager)
+        if user is None or (manager is not None and boss is None):
+            raise KeyError(manager if user is not None else key)
+        user.manager = None if boss is None else boss.object_id
+        return user
+
+    def manager_of(self, user: DirectoryUser) -> DirectoryUser | None:
+        """Return the user's manager, or None."""
+        return None if user.manager is None else self.find(user.manager)
 
     def check_member_groups(self, user: DirectoryUser, group_ids: Iterable[str]) -> list[str]:
         """Return those of ``group_ids`` the user is a member of, in the order asked."""

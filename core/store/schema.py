@@ -299,6 +299,18 @@ evidence_people = Table(
 )
 """The display name last seen for a person id (Entra object id or UPN) on evidence cards."""
 
+evidence_reminders = Table(
+    "evidence_reminders",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("sent_at", Float, nullable=False),
+)
+"""Each evidence reminder recorded: its key (request, kind, ISO day it is for) is unique, so a
+second round, a restart or another replica never sends it again
+(``core.store.evidence_reminders``)."""
+
 SEALED = (
     incidents.c.payload,
     outbox.c.payload,

@@ -1,0 +1,99 @@
+"""Evidence reminders in the store: each recorded once, with its audit entries and jobs.
+
+``record`` writes, in one evidence transaction (serialised like every evidence write, see
+``core.store.evidence``): the reminder's row in ``evidence_reminders``, whose primary key
+(request, kind, day) refuses a second copy, the audit entries (``reminded``, and
+``escalated`` when overdue) with their mirror jobs, and the outbox jobs that post the cards.
+A second round, a restart or another replica finds the row and writes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from core.audit_chain import AuditDraft
+from core.evidence import Transition
+from core.evidence_reminders import Reminder
+from core.store.evidence import FollowUp, _record, _select_request, _serialise
+from core.store.evidence_cards import CardRole
+from core.store.schema import evidence_cards, evidence_reminders, evidence_requests
+from core.store.store import Store
+
+REMINDER_JOB = "evidence.reminder"
+"""The outbox job kind that posts one reminder or escalation card.
+
+Payload: ``{"request", "kind", "day", "conversation_id", "thread"?, "escalate_to"?,
+"escalate_name"?, "escalation": bool}``; see ``bot.evidence_reminders``."""
+
+
+@dataclass(frozen=True)
+class OwnerCard:
+    """Where the owner's card of a request sits: its conversation and activity id."""
+
+    conversation_id: str
+    activity_id: str
+
+
+async def owner_card(store: Store, request_id: str) -> OwnerCard | None:
+    """The first posted owner's card of the request, or None when it has none yet."""
+    stmt = (
+        select(evidence_cards.c.conversation_id, evidence_cards.c.activity_id)
+        .where(
+            evidence_cards.c.request_id == request_id,
+            evidence_cards.c.role == CardRole.OWNER.value,
+        )
+        .order_by(evidence_cards.c.posted_at)
+        .limit(1)
+    )
+    async with store.reading() as conn:
+        row = (await conn.execute(stmt)).first()
+    return None if row is None else OwnerCard(row.conversation_id, row.activity_id)
+
+
+async def record(
+    store: Store,
+    reminder: Reminder,
+    audit: Sequence[AuditDraft],
+    jobs: Sequence[FollowUp],
+) -> bool:
+    """Record ``reminder`` with its ``audit`` entries and ``jobs``; True when it was new.
+
+    False (nothing written) when it was recorded before, or the request no longer waits for
+    evidence (approved, say, since the round read it).
+    """
+
+    def write(conn: Connection, _: None) -> bool:
+        _serialise(conn)
+        request = _select_request(conn, evidence_requests.c.id == reminder.request_id)
+        if request is None or not request.status.awaiting_evidence:
+            return False
+        row = {
+            "request_id": reminder.request_id,
+            "kind": reminder.kind.value,
+            "day": reminder.day.isoformat(),
+            "sent_at": time.time(),
+        }
+        inserted = conn.execute(
+            store.insert(evidence_reminders).values(**row).on_conflict_do_nothing()
+        )
+        if not inserted.rowcount:
+            return False
+        _record(conn, store, Transition(request=request, audit=tuple(audit)), jobs)
+        return True
+
+    return await store.run_write(write, None)
+
+
+async def recorded(store: Store, request_id: str) -> list[tuple[str, str]]:
+    """The (kind, ISO day) of every reminder recorded for the request, oldest day first."""
+    stmt = (
+        select(evidence_reminders.c.kind, evidence_reminders.c.day)
+        .where(evidence_reminders.c.request_id == request_id)
+        .order_by(evidence_reminders.c.day)
+    )
+    async with store.reading() as conn:
+        return [(row.kind, row.day) for row in await conn.execute(stmt)]
