@@ -28,6 +28,8 @@ from bot.auth import BotTokenValidator
 from bot.delivery import CommentReplyDelivery, IncidentCardDelivery
 from bot.evidence import EvidenceDesk, ReviewerGroups, card_job, quarter
 from bot.evidence_delivery import EvidenceCardDelivery
+from bot.evidence_reminders import LEADER_NAME as REMINDER_LEADER
+from bot.evidence_reminders import EvidenceReminders, ReminderDelivery
 from bot.handlers import WardenBot
 from bot.links import LinkDesk
 from bot.triage import TriageDesk
@@ -59,8 +61,9 @@ from core.store import admin_audit, outbox
 from core.store.admin_audit import operator
 from core.store.cmdb import CMDB_JOB
 from core.store.comments import COMMENT_JOB
-from core.store.evidence import AUDIT_MIRROR_JOB
+from core.store.evidence import AUDIT_MIRROR_JOB, EVIDENCE_FILE_JOB, EVIDENCE_LIST_JOB
 from core.store.evidence_cards import EVIDENCE_CARD_JOB
+from core.store.evidence_reminders import REMINDER_JOB
 from core.store.links import LINK_NOTE_JOB
 from core.store.rekey import rotate, sealed_counts
 from core.store.store import Store
@@ -72,11 +75,14 @@ from graph.audit_mirror import AuditMirror, wait_for_sharepoint
 from graph.audit_verify import (
     SharePointAccess,
     VerifyReport,
+    download_fetch,
     print_verify_report,
     sharepoint_access,
     verify_configured,
 )
 from graph.client import graph_client, graph_http
+from graph.evidence_sync import EvidenceFiling, EvidenceListSync, link_fetch
+from graph.managers import Managers
 from graph.provision import ProvisionReport, print_report, provision
 from graph.responders import ResponderGroups
 from graph.sharepoint import SitePath
@@ -106,6 +112,7 @@ BREAKERS = web.AppKey("breakers", Breakers)
 WORKER = web.AppKey("worker", OutboxWorker)
 PLAYGROUND_URL = web.AppKey("playground_url", str)
 CATALOG = web.AppKey("catalog", Catalog)
+REMINDERS = web.AppKey("reminders", EvidenceReminders)
 
 
 def create_app(settings: Settings, *, playground: bool = False) -> web.Application:
@@ -173,16 +180,18 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         handlers,
         settings.outbox,
         pacer=pacer,
-        paced_kinds=frozenset({CARD_JOB, COMMENT_JOB, EVIDENCE_CARD_JOB}),
+        paced_kinds=frozenset({CARD_JOB, COMMENT_JOB, EVIDENCE_CARD_JOB, REMINDER_JOB}),
         metrics=metrics,
     )
     writer = IngestWriter(store, on_commit=worker.wake)
     if triage is not None:
         triage.wake = worker.wake
     handlers[AUDIT_MIRROR_JOB], mirror_closers = _audit_mirror(settings, store, breakers)
+    handlers.update(_evidence_sync(settings, store, breakers, mirror_closers))
     if evidence is not None and catalog is not None:
         evidence.wake = worker.wake
         handlers[EVIDENCE_CARD_JOB] = EvidenceCardDelivery(store, adapter, catalog)
+        handlers[REMINDER_JOB] = ReminderDelivery(store, adapter, catalog)
         mirror_closers.append(evidence.aclose)
     if sentinel is not None:
         handlers[TRIAGE_JOB] = SentinelTriage(
@@ -208,6 +217,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
     if catalog is not None:
         app[CATALOG] = catalog
+        managers, closers = _managers(settings, breakers, sentinel)
+        app[REMINDERS] = EvidenceReminders(store, catalog, managers=managers, on_change=worker.wake)
+        mirror_closers += closers
     # Cleanup runs in reverse: the worker stops (finishing its in-flight posts) before the
     # connector's session closes, so no post is cut off with its answer lost.
     if arm is not None:
@@ -251,6 +263,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
                 connection=sentinel,
             )
         )
+    if REMINDERS in app and settings.evidence_reminder_seconds > 0:
+        app.cleanup_ctx.append(lambda a: _reminding(store, a[REMINDERS], settings))
     if playground:
         app.cleanup_ctx.append(lambda a: _playground(a, settings))
     app.router.add_get("/healthz", healthz)
@@ -322,6 +336,34 @@ def _evidence_desk(
     return EvidenceDesk(store, catalog, reviewers=reviewers, itsm=itsm)
 
 
+def _managers(
+    settings: Settings, breakers: Breakers, sentinel: SentinelConnection | None
+) -> tuple[Managers | None, list[Callable[[], Awaitable[None]]]]:
+    """Managers in Graph for escalations when Warden has an Azure credential, and what to
+    close after the worker; without one overdue evidence goes to the catalog's target."""
+    if sentinel is None:
+        return None, []
+    http = graph_http(breakers, tls_verify(settings))
+    graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
+    return Managers(graph), [http.aclose]
+
+
+async def _reminding(
+    store: Store, reminders: EvidenceReminders, settings: Settings
+) -> AsyncIterator[None]:
+    """Send evidence reminders and escalations, on one replica at a time."""
+
+    async def round_() -> None:
+        try:
+            await reminders.run_once()
+        except WardenError as exc:  # the store failed: the next round tries again
+            logging.getLogger(__name__).warning("evidence reminder round failed: %s", exc)
+
+    every = settings.evidence_reminder_seconds
+    async with leading(store, REMINDER_LEADER, round_, every=every):
+        yield
+
+
 async def _sandbox_servicenow(snow: ServiceNowSandbox, settings: Settings) -> AsyncIterator[None]:
     """Serve the sandbox ServiceNow for the Playground while Warden runs."""
     async with serving_servicenow(snow, settings) as running:
@@ -378,6 +420,32 @@ def _audit_mirror(
     graph = graph_client(credential, http, base_url=settings.graph_endpoint)
     mirror = AuditMirror(store, graph, SitePath.parse(settings.sharepoint_site))
     return mirror, [http.aclose, credential.close]
+
+
+def _evidence_sync(
+    settings: Settings,
+    store: Store,
+    breakers: Breakers,
+    closers: list[Callable[[], Awaitable[None]]],
+) -> dict[str, Handler]:
+    """The ``evidence.file`` and ``evidence.list`` handlers (SharePoint configured), else
+    handlers that keep the jobs waiting; what they open is added to ``closers``."""
+    if not settings.sharepoint_site:
+        return {EVIDENCE_FILE_JOB: wait_for_sharepoint, EVIDENCE_LIST_JOB: wait_for_sharepoint}
+    site = SitePath.parse(settings.sharepoint_site)
+    http = graph_http(breakers, tls_verify(settings))
+    credential = sentinel_credential(settings)
+    graph = graph_client(credential, http, base_url=settings.graph_endpoint)
+    filing = EvidenceFiling(
+        store,
+        graph,
+        site,
+        http,
+        link_fetch=link_fetch(settings.evidence_link_hosts),
+        download_fetch=download_fetch(site, settings.graph_endpoint, tls_verify(settings)),
+    )
+    closers += [http.aclose, credential.close]
+    return {EVIDENCE_FILE_JOB: filing, EVIDENCE_LIST_JOB: EvidenceListSync(store, graph, site)}
 
 
 async def _closing_all(closers: list[Callable[[], Awaitable[None]]]) -> AsyncIterator[None]:

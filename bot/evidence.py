@@ -252,7 +252,8 @@ class EvidenceDesk:
             actor,
             seen=data.version,
             accepted=requirement.evidence,
-            jobs=self._redraws(data.request, action),
+            jobs=self._redraws(data.request, action)
+            + evidence_store.filing_jobs(data.request, action.conversation.conversation_id),
         )
 
     async def _decide(
@@ -267,7 +268,7 @@ class EvidenceDesk:
             )
         else:
             verdict = Verdict.model_validate({"kind": DecisionKind.APPROVE})
-        jobs = self._redraws(data.request, action)
+        jobs = [*self._redraws(data.request, action), evidence_store.list_job(data.request)]
         if self._itsm:
             request, seen = data.request, data.version
             ending = await outcome_job(

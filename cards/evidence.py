@@ -88,15 +88,7 @@ def owner_card(
         body.append(text_block(f"Non-compliant resources: {listed}", isSubtle=True))
     body += _history(record, names)
     actions = _answers(request, requirement) if request.status.awaiting_evidence else []
-    card = adaptive_card(body, actions)
-    card["msteams"]["entities"] = [
-        {
-            "type": "mention",
-            "text": f"<at>{owner}</at>",
-            "mentioned": {"id": request.owner, "name": owner},
-        }
-    ]
-    return card
+    return _mentioning(adaptive_card(body, actions), [(request.owner, owner)])
 
 
 def reviewers_card(
@@ -146,6 +138,66 @@ def requested_card(
     return adaptive_card([container(items)])
 
 
+def reminder_card(
+    request: EvidenceRequest, requirement: Requirement, names: Names, wording: str
+) -> JSON:
+    """A short reminder for the owner (mentioned): the requirement, its due date, and
+    ``wording`` ("due in 7 days", "due today", "overdue")."""
+    owner = person(names, request.owner)
+    color = "attention" if wording == "overdue" else "warning"
+    body = [
+        text_block(f"Reminder: evidence {inert(wording)}", weight="bolder", color=color),
+        text_block(
+            f"{mention_text(owner)}, the evidence for {inert(requirement.title)} is "
+            f"{inert(wording)}."
+        ),
+        fact_set(
+            [("Requirement", inert(request.requirement_id)), ("Due", request.due.isoformat())]
+        ),
+    ]
+    return _mentioning(adaptive_card(body), [(request.owner, owner)])
+
+
+def escalation_card(
+    request: EvidenceRequest,
+    requirement: Requirement,
+    names: Names,
+    manager: tuple[str, str] | None = None,
+) -> JSON:
+    """The escalation of overdue evidence: to the owner's ``manager`` (id, name; mentioned)
+    or, without one, to whoever reads the escalation channel. The owner is mentioned too."""
+    owner = person(names, request.owner)
+    people = [(request.owner, owner)]
+    lead = f"the evidence {mention_text(owner)} owes for {inert(requirement.title)}"
+    if manager is not None:
+        people.insert(0, (manager[0], inert(manager[1])))
+        line = f"{mention_text(inert(manager[1]))}, {lead} is overdue."
+    else:
+        line = f"Escalation: {lead} is overdue."
+    body = [
+        text_block("Overdue evidence", weight="bolder", color="attention"),
+        text_block(line),
+        fact_set(
+            [("Requirement", inert(request.requirement_id)), ("Due", request.due.isoformat())]
+        ),
+    ]
+    return _mentioning(adaptive_card(body), people)
+
+
+def mention_text(name: str) -> str:
+    """The mention text of a person already made inert (``<at>name</at>``)."""
+    return f"<at>{name}</at>"
+
+
+def _mentioning(card: JSON, people: list[tuple[str, str]]) -> JSON:
+    """``card`` with a Teams mention entity for each (id, inert name) in ``people``."""
+    card["msteams"]["entities"] = [
+        {"type": "mention", "text": mention_text(name), "mentioned": {"id": pid, "name": name}}
+        for pid, name in people
+    ]
+    return card
+
+
 def _notice(notice: str | None) -> list[JSON]:
     if not notice:
         return []
@@ -188,6 +240,7 @@ def _evidence_summary(submission: Submission, names: Names) -> list[JSON]:
     if submission.kind is EvidenceKind.ATTESTATION and submission.text:
         lines = submission.text.strip().splitlines()[:PREVIEW_LINES]
         items.append(rich_text(shorten(inert(" / ".join(lines)), 400), spacing="small"))
+    items += filing_state(submission)
     link = safe_url(submission.url or submission.web_url)
     if link:
         items.append(text_block(inert(link), isSubtle=True, spacing="small"))
@@ -284,3 +337,15 @@ def _reveal(title: str, inputs: list[JSON], submit: JSON) -> JSON:
     inner.pop("msteams")
     inner.pop("$schema")
     return {"type": "Action.ShowCard", "title": title, "card": inner}
+
+
+def filing_state(submission: Submission) -> list[JSON]:
+    """"Filed in SharePoint" with a link to the filed copy, once it is filed; nothing before
+    (Warden may have no SharePoint site configured, so it claims nothing it has not done)."""
+    if not submission.item_id:
+        return []
+    filed = safe_url(submission.web_url)
+    items: list[JSON] = [text_block("Filed in SharePoint", color="good", spacing="small")]
+    if filed and submission.url:
+        items.append({"type": "ActionSet", "actions": [open_url("Open in SharePoint", filed)]})
+    return items

@@ -190,6 +190,12 @@ class Settings(BaseSettings):
         "requests opened from Azure Policy are posted; Warden must be installed there. "
         "Unset (or unknown to Warden): the requests are opened and audited, no card is posted.",
     )
+    evidence_reminder_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between two rounds of evidence reminders and escalations (before "
+        "the due date, on it, and when overdue); 0 turns reminders off.",
+    )
     arm_endpoint: str = Field(
         "https://management.azure.com", description="Azure Resource Manager's base URL."
     )
@@ -200,6 +206,11 @@ class Settings(BaseSettings):
         None,
         description="SharePoint site of the evidence records, `host:/sites/Name` (e.g. "
         "`contoso.sharepoint.com:/sites/Compliance`); provisioning creates its library and lists.",
+    )
+    evidence_link_hosts: str = Field(
+        "",
+        description="Comma-separated host suffixes evidence links may point to (e.g. "
+        "`contoso.com,github.com`); empty: any public host the SSRF guard allows.",
     )
     sentinel_comments_seconds: float = Field(
         60.0,

@@ -178,6 +178,7 @@ SCHEMA: tuple[ListSpec, ...] = (
             ColumnSpec("Owner"),
             ColumnSpec("DueUtc", Kind.DATE_TIME),
             ColumnSpec("Approvals", Kind.NUMBER),
+            ColumnSpec("ApprovalsNeeded", Kind.NUMBER),
             ColumnSpec("Period"),
         ),
     ),

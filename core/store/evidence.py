@@ -349,18 +349,83 @@ def _update_request(conn: Connection, before: EvidenceRequest, after: EvidenceRe
     assert done.rowcount == 1, "evidence writes are serialised; the version cannot move"
 
 
+EVIDENCE_FILE_JOB = "evidence.file"
+"""Files a request's unfiled links and attestations in SharePoint: ``{"request",
+"conversation_id"}`` (``graph.evidence_sync``)."""
+
+EVIDENCE_LIST_JOB = "evidence.list"
+"""Brings the request's *Evidence Requests* list item up to date: ``{"request"}``."""
+
+
+def filing_jobs(request_id: str, conversation_id: str) -> list[FollowUp]:
+    """The jobs a submission causes: file it, then update the request's list item."""
+    payload = {"request": request_id, "conversation_id": conversation_id}
+    return [
+        FollowUp(EVIDENCE_FILE_JOB, f"evidence-file|{request_id}", payload),
+        list_job(request_id),
+    ]
+
+
+def list_job(request_id: str) -> FollowUp:
+    """The ``evidence.list`` job of one state change (ordered per request)."""
+    return FollowUp(EVIDENCE_LIST_JOB, f"evidence-list|{request_id}", {"request": request_id})
+
+
+async def record_filed(
+    store: Store,
+    request_id: str,
+    version: int,
+    filed: dict[str, Any],
+    *,
+    jobs: Sequence[FollowUp] = (),
+) -> bool:
+    """Record where submission ``version`` was filed (``sha256``, ``file_size``, ``item_id``,
+    ``web_url``, ``file_name``), with ``jobs``; False (nothing written) if already recorded."""
+
+    def write(conn: Connection, _: None) -> bool:
+        done = conn.execute(
+            update(evidence_submissions)
+            .where(
+                evidence_submissions.c.request_id == request_id,
+                evidence_submissions.c.version == version,
+                evidence_submissions.c.item_id.is_(None),
+            )
+            .values(**filed)
+        )
+        if done.rowcount and jobs:
+            rows = [
+                outbox.job_row(
+                    j.kind,
+                    j.ordering_key,
+                    j.payload,
+                    cipher=store.cipher,
+                    conversation_id=j.conversation_id,
+                )
+                for j in jobs
+            ]
+            conn.execute(outbox_table.insert(), rows)
+        return bool(done.rowcount)
+
+    return await store.run_write(write, None)
+
+
 __all__ = [
     "AUDIT_MIRROR_JOB",
     "AUDIT_ORDERING_KEY",
+    "EVIDENCE_FILE_JOB",
+    "EVIDENCE_LIST_JOB",
     "FollowUp",
     "RequestRecord",
     "audit_entries",
     "decide",
+    "filing_jobs",
     "get",
+    "list_job",
     "list_requests",
     "mark_mirrored",
     "open_request",
     "record",
+    "record_filed",
     "resolve_by_policy",
     "submit",
 ]
