@@ -89,13 +89,13 @@ async def open_request(
     """
 
     def write(conn: Connection, _: None) -> tuple[EvidenceRequest, bool]:
-        _serialise(conn)
-        existing = _select_request(conn, evidence_requests.c.open_key == draft.dedupe_key())
+        serialise_writes(conn)
+        existing = select_request(conn, evidence_requests.c.open_key == draft.dedupe_key())
         if existing is not None:
             return existing, False
         change = open_rule(draft)
         conn.execute(evidence_requests.insert().values(**convert.request_values(change.request)))
-        _record(conn, store, change, jobs)
+        record_transition(conn, store, change, jobs)
         return change.request, True
 
     return await store.run_write(write, None)
@@ -148,7 +148,7 @@ async def submit(
     """Record ``evidence`` as the request's next submission (rules: ``core.evidence.submit``)."""
 
     def write(conn: Connection, _: None) -> Transition:
-        _serialise(conn)
+        serialise_writes(conn)
         request = _existing_request(conn, request_id)
         change = submit_rule(
             request, evidence, actor, seen=seen, acts_for_owner=acts_for_owner, accepted=accepted
@@ -158,7 +158,7 @@ async def submit(
         conn.execute(
             evidence_submissions.insert().values(**convert.submission_values(store, change))
         )
-        _record(conn, store, change, jobs)
+        record_transition(conn, store, change, jobs)
         return change
 
     return await store.run_write(write, None)
@@ -177,7 +177,7 @@ async def decide(
     """Record a reviewer's verdict on the current submission (``core.evidence.decide``)."""
 
     def write(conn: Connection, _: None) -> Transition:
-        _serialise(conn)
+        serialise_writes(conn)
         request = _existing_request(conn, request_id)
         rows = conn.execute(
             select(evidence_decisions)
@@ -194,7 +194,7 @@ async def decide(
         assert change.decision is not None
         _update_request(conn, request, change.request)
         conn.execute(evidence_decisions.insert().values(**convert.decision_values(store, change)))
-        _record(conn, store, change, jobs)
+        record_transition(conn, store, change, jobs)
         return change
 
     return await store.run_write(write, None)
@@ -209,14 +209,14 @@ async def resolve_by_policy(
     """
 
     def write(conn: Connection, _: None) -> EvidenceRequest | None:
-        _serialise(conn)
+        serialise_writes(conn)
         key = policy_key(requirement_id, scope)
-        request = _select_request(conn, evidence_requests.c.open_key == key)
+        request = select_request(conn, evidence_requests.c.open_key == key)
         if request is None:
             return None
         change = resolve_rule(request)
         _update_request(conn, request, change.request)
-        _record(conn, store, change, jobs)
+        record_transition(conn, store, change, jobs)
         return change.request
 
     return await store.run_write(write, None)
@@ -269,13 +269,15 @@ async def mark_mirrored(store: Store, seq: int, item_id: str) -> bool:
         return bool((await conn.execute(stmt)).rowcount)
 
 
-def _serialise(conn: Connection) -> None:
+def serialise_writes(conn: Connection) -> None:
     """Take the evidence lock for this transaction (SQLite's one writer already serialises)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
 
 
-def _record(conn: Connection, store: Store, change: Transition, jobs: Sequence[FollowUp]) -> None:
+def record_transition(
+    conn: Connection, store: Store, change: Transition, jobs: Sequence[FollowUp]
+) -> None:
     """Append the change's audit drafts to the chain, with a mirror job each, and ``jobs``."""
     last = conn.execute(
         select(audit_table.c.seq, audit_table.c.body).order_by(audit_table.c.seq.desc()).limit(1)
@@ -323,13 +325,14 @@ def _entry(store: Store, seq: int, body: str) -> AuditEntry:
 
 
 def _existing_request(conn: Connection, request_id: str) -> EvidenceRequest:
-    request = _select_request(conn, evidence_requests.c.id == request_id)
+    request = select_request(conn, evidence_requests.c.id == request_id)
     if request is None:
         raise RequestNotFound(f"no evidence request {request_id}")
     return request
 
 
-def _select_request(conn: Connection, where: Any) -> EvidenceRequest | None:
+def select_request(conn: Connection, where: Any) -> EvidenceRequest | None:
+    """The request matching ``where`` on an open transaction, or None."""
     row = conn.execute(select(evidence_requests).where(where)).first()
     return None if row is None else convert.request(row)
 

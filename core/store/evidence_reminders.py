@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select
 from core.audit_chain import AuditDraft
 from core.evidence import Transition
 from core.evidence_reminders import Reminder
-from core.store.evidence import FollowUp, _record, _select_request, _serialise
+from core.store.evidence import FollowUp, record_transition, select_request, serialise_writes
 from core.store.evidence_cards import CardRole
 from core.store.schema import evidence_cards, evidence_reminders, evidence_requests
 from core.store.store import Store
@@ -67,8 +67,8 @@ async def record(
     """
 
     def write(conn: Connection, _: None) -> bool:
-        _serialise(conn)
-        request = _select_request(conn, evidence_requests.c.id == reminder.request_id)
+        serialise_writes(conn)
+        request = select_request(conn, evidence_requests.c.id == reminder.request_id)
         if request is None or not request.status.awaiting_evidence:
             return False
         row = {
@@ -82,7 +82,7 @@ async def record(
         )
         if not inserted.rowcount:
             return False
-        _record(conn, store, Transition(request=request, audit=tuple(audit)), jobs)
+        record_transition(conn, store, Transition(request=request, audit=tuple(audit)), jobs)
         return True
 
     return await store.run_write(write, None)
