@@ -37,6 +37,7 @@ from core.store import evidence_cards as cards_store
 from core.store.evidence import FollowUp
 from core.store.evidence_cards import EVIDENCE_CARD_JOB, CardRole
 from core.store.evidence_outcomes import outcome_job
+from core.store.posture import attest_job
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -115,11 +116,15 @@ class EvidenceDesk:
         reviewers: ReviewerGroups | None = None,
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
         itsm: bool = False,
+        attest: bool = False,
     ) -> None:
         """``itsm``: an ITSM system is connected, so a decision that ends a request is
-        written there too (an ``itsm.evidence_outcome`` job in the decision's transaction)."""
+        written there too (an ``itsm.evidence_outcome`` job in the decision's transaction).
+        ``attest``: Azure Policy is connected, so the approval of a policy request is
+        attested there (a ``policy.attest`` job in the decision's transaction)."""
         self._store = store
         self._itsm = itsm
+        self._attest = attest
         self._catalog = catalog
         self._reviewers = reviewers
         self._today = today
@@ -275,6 +280,16 @@ class EvidenceDesk:
                 self._store, request, verdict, actor, seen=seen, requirement=requirement
             )
             jobs += [ending] if ending is not None else []
+        if self._attest:
+            attesting = await attest_job(
+                self._store,
+                data.request,
+                verdict,
+                actor,
+                seen=data.version,
+                requirement=requirement,
+            )
+            jobs += [attesting] if attesting is not None else []
         await evidence_store.decide(
             self._store, data.request, verdict, actor, seen=data.version, jobs=jobs
         )

@@ -340,7 +340,7 @@ def _reveal(title: str, inputs: list[JSON], submit: JSON) -> JSON:
 
 
 def filing_state(submission: Submission) -> list[JSON]:
-    """"Filed in SharePoint" with a link to the filed copy, once it is filed; nothing before
+    """*Filed in SharePoint* with a link to the filed copy, once it is filed; nothing before
     (Warden may have no SharePoint site configured, so it claims nothing it has not done)."""
     if not submission.item_id:
         return []

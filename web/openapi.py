@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.posture import PolicyPosture, PostureStatus
+
 PROBLEM = {
     "type": "object",
     "description": "RFC 9457 problem details.",
@@ -130,6 +132,50 @@ def _health() -> dict[str, Any]:
     }
 
 
+def _posture() -> dict[str, Any]:
+    listed = {"type": "array", "items": {"$ref": "#/components/schemas/PolicyPosture"}}
+    ok = _json("Posture records, ordered by requirement, policy and resource.", listed)
+    ok["headers"] = {
+        "x-next-cursor": {
+            "description": "The `cursor` of the next page; absent on the last page.",
+            "schema": {"type": "string"},
+        }
+    }
+    query = [
+        ("requirement", "Only this catalog requirement.", {"type": "string"}),
+        ("status", "Only this status.", {"enum": [s.value for s in PostureStatus]}),
+        ("limit", "Page size.", {"type": "integer", "minimum": 1, "maximum": 500}),
+        ("cursor", "The `x-next-cursor` of the previous page.", {"type": "string"}),
+    ]
+    return {
+        "get": {
+            "summary": "Policy posture derived from evidence requests",
+            "description": "Per requirement, policy assignment and resource: the newest state "
+            "of Azure Policy evidence. Requires an Entra bearer when Warden accepts them "
+            "(`WARDEN_WEBHOOK_ENTRA_TENANT_IDS`); open in sandbox mode otherwise.",
+            "operationId": "listPosture",
+            "parameters": [
+                {"name": name, "in": "query", "required": False, "description": d, "schema": sc}
+                for name, d, sc in query
+            ],
+            "responses": {
+                "200": ok,
+                "400": _problem("A bad query parameter (`field` names it)."),
+                "401": _problem("No valid Entra bearer token."),
+            },
+        }
+    }
+
+
+def _posture_schemas() -> dict[str, Any]:
+    """PolicyPosture's JSON Schema with its definitions hoisted into the components."""
+    schema = PolicyPosture.model_json_schema(
+        by_alias=True, mode="serialization", ref_template="#/components/schemas/{model}"
+    )
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+    return {"PolicyPosture": schema, **definitions}
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.0 document of Warden's HTTP endpoints (Bot Framework's excluded)."""
     return {
@@ -140,6 +186,10 @@ def openapi_document() -> dict[str, Any]:
             "description": "Sentinel incidents in Microsoft Teams. `POST /api/messages` is the "
             "Bot Framework protocol (botbuilder) and is not described here.",
         },
-        "paths": {"/api/webhooks/sentinel": _webhook(), **_health()},
-        "components": {"schemas": {"Problem": PROBLEM, "Incident": INCIDENT}},
+        "paths": {
+            "/api/webhooks/sentinel": _webhook(),
+            "/api/posture": _posture(),
+            **_health(),
+        },
+        "components": {"schemas": {"Problem": PROBLEM, "Incident": INCIDENT, **_posture_schemas()}},
     }
