@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -36,6 +37,7 @@ from bot.triage import TriageDesk
 from bot.unfurl import Unfurler
 from connectors.entra import EntraTokenValidator
 from connectors.policy import evidence_poller
+from connectors.policy.attest_sync import attestation_handler
 from connectors.sentinel.comments import CommentRelay
 from connectors.sentinel.connection import SentinelConnection, tls_verify
 from connectors.sentinel.links import LinkNoteDelivery
@@ -46,6 +48,7 @@ from connectors.sentinel.setup import polling, reconcile_now
 from connectors.sentinel.triage import SentinelDetails, SentinelTriage
 from connectors.servicenow import setup as servicenow_setup
 from connectors.servicenow.cmdb import CmdbLookup
+from core import campaigns as campaign_rules
 from core.breaker import Breakers
 from core.catalog import Catalog, load_catalog
 from core.crypto import PayloadCipher, UnreadablePayload, generate_key
@@ -58,13 +61,15 @@ from core.pacing import Pacer
 from core.settings import Mode, Settings, load_settings, payload_keys, settings_table
 from core.signing import WebhookVerifier, sign
 from core.store import admin_audit, outbox
+from core.store import campaigns as campaign_store
 from core.store.admin_audit import operator
 from core.store.cmdb import CMDB_JOB
 from core.store.comments import COMMENT_JOB
 from core.store.evidence import AUDIT_MIRROR_JOB, EVIDENCE_FILE_JOB, EVIDENCE_LIST_JOB
-from core.store.evidence_cards import EVIDENCE_CARD_JOB
+from core.store.evidence_cards import EVIDENCE_CARD_JOB, CardRole
 from core.store.evidence_reminders import REMINDER_JOB
 from core.store.links import LINK_NOTE_JOB
+from core.store.posture import POLICY_ATTEST_JOB
 from core.store.rekey import rotate, sealed_counts
 from core.store.store import Store
 from core.tracing import configure_tracing
@@ -100,6 +105,7 @@ from sandbox.servicenow import ServiceNowSandbox
 from web.access import correlation_middleware
 from web.health import healthz, openapi, readiness, readyz
 from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
+from web.posture import PostureApi
 from web.problems import problem_middleware
 from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
@@ -151,8 +157,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     unfurler = None
     if servicenow is not None:
         unfurler = Unfurler(str(settings.servicenow.instance_url), servicenow.client)
+    attesting = bool(settings.policy_scopes) and catalog is not None  # as the poller runs
     evidence = _evidence_desk(
-        settings, store, breakers, sentinel, catalog, itsm=servicenow is not None
+        settings, store, breakers, sentinel, catalog, itsm=servicenow is not None, attest=attesting
     )
     adapter = TeamsAdapter(
         settings,
@@ -193,6 +200,10 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         handlers[EVIDENCE_CARD_JOB] = EvidenceCardDelivery(store, adapter, catalog)
         handlers[REMINDER_JOB] = ReminderDelivery(store, adapter, catalog)
         mirror_closers.append(evidence.aclose)
+    if attesting and catalog is not None:
+        attest = attestation_handler(settings, store, catalog, breakers, sentinel)
+        handlers[POLICY_ATTEST_JOB] = attest[0]
+        mirror_closers += [attest[1]] if attest[1] is not None else []
     if sentinel is not None:
         handlers[TRIAGE_JOB] = SentinelTriage(
             sentinel.client, store, writer, max_attempts=settings.outbox.max_attempts
@@ -208,7 +219,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         incident_from_webhook,
         max_bytes=settings.webhook_max_bytes,
         metrics=metrics,
-        bearer=_webhook_bearer(settings, http),
+        bearer=(bearer := _webhook_bearer(settings, http)),
     )
     app = web.Application(
         middlewares=[correlation_middleware, metrics_middleware(metrics), problem_middleware],
@@ -273,6 +284,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         "/metrics", metrics_handler(metrics, lambda: refresh_gauges(metrics, store, breakers))
     )
     app.router.add_get("/readyz", readyz(lambda: readiness(store, worker, breakers)))
+    posture = PostureApi(store, catalog, bearer=bearer, sandbox=settings.mode is Mode.SANDBOX)
+    app.router.add_get("/api/posture", posture.handle)
     app.router.add_post("/api/messages", adapter.handle)
     app.router.add_post("/api/webhooks/sentinel", webhook.handle)
     if servicenow is not None and settings.servicenow.webhook_secrets:
@@ -319,21 +332,23 @@ def _evidence_desk(
     catalog: Catalog | None,
     *,
     itsm: bool = False,
+    attest: bool = False,
 ) -> EvidenceDesk | None:
     """Evidence requests from chat, when there is a catalog; reviewers checked in Graph when
     Warden has an Azure credential (without one, as in the sandbox, anyone may review).
-    ``itsm``: ServiceNow is connected, so rejections and approvals are written there."""
+    ``itsm``: ServiceNow is connected, so rejections and approvals are written there;
+    ``attest``: Azure Policy is, so approved policy requests are attested there."""
     if catalog is None:
         return None
     if sentinel is None:
-        return EvidenceDesk(store, catalog, itsm=itsm)
+        return EvidenceDesk(store, catalog, itsm=itsm, attest=attest)
     http = graph_http(breakers, tls_verify(settings))
     graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
     ttl = settings.responder_cache_seconds
     reviewers = ReviewerGroups(
         lambda groups: ResponderGroups(graph, groups, ttl=ttl), close=http.aclose
     )
-    return EvidenceDesk(store, catalog, reviewers=reviewers, itsm=itsm)
+    return EvidenceDesk(store, catalog, reviewers=reviewers, itsm=itsm, attest=attest)
 
 
 def _managers(
@@ -969,6 +984,125 @@ def demo_incident(
         f"sent incident #{props['incidentNumber']} ({props['severity']}, {props['status']}): "
         f"{props['title']}"
     )
+
+
+campaign_cli = typer.Typer(help="Evidence campaigns: a request for every requirement of a period.")
+cli.add_typer(campaign_cli, name="campaign")
+
+
+def _campaign_catalog(settings: Settings) -> Catalog:
+    """The configured catalog, or exit 2 saying why there is none."""
+    if settings.requirements_file is None:
+        console.print("[red]no catalog: set WARDEN_REQUIREMENTS_FILE[/]")
+        raise typer.Exit(2)
+    return load_catalog(settings.requirements_file)
+
+
+@campaign_cli.command("start")
+def campaign_start(
+    name: Annotated[str, typer.Argument(help="The campaign, e.g. '2026-Q4 ISO review'.")],
+    requirements: Annotated[str | None, typer.Option(help="Requirement ids: ID,ID,…")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every requirement of the catalog.")] = False,
+    period: Annotated[str | None, typer.Option(help="e.g. 2026-Q4; default this quarter.")] = None,
+    due: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Default: each due_days.")
+    ] = None,
+) -> None:
+    """Open an evidence request for each requirement (idempotent: a re-run opens nothing new)."""
+    settings, today = _settings(), datetime.now(UTC).date()
+    try:
+        if every == (requirements is not None):
+            raise campaign_rules.CampaignRefused("give --requirements ID,ID,… or --all")
+        plan = campaign_rules.plan(
+            _campaign_catalog(settings),
+            name,
+            requirement_ids=campaign_rules.split_ids(requirements),
+            period=period,
+            due=due.date() if due else None,
+            today=today,
+        )
+
+        async def run(store: Store) -> campaign_rules.StartReport:
+            channel = await campaign_store.known_channel(store, settings.evidence_channel)
+            with Progress(console=console) as progress:
+                task = progress.add_task("opening requests", total=len(plan.requirements))
+                return await campaign_store.start(
+                    store,
+                    plan,
+                    actor=operator(),
+                    today=today,
+                    default_period=quarter(today),
+                    owner_card=None
+                    if channel is None
+                    else lambda key: card_job(key, CardRole.OWNER, channel, by_key=True),
+                    on_step=lambda _id, _created: progress.advance(task),
+                )
+
+        report = _on_store(run)
+    except (campaign_rules.CampaignRefused, SettingsError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    cards = f", {report.carded} owner card(s) queued" if report.carded else ", no cards posted"
+    console.print(
+        f"campaign {escape(report.campaign.name)} ({report.campaign.period}): "
+        f"{report.opened} opened, {report.already_open} already open{cards}"
+    )
+
+
+@campaign_cli.command("status")
+def campaign_status(
+    name: Annotated[str | None, typer.Argument(help="The campaign; default: all.")] = None,
+) -> None:
+    """A campaign's requests, totals and completion; without NAME, every campaign."""
+    today = datetime.now(UTC).date()
+    if name is None:
+        rows = _on_store(lambda store: campaign_store.overview(store, today))
+        table = Table("campaign", "period", "requirements", "approved", "overdue", "completion")
+        for campaign, sums in rows:
+            table.add_row(
+                escape(campaign.name),
+                campaign.period,
+                str(sums.requirements),
+                str(sums.approved),
+                str(sums.overdue),
+                f"{sums.completion:.0f}%",
+            )
+        console.print(table if rows else "no campaigns")
+        return
+    found = _on_store(lambda store: campaign_store.progress(store, name))
+    if found is None:
+        console.print(f"[red]no campaign {escape(name)!r}[/]")
+        raise typer.Exit(1)
+    console.print(_campaign_table(*found, today))
+
+
+def _campaign_table(
+    campaign: campaign_rules.Campaign, lines: list[campaign_rules.Line], today: date
+) -> Table:
+    sums = campaign_rules.totals(lines, today)
+    table = Table(
+        "requirement",
+        "status",
+        "owner",
+        "due",
+        "approvals",
+        "days late",
+        title=f"{escape(campaign.name)} ({campaign.period})",
+        caption=f"{sums.requested} requested · {sums.submitted} submitted · "
+        f"{sums.approved} approved · {sums.rejected} rejected · {sums.overdue} overdue · "
+        f"{sums.completion:.0f}% complete",
+    )
+    for line in lines:
+        req = line.request
+        table.add_row(
+            line.requirement_id,
+            req.status.value if req else "not requested",
+            req.owner if req else "",
+            req.due.isoformat() if req else "",
+            f"{line.approvals}/{req.approvals_needed}" if req else "",
+            str(line.days_late(today) or ""),
+        )
+    return table
 
 
 if __name__ == "__main__":

@@ -187,7 +187,8 @@ class Settings(BaseSettings):
     evidence_channel: str | None = Field(
         None,
         description="Conversation id (e.g. `19:…@thread.tacv2`) where the owner's cards of "
-        "requests opened from Azure Policy are posted; Warden must be installed there. "
+        "requests opened from Azure Policy and by campaigns are posted; Warden must be installed "
+        "there. "
         "Unset (or unknown to Warden): the requests are opened and audited, no card is posted.",
     )
     evidence_reminder_seconds: float = Field(

@@ -311,6 +311,31 @@ evidence_reminders = Table(
 second round, a restart or another replica never sends it again
 (``core.store.evidence_reminders``)."""
 
+evidence_campaigns = Table(
+    "evidence_campaigns",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("period", String(32), nullable=False),
+    Column("due", String(10)),
+    Column("requirements", Text, nullable=False),
+    Column("started_by", String(256), nullable=False),
+    Column("started_at", Float, nullable=False),
+)
+"""An evidence campaign (``core.store.campaigns``): ``requirements`` is a JSON list of ids,
+``due`` an ISO date or NULL (each requirement's ``due_days``)."""
+
+evidence_campaign_requests = Table(
+    "evidence_campaign_requests",
+    metadata,
+    Column("campaign", String(200), primary_key=True),
+    Column("requirement_id", String(64), primary_key=True),
+    Column("request_id", String(64), nullable=False),
+    Index("ix_evidence_campaign_requests_request", "request_id"),
+)
+"""The request a campaign holds for each of its requirements. A link table, not a column on
+``evidence_requests``: a campaign's dedupe key is (requirement, period), so two campaigns of
+one period share a request, and each must count it."""
+
 SEALED = (
     incidents.c.payload,
     outbox.c.payload,
