@@ -155,13 +155,11 @@ def test_campaign_status_shows_completion_after_approval(var_dir: Path) -> None:
     _status_after_one_approval(var_dir)
 
 
-@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_campaign_status_on_postgres_shows_completion(
     var_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same campaign run works on PostgreSQL."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the SQLite run is the test above")
+    """The same campaign run works on PostgreSQL (the SQLite run is the test above)."""
     monkeypatch.setenv("WARDEN_DATABASE_URL", database_url)
     assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
     _status_after_one_approval(var_dir, database_url)
