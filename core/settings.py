@@ -514,6 +514,9 @@ def bot_credential_problems(settings: Settings) -> list[str]:
         problems.append("WARDEN_SENTINEL_WEBHOOK_SECRETS: required in production mode")
     if production and not settings.encryption_keys:
         problems.append("WARDEN_ENCRYPTION_KEYS: required in production mode")
+    instance = settings.servicenow.instance_url
+    if production and instance and not instance.startswith("https://"):
+        problems.append("WARDEN_SERVICENOW__INSTANCE_URL: must be https in production mode")
     return problems
 
 

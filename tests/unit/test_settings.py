@@ -131,3 +131,21 @@ def test_settings_production_plain_http_metadata_refused(monkeypatch: pytest.Mon
     monkeypatch.setenv("BOT_OPENID_METADATA_URL", "http://127.0.0.1:1/openid")
     with pytest.raises(SettingsError, match="BOT_OPENID_METADATA_URL"):
         load_settings()
+
+
+def test_settings_production_plain_http_servicenow_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In production ServiceNow credentials never travel over plain http (the sandbox may)."""
+    monkeypatch.setenv("WARDEN_MODE", "production")
+    monkeypatch.setenv("WARDEN_SENTINEL_WEBHOOK_SECRETS", SECRET)
+    monkeypatch.setenv("MICROSOFT_APP_ID", "6f3c2a1e-5d4b-4c3a-9e8f-7a6b5c4d3e2f")
+    monkeypatch.setenv("MICROSOFT_APP_PASSWORD", "s3cret")
+    monkeypatch.setenv("WARDEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)
+    monkeypatch.setenv("WARDEN_SERVICENOW__INSTANCE_URL", "http://snow.contoso.example")
+    monkeypatch.setenv("WARDEN_SERVICENOW__USERNAME", "warden")
+    monkeypatch.setenv("WARDEN_SERVICENOW__PASSWORD", "s3cret")
+    with pytest.raises(SettingsError, match="WARDEN_SERVICENOW__INSTANCE_URL: must be https"):
+        load_settings()
+    monkeypatch.setenv("WARDEN_SERVICENOW__INSTANCE_URL", "https://snow.contoso.example")
+    assert load_settings().servicenow.enabled
