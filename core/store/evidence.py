@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.audit_chain import AuditEntry, append
 from core.catalog import EvidenceKind
+from core.crypto import PayloadCipher
 from core.errors import RequestNotFound
 from core.evidence import (
     Decision,
@@ -68,6 +69,16 @@ class FollowUp:
     ordering_key: str
     payload: dict[str, Any]
     conversation_id: str | None = None
+
+    def row(self, cipher: PayloadCipher) -> dict[str, Any]:
+        """The job's outbox row (``outbox.job_row``), its payload sealed by ``cipher``."""
+        return outbox.job_row(
+            self.kind,
+            self.ordering_key,
+            self.payload,
+            cipher=cipher,
+            conversation_id=self.conversation_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -294,16 +305,7 @@ def record_transition(
         )
         for row in rows
     ]
-    job_rows += [
-        outbox.job_row(
-            job.kind,
-            job.ordering_key,
-            job.payload,
-            cipher=store.cipher,
-            conversation_id=job.conversation_id,
-        )
-        for job in jobs
-    ]
+    job_rows += [job.row(store.cipher) for job in jobs]
     conn.execute(outbox_table.insert(), job_rows)
 
 
@@ -396,17 +398,7 @@ async def record_filed(
             .values(**filed)
         )
         if done.rowcount and jobs:
-            rows = [
-                outbox.job_row(
-                    j.kind,
-                    j.ordering_key,
-                    j.payload,
-                    cipher=store.cipher,
-                    conversation_id=j.conversation_id,
-                )
-                for j in jobs
-            ]
-            conn.execute(outbox_table.insert(), rows)
+            conn.execute(outbox_table.insert(), [job.row(store.cipher) for job in jobs])
         return bool(done.rowcount)
 
     return await store.run_write(write, None)
