@@ -11,9 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -23,8 +21,9 @@ from sandbox.arm import ArmSandbox
 from sandbox.playground import Playground
 from sandbox.playground_client import Frame, PlaygroundClient
 from sandbox.servicenow import ServiceNowSandbox
+from tests.e2e.card_support import content, incident_card, triage_data
 from tests.processes import free_port
-from tests.support import make_settings, signed
+from tests.support import make_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -66,18 +65,6 @@ async def warden_url(
         await runner.cleanup()
 
 
-def _content(frame: Frame) -> str:
-    return json.dumps([a.get("content") for a in frame.attachments])
-
-
-def _triage_data(frame: Frame) -> dict[str, Any]:
-    for attachment in frame.attachments:
-        for action in attachment["content"]["actions"]:
-            if action.get("verb") == "incident.details":
-                return dict(action["data"])
-    raise AssertionError("the card has no triage buttons")
-
-
 async def test_playground_link_incident_to_change_then_close_it(
     teams: tuple[Playground, PlaygroundClient],
     warden_url: str,
@@ -98,42 +85,25 @@ async def test_playground_link_incident_to_change_then_close_it(
         {"title": "Password spray against finance", "severity": "High", "status": "New"}
     )
     async with client.stream() as stream:
-        await client.install(channel)
-        await client.send_message(channel, "subscribe incidents")
-        await stream.wait_for(lambda f: "Subscribed to incidents" in _content(f))
-        body, headers = signed(made)
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(f"{warden_url}/api/webhooks/sentinel", data=body, headers=headers) as r,
-        ):
-            assert r.status == 202
-        card = await stream.wait_for(
-            lambda f: f.action == "createMessage" and "Password spray" in _content(f)
+        card, thread = await incident_card(
+            client, stream, channel, warden_url, made, "Password spray"
         )
-        thread = card.post_conversation_id or channel
-        assert card.message_id is not None
-        key = {"incident": str(made["id"]).lower()}
-        for _ in range(50):  # Warden records the post once Teams has answered it
-            shown = await client.invoke_action(thread, card.message_id, "incident.refresh", key)
-            if "Password spray" in json.dumps(shown):
-                break
-            await asyncio.sleep(0.1)
 
         def latest() -> Frame:
             return [f for f in stream.frames if f.message_id == card.message_id][-1]
 
-        data = {**_triage_data(latest()), "record": change["number"]}
+        data = {**triage_data(latest()), "record": change["number"]}
         answer = await client.invoke_action(thread, str(card.message_id), "incident.link", data)
         assert f"ServiceNow {change['number']}" in json.dumps(answer)
         mark = stream.mark()
         closing = {
-            **_triage_data(latest()),
+            **triage_data(latest()),
             "classification": "TruePositive:SuspiciousActivity",
             "comment": "Legacy auth blocked",
         }
         await client.invoke_action(thread, str(card.message_id), "incident.close", closing)
         await stream.wait_for(
-            lambda f: f.message_id == card.message_id and "Done" in _content(f),
+            lambda f: f.message_id == card.message_id and "Done" in content(f),
             since=mark,
             timeout=20,
         )
@@ -148,8 +118,8 @@ async def test_playground_link_incident_to_change_then_close_it(
         mark = stream.mark()
         snow.portal_update("change_request", change["sys_id"], {"state": "0"})
         reviewed = await stream.wait_for(
-            lambda f: f.message_id == card.message_id and "Review" in _content(f),
+            lambda f: f.message_id == card.message_id and "Review" in content(f),
             since=mark,
             timeout=20,
         )
-        assert change["number"] in _content(reviewed)
+        assert change["number"] in content(reviewed)

@@ -7,22 +7,20 @@ clicks are the Playground's ``invoke`` API, made by its current user (Alex Wilbe
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from app import create_app
 from sandbox.arm import ArmSandbox, run_arm_sandbox
 from sandbox.playground import Playground
-from sandbox.playground_client import Frame, PlaygroundClient
+from sandbox.playground_client import PlaygroundClient
+from tests.e2e.card_support import content, incident_card, triage_data
 from tests.processes import free_port
-from tests.support import make_settings, signed
+from tests.support import make_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -59,19 +57,6 @@ async def warden_url(tmp_path: Path, sqlite_url: str, arm: ArmSandbox) -> AsyncI
         await runner.cleanup()
 
 
-def _content(frame: Frame) -> str:
-    return json.dumps([a.get("content") for a in frame.attachments])
-
-
-def _triage_data(frame: Frame) -> dict[str, Any]:
-    """The incident and version the card's triage buttons carry."""
-    for attachment in frame.attachments:
-        for action in attachment["content"]["actions"]:
-            if action.get("verb") == "incident.details":
-                return dict(action["data"])
-    raise AssertionError("the card has no triage buttons")
-
-
 async def test_playground_assign_rerate_comment_close_from_the_card(
     teams: tuple[Playground, PlaygroundClient], warden_url: str, arm: ArmSandbox
 ) -> None:
@@ -84,30 +69,13 @@ async def test_playground_assign_rerate_comment_close_from_the_card(
         {"title": "Impossible travel for a finance admin", "severity": "High", "status": "New"}
     )
     async with client.stream() as stream:
-        await client.install(channel)
-        await client.send_message(channel, "subscribe incidents")
-        await stream.wait_for(lambda f: "Subscribed to incidents" in _content(f))
-        body, headers = signed(made)
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(f"{warden_url}/api/webhooks/sentinel", data=body, headers=headers) as r,
-        ):
-            assert r.status == 202
-        card = await stream.wait_for(
-            lambda f: f.action == "createMessage" and "Impossible travel" in _content(f)
+        card, thread = await incident_card(
+            client, stream, channel, warden_url, made, "Impossible travel"
         )
-        thread = card.post_conversation_id or channel
-        assert card.message_id is not None
-        key = {"incident": str(made["id"]).lower()}
-        for _ in range(50):  # Warden records the post once Teams has answered it
-            shown = await client.invoke_action(thread, card.message_id, "incident.refresh", key)
-            if "Impossible travel" in json.dumps(shown):
-                break
-            await asyncio.sleep(0.1)
 
         async def click(verb: str, inputs: dict[str, Any] | None = None) -> str:
             latest = [f for f in stream.frames if f.message_id == card.message_id][-1]
-            data = {**_triage_data(latest), **(inputs or {})}
+            data = {**triage_data(latest), **(inputs or {})}
             mark = stream.mark()
             answer = await client.invoke_action(thread, str(card.message_id), verb, data)
             assert answer["type"] == "application/vnd.microsoft.card.adaptive"
@@ -115,12 +83,12 @@ async def test_playground_assign_rerate_comment_close_from_the_card(
                 lambda f: (
                     f.action == "updateMessage"
                     and f.message_id == card.message_id
-                    and "Done" in _content(f)
+                    and "Done" in content(f)
                 ),
                 since=mark,
                 timeout=20,
             )
-            return _content(done)
+            return content(done)
 
         assert "Alex Wilber" in await click("incident.assign_me")
         assert "MEDIUM" in await click("incident.severity", {"severity": "Medium"})
