@@ -15,18 +15,11 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.identity.aio import ClientSecretCredential
 from azure.keyvault.secrets.aio import SecretClient
 
-from sandbox.arm import ArmSandbox, run_arm_sandbox
+from sandbox.arm import ArmSandbox
 from sandbox.connector_faults import Fault
 from sandbox.keyvault import KeyVaultSandbox, run_keyvault_sandbox
 
 API = {"api-version": "2026-04-01"}
-
-
-@pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The ARM sandbox: CA and Entra ID."""
-    async with run_arm_sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

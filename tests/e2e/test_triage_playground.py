@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from app import create_app
-from sandbox.arm import ArmSandbox, run_arm_sandbox
+from sandbox.arm import ArmSandbox
 from sandbox.playground import Playground
 from sandbox.playground_client import PlaygroundClient
 from tests.e2e.card_support import content, incident_card, triage_data
@@ -23,13 +23,6 @@ from tests.processes import free_port
 from tests.support import make_settings
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The sandbox Sentinel."""
-    async with run_arm_sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

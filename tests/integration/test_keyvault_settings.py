@@ -22,7 +22,7 @@ from app import cli
 from core.errors import SettingsError
 from core.logs import SCRUBBER, configure_logging
 from core.settings import Settings, load_settings
-from sandbox.arm import ArmSandbox, run_arm_sandbox
+from sandbox.arm import ArmSandbox
 from sandbox.arm_tls import make_tls_files
 from sandbox.keyvault import KeyVaultSandbox, run_keyvault_sandbox
 from tests.support import SECRET
@@ -42,13 +42,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WARDEN_VAR_DIR", str(tmp_path))
-
-
-@pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The ARM sandbox: the CA and the Entra ID token endpoint the vault trusts."""
-    async with run_arm_sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

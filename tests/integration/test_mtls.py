@@ -16,19 +16,12 @@ from connectors.ssrf import SsrfPolicy, fetch, resilient_factory
 from core.breaker import Breakers
 from core.errors import DeliveryError, Outcome
 from core.tls import ClientCertificate
-from sandbox.arm import DEFAULT_SCOPE, ArmSandbox, run_arm_sandbox
+from sandbox.arm import DEFAULT_SCOPE, ArmSandbox
 from sandbox.arm_tls import ClientCertFiles, TlsFiles, issue_client_cert, make_tls_files
 from sandbox.mtls import MtlsServer, run_mtls_server
 from tests.integration.conftest import WardenFactory
 
 POLICY = RetryPolicy(attempts=4, timeout=10.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.0)
-
-
-@pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The ARM sandbox: its CA, and its Entra ID for the Sentinel test."""
-    async with run_arm_sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from sandbox.arm import DEFAULT_SCOPE, ArmSandbox, run_arm_sandbox
+from sandbox.arm import DEFAULT_SCOPE, ArmSandbox
 from tests.integration.conftest import Warden, WardenFactory
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The ARM sandbox over TLS, with its Entra token endpoint."""
-    async with run_arm_sandbox() as sandbox:
-        yield sandbox
 
 
 def _polling(arm: ArmSandbox) -> dict[str, Any]:

@@ -9,13 +9,12 @@ Graph ``checkMemberGroups`` through msgraph-sdk.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from cards.verbs import CardVerb
-from sandbox.arm import ArmSandbox, Fault, run_arm_sandbox
+from sandbox.arm import ArmSandbox, Fault
 from tests.integration.conftest import WardenFactory
 from tests.integration.triage_support import open_desk
 from tests.support import USER, channel_id, invoke_activity, message_activity
@@ -23,13 +22,6 @@ from tests.support import USER, channel_id, invoke_activity, message_activity
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 RESPONDERS = "6f1c2e8a-41a4-4c57-9a55-0c1f4d1b2e77"
-
-
-@pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The ARM sandbox over TLS, with its Entra token endpoint and Graph."""
-    async with run_arm_sandbox() as sandbox:
-        yield sandbox
 
 
 async def test_assign_to_me_writes_owner_and_attribution(
