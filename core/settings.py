@@ -24,9 +24,10 @@ from pydantic_settings import (
 )
 
 from core.catalog import load_catalog
-from core.crypto import ensure_dev_key, is_valid_key
+from core.crypto import PayloadCipher, ensure_dev_key, is_valid_key
 from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
+from core.logs import SCRUBBER
 from core.settings_servicenow import ServiceNowSettings
 from core.tls import ClientCertificate
 
@@ -592,3 +593,11 @@ def _row(variable: str, default: Any, description: str | None) -> str:
     else:
         shown = f"`{default}`"
     return f"| `{variable}` | {shown} | {description or ''} |"
+
+
+def payload_cipher(settings: Settings) -> PayloadCipher:
+    """The store's cipher; its keys are registered with the log scrubber first."""
+    keys = payload_keys(settings)  # SettingsError in production mode without keys
+    for key in keys:
+        SCRUBBER.register_secret(key)
+    return PayloadCipher(keys)

@@ -1,0 +1,1 @@
+"""Warden's command line, one module per area; ``app.py`` registers them."""

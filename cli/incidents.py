@@ -1,0 +1,118 @@
+"""Incident commands: reconcile Sentinel now, send a demo incident."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, TypeVar
+
+import httpx
+import typer
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from cli.common import console, on_store, settings_or_exit
+from connectors.sentinel.reconcile import ReconcileRun
+from connectors.sentinel.setup import reconcile_now
+from core.errors import WardenError
+from core.signing import sign
+from sandbox.embedded import change_incident as sandbox_change
+from sandbox.embedded import create_incident as sandbox_create
+from sandbox.sentinel_samples import sample_incident, updated_incident
+
+T = TypeVar("T")
+
+sentinel_cli = typer.Typer(help="Microsoft Sentinel: reconcile its incidents now.")
+demo_cli = typer.Typer(help="Send realistic sample data to a running Warden.")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add these commands to Warden's command line."""
+    cli.add_typer(sentinel_cli, name="sentinel")
+    cli.add_typer(demo_cli, name="demo")
+
+
+@sentinel_cli.command("reconcile")
+def sentinel_reconcile(
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Start a new run instead of resuming a stopped one.")
+    ] = False,
+) -> None:
+    """Walk every open Sentinel incident now through ingest (a stopped run resumes)."""
+    settings = settings_or_exit()
+    if not settings.sentinel_workspaces:
+        console.print(
+            "[red]no Sentinel workspace is configured: set WARDEN_SENTINEL_WORKSPACES "
+            "(subscription/resourceGroup/workspace, comma-separated)[/]"
+        )
+        raise typer.Exit(2)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task, first = progress.add_task("reconciling", total=None), True
+
+        def show(run: ReconcileRun) -> None:
+            nonlocal first
+            if first and run.pages:
+                console.print(f"resuming reconcile {run.run_id} after {run.pages} page(s)")
+            first, count = False, len(run.workspaces)
+            progress.update(
+                task,
+                description=f"workspace {min(run.workspace + 1, count)}/{count} · "
+                f"{run.pages} page(s) · {run.read} open incident(s) · {run.changed} changed",
+            )
+
+        try:
+            run = on_store(
+                lambda store: reconcile_now(settings, store, restart=restart, progress=show)
+            )
+        except WardenError as exc:
+            console.print(f"[red]reconcile stopped: {escape(str(exc))}[/] (run it again to resume)")
+            raise typer.Exit(1) from None
+    skipped = f", {len(run.skipped)} workspace(s) skipped (see the log)" if run.skipped else ""
+    console.print(
+        f"reconcile {run.run_id} finished: {run.read} open incident(s) read, "
+        f"{run.changed} changed, in {run.pages} page(s){skipped}"
+    )
+
+
+@demo_cli.command("incident")
+def demo_incident(
+    severity: Annotated[str, typer.Option(help="Informational, Low, Medium or High")] = "High",
+    title: Annotated[str | None, typer.Option(help="The incident's title.")] = None,
+    update: Annotated[
+        bool, typer.Option("--update", help="Send a newer version of the last demo incident.")
+    ] = False,
+    url: Annotated[str | None, typer.Option(help="Warden's base URL.")] = None,
+) -> None:
+    """Sign and post a realistic Sentinel incident to a running Warden."""
+    settings = settings_or_exit()
+    last = settings.var_dir / "demo-last-incident.json"
+    if update:
+        if not last.exists():
+            console.print("[red]no demo incident yet: run `python app.py demo incident` first[/]")
+            raise typer.Exit(1)
+        previous = json.loads(last.read_text(encoding="utf-8"))
+        changed = sandbox_change(settings, previous["name"], {"status": "Active"})
+        resource = changed or updated_incident(previous)
+    else:
+        resource = sample_incident(severity=severity.capitalize(), title=title)
+        props = resource["properties"]
+        wanted = {k: props[k] for k in ("title", "description", "severity") if props.get(k)}
+        resource = sandbox_create(settings, wanted) or resource  # in the sandbox Sentinel too
+    body = json.dumps(resource).encode()
+    headers = {"content-type": "application/json", **sign(settings.webhook_secrets[0], body)}
+    base = url or f"http://{settings.host}:{settings.port}"
+    try:
+        answer = httpx.post(f"{base}/api/webhooks/sentinel", content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]Warden is not reachable at {base}: {exc}[/]")
+        raise typer.Exit(1) from None
+    if answer.status_code != 202:
+        console.print(f"[red]{answer.status_code}: {answer.text}[/]")
+        raise typer.Exit(1)
+    last.parent.mkdir(parents=True, exist_ok=True)
+    last.write_text(json.dumps(resource), encoding="utf-8")
+    props = resource["properties"]
+    console.print(
+        f"sent incident #{props['incidentNumber']} ({props['severity']}, {props['status']}): "
+        f"{props['title']}"
+    )
