@@ -28,6 +28,8 @@ from core.crypto import PayloadCipher, ensure_dev_key, is_valid_key
 from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
+from core.settings_connectors import ConnectorFlags
+from core.settings_manifest import ManifestSettings
 from core.settings_servicenow import ServiceNowSettings
 from core.tls import ClientCertificate
 
@@ -324,6 +326,14 @@ class Settings(BaseSettings):
         description="The ServiceNow connector (`WARDEN_SERVICENOW__<FIELD>`); off when no "
         "instance URL is set.",
     )
+    connectors: ConnectorFlags = Field(
+        default_factory=ConnectorFlags,
+        description="Feature flags per connector (`WARDEN_CONNECTORS__<NAME>__ENABLED`).",
+    )
+    manifest: ManifestSettings = Field(
+        default_factory=ManifestSettings,  # type: ignore[arg-type]
+        description="The Teams app package (`WARDEN_MANIFEST__<FIELD>`).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -563,16 +573,26 @@ def settings_table() -> str:
     """README's configuration table (Markdown), generated from the model's fields."""
     rows = ["| Variable | Default | Description |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        annotation = _model_of(field.annotation)
-        if annotation is not None:
-            for sub_name, sub_field in annotation.model_fields.items():
-                variable = f"WARDEN_{name.upper()}__{sub_name.upper()}"
-                default = None if sub_field.is_required() else sub_field.default
-                rows.append(_row(variable, default, sub_field.description))
-            continue
-        default = [] if field.default_factory is not None else field.default
-        rows.append(_row(env_name((name,)), default, field.description))
+        if _model_of(field.annotation) is None:
+            default = [] if field.default_factory is not None else field.default
+            rows.append(_row(env_name((name,)), default, field.description))
+        else:
+            rows.extend(_nested_rows(f"WARDEN_{name.upper()}", field.annotation))
     return "\n".join(rows) + "\n"
+
+
+def _nested_rows(prefix: str, annotation: Any) -> list[str]:
+    """The rows of a sub-model's fields, ``PREFIX__FIELD``, sub-sub-models flattened too."""
+    model, rows = _model_of(annotation), []
+    assert model is not None
+    for name, field in model.model_fields.items():
+        variable = f"{prefix}__{name.upper()}"
+        if _model_of(field.annotation) is not None:
+            rows.extend(_nested_rows(variable, field.annotation))
+        else:
+            default = None if field.is_required() else field.default
+            rows.append(_row(variable, default, field.description))
+    return rows
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
