@@ -24,16 +24,19 @@ from bot.evidence_delivery import EvidenceCardDelivery
 from bot.evidence_reminders import LEADER_NAME as REMINDER_LEADER
 from bot.evidence_reminders import EvidenceReminders, ReminderDelivery
 from bot.handlers import WardenBot
-from bot.links import LinkDesk
+from bot.links import NOT_CONNECTED, LinkDesk
 from bot.triage import TriageDesk
 from bot.unfurl import Unfurler
 from cli import doctor as doctor_commands
-from cli import evidence, incidents, ops
+from cli import evidence as evidence_commands
+from cli import incidents as incident_commands
 from cli import manifest as manifest_commands
+from cli import ops as ops_commands
 from cli.common import console, settings_or_exit
 from connectors.entra import EntraTokenValidator
 from connectors.policy import evidence_poller
 from connectors.policy.attest_sync import attestation_handler
+from connectors.registry import enabled, held_jobs, is_on, off_messages, snapshot
 from connectors.sentinel.comments import CommentRelay
 from connectors.sentinel.connection import SentinelConnection, tls_verify
 from connectors.sentinel.links import LinkNoteDelivery
@@ -83,6 +86,7 @@ from sandbox.embedded import (
 from sandbox.servicenow import ServiceNowSandbox
 from web.access import correlation_middleware
 from web.health import healthz, openapi, readiness, readyz
+from web.health import switched_off as sentinel_off
 from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
 from web.posture import PostureApi
 from web.problems import problem_middleware
@@ -106,12 +110,12 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     the application starts and stop when it shuts down.
     """
     catalog = load_catalog(settings.requirements_file) if settings.requirements_file else None
-    arm = None
-    if playground and settings.mode is Mode.SANDBOX and not settings.sentinel_connected:
+    arm, snow_sandbox, sandboxed = None, None, playground and settings.mode is Mode.SANDBOX
+    if sandboxed and not settings.sentinel_connected and enabled(settings, "sentinel"):
         settings, arm = embedded_sentinel(settings)  # so triage works in the Playground
-    snow_sandbox = None
-    if playground and settings.mode is Mode.SANDBOX and not settings.servicenow.enabled:
+    if sandboxed and not settings.servicenow.enabled and enabled(settings, "servicenow"):
         settings, snow_sandbox = embedded_servicenow(settings)  # so links work in the Playground
+    connectors, switched_off = snapshot(settings), off_messages(settings)
     SCRUBBER.register_settings(settings)  # before anything can log a secret
     SCRUBBER.pepper = settings.log_pepper.get_secret_value().encode()
     configure_tracing(settings.otlp_endpoint)
@@ -124,34 +128,51 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     http = httpx.AsyncClient(timeout=settings.bot_auth.fetch_timeout_seconds)
     validator = _bot_token_validator(settings, http)
     pacer = Pacer(margin=settings.pacing.margin_seconds) if settings.pacing.enabled else None
-    sentinel = (
+    sentinel = (  # the ARM identity: Sentinel's, and Policy's and Graph's credential too
         SentinelConnection.from_settings(settings, breakers)
         if settings.sentinel_connected
         else None
     )
-    servicenow = servicenow_setup.connect(settings.servicenow, breakers)
-    triage = _triage_desk(settings, store, breakers, sentinel, itsm=servicenow is not None)
+    incidents = sentinel if enabled(settings, "sentinel") else None
+    servicenow = (
+        servicenow_setup.connect(settings.servicenow, breakers)
+        if enabled(settings, "servicenow")
+        else None
+    )
+    triage = _triage_desk(settings, store, breakers, incidents, itsm=servicenow is not None)
     links = None
     if triage is not None:
-        links = LinkDesk(store, triage, servicenow.client if servicenow is not None else None)
+        links = LinkDesk(
+            store,
+            triage,
+            servicenow.client if servicenow is not None else None,
+            not_connected=switched_off.get("servicenow", NOT_CONNECTED),
+        )
     unfurler = None
     if servicenow is not None:
         unfurler = Unfurler(str(settings.servicenow.instance_url), servicenow.client)
-    attesting = bool(settings.policy_scopes) and catalog is not None  # as the poller runs
+    attesting = is_on(settings, "policy") and catalog is not None  # as the poller runs
     evidence = _evidence_desk(
         settings, store, breakers, sentinel, catalog, itsm=servicenow is not None, attest=attesting
     )
     adapter = TeamsAdapter(
         settings,
         WardenBot(
-            store, breakers, triage=triage, links=links, unfurler=unfurler, evidence=evidence
+            store,
+            breakers,
+            triage=triage,
+            links=links,
+            unfurler=unfurler,
+            evidence=evidence,
+            connectors=connectors,
+            switched_off=switched_off,
         ),
         breakers,
         validator=validator,
         metrics=metrics,
         pacer=pacer,
     )
-    cmdb = servicenow is not None and sentinel is not None  # CIs need both
+    cmdb = servicenow is not None and incidents is not None  # CIs need both
     handlers: dict[str, Handler] = {
         CARD_JOB: IncidentCardDelivery(
             store,
@@ -184,15 +205,16 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         attest = attestation_handler(settings, store, catalog, breakers, sentinel)
         handlers[POLICY_ATTEST_JOB] = attest[0]
         mirror_closers += [attest[1]] if attest[1] is not None else []
-    if sentinel is not None:
+    if incidents is not None:
         handlers[TRIAGE_JOB] = SentinelTriage(
-            sentinel.client, store, writer, max_attempts=settings.outbox.max_attempts
+            incidents.client, store, writer, max_attempts=settings.outbox.max_attempts
         )
-        handlers[LINK_NOTE_JOB] = LinkNoteDelivery(sentinel.client, store)
+        handlers[LINK_NOTE_JOB] = LinkNoteDelivery(incidents.client, store)
     if servicenow is not None:
         handlers.update(servicenow_setup.handlers(servicenow, store))
-        if sentinel is not None:
-            handlers[CMDB_JOB] = CmdbLookup(sentinel.client, servicenow.client, store)
+        if incidents is not None:
+            handlers[CMDB_JOB] = CmdbLookup(incidents.client, servicenow.client, store)
+    handlers.update(held_jobs(settings))
     webhook = SentinelWebhook(
         WebhookVerifier(settings.webhook_secrets),
         writer,
@@ -223,12 +245,12 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     app.cleanup_ctx.append(lambda _app: _closing(sentinel, triage))
     app.cleanup_ctx.append(lambda _app: _closing_all(mirror_closers))
     app.cleanup_ctx.append(lambda _app: _services(settings, store, writer, worker))
-    if sentinel is not None:
-        relay = CommentRelay(sentinel.client, store)
+    if incidents is not None:
+        relay = CommentRelay(incidents.client, store)
         every = settings.sentinel_comments_seconds
         app.cleanup_ctx.append(lambda _app: _relaying(store, relay, every, metrics))
-    if settings.sentinel_workspaces:
-        client = sentinel.client if sentinel is not None else None
+    if settings.sentinel_workspaces and incidents is not None:
+        client = incidents.client
         app.cleanup_ctx.append(
             lambda _app: polling(settings, writer, store, breakers, metrics, client)
         )
@@ -239,7 +261,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
                 snow, store, settings.servicenow, on_change=worker.wake, metrics=metrics
             )
         )
-    if settings.policy_scopes and catalog is not None:
+    if is_on(settings, "policy") and catalog is not None:
         polled, channel = catalog, settings.evidence_channel
         cards = evidence_poller.EvidenceCards(channel, card_job) if channel else None
         app.cleanup_ctx.append(
@@ -263,11 +285,14 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     app.router.add_get(
         "/metrics", metrics_handler(metrics, lambda: refresh_gauges(metrics, store, breakers))
     )
-    app.router.add_get("/readyz", readyz(lambda: readiness(store, worker, breakers)))
+    app.router.add_get(
+        "/readyz", readyz(lambda: readiness(store, worker, breakers, connectors=connectors))
+    )
     posture = PostureApi(store, catalog, bearer=bearer, sandbox=settings.mode is Mode.SANDBOX)
     app.router.add_get("/api/posture", posture.handle)
     app.router.add_post("/api/messages", adapter.handle)
-    app.router.add_post("/api/webhooks/sentinel", webhook.handle)
+    sentinel_on = enabled(settings, "sentinel")
+    app.router.add_post("/api/webhooks/sentinel", webhook.handle if sentinel_on else sentinel_off)
     if servicenow is not None and settings.servicenow.webhook_secrets:
         secrets = [s.get_secret_value() for s in settings.servicenow.webhook_secrets]
         snow_webhook = ServiceNowWebhook(
@@ -408,12 +433,12 @@ def _audit_mirror(
 ) -> tuple[Handler, list[Callable[[], Awaitable[None]]]]:
     """The ``audit.mirror`` handler and what to close after the worker: the Audit Log list
     when SharePoint is configured; else the jobs wait (pending) until it is."""
-    if not settings.sharepoint_site:
+    if not is_on(settings, "sharepoint"):
         return wait_for_sharepoint, []
     http = graph_http(breakers, tls_verify(settings))
     credential = sentinel_credential(settings)
     graph = graph_client(credential, http, base_url=settings.graph_endpoint)
-    mirror = AuditMirror(store, graph, SitePath.parse(settings.sharepoint_site))
+    mirror = AuditMirror(store, graph, SitePath.parse(str(settings.sharepoint_site)))
     return mirror, [http.aclose, credential.close]
 
 
@@ -425,9 +450,9 @@ def _evidence_sync(
 ) -> dict[str, Handler]:
     """The ``evidence.file`` and ``evidence.list`` handlers (SharePoint configured), else
     handlers that keep the jobs waiting; what they open is added to ``closers``."""
-    if not settings.sharepoint_site:
+    if not is_on(settings, "sharepoint"):
         return {EVIDENCE_FILE_JOB: wait_for_sharepoint, EVIDENCE_LIST_JOB: wait_for_sharepoint}
-    site = SitePath.parse(settings.sharepoint_site)
+    site = SitePath.parse(str(settings.sharepoint_site))
     http = graph_http(breakers, tls_verify(settings))
     credential = sentinel_credential(settings)
     graph = graph_client(credential, http, base_url=settings.graph_endpoint)
@@ -532,7 +557,13 @@ async def _playground(app: web.Application, settings: Settings) -> AsyncIterator
 
 
 cli = typer.Typer(help="Warden: Sentinel incidents and compliance evidence in Microsoft Teams.")
-for area in (ops, incidents, evidence, manifest_commands, doctor_commands):
+for area in (
+    ops_commands,
+    incident_commands,
+    evidence_commands,
+    manifest_commands,
+    doctor_commands,
+):
     area.register(cli)
 
 

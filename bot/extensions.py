@@ -16,7 +16,7 @@ import re
 
 from sqlalchemy import bindparam, select
 
-from bot.links import NOT_CONNECTED, LinkDesk
+from bot.links import LinkDesk
 from bot.triage import Refusal
 from bot.types import (
     CardAction,
@@ -91,7 +91,7 @@ class ExtensionDesk:
             return TaskAnswer(message="Warden does not know that action.")
         if not self._links.connected:
             return TaskAnswer(
-                DIALOG_TITLE, error_card("Not connected to ServiceNow", NOT_CONNECTED)
+                DIALOG_TITLE, error_card("Not connected to ServiceNow", self._links.not_connected)
             )
         return await self._dialog(action, record_number_in(action.message_text))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -93,9 +93,15 @@ class WardenBot:
         links: LinkDesk | None = None,
         unfurler: Unfurler | None = None,
         evidence: EvidenceDesk | None = None,
+        connectors: Mapping[str, Mapping[str, str]] | None = None,
+        switched_off: Mapping[str, str] | None = None,
     ) -> None:
-        """Answer with ``store``; triage, links and unfurling only when each is given."""
+        """Answer with ``store``; triage, links and unfurling only when each is given.
+        ``connectors``: each connector's title, version and state, for ``status``;
+        ``switched_off``: what a command of a connector switched off answers, by name."""
         self._store = store
+        self._connectors = connectors or {}
+        self._switched_off = switched_off or {}
         self._breakers = breakers
         self._triage = triage
         self._links = links
@@ -143,6 +149,8 @@ class WardenBot:
             return [help_card(suggestion=parsed.suggestion, unknown=message.text or None)]
         name = parsed.command.name
         if name == "subscribe incidents":
+            if off := self._switched_off.get("sentinel"):
+                return [error_card("Incidents are switched off", off)]
             minimum = Severity.parse(parsed.argument) if parsed.argument else Severity.INFORMATIONAL
             sub = Subscription(conversation_id=ref.conversation_id, min_severity=minimum)
             await self._store.subscribe(sub, by=message.user.aad_object_id or message.user.id)
@@ -161,7 +169,8 @@ class WardenBot:
         if name == "status":
             status = await self._store.conversation_status(ref.conversation_id)
             paused = self._breakers is not None and self._breakers.is_open(ref.service_url)
-            return [status_card(status.model_copy(update={"delivery_paused": paused}))]
+            status = status.model_copy(update={"delivery_paused": paused})
+            return [status_card(status, connectors=self._connectors)]
         return [help_card()]
 
     async def on_card_action(self, action: CardAction) -> Card:

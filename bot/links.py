@@ -43,11 +43,20 @@ NOT_CONNECTED = (
 class LinkDesk:
     """Answers ``link``/``unlink`` and the card's *Link to ServiceNow…* / *Create change*."""
 
-    def __init__(self, store: Store, triage: TriageDesk, connector: ItsmConnector | None) -> None:
-        """Check people and draw cards with ``triage``; read records through ``connector``."""
+    def __init__(
+        self,
+        store: Store,
+        triage: TriageDesk,
+        connector: ItsmConnector | None,
+        *,
+        not_connected: str = NOT_CONNECTED,
+    ) -> None:
+        """Check people and draw cards with ``triage``; read records through ``connector``.
+        ``not_connected``: what people are told when there is no connector (why)."""
         self._store = store
         self._triage = triage
         self._connector = connector
+        self.not_connected = not_connected
 
     @property
     def connected(self) -> bool:
@@ -57,7 +66,7 @@ class LinkDesk:
     async def command(self, message: Message, name: str, values: dict[str, str]) -> list[Card]:
         """``link <n> to <record>`` or ``unlink <n> from <record>``."""
         if self._connector is None:
-            return [error_card("Not connected to ServiceNow", NOT_CONNECTED)]
+            return [error_card("Not connected to ServiceNow", self.not_connected)]
         number = int(values["incident"])
         conversation = message.conversation.conversation_id
         incident = await links_store.incident_by_number(self._store, conversation, number)
@@ -108,7 +117,7 @@ class LinkDesk:
         """Link ``incident`` to record ``number`` for whoever acted: the link, and whether it
         is new. ``Refusal`` saying why when they may not, or the record cannot be read."""
         if self._connector is None:
-            raise Refusal(NOT_CONNECTED)
+            raise Refusal(self.not_connected)
         actor = await self._triage.actor(action)
         return await self._link(incident, actor, number)
 
@@ -117,7 +126,7 @@ class LinkDesk:
         shown = await self._shown(action, data)
         try:
             if self._connector is None:
-                raise Refusal(NOT_CONNECTED)
+                raise Refusal(self.not_connected)
             actor = await self._triage.actor(action)
             standing = [
                 link for link in shown.standing_links if link.type is RecordType.CHANGE_REQUEST

@@ -116,8 +116,11 @@ def unsubscribed_card(had_subscription: bool) -> JSON:
     )
 
 
-def status_card(status: ConversationStatus) -> JSON:
-    """This conversation's subscription, incidents posted, last delivery and outbox counts.
+def status_card(
+    status: ConversationStatus, *, connectors: Mapping[str, Mapping[str, str]] | None = None
+) -> JSON:
+    """This conversation's subscription, incidents posted, last delivery and outbox counts,
+    and each connector's version and state when given.
 
     Dead jobs (deliveries that gave up) are highlighted in an attention container when any exist.
     """
@@ -139,6 +142,11 @@ def status_card(status: ConversationStatus) -> JSON:
         ),
         text_block(f"Last delivery: {last}", isSubtle=True, spacing="small"),
     ]
+    if connectors:
+        body.append(text_block("Connectors", weight="bolder", spacing="medium"))
+        body.append(
+            fact_set([(c["title"], f"{c['state']} · v{c['version']}") for c in connectors.values()])
+        )
     if status.outbox_dead > 0:
         body.append(_dead_warning(status.outbox_dead))
     return adaptive_card(body)

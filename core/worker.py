@@ -200,7 +200,7 @@ class OutboxWorker:
         if not exc.attempted:
             self._count(job, "deferred")
             delay = exc.retry_after or self._settings.poll_seconds
-            await self._record(outbox.defer(self._store, job.id, delay))
+            await self._record(outbox.defer(self._store, job.id, delay, reason=reason))
             return
         if exc.retry_after and self._pacer is not None and job.conversation_id:
             self._pacer.pause(job.conversation_id, exc.retry_after)

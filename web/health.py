@@ -12,6 +12,7 @@ from core.store import outbox
 from core.store.store import Store
 from core.worker import OutboxWorker
 from web.openapi import openapi_document
+from web.problems import problem
 
 Readiness = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -38,8 +39,26 @@ def readyz(check: Readiness) -> Callable[[web.Request], Awaitable[web.Response]]
     return handler
 
 
-async def readiness(store: Store, worker: OutboxWorker, breakers: Breakers) -> dict[str, Any]:
-    """The facts ``/readyz`` reports: store and migrations, worker, outbox, breakers."""
+async def switched_off(_request: web.Request) -> web.Response:
+    """The Sentinel webhook while its connector is switched off: 503, saying so."""
+    return problem(
+        503,
+        "Connector switched off",
+        "The Microsoft Sentinel connector is switched off here "
+        "(WARDEN_CONNECTORS__SENTINEL__ENABLED=false): nothing was accepted.",
+        slug="connector-off",
+    )
+
+
+async def readiness(
+    store: Store,
+    worker: OutboxWorker,
+    breakers: Breakers,
+    *,
+    connectors: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The facts ``/readyz`` reports: store and migrations, worker, outbox, breakers, and
+    each connector's version and state (informative: a connector off is not unready)."""
     store_facts = await store.check()
     counts = await outbox.counts(store) if store_facts.get("reachable") else {}
     dlq = sum(counts.get(status, 0) for status in outbox.DLQ)
@@ -48,4 +67,5 @@ async def readiness(store: Store, worker: OutboxWorker, breakers: Breakers) -> d
         "worker": {"ok": worker.running},
         "outbox": {"ok": True, "pending": counts.get("pending", 0), "dlq": dlq},
         "breakers": {"ok": True, "hosts": breakers.snapshot()},
+        "connectors": {"ok": True, **(connectors or {})},
     }

@@ -97,7 +97,10 @@ def _webhook() -> dict[str, Any]:
                 "401": _problem("Missing, invalid or expired signature."),
                 "413": _problem("Body over the size limit."),
                 "415": _problem("Not application/json."),
-                "503": _problem("The store could not commit; retry after `Retry-After`."),
+                "503": _problem(
+                    "The store could not commit (retry after `Retry-After`), or the Sentinel "
+                    "connector is switched off (`connector-off`: nothing was accepted)."
+                ),
             },
         }
     }
@@ -124,7 +127,9 @@ def _health() -> dict[str, Any]:
         },
         "/readyz": {
             "get": {
-                "summary": "Store, migrations, worker and breakers",
+                "summary": "Store, migrations, worker, breakers and connectors",
+                "description": "`checks.connectors` lists each connector's version and state "
+                "(`on`, `off`, `not configured`); a connector off does not make Warden unready.",
                 "operationId": "readyz",
                 "responses": {"200": _json("Ready.", ready), "503": _json("Not ready.", ready)},
             }

@@ -1,0 +1,3 @@
+"""Azure Policy: non-compliance opens evidence requests; decisions become attestations."""
+
+__version__ = "1.0.0"

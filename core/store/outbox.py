@@ -172,9 +172,18 @@ async def quarantine(store: Store, job_id: int, attempts: int, error: str) -> No
     )
 
 
-async def defer(store: Store, job_id: int, delay: float) -> None:
-    """Put a claimed job back for ``delay`` seconds without counting an attempt (pacing)."""
-    await _set(store, job_id, status=PENDING, next_attempt_at=time.time() + delay, lease_until=None)
+async def defer(store: Store, job_id: int, delay: float, *, reason: str | None = None) -> None:
+    """Put a claimed job back for ``delay`` seconds without counting an attempt (pacing, or a
+    connector that is not there yet: ``reason`` then says why it waits, for ``outbox list``)."""
+    values: dict[str, Any] = {"last_error": reason} if reason is not None else {}
+    await _set(
+        store,
+        job_id,
+        status=PENDING,
+        next_attempt_at=time.time() + delay,
+        lease_until=None,
+        **values,
+    )
 
 
 async def retry(store: Store, job_id: int, *, actor: str) -> bool:
