@@ -183,8 +183,14 @@ class Store:
             current = await migrate.current_revision(self.engine)
         except (SQLAlchemyError, OSError) as exc:
             return {"reachable": False, "error": type(exc).__name__}
-        head = migrate.head_revision()
-        return {"reachable": True, "revision": current, "head": head, "current": current == head}
+        head, ahead = migrate.head_revision(), migrate.is_ahead(current)
+        return {
+            "reachable": True,
+            "revision": current,
+            "head": head,
+            "current": current == head or ahead,  # ahead: a newer release expanded the schema
+            "ahead": ahead,
+        }
 
     async def save_conversation(self, ref: ConversationRef) -> bool:
         """Remember ``ref`` as active (insert or refresh); True when it was not active before.
