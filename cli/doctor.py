@@ -2,8 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cli.common import console
+from cli.doctor_probes import PROBES
+from core.doctor import Check, run_doctor, summary
+from core.settings import load_settings
+
+MARKS = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]–[/]"}
 
 
 def register(cli: typer.Typer) -> None:
     """Add these commands to Warden's command line."""
+    cli.command("doctor")(doctor)
+
+
+def doctor() -> None:
+    """Check the configuration, the store, each connector, webhook secrets and the Teams
+    package, with real calls; print what to fix. Exit 1 when any check fails."""
+    checks = asyncio.run(run_doctor(load_settings, PROBES))
+    console.print(checks_table(checks))
+    console.print(summary(checks))
+    if any(check.ok is False for check in checks):
+        raise typer.Exit(1)
+
+
+def checks_table(checks: Sequence[Check]) -> Table:
+    """The rows as a table: check, result (✓ ✗ –), detail, fix."""
+    table = Table("Check", "Result", title="Warden doctor")
+    table.add_column("Detail", overflow="fold", ratio=3)
+    table.add_column("Fix", overflow="fold", ratio=2)
+    for check in checks:
+        table.add_row(escape(check.name), MARKS[check.ok], escape(check.detail), escape(check.fix))
+    return table
