@@ -98,8 +98,12 @@ async def read_json_body(request: web.Request, max_bytes: int) -> bytes | web.Re
     """A webhook's raw JSON body, or the problem answer: 415 not JSON, 413 over ``max_bytes``."""
     if request.content_type != "application/json":
         return problem(415, "Unsupported media type", "Send application/json.", slug="media")
-    too_large = problem(413, "Payload too large", f"The limit is {max_bytes} bytes.", slug="size")
     if request.content_length is not None and request.content_length > max_bytes:
-        return too_large
+        return _too_large(max_bytes)
     body = await request.content.read(max_bytes + 1)
-    return too_large if len(body) > max_bytes else body
+    return _too_large(max_bytes) if len(body) > max_bytes else body
+
+
+def _too_large(max_bytes: int) -> web.Response:
+    """The 413 answer (built only when needed: the hot path never pays for it)."""
+    return problem(413, "Payload too large", f"The limit is {max_bytes} bytes.", slug="size")
