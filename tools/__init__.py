@@ -1,0 +1,1 @@
+"""Developer tools that run Warden as a user would: ``python -m tools.screenshots``."""
