@@ -7,9 +7,12 @@ the Agents Playground) open and close in aiohttp's ``cleanup_ctx``. Nothing runs
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import httpx
@@ -18,7 +21,7 @@ from aiohttp import web
 
 from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
-from bot.delivery import CommentReplyDelivery, IncidentCardDelivery
+from bot.delivery import AmbiguousPosts, CommentReplyDelivery, IncidentCardDelivery, TeamDirectory
 from bot.evidence import EvidenceDesk, ReviewerGroups, card_job, quarter
 from bot.evidence_delivery import EvidenceCardDelivery
 from bot.evidence_reminders import LEADER_NAME as REMINDER_LEADER
@@ -46,6 +49,8 @@ from connectors.sentinel.setup import polling
 from connectors.sentinel.triage import SentinelDetails, SentinelTriage
 from connectors.servicenow import setup as servicenow_setup
 from connectors.servicenow.cmdb import CmdbLookup
+from connectors.ssrf import SsrfPolicy
+from connectors.ssrf import stream as ssrf_stream
 from core.breaker import Breakers
 from core.catalog import Catalog, load_catalog
 from core.errors import WardenError
@@ -69,20 +74,31 @@ from core.triage import TRIAGE_JOB
 from core.worker import Handler, OutboxWorker
 from graph.audit_mirror import AuditMirror, wait_for_sharepoint
 from graph.audit_verify import (
+    DOWNLOAD_TIMEOUT,
+    LOCAL_HOSTS,
     download_fetch,
 )
+from graph.channel_messages import ChannelMessages
 from graph.client import graph_client, graph_http
-from graph.evidence_sync import EvidenceFiling, EvidenceListSync, link_fetch
+from graph.evidence_chat_files import chat_file_fetch
+from graph.evidence_files import GuardedFetch, UploadLimits
+from graph.evidence_sync import EvidenceFiling, EvidenceListSync, link_fetch, link_hosts
 from graph.managers import Managers
+from graph.people import People
+from graph.provision import provision
 from graph.responders import ResponderGroups
 from graph.sharepoint import SitePath
 from sandbox.arm import ArmSandbox
 from sandbox.embedded import (
     embedded_sentinel,
     embedded_servicenow,
+    embedded_sharepoint,
     serving,
     serving_servicenow,
+    serving_sharepoint,
+    sharepoint_page_url,
 )
+from sandbox.graph import GraphSandbox
 from sandbox.servicenow import ServiceNowSandbox
 from web.access import correlation_middleware
 from web.health import healthz, openapi, readiness, readyz
@@ -94,6 +110,9 @@ from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
 
 T = TypeVar("T")
+
+EXAMPLE_CATALOG = Path(__file__).resolve().parent / "docs" / "examples" / "requirements.yaml"
+"""The requirement catalog ``make run`` uses when ``WARDEN_REQUIREMENTS_FILE`` is unset."""
 
 STORE = web.AppKey("store", Store)
 BREAKERS = web.AppKey("breakers", Breakers)
@@ -109,10 +128,16 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     Construction does no I/O; the store, writer and worker start in ``cleanup_ctx`` when
     the application starts and stop when it shuts down.
     """
+    sandboxed = playground and settings.mode is Mode.SANDBOX
+    if sandboxed and settings.requirements_file is None:  # so evidence can be requested
+        settings = settings.model_copy(update={"requirements_file": EXAMPLE_CATALOG})
     catalog = load_catalog(settings.requirements_file) if settings.requirements_file else None
-    arm, snow_sandbox, sandboxed = None, None, playground and settings.mode is Mode.SANDBOX
+    arm, sharepoint, snow_sandbox = None, None, None
     if sandboxed and not settings.sentinel_connected and enabled(settings, "sentinel"):
-        settings, arm = embedded_sentinel(settings)  # so triage works in the Playground
+        groups = [group.id for requirement in catalog or () for group in requirement.reviewers]
+        settings, arm = embedded_sentinel(settings, reviewer_groups=groups)  # triage, reviews
+        if not settings.sharepoint_site and enabled(settings, "sharepoint"):
+            settings, sharepoint = embedded_sharepoint(settings, arm)  # evidence filed, audited
     if sandboxed and not settings.servicenow.enabled and enabled(settings, "servicenow"):
         settings, snow_sandbox = embedded_servicenow(settings)  # so links work in the Playground
     connectors, switched_off = snapshot(settings), off_messages(settings)
@@ -153,7 +178,14 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         unfurler = Unfurler(str(settings.servicenow.instance_url), servicenow.client)
     attesting = is_on(settings, "policy") and catalog is not None  # as the poller runs
     evidence = _evidence_desk(
-        settings, store, breakers, sentinel, catalog, itsm=servicenow is not None, attest=attesting
+        settings,
+        store,
+        breakers,
+        sentinel,
+        catalog,
+        itsm=servicenow is not None,
+        attest=attesting,
+        personal=arm is None,  # the Playground's embedded sandbox keeps owner cards in channels
     )
     adapter = TeamsAdapter(
         settings,
@@ -180,6 +212,18 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             triage=triage is not None,
             itsm=links is not None and links.connected,
             cmdb=cmdb,
+            ambiguous=AmbiguousPosts(  # a lost post's answer: look for the card through Graph
+                ChannelMessages(
+                    sentinel.credential,
+                    breakers,
+                    base_url=settings.graph_endpoint,
+                    verify=tls_verify(settings),
+                )
+                if sentinel is not None
+                else None,
+                adapter if isinstance(adapter, TeamDirectory) else None,
+                metrics,
+            ),
         ),
         COMMENT_JOB: CommentReplyDelivery(store, adapter),
     }
@@ -197,8 +241,10 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     handlers[AUDIT_MIRROR_JOB], mirror_closers = _audit_mirror(settings, store, breakers)
     handlers.update(_evidence_sync(settings, store, breakers, mirror_closers))
     if evidence is not None and catalog is not None:
-        evidence.wake = worker.wake
-        handlers[EVIDENCE_CARD_JOB] = EvidenceCardDelivery(store, adapter, catalog)
+        evidence.wake, evidence.members = worker.wake, adapter.member
+        handlers[EVIDENCE_CARD_JOB] = EvidenceCardDelivery(
+            store, adapter, catalog, people=evidence.people, app_id=settings.microsoft_app_id
+        )
         handlers[REMINDER_JOB] = ReminderDelivery(store, adapter, catalog)
         mirror_closers.append(evidence.aclose)
     if attesting and catalog is not None:
@@ -238,6 +284,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     if arm is not None:
         sandbox, port = arm, settings.sandbox_arm_port
         app.cleanup_ctx.append(lambda _app: _sandbox_sentinel(sandbox, port))
+    if sharepoint is not None:
+        site = sharepoint
+        app.cleanup_ctx.append(lambda _app: _sandbox_sharepoint(site, settings, breakers))
     if snow_sandbox is not None:
         served = snow_sandbox
         app.cleanup_ctx.append(lambda _app: _sandbox_servicenow(served, settings))
@@ -338,11 +387,14 @@ def _evidence_desk(
     *,
     itsm: bool = False,
     attest: bool = False,
+    personal: bool = True,
 ) -> EvidenceDesk | None:
     """Evidence requests from chat, when there is a catalog; reviewers checked in Graph when
     Warden has an Azure credential (without one, as in the sandbox, anyone may review).
     ``itsm``: ServiceNow is connected, so rejections and approvals are written there;
-    ``attest``: Azure Policy is, so approved policy requests are attested there."""
+    ``attest``: Azure Policy is, so approved policy requests are attested there;
+    ``personal``: with Graph, owners typed as UPNs are resolved and owner cards go to
+    personal chats (``graph.people``)."""
     if catalog is None:
         return None
     if sentinel is None:
@@ -353,7 +405,10 @@ def _evidence_desk(
     reviewers = ReviewerGroups(
         lambda groups: ResponderGroups(graph, groups, ttl=ttl), close=http.aclose
     )
-    return EvidenceDesk(store, catalog, reviewers=reviewers, itsm=itsm, attest=attest)
+    desk = EvidenceDesk(store, catalog, reviewers=reviewers, itsm=itsm, attest=attest)
+    if personal:
+        desk.people = People(graph, bind_base=settings.graph_endpoint)
+    return desk
 
 
 def _managers(
@@ -389,6 +444,42 @@ async def _sandbox_servicenow(snow: ServiceNowSandbox, settings: Settings) -> As
     async with serving_servicenow(snow, settings) as running:
         console.print(f"Sandbox ServiceNow (Table API, records page): {running.url}")
         yield
+
+
+async def _sandbox_sharepoint(
+    graph: GraphSandbox, settings: Settings, breakers: Breakers
+) -> AsyncIterator[None]:
+    """Serve the sandbox SharePoint while Warden runs, its site provisioned (idempotent) before
+    the worker starts, so evidence is filed and the audit log mirrored there at once."""
+    async with serving_sharepoint(graph, settings):
+        credential = sentinel_credential(settings)
+        try:
+            await provision(settings, credential, breakers=breakers, verify=tls_verify(settings))
+        finally:
+            await credential.close()
+        console.print(
+            f"Sandbox SharePoint (evidence library, lists): {sharepoint_page_url(settings)}"
+        )
+        yield
+
+
+def _link_fetch(settings: Settings) -> GuardedFetch:
+    """The fetch of evidence links: ``WARDEN_EVIDENCE_LINK_HOSTS``; in sandbox mode with Graph on
+    this machine (the embedded sandbox) links on this machine too, its CA trusted as well."""
+    local = settings.mode is Mode.SANDBOX and httpx.URL(settings.graph_endpoint).host in LOCAL_HOSTS
+    if not local:
+        return link_fetch(settings.evidence_link_hosts)
+    context = ssl.create_default_context()
+    if settings.arm_ca_bundle is not None:
+        context.load_verify_locations(cafile=str(settings.arm_ca_bundle))
+    policy = SsrfPolicy(
+        allowed_hosts=link_hosts(settings.evidence_link_hosts),
+        allow_private=True,
+        allowed_ports=None,
+        max_bytes=UploadLimits().max_bytes,
+        timeout=DOWNLOAD_TIMEOUT,
+    )
+    return functools.partial(ssrf_stream, policy=policy, ssl_context=context)
 
 
 async def _sandbox_sentinel(arm: ArmSandbox, port: int) -> AsyncIterator[None]:
@@ -461,8 +552,11 @@ def _evidence_sync(
         graph,
         site,
         http,
-        link_fetch=link_fetch(settings.evidence_link_hosts),
+        link_fetch=_link_fetch(settings),
         download_fetch=download_fetch(site, settings.graph_endpoint, tls_verify(settings)),
+        file_fetch=chat_file_fetch(
+            settings.evidence_file_hosts, settings.graph_endpoint, tls_verify(settings)
+        ),
     )
     closers += [http.aclose, credential.close]
     return {EVIDENCE_FILE_JOB: filing, EVIDENCE_LIST_JOB: EvidenceListSync(store, graph, site)}

@@ -14,6 +14,7 @@ from typing import Any
 from bot.types import (
     Card,
     CardAction,
+    ChatFile,
     ExtensionAction,
     LinkPreview,
     LinkQuery,
@@ -31,6 +32,8 @@ CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 SEARCH_RESPONSE_TYPE = "application/vnd.microsoft.search.searchResponse"
 ERROR_TYPE = "application/vnd.microsoft.error"
 THUMBNAIL_TYPE = "application/vnd.microsoft.card.thumbnail"
+FILE_DOWNLOAD_TYPE = "application/vnd.microsoft.teams.file.download.info"
+"""The attachment Teams adds for a file attached in a personal chat (``supportsFiles``)."""
 MAX_SEARCH_RESULTS = 50
 """Choices a typeahead answer carries at most, whatever ``top`` asks for."""
 _MENTION = re.compile(r"<at[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
@@ -98,7 +101,33 @@ def message(activity: Activity) -> Message:
         conversation=conversation_ref(activity),
         thread_id=thread if marker and thread else None,
         mentions=mentions_of(activity),
+        files=files_of(activity),
     )
+
+
+def files_of(activity: Activity) -> tuple[ChatFile, ...]:
+    """The files a message carries: its ``file.download.info`` attachments with an https
+    download URL (inline images, cards and other attachments are left out)."""
+    files: list[ChatFile] = []
+    for attachment in activity.get("attachments") or []:
+        attachment = _dict(attachment)
+        if attachment.get("contentType") != FILE_DOWNLOAD_TYPE:
+            continue
+        content = _dict(attachment.get("content"))
+        url, name = content.get("downloadUrl"), attachment.get("name")
+        if not isinstance(url, str) or not url.startswith("https://"):
+            continue
+        kind, unique, size = content.get("fileType"), content.get("uniqueId"), content.get("size")
+        files.append(
+            ChatFile(
+                name=name.strip() if isinstance(name, str) and name.strip() else "file",
+                download_url=url,
+                unique_id=unique if isinstance(unique, str) else None,
+                file_type=kind if isinstance(kind, str) else None,
+                size=_int(size, -1) if _int(size, -1) >= 0 else None,
+            )
+        )
+    return tuple(files)
 
 
 def mentions_of(activity: Activity) -> tuple[User, ...]:

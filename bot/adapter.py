@@ -25,7 +25,7 @@ from bot import activities
 from bot.activities import Activity
 from bot.auth import BotAuthError, BotTokenValidator, unauthorized
 from bot.outbound import ConnectorRest
-from bot.types import Card, TurnHandler
+from bot.types import Card, TurnHandler, User
 from core.breaker import Breakers
 from core.errors import DeliveryError, Outcome
 from core.logs import mark_sensitive
@@ -168,6 +168,25 @@ class TeamsAdapter:
     async def close(self) -> None:
         """Close the connector's pooled connections."""
         await self._rest.close()
+
+    async def team_group_id(self, ref: ConversationRef) -> str | None:
+        """The Entra ID group id of the team owning ``ref``'s channel (Graph's team id)."""
+        if not ref.team_id:
+            return None
+        return await self._rest.team_group_id(ref.service_url, ref.team_id)
+
+    async def member(self, ref: ConversationRef, member_id: str) -> User | None:
+        """A member of ``ref``'s conversation with their Entra object id, as Teams knows them
+        (a mention names a person by their Teams id only); None when not a member."""
+        found = await self._rest.member(ref.service_url, ref.conversation_id, member_id)
+        if found is None:
+            return None
+        object_id = found.get("aadObjectId") or found.get("objectId")
+        return User(
+            id=str(found.get("id") or member_id),
+            name=found.get("name"),
+            aad_object_id=str(object_id) if object_id else None,
+        )
 
     async def post_card(self, ref: ConversationRef, card: Card) -> str:
         """Post ``card`` as a new message in the conversation; returns its activity id."""

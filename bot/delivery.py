@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.types import Card
 from cards.incident import comment_card, incident_card
 from core.errors import DeliveryError, Outcome
+from core.metrics import Metrics
 from core.models import ConversationRef, Incident
+from core.store import card_sends
 from core.store import cmdb as cmdb_store
 from core.store import links as links_store
 from core.store import triage as triage_store
+from core.store.card_sends import CardSend
 from core.store.links import links_stamp
 from core.store.outbox import Job
 from core.store.store import PostedCard, Store, version_key
@@ -58,6 +61,93 @@ class CardSender(Protocol):
         """Replace the card at ``activity_id``."""
 
 
+@runtime_checkable
+class TeamDirectory(Protocol):
+    """Where a channel's team is in Microsoft Graph (the Bot Connector's team details)."""
+
+    async def team_group_id(self, ref: ConversationRef) -> str | None:
+        """The Entra ID group id of the team owning ``ref``'s channel; None outside a team."""
+
+
+class PostFinder(Protocol):
+    """Reads a conversation back to find a card Warden posted (Graph channel messages)."""
+
+    async def find(self, team_id: str, channel_id: str, marker: str, since: float) -> str | None:
+        """The id of the message that carries ``marker``, posted at ``since`` or later; None
+        when there is none. Raises ``DeliveryError``: with ``Outcome.RETRY`` when the read may
+        succeed later, with any other outcome when it cannot be made (no permission)."""
+
+
+POST_MARKER_PREFIX = "warden-post-"
+"""Element ids of the hidden marker a posted card carries: the prefix, then the marker."""
+
+
+def marked(card: Card, marker: str) -> Card:
+    """``card`` with a hidden element whose id carries ``marker``.
+
+    Teams keeps a card's JSON as posted, and Graph gives it back in the channel message's
+    attachment, so the marker can be read back; a hidden element shows nothing and is valid
+    Adaptive Card, and no click sends it back.
+    """
+    hidden = {"type": "TextBlock", "text": " ", "isVisible": False}
+    return {**card, "body": [*card.get("body", []), {**hidden, "id": POST_MARKER_PREFIX + marker}]}
+
+
+class AmbiguousPosts:
+    """Settles a card post whose answer was never recorded: was the card posted or not?
+
+    Found (the marker is in the channel): the card's message is adopted. Absent: it is posted.
+    Unknown (no Graph, no permission, not a team channel): it is posted as before, which may
+    show it twice; each outcome is counted in ``warden_delivery_ambiguous_total``.
+    """
+
+    def __init__(
+        self,
+        finder: PostFinder | None,
+        teams: TeamDirectory | None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._finder = finder
+        self._teams = teams
+        self._metrics = metrics
+        self._groups: dict[str, str] = {}  # a team's group id never changes: asked once
+
+    async def resolve(self, ref: ConversationRef, send: CardSend) -> str | None:
+        """The activity id of the earlier post when it reached the channel; else None."""
+        found, resolution = None, "unknown"
+        team = await self._team(ref) if self._finder is not None else None
+        if self._finder is not None and team is not None:
+            try:
+                found = await self._finder.find(
+                    team, ref.conversation_id, send.marker, send.started_at
+                )
+            except DeliveryError as exc:
+                if exc.outcome is Outcome.RETRY:
+                    raise  # Graph is slow or busy: try the whole job again later
+                log.warning("an ambiguous card post cannot be checked: %s", exc)
+            else:
+                resolution = "absent" if found is None else "found"
+        if self._metrics is not None:
+            self._metrics.delivery_ambiguous.labels(resolution).inc()
+        return found
+
+    async def _team(self, ref: ConversationRef) -> str | None:
+        if self._teams is None or ref.team_id is None:
+            return None
+        if ref.team_id in self._groups:
+            return self._groups[ref.team_id]
+        try:
+            group = await self._teams.team_group_id(ref)
+        except DeliveryError as exc:
+            if exc.outcome is Outcome.RETRY:
+                raise
+            log.warning("the team of an ambiguous card post is unknown: %s", exc)
+            return None
+        if group is not None:
+            self._groups[ref.team_id] = group
+        return group
+
+
 class IncidentCardDelivery:
     """Runs ``incident.card`` jobs against the Teams adapter.
 
@@ -65,6 +155,10 @@ class IncidentCardDelivery:
     configuration items, and a card job asks for a CMDB lookup when the incident has none
     asked for its alert count yet: after the first post, and after the update that shows a
     new alert count (``core.store.cmdb.ask_lookup`` enqueues at most one per count).
+
+    A post is committed as started (``core.store.card_sends``) before it leaves, and the
+    card carries that post's marker; a job that finds its post started but never answered
+    asks ``ambiguous`` whether the card arrived before posting it again.
     """
 
     def __init__(
@@ -75,12 +169,14 @@ class IncidentCardDelivery:
         triage: bool = False,
         itsm: bool = False,
         cmdb: bool = False,
+        ambiguous: AmbiguousPosts | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
         self._triage = triage
         self._itsm = itsm
         self._cmdb = cmdb
+        self._ambiguous = ambiguous or AmbiguousPosts(None, None)
 
     async def __call__(self, job: Job) -> None:
         """Bring the incident's card in the job's conversation up to the stored version."""
@@ -127,19 +223,57 @@ class IncidentCardDelivery:
         incident_key = str(job.payload.get("incident_key"))
         conversation_id = str(job.payload.get("conversation_id"))
         try:
+            earlier = None
             if posted is None:
-                activity_id = await self._sender.post_card(ref, card)
-            else:
+                earlier = await card_sends.started(self._store, incident_key, conversation_id)
+                posted = await self._adopt(incident_key, ref, conversation_id, earlier)
+            if posted is None:
+                # one marker for every post of this card: each of them stays findable
+                marker = earlier.marker if earlier is not None else card_sends.new_marker()
+                await card_sends.start(self._store, incident_key, conversation_id, marker, version)
+                try:
+                    activity_id = await self._sender.post_card(ref, marked(card, marker))
+                except DeliveryError as exc:
+                    if _refused(exc):
+                        await card_sends.refused(self._store, incident_key, conversation_id)
+                    raise
+            elif posted.version < version:
                 activity_id = posted.activity_id
                 await self._sender.update_card(ref, activity_id, card)
+            else:
+                return True  # the adopted card already shows this version
         except DeliveryError as exc:
             if not _bot_removed(exc, updating=posted is not None):
                 raise
             await self._store.deactivate_conversation(conversation_id)
             log.warning("outbox job %s: conversation marked inactive (%s)", job.id, exc)
             return False
-        await self._store.record_posted(incident_key, conversation_id, activity_id, version)
+        await card_sends.settle(self._store, incident_key, conversation_id, activity_id, version)
         return True
+
+    async def _adopt(
+        self,
+        incident_key: str,
+        ref: ConversationRef,
+        conversation_id: str,
+        earlier: CardSend | None,
+    ) -> PostedCard | None:
+        """The card of an earlier post that went out unanswered, when it is in the channel."""
+        if earlier is None:
+            return None
+        found = await self._ambiguous.resolve(ref, earlier)
+        if found is None:
+            return None
+        log.info("a card post whose answer was lost is adopted (%s)", found)
+        await card_sends.settle(self._store, incident_key, conversation_id, found, earlier.version)
+        return PostedCard(found, earlier.version)
+
+
+def _refused(exc: DeliveryError) -> bool:
+    """True when Teams answered a post with a refusal that made no card: a 4xx (but 408),
+    or 503/429 (throttled). Other answers (500, 502, 504, no answer) may hide a card."""
+    status = exc.status
+    return status is not None and ((400 <= status < 500 and status != 408) or status == 503)
 
 
 def _bot_removed(exc: DeliveryError, *, updating: bool) -> bool:

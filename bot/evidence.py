@@ -23,15 +23,17 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel
 
+from bot.evidence_delivery import People
 from bot.triage import Refusal, Responders
 from bot.types import Card, CardAction, Message, User
 from cards.common import error_card
 from cards.evidence import owner_card, people_on, requested_card, reviewers_card
 from cards.verbs import CardVerb
 from core.actions import EvidenceChangesData, EvidenceData, EvidenceRejectData, EvidenceSubmitData
-from core.catalog import GUID, UPN, Catalog, EvidenceKind, Requirement
-from core.errors import EvidenceRefused, ResponderCheckUnavailable
+from core.catalog import GUID, UPN, Catalog, EvidenceKind, PrincipalKind, Requirement
+from core.errors import DeliveryError, EvidenceRefused, ResponderCheckUnavailable
 from core.evidence import DecisionKind, Evidence, RequestSource, Verdict, draft_for
+from core.models import ConversationKind, ConversationRef
 from core.store import evidence as evidence_store
 from core.store import evidence_cards as cards_store
 from core.store.evidence import FollowUp
@@ -62,15 +64,21 @@ def card_job(request_key: str, role: CardRole, conversation_id: str, *, by_key: 
     """The ``evidence.card`` job that brings one card up to date.
 
     ``by_key``: ``request_key`` is the dedupe key of a request being opened in the same
-    transaction (its id is not known yet); otherwise it is the request id.
+    transaction (its id is not known yet); otherwise it is the request id. The owner's card
+    of a request being opened (chat, Azure Policy, campaigns) is marked ``personal``: it goes
+    to the owner's personal chat when Warden can reach it (``bot.evidence_delivery``).
     """
-    payload = cards_store.card_job_payload(request_key, role, conversation_id)
+    payload: dict[str, object] = dict(
+        cards_store.card_job_payload(request_key, role, conversation_id)
+    )
     if by_key:
         payload["key"] = payload.pop("request")
+        if role is CardRole.OWNER:
+            payload["personal"] = True
     return FollowUp(
         EVIDENCE_CARD_JOB,
         f"evidence|{request_key}|{conversation_id}",
-        dict(payload),
+        payload,
         conversation_id=conversation_id,
     )
 
@@ -94,7 +102,11 @@ class ReviewerGroups:
 
     async def is_reviewer(self, object_id: str, requirement: Requirement) -> bool:
         """True when ``object_id`` is a member of one of the requirement's reviewer groups."""
-        groups = tuple(sorted(group.id for group in requirement.reviewers))
+        return await self.is_member(object_id, [group.id for group in requirement.reviewers])
+
+    async def is_member(self, object_id: str, group_ids: Sequence[str]) -> bool:
+        """True when ``object_id`` is a member (transitively) of one of ``group_ids``."""
+        groups = tuple(sorted(group_ids))
         check = self._checks.get(groups)
         if check is None:
             check = self._checks[groups] = self._checker(groups)
@@ -107,6 +119,13 @@ class ReviewerGroups:
 
 class EvidenceDesk:
     """Answers ``request evidence`` and the evidence verbs of the owner's and reviewers' cards."""
+
+    members: Callable[[ConversationRef, str], Awaitable[User | None]] | None = None
+    """Who a conversation member is (``TeamsAdapter.member``), set once the adapter exists."""
+
+    people: People | None = None
+    """The directory (``graph.people.People``), set when Warden reaches Graph: an owner typed
+    as a UPN is then stored by Entra object id, and an unknown UPN is refused."""
 
     def __init__(
         self,
@@ -130,6 +149,11 @@ class EvidenceDesk:
         self._today = today
         self.wake: Callable[[], None] = lambda: None
         """Called once a change is recorded (the outbox worker's ``wake``)."""
+
+    @property
+    def catalog(self) -> Catalog:
+        """The requirements requests are made for."""
+        return self._catalog
 
     async def aclose(self) -> None:
         """Release the reviewer check's connections."""
@@ -171,7 +195,15 @@ class EvidenceDesk:
         the UPN or object id typed after ``from``."""
         person = _mentioned(message)
         if person is None:
-            return _person(typed)
+            return await self._resolved(_person(typed))
+        if not person.aad_object_id and self.members is not None:
+            try:  # Teams names a mentioned person by their Teams id only: ask who that is
+                person = await self.members(message.conversation, person.id) or person
+            except DeliveryError as exc:
+                raise Refusal(
+                    "Warden could not look up the person mentioned in Teams just now; try "
+                    "again in a minute."
+                ) from exc
         if not person.aad_object_id:
             raise Refusal(
                 f"Warden cannot tell who @{person.name or 'that'} is in the directory; type "
@@ -179,6 +211,23 @@ class EvidenceDesk:
             )
         await cards_store.remember_name(self._store, person.aad_object_id.lower(), person.name)
         return person.aad_object_id.lower()
+
+    async def _resolved(self, owner: str) -> str:
+        """The owner's Entra object id for a UPN (name remembered), when the directory is
+        reachable; an object id, or any owner without a directory, as typed."""
+        if self.people is None or not UPN.fullmatch(owner):
+            return owner
+        try:
+            found = await self.people.user_by_upn(owner)
+        except DeliveryError:
+            raise Refusal(
+                f"Warden could not look {owner} up in the directory just now; nothing was "
+                "requested. Try again in a minute."
+            ) from None
+        if found is None:
+            raise Refusal(f"{owner}: no such user in the directory; nothing was requested.")
+        await cards_store.remember_name(self._store, found.id.lower(), found.name)
+        return found.id.lower()
 
     async def handle(self, action: CardAction, data: BaseModel) -> Card:
         """Answer an evidence verb with the clicked card redrawn (and a notice if refused)."""
@@ -230,13 +279,25 @@ class EvidenceDesk:
         return draw(record, requirement, names, notice=notice)
 
     async def _shown_here(self, request_id: str, action: CardAction) -> Requirement | None:
-        """The request's requirement, when a card of the request was posted here."""
+        """The request's requirement, when a card of the request was posted here, or when
+        its owner acts in their personal chat with Warden.
+
+        Teams names a personal chat two ways: Graph's chat id (``19:…@unq.gbl.spaces``, where
+        Warden posts the owner's card) and the Bot Framework's (``a:…``, on the clicks that come
+        back), so in a personal chat the owner is recognised instead of the conversation id."""
         conversation = action.conversation.conversation_id
-        if not await cards_store.shown_in(self._store, request_id, conversation):
+        request = await evidence_store.get(self._store, request_id)
+        if request is None:
+            return None
+        personal = action.conversation.kind is ConversationKind.PERSONAL
+        clicker = (action.user.aad_object_id or "").lower()
+        owners_chat = personal and bool(clicker) and clicker == request.owner.lower()
+        if not owners_chat and not await cards_store.shown_in(
+            self._store, request_id, conversation
+        ):
             log.warning("evidence action refused: the request's card was not posted here")
             return None
-        request = await evidence_store.get(self._store, request_id)
-        return None if request is None else self._catalog.get(request.requirement_id)
+        return self._catalog.get(request.requirement_id)
 
     async def _submit(
         self, data: EvidenceSubmitData, action: CardAction, requirement: Requirement
@@ -256,6 +317,7 @@ class EvidenceDesk:
             evidence,
             actor,
             seen=data.version,
+            acts_for_owner=await self._for_owner_group(action.user, data.request, requirement),
             accepted=requirement.evidence,
             jobs=self._redraws(data.request, action)
             + evidence_store.filing_jobs(data.request, action.conversation.conversation_id),
@@ -291,9 +353,26 @@ class EvidenceDesk:
             )
             jobs += [attesting] if attesting is not None else []
         await evidence_store.decide(
-            self._store, data.request, verdict, actor, seen=data.version, jobs=jobs
+            self._store,
+            data.request,
+            verdict,
+            actor,
+            seen=data.version,
+            acts_for_owner=await self._for_owner_group(action.user, data.request, requirement),
+            jobs=jobs,
         )
         log.info("evidence %s recorded on request %s", verb.value, data.request)
+
+    async def _for_owner_group(self, user: User, request_id: str, requirement: Requirement) -> bool:
+        """True when ``user`` answers for the request's owner: its owner is the requirement's
+        owner group and they are a member (so they may hand in, and may not approve)."""
+        owner = requirement.owner
+        if owner.kind is not PrincipalKind.GROUP or self._reviewers is None:
+            return False
+        request = await evidence_store.get(self._store, request_id)
+        if request is None or not user.aad_object_id or request.owner.lower() != owner.id.lower():
+            return False
+        return await self._reviewers.is_member(user.aad_object_id.lower(), [owner.id])
 
     def _redraws(self, request_id: str, action: CardAction) -> list[FollowUp]:
         conversation = action.conversation.conversation_id

@@ -3,35 +3,91 @@
 A job names a request (or, for a request opened in the same transaction, its dedupe key), a
 role and a conversation, never a version: it draws the request as stored now, so a burst of
 changes costs at most one update and a retried job never shows an older card.
+
+The owner's card of a request being opened (a job marked ``personal``) goes to the owner's
+personal chat with Warden when Warden can reach Graph: the owner known by UPN is resolved to
+their Entra object id first, the app is installed for them if need be, and the chat Graph
+gives becomes a stored conversation. When the tenant refuses (app not in the catalog, user
+installs blocked) the card stays in the requesting or evidence channel, where it @mentions
+the owner; so it does when Graph keeps failing after its retries (a card in the channel
+beats a card held back). The way chosen is stored per request
+(``core.store.evidence_cards.owner_route``) and the first decision stands: a retried job
+installs nothing twice and posts once, later owner cards meant for that channel follow to
+the personal chat, and the reviewers' card a click in the personal chat asks for goes to
+the channel.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from sqlalchemy import select
 
 from bot.delivery import CardSender
 from cards.evidence import owner_card, people_on, reviewers_card
-from core.catalog import Catalog
+from core.catalog import GUID, UPN, Catalog
 from core.errors import DeliveryError, Outcome
+from core.evidence import EvidenceRequest
+from core.models import ConversationKind, ConversationRef
 from core.store import evidence as evidence_store
 from core.store import evidence_cards as cards_store
-from core.store.evidence_cards import CardRole
+from core.store.evidence_cards import CardRole, OwnerRoute, OwnerWay
 from core.store.outbox import Job
 from core.store.schema import evidence_requests
-from core.store.store import Store
+from core.store.store import Conversation, Store
 
 log = logging.getLogger(__name__)
 
 
-class EvidenceCardDelivery:
-    """Runs ``evidence.card`` jobs against the Teams adapter."""
+class Person(Protocol):
+    """A directory user as Graph names them (``graph.people.Person``)."""
 
-    def __init__(self, store: Store, sender: CardSender, catalog: Catalog) -> None:
+    @property
+    def id(self) -> str:
+        """The Entra object id, lower case."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The display name."""
+        ...
+
+
+class People(Protocol):
+    """The directory and personal chats (``graph.people.People``)."""
+
+    async def user_by_upn(self, upn: str) -> Person | None:
+        """The user with that principal name (or object id), or None when there is none."""
+        ...
+
+    async def personal_chat(self, user_id: str, app_external_id: str) -> str:
+        """The chat id between the user and the app; a FAIL ``DeliveryError`` if refused."""
+        ...
+
+
+class EvidenceCardDelivery:
+    """Runs ``evidence.card`` jobs against the Teams adapter.
+
+    ``people``: Graph is reachable, so owner cards go to personal chats (without it, as in
+    the sandbox, every card stays in its job's conversation). ``app_id``: the bot's Microsoft
+    app id, its external id in the app catalog; empty: the id Teams addresses the bot by.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        sender: CardSender,
+        catalog: Catalog,
+        *,
+        people: People | None = None,
+        app_id: str = "",
+    ) -> None:
         self._store = store
         self._sender = sender
         self._catalog = catalog
+        self._people = people
+        self._app_id = app_id
 
     async def __call__(self, job: Job) -> None:
         """Bring the job's card in its conversation up to the stored request."""
@@ -48,9 +104,16 @@ class EvidenceCardDelivery:
         if not conversation.active:
             log.info("outbox job %s skipped: the bot left the conversation", job.id)
             return
+        if self._people is not None:
+            personal = job.payload.get("personal") is True
+            target = await self._routed(role, record.request, conversation_id, personal)
+            if target is not None and target[1].active:
+                conversation_id, conversation = target
+                record = await evidence_store.record(self._store, record.request.id) or record
         request = record.request
         posted = await cards_store.posted(self._store, request.id, role, conversation_id)
-        if posted is not None and posted.version >= request.version:
+        redraw = job.payload.get("redraw") is True  # filed since: same version, more to show
+        if posted is not None and posted.version >= request.version and not redraw:
             return
         names = await cards_store.names_of(self._store, people_on(record))
         draw = owner_card if role is CardRole.OWNER else reviewers_card
@@ -64,6 +127,72 @@ class EvidenceCardDelivery:
             self._store, request.id, role, conversation_id, activity_id, request.version
         )
 
+    async def _routed(
+        self, role: CardRole, request: EvidenceRequest, here: str, personal: bool
+    ) -> tuple[str, Conversation] | None:
+        """Where a card meant for ``here`` goes instead, if anywhere: the owner's card of a
+        request routed to a personal chat goes there, and its reviewers' card to the home."""
+        route = await cards_store.owner_route(self._store, request.id)
+        if route is None and personal and role is CardRole.OWNER:
+            route = await self._decide(request, here)
+        if route is None or route.way is not OwnerWay.PERSONAL or route.chat is None:
+            return None
+        if role is CardRole.OWNER and here == route.home:
+            elsewhere = route.chat
+        elif role is CardRole.REVIEWERS and here == route.chat:
+            elsewhere = route.home
+        else:
+            return None
+        found = await self._store.conversation(elsewhere)
+        return None if found is None else (elsewhere, found)
+
+    async def _decide(self, request: EvidenceRequest, home_id: str) -> OwnerRoute:
+        """Find (or open) the owner's personal chat and record the way the card goes."""
+        home = await self._store.conversation(home_id)
+        assert home is not None
+        app_id = self._app_id or home.ref.bot_id.removeprefix("28:")
+        try:
+            chat = await self._chat_with_owner(request, app_id)
+        except DeliveryError as exc:  # refused, or Graph failing after its retries
+            log.info("owner card of %s stays in its channel: %s", request.id, exc)
+            chat = None
+        if chat is not None:
+            await self._store.save_conversation(_personal_ref(home.ref, chat))
+        route = await cards_store.record_owner_route(self._store, request.id, home_id, chat)
+        log.info("owner card of evidence request %s: %s", request.id, route.way.value)
+        return route
+
+    async def _chat_with_owner(self, request: EvidenceRequest, app_id: str) -> str | None:
+        """The owner's personal chat (remembered, or opened through Graph); None when the
+        owner or the app is unknown. ``DeliveryError`` when Graph refuses or fails."""
+        assert self._people is not None
+        owner = await self._owner_id(request)
+        if owner is None or not app_id:
+            return None
+        chat = await cards_store.personal_chat_of(self._store, owner)
+        if chat is None:
+            chat = await self._people.personal_chat(owner, app_id)
+            await cards_store.remember_personal_chat(self._store, owner, chat)
+        return chat
+
+    async def _owner_id(self, request: EvidenceRequest) -> str | None:
+        """The owner's Entra object id, their name remembered: a UPN is resolved in Graph and
+        stored resolved, an object id without a known name is looked up. None when the
+        directory does not know the owner by UPN."""
+        owner = request.owner.strip()
+        if self._people is None or not (GUID.fullmatch(owner) or UPN.fullmatch(owner)):
+            return None
+        if GUID.fullmatch(owner) and await cards_store.names_of(self._store, [owner]):
+            return owner.lower()  # known by id and name: nothing to ask
+        person = await self._people.user_by_upn(owner)
+        if person is None:
+            log.info("owner of evidence request %s is not in the directory", request.id)
+            return owner.lower() if GUID.fullmatch(owner) else None
+        if UPN.fullmatch(owner):
+            await cards_store.resolve_owner(self._store, request.id, owner, person.id)
+        await cards_store.remember_name(self._store, person.id, person.name)
+        return person.id.lower()
+
     async def _request_id(self, job: Job) -> str | None:
         """The job's request id; for a job written with the request's opening, by its key."""
         request_id = job.payload.get("request")
@@ -74,3 +203,17 @@ class EvidenceCardDelivery:
         async with self._store.reading() as conn:
             found = (await conn.execute(stmt)).scalar()
         return None if found is None else str(found)
+
+
+def _personal_ref(home: ConversationRef, chat_id: str) -> ConversationRef:
+    """The reference of a personal chat, reached like the home conversation (its service
+    URL, tenant and bot); in Teams the chat id Graph gives is the conversation id."""
+    return ConversationRef(
+        conversation_id=chat_id,
+        service_url=home.service_url,
+        channel_id=home.channel_id,
+        kind=ConversationKind.PERSONAL,
+        tenant_id=home.tenant_id,
+        bot_id=home.bot_id,
+        bot_name=home.bot_name,
+    )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from bot.evidence import EVIDENCE_DATA, EvidenceDesk
+from bot.evidence_files import AttachFileData, ChatFileDesk
 from bot.extensions import ExtensionDesk
 from bot.links import NOT_CONNECTED, LinkDesk, NotShownHereError
 from bot.router import parse_command
@@ -50,6 +51,7 @@ VERB_DATA: dict[CardVerb, type[BaseModel]] = {
     CardVerb.CREATE_CHANGE: TriageData,
     **TRIAGE_DATA,
     **EVIDENCE_DATA,
+    CardVerb.EVIDENCE_ATTACH_FILE: AttachFileData,
 }
 """The data contract of each verb (``core.actions``)."""
 
@@ -116,6 +118,13 @@ class WardenBot:
             self._actions[CardVerb.CREATE_CHANGE] = self._linking
         if evidence is not None:
             self._actions.update(dict.fromkeys(EVIDENCE_DATA, evidence.handle))
+        self._files = ChatFileDesk(  # the worker's wake is set on the desk after construction
+            store,
+            evidence.catalog if evidence is not None else None,
+            wake=(lambda: evidence.wake()) if evidence is not None else (lambda: None),
+        )
+        if evidence is not None:
+            self._actions[CardVerb.EVIDENCE_ATTACH_FILE] = self._files.attach
 
     async def on_membership(self, change: Membership) -> list[Card]:
         """Remember a conversation the bot joined (and welcome it), or forget one it left."""
@@ -138,6 +147,8 @@ class WardenBot:
         if ref.conversation_id not in self._active:
             await self._store.save_conversation(ref)
             self._active.add(ref.conversation_id)
+        if message.files:  # evidence attached in chat, never a command
+            return await self._files.receive(message)
         parsed = parse_command(message.text)
         if parsed.command is None and message.thread_id and self._triage is not None:
             incident_key = await self._store.card_at(ref.conversation_id, message.thread_id)

@@ -33,6 +33,8 @@ _PATHS = {  # what the log line names: the operation, not the conversation or ac
     "POST": "/v3/conversations/{conversation}/activities",
     "PUT": "/v3/conversations/{conversation}/activities/{activity}",
 }
+_TEAM = "/v3/teams/{team}"
+_MEMBER = "/v3/conversations/{conversation}/members/{member}"
 
 
 def activities_url(service_url: str, conversation_id: str, activity_id: str | None = None) -> str:
@@ -100,6 +102,34 @@ class ConnectorRest:
         """Replace an existing activity."""
         await self._call("PUT", activities_url(service_url, conversation_id, activity_id), activity)
 
+    async def team_group_id(self, service_url: str, team_id: str) -> str | None:
+        """The Entra ID group id of a team (FetchTeamDetails): Graph's id of the team.
+
+        A channel's conversation reference names its team by the Teams thread id, while
+        Graph's ``/teams/{team-id}`` takes the group id; the Connector knows both.
+        """
+        url = f"{service_url.rstrip('/')}/v3/teams/{quote(team_id, safe='')}"
+        body = await self._call("GET", url, None, operation=_TEAM)
+        group = body.get("aadGroupId") if isinstance(body, dict) else None
+        return str(group) if group else None
+
+    async def member(
+        self, service_url: str, conversation_id: str, member_id: str
+    ) -> dict[str, Any] | None:
+        """One member of a conversation as Teams knows them (GetConversationMember: ``id``,
+        ``name``, ``aadObjectId``, ``userPrincipalName``); None when not a member (404)."""
+        url = (
+            f"{service_url.rstrip('/')}/v3/conversations/{quote(conversation_id, safe='')}"
+            f"/members/{quote(member_id, safe='')}"
+        )
+        try:
+            body = await self._call("GET", url, None, operation=_MEMBER)
+        except DeliveryError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return body if isinstance(body, dict) else None
+
     def _http(self) -> aiohttp.ClientSession:
         """The pooled session, opened on first use (inside the running event loop)."""
         if self._session is None or self._session.closed:
@@ -117,8 +147,15 @@ class ConnectorRest:
             self._session = None
 
     async def _call(
-        self, method: str, url: str, activity: dict[str, Any], *, guarded: bool = True
+        self,
+        method: str,
+        url: str,
+        activity: dict[str, Any] | None,
+        *,
+        guarded: bool = True,
+        operation: str | None = None,
     ) -> Any:
+        path = operation or _PATHS[method]
         breaker = self._breakers.for_host(origin(url))
         try:
             if guarded:
@@ -143,23 +180,29 @@ class ConnectorRest:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             outcome = classify_transport(exc)
             breaker.record(ok=False)
-            self._observe(outcome.value, started, method, url, exc)
+            self._observe(outcome.value, started, method, url, path, exc)
             raise DeliveryError(
                 f"connector unreachable: {type(exc).__name__}", outcome=outcome
             ) from None
         breaker.record(ok=status < 500)
         if status >= 400:
             error = _error(status, payload, retry_after)
-            self._observe(error.outcome.value, started, method, url, status)
+            self._observe(error.outcome.value, started, method, url, path, status)
             raise error
-        self._observe("ok", started, method, url, status)
+        self._observe("ok", started, method, url, path, status)
         return json.loads(payload) if payload else {}
 
     def _observe(
-        self, outcome: str, started: float, method: str, url: str, result: int | BaseException
+        self,
+        outcome: str,
+        started: float,
+        method: str,
+        url: str,
+        path: str,
+        result: int | BaseException,
     ) -> None:
         seconds = time.perf_counter() - started
-        log_outbound(SERVICE, method, origin(url), _PATHS[method], result, seconds * 1000)
+        log_outbound(SERVICE, method, origin(url), path, result, seconds * 1000)
         if self._metrics is not None:
             self._metrics.outbound.labels(SERVICE, outcome).inc()
             self._metrics.outbound_seconds.labels(SERVICE).observe(seconds)

@@ -24,6 +24,20 @@ class User:
 
 
 @dataclass(frozen=True)
+class ChatFile:
+    """A file attached to a message in a personal chat (``file.download.info``).
+
+    ``download_url`` is pre-authenticated and short-lived: fetch it at once, never show it.
+    """
+
+    name: str
+    download_url: str
+    unique_id: str | None = None
+    file_type: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
 class Message:
     """A message to the bot, with the bot's @mention removed and white space folded."""
 
@@ -34,6 +48,8 @@ class Message:
     """The activity id of the thread's first message, for a reply in a channel thread."""
     mentions: tuple[User, ...] = ()
     """The people @mentioned in the message (not the bot), in order."""
+    files: tuple[ChatFile, ...] = ()
+    """The files attached to the message (inline images and cards are not files)."""
 
 
 @dataclass(frozen=True)

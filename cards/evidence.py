@@ -349,3 +349,77 @@ def filing_state(submission: Submission) -> list[JSON]:
     if filed and submission.url:
         items.append({"type": "ActionSet", "actions": [open_url("Open in SharePoint", filed)]})
     return items
+
+
+FILE_ATTACH_VERB = CardVerb.EVIDENCE_ATTACH_FILE.value
+"""The verb of *Attach to this request* (``CardVerb.EVIDENCE_ATTACH_FILE``)."""
+
+
+def file_received_card(request: EvidenceRequest, requirement: Requirement, file_name: str) -> JSON:
+    """The answer to a file attached in chat that became the request's evidence."""
+    items = [
+        text_block("Evidence received", weight="bolder", color="good"),
+        text_block(f"{inert(requirement.id)}: {inert(requirement.title)}"),
+        text_block(
+            f"“{inert(file_name)}” is handed in as version {request.submission}. Warden is "
+            "filing it in SharePoint; the request's card shows its SHA-256 once it is filed."
+        ),
+        _status_line(request),
+    ]
+    return adaptive_card([container(items)])
+
+
+def file_choice_card(
+    file_name: str, upload_id: str, requests: list[tuple[EvidenceRequest, Requirement]]
+) -> JSON:
+    """Several open requests take a file: pick the one ``file_name`` is for."""
+    choices = [
+        {
+            "title": f"{requirement.id}: {shorten(requirement.title, 80)} "
+            f"(due {request.due.isoformat()}, {request.period})",
+            "value": request.id,
+        }
+        for request, requirement in requests
+    ]
+    picker = {
+        "type": "Input.ChoiceSet",
+        "id": "request",
+        "label": "Which request is it for?",
+        "style": "expanded",
+        "isRequired": True,
+        "errorMessage": "Pick a request.",
+        "choices": choices,
+    }
+    body = [
+        text_block("Which request is this file for?", weight="bolder"),
+        text_block(f"You have {len(requests)} open requests that take a file as evidence."),
+        fact_set([("File", inert(file_name))]),
+        picker,
+    ]
+    attach = execute("Attach to this request", FILE_ATTACH_VERB, {"upload": upload_id})
+    return adaptive_card(body, [attach])
+
+
+def no_file_request_card(file_name: str) -> JSON:
+    """A file attached in chat when no open request of the person takes a file."""
+    items = [
+        text_block("No request is waiting for a file", weight="bolder", color="warning"),
+        text_block(
+            f"Thanks for “{inert(file_name)}”, but you have no open evidence request that takes "
+            "a file, so Warden kept nothing. When someone asks you for evidence, attach the "
+            "file here again."
+        ),
+    ]
+    return adaptive_card([container(items)])
+
+
+def file_in_channel_card() -> JSON:
+    """A file attached in a channel or group chat, where Warden cannot take evidence."""
+    items = [
+        text_block("Attach evidence in your personal chat", weight="bolder", color="warning"),
+        text_block(
+            "Warden takes evidence files only in a personal chat: attach it in your personal "
+            "chat with Warden and it will be filed for your request."
+        ),
+    ]
+    return adaptive_card([container(items)])

@@ -62,6 +62,9 @@ class CardVerb(StrEnum):
     EVIDENCE_REQUEST_CHANGES = "evidence.request_changes"
     """Send the evidence back to its owner (``comment`` required)."""
 
+    EVIDENCE_ATTACH_FILE = "evidence.attach_file"
+    """Hand in a file attached in chat for the request picked (``upload``, ``request``)."""
+
     @classmethod
     def parse(cls, verb: str | None) -> CardVerb | None:
         """The member whose value is exactly ``verb``; ``None`` for an unknown or missing verb."""

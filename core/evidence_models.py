@@ -169,7 +169,10 @@ class Evidence(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> Evidence:
-        if self.kind is EvidenceKind.FILE:
+        if self.kind is EvidenceKind.FILE and self.awaiting_file:
+            if not self.file_name:
+                raise ValueError("a file to be filed needs its name")
+        elif self.kind is EvidenceKind.FILE:
             if not (self.sha256 and _SHA256.fullmatch(self.sha256)):
                 raise ValueError("a file needs its SHA-256 (64 lower-case hex digits)")
             if not self.file_name or self.file_size is None:
@@ -180,6 +183,17 @@ class Evidence(BaseModel):
         elif not (self.text and self.text.strip()):
             raise ValueError("an attestation needs its text")
         return self
+
+    @property
+    def awaiting_file(self) -> bool:
+        """True for a file handed in from chat that is not filed yet: its name is known, its
+        size, SHA-256 and SharePoint item come once Warden has fetched and filed it."""
+        return (
+            self.kind is EvidenceKind.FILE
+            and self.sha256 is None
+            and self.file_size is None
+            and self.item_id is None
+        )
 
 
 class Submission(Evidence):

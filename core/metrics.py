@@ -93,3 +93,10 @@ class Metrics:
             "When the last full Sentinel reconcile finished (Unix time; 0: none yet).",
             registry=r,
         )
+        self.delivery_ambiguous = Counter(
+            "warden_delivery_ambiguous",
+            "Card posts whose answer was lost, by what a look at the channel found "
+            "(found: adopted; absent: posted again; unknown: could not look, posted again).",
+            ["resolution"],
+            registry=r,
+        )

@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         description="Port of the sandbox ServiceNow that `make run` starts when no ServiceNow "
         "is configured, so incidents can be linked to change requests in the Playground.",
     )
+    sandbox_graph_port: int = Field(
+        56180,
+        ge=0,
+        le=65535,
+        description="Port of the sandbox Microsoft Graph (SharePoint) that `make run` starts "
+        "when no SharePoint site is configured, so evidence is filed in the Playground.",
+    )
     var_dir: Path = Field(Path("var"), description="Directory for local state (SQLite, keys).")
     database_url: str | None = Field(
         None,
@@ -215,6 +222,12 @@ class Settings(BaseSettings):
         "",
         description="Comma-separated host suffixes evidence links may point to (e.g. "
         "`contoso.com,github.com`); empty: any public host the SSRF guard allows.",
+    )
+    evidence_file_hosts: str = Field(
+        "*.sharepoint.com",
+        description="Comma-separated hosts files attached in a Teams chat are downloaded from "
+        "(exact names or `*.suffix` wildcards); Teams hands the bot a short-lived SharePoint or "
+        "OneDrive download URL.",
     )
     sentinel_comments_seconds: float = Field(
         60.0,

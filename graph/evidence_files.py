@@ -53,25 +53,15 @@ from connectors.http import server_delay
 from connectors.ssrf import StreamedBody
 from core.errors import DeliveryError, WardenError
 
+# Re-exported: the filer's interface (the rules themselves live in core, for the chat too).
+from core.evidence_files import EXECUTABLE_MAGIC as EXECUTABLE_MAGIC
+from core.evidence_files import EXECUTABLE_SUFFIXES as EXECUTABLE_SUFFIXES
+from core.evidence_files import FRAGMENT_UNIT as FRAGMENT_UNIT
+from core.evidence_files import MAX_FRAGMENT as MAX_FRAGMENT
+from core.evidence_files import UploadLimits as UploadLimits
+from core.evidence_files import is_executable as is_executable
+
 log = logging.getLogger(__name__)
-
-FRAGMENT_UNIT = 320 * 1024
-"""Upload session fragments other than the last are a multiple of this many bytes."""
-
-MAX_FRAGMENT = 60 * 1024 * 1024
-"""Graph's largest fragment."""
-
-EXECUTABLE_SUFFIXES = frozenset(
-    {
-        *(".apk", ".app", ".bat", ".cmd", ".com", ".cpl", ".dll", ".dmg", ".exe", ".hta"),
-        *(".jar", ".js", ".jse", ".lnk", ".msi", ".msp", ".ps1", ".psm1", ".reg", ".scr"),
-        *(".sh", ".so", ".sys", ".vb", ".vbe", ".vbs", ".ws", ".wsf"),
-    }
-)
-"""File name endings Warden never files as evidence."""
-
-EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"#!", b"\xca\xfe\xba\xbe", b"\xcf\xfa\xed\xfe")
-"""Leading bytes of PE, ELF, script, Mach-O (fat and 64-bit) executables."""
 
 _SEND_SLICE = 1024 * 1024
 _EXECUTABLE = "executable files are not accepted as evidence"
@@ -100,26 +90,6 @@ class EvidenceUploadFailed(WardenError):
 
 class _Restart(Exception):
     """The upload session is gone or cannot be resumed: start again from byte 0."""
-
-
-@dataclass(frozen=True)
-class UploadLimits:
-    """Size limits and retry budget of evidence uploads."""
-
-    max_bytes: int = 250 * 1024 * 1024
-    simple_limit: int = 4 * 1024 * 1024
-    fragment: int = 16 * FRAGMENT_UNIT
-    fragment_tries: int = 4
-    restarts: int = 1
-    retry_wait: float = 0.5
-    max_wait: float = 30.0
-
-    def __post_init__(self) -> None:
-        """Refuse limits Graph would refuse."""
-        if self.fragment % FRAGMENT_UNIT or not 0 < self.fragment <= MAX_FRAGMENT:
-            raise ValueError("fragment must be a multiple of 320 KiB, at most 60 MiB")
-        if self.max_bytes < 1 or self.simple_limit < 0 or self.fragment_tries < 1:
-            raise ValueError("max_bytes and fragment_tries must be positive")
 
 
 @dataclass(frozen=True)
@@ -187,12 +157,6 @@ def _refuse_content(path: EvidencePath, head: bytes | bytearray) -> None:
     """Refuse an executable by its name or its first bytes."""
     if is_executable(path.filename, head):
         raise EvidenceRefused(_EXECUTABLE, "name or content")
-
-
-def is_executable(name: str, head: bytes | bytearray = b"") -> bool:
-    """Tell whether a file name or its first bytes are those of an executable."""
-    suffix = name[name.rfind(".") :].lower() if "." in name else ""
-    return suffix in EXECUTABLE_SUFFIXES or head.startswith(EXECUTABLE_MAGIC)
 
 
 class _Reader:

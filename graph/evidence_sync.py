@@ -32,11 +32,14 @@ from core.catalog import EvidenceKind
 from core.errors import DeliveryError, Outcome
 from core.evidence import RequestStatus, Submission, approvers
 from core.store import evidence as evidence_store
+from core.store import evidence_chat_files as chat_store
 from core.store.evidence import FollowUp, RequestRecord
 from core.store.evidence_cards import EVIDENCE_CARD_JOB, CardRole, card_job_payload
 from core.store.outbox import Job
 from core.store.store import Store
+from graph import evidence_chat_files as chat_files
 from graph.audit_verify import DOWNLOAD_TIMEOUT, EVIDENCE_LIBRARY, EvidenceLibrary, open_library
+from graph.evidence_chat_files import ChatFetch
 from graph.evidence_files import (
     EvidencePath,
     EvidenceRefused,
@@ -138,8 +141,12 @@ class EvidenceFiling:
         *,
         link_fetch: GuardedFetch,
         download_fetch: GuardedFetch,
+        file_fetch: ChatFetch | None = None,
     ) -> None:
-        """File through ``graph``/``http``; fetch links with ``link_fetch`` (SSRF guard)."""
+        """File through ``graph``/``http``; fetch links with ``link_fetch`` and files attached
+        in chat with ``file_fetch`` (``chat_file_fetch``; by default ``download_fetch``, which
+        allows the SharePoint domain of the site), both through the SSRF guard."""
+        self._file_fetch: ChatFetch = file_fetch or download_fetch
         self._store = store
         self._graph = graph
         self._site = site
@@ -157,18 +164,66 @@ class EvidenceFiling:
             raise DeliveryError(f"no evidence request {request_id}", outcome=Outcome.FAIL)
         conversation = str(job.payload.get("conversation_id") or "")
         for submission in record.submissions:
-            if not submission.item_id and submission.kind is not EvidenceKind.FILE:
-                await self._file(record, submission, conversation)
+            if submission.item_id:
+                continue
+            if submission.awaiting_file:
+                await self._file_from_chat(record, submission, conversation)
+            elif submission.kind is not EvidenceKind.FILE:
+                await self._file(record, submission, conversation, self._source(submission))
 
-    async def _file(self, record: RequestRecord, submission: Submission, conversation: str) -> None:
-        """File one submission and record where it went."""
+    async def _file_from_chat(
+        self, record: RequestRecord, submission: Submission, conversation: str
+    ) -> None:
+        """File a submission made from a file attached in chat, from its download URL.
+
+        An expired URL or a refused file sends the request back to its owner, saying why
+        (the cards are redrawn); a download or Graph failure is retried."""
+        held = await chat_store.for_submission(self._store, record.request.id, submission.version)
+        if held is None or held.state is not chat_store.ChatFileState.FILING:
+            return  # nothing left to fetch: filed, or already handed back
+        try:
+            async with chat_files.download(self._file_fetch, held.download_url) as source:
+                name = link_file_name("/" + held.file_name)
+                await self._file(record, submission, conversation, (name, source), chat=True)
+        except (SsrfError, EvidenceRefused, httpx.HTTPError) as exc:
+            outcome, words = chat_files.classify(exc)
+            if outcome is chat_files.Outcome.RETRY:
+                raise DeliveryError(f"chat file download: {exc}", outcome=Outcome.RETRY) from None
+            state = (
+                chat_store.ChatFileState.EXPIRED
+                if outcome is chat_files.Outcome.EXPIRED
+                else chat_store.ChatFileState.REFUSED
+            )
+            jobs = [
+                *redraws(record.request.id, conversation),
+                evidence_store.list_job(record.request.id),
+            ]
+            await chat_store.hand_back(self._store, held, state, words, jobs=jobs)
+            log.info(
+                "evidence %s v%d handed back: %s", record.request.id, submission.version, state
+            )
+            return
+        await chat_store.mark(self._store, held.id, chat_store.ChatFileState.FILED)
+
+    async def _file(
+        self,
+        record: RequestRecord,
+        submission: Submission,
+        conversation: str,
+        named: tuple[str, EvidenceSource],
+        *,
+        chat: bool = False,
+    ) -> None:
+        """File one submission (``named``: its file name and bytes) and record where it went.
+
+        ``chat``: a refusal propagates for the caller to tell the owner."""
         request_id, version = record.request.id, submission.version
         if self._library is None:
             site_id = await _site_id(self._graph, self._site)
             self._library = await open_library(
                 self._graph, site_id, self._http, self._download_fetch
             )
-        name, source = self._source(submission)
+        name, source = named
         request = record.request
         path = EvidencePath(
             request.requirement_id, request.period, request.id, f"v{version}-{name}"
@@ -176,6 +231,8 @@ class EvidenceFiling:
         try:
             filed = await self._library.filer.file(source, path)
         except (SsrfError, EvidenceRefused) as exc:
+            if chat:
+                raise
             raise DeliveryError(
                 f"evidence refused: {exc.user_message}", outcome=Outcome.FAIL
             ) from None
@@ -228,14 +285,15 @@ class EvidenceFiling:
 
 
 def redraws(request_id: str, conversation_id: str) -> list[FollowUp]:
-    """The ``evidence.card`` jobs that redraw both cards of a request in a conversation."""
+    """The ``evidence.card`` jobs that redraw both cards of a request in a conversation once
+    its evidence is filed: the version is unchanged, so they say ``redraw`` to be drawn."""
     if not conversation_id:
         return []
     return [
         FollowUp(
             EVIDENCE_CARD_JOB,
             f"evidence|{request_id}|{conversation_id}",
-            dict(card_job_payload(request_id, role, conversation_id)),
+            {**card_job_payload(request_id, role, conversation_id), "redraw": True},
             conversation_id=conversation_id,
         )
         for role in (CardRole.OWNER, CardRole.REVIEWERS)

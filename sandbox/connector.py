@@ -12,7 +12,8 @@ or standalone: ``python -m sandbox.connector --port 0``.
 Connector routes (bodies validated against contracts/botframework-activity-v3.schema.json):
 ``POST /v3/conversations``, ``POST /v3/conversations/{id}/activities``,
 ``POST|PUT|DELETE /v3/conversations/{id}/activities/{activityId}``,
-``GET /v3/conversations/{id}/members``, ``GET /v3/conversations/{id}/pagedmembers``.
+``GET /v3/conversations/{id}/members``, ``GET /v3/conversations/{id}/pagedmembers``,
+``GET /v3/teams/{teamId}`` (its ``aadGroupId`` is what ``sandbox.graph`` takes as team id).
 The control API lives under ``/_sandbox/`` (see ``sandbox.connector_control``).
 """
 
@@ -188,6 +189,10 @@ class ConnectorSandbox(RequestLog[RequestRecord]):
         """Forget a stored activity; raises ConnectorError 403/404."""
         stored = self.find_activity(conversation_id, activity_id)
         del self._conversations[stored.conversation_id][stored.id]
+
+    def has_conversation(self, conversation_id: str) -> bool:
+        """Tell whether the conversation is known (opened, or posted to)."""
+        return conversation_id in self._conversations
 
     def activities(self, conversation_id: str) -> list[StoredActivity]:
         """Return the activities currently stored in a conversation, oldest first."""

@@ -8,8 +8,10 @@ when enabled, then runs the route. Errors always use the ErrorResponse envelope.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -128,11 +130,15 @@ async def _answer(
     _check_auth(sandbox, request)
     _check_rate(sandbox, record)
     try:
-        return await handler(request)
+        response = await handler(request)
     except web.HTTPException as exc:
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         code = default_error_code(exc.status)
         raise ConnectorError(exc.status, code, exc.reason, allow) from None
+    if fault is not None and fault.delay_after > 0:
+        record.fault = "late"  # the work is done; only the answer is slow
+        await asyncio.sleep(fault.delay_after)
+    return response
 
 
 async def _apply_fault(
@@ -266,15 +272,37 @@ class _ConnectorRoutes:
         )
         return web.Response(status=200)
 
+    async def team(self, request: web.Request) -> web.Response:
+        """FetchTeamDetails: 200 TeamDetails, with the team's Entra ID group id."""
+        team_id = request.match_info["teamId"]
+        self.sandbox.ensure_member(team_id)
+        details = {"id": team_id, "name": "Security Operations", "aadGroupId": team_group(team_id)}
+        return web.json_response(details)
+
     async def members(self, request: web.Request) -> web.Response:
         """GetConversationMembers: 200 with a JSON array of Teams channel accounts."""
         self.sandbox.ensure_member(request.match_info["conversationId"])
         return web.json_response(self.sandbox.members)
 
+    async def member(self, request: web.Request) -> web.Response:
+        """GetConversationMember: 200 one Teams channel account, 404 for a stranger."""
+        self.sandbox.ensure_member(request.match_info["conversationId"])
+        wanted = request.match_info["memberId"]
+        for account in self.sandbox.members:
+            if wanted in (account.get("id"), account.get("aadObjectId")):
+                return web.json_response(account)
+        body = {"error": {"code": "MemberNotFoundInConversation", "message": "no such member"}}
+        return web.json_response(body, status=404)
+
     async def paged_members(self, request: web.Request) -> web.Response:
         """GetConversationPagedMembers: 200 PagedMembersResult (a single page)."""
         self.sandbox.ensure_member(request.match_info["conversationId"])
         return web.json_response({"members": self.sandbox.members})
+
+
+def team_group(team_id: str) -> str:
+    """The Entra ID group id the sandbox gives a team: a GUID derived from its thread id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"teams:{team_id}"))
 
 
 def _channel_id(params: dict[str, Any]) -> str | None:
@@ -303,7 +331,11 @@ def add_connector_routes(app: web.Application, sandbox: ConnectorSandbox) -> Non
     router.add_post(activity, routes.reply, name="ReplyToActivity")
     router.add_put(activity, routes.update, name="UpdateActivity")
     router.add_delete(activity, routes.delete, name="DeleteActivity")
+    router.add_get("/v3/teams/{teamId}", routes.team, name="FetchTeamDetails")
     router.add_get(conversation + "/members", routes.members, name="GetConversationMembers")
+    router.add_get(
+        conversation + "/members/{memberId}", routes.member, name="GetConversationMember"
+    )
     router.add_get(
         conversation + "/pagedmembers", routes.paged_members, name="GetConversationPagedMembers"
     )

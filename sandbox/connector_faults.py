@@ -6,6 +6,7 @@ Fault JSON (``POST /_sandbox/faults`` body, or ``Fault.from_json``)::
 
     {"status": 429, "retry_after": 2,      # answer this status (+ Retry-After seconds)
      "delay": 1.5,                          # wait this long first (alone: slow success)
+     "delay_after": 1.5,                    # do the work, then wait this long to answer
      "drop": false,                         # close the connection without an answer
      "times": 1,                            # how many matching requests; null = until cleared
      "method": "POST", "path": "/activities",   # optional matchers (path: substring)
@@ -45,6 +46,7 @@ _FIELD_TYPES: Mapping[str, type | tuple[type, ...]] = {
     "status": int,
     "retry_after": (int, float),
     "delay": (int, float),
+    "delay_after": (int, float),
     "drop": bool,
     "times": int,
     "method": str,
@@ -52,7 +54,7 @@ _FIELD_TYPES: Mapping[str, type | tuple[type, ...]] = {
     "code": str,
     "message": str,
 }
-_REQUIRED_VALUES = frozenset({"delay", "drop"})
+_REQUIRED_VALUES = frozenset({"delay", "delay_after", "drop"})
 
 
 def _is_instance(value: object, expected: type | tuple[type, ...]) -> bool:
@@ -69,6 +71,7 @@ class Fault:
     status: int | None = None
     retry_after: float | None = None
     delay: float = 0.0
+    delay_after: float = 0.0
     drop: bool = False
     times: int | None = 1
     method: str | None = None
@@ -79,14 +82,16 @@ class Fault:
 
     def __post_init__(self) -> None:
         """Reject faults that would do nothing or cannot be honoured."""
-        if self.status is None and not self.drop and self.delay <= 0:
+        if self.status is None and not self.drop and self.delay <= 0 and self.delay_after <= 0:
             raise ValueError("a fault needs a status, drop=true or a positive delay")
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError(f"status {self.status} is not an HTTP error status (400-599)")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be >= 1, or None for 'until cleared'")
-        if self.delay < 0 or (self.retry_after is not None and self.retry_after < 0):
-            raise ValueError("delay and retry_after must not be negative")
+        if self.delay < 0 or self.delay_after < 0:
+            raise ValueError("delay and delay_after must not be negative")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise ValueError("retry_after must not be negative")
 
     @classmethod
     def from_json(cls, data: object) -> Fault:

@@ -27,7 +27,8 @@ class RequestRecord:
     ``path`` is decoded, ``raw_path`` exactly as sent (percent-encoded).
     ``status`` is None when the connection was dropped on purpose.
     ``activity_id`` is the id in the URL; ``result_id`` the id the answer returned.
-    ``fault`` names what the sandbox injected: delay, drop, status, down, rate_limit.
+    ``fault`` names what the sandbox injected: delay, late (answered after a delay, the work
+    done), drop, status, down, rate_limit.
     """
 
     time: float

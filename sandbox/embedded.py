@@ -1,5 +1,5 @@
-"""The sandboxes ``make run`` starts beside the Playground (Sentinel, ServiceNow), and the demo's
-use of them.
+"""The sandboxes ``make run`` starts beside the Playground (Sentinel, SharePoint, ServiceNow), and
+the demo's use of them.
 
 With no Sentinel configured, ``python app.py serve --playground`` serves the ARM sandbox (ARM,
 its Entra ID token endpoint and Graph ``checkMemberGroups``, over TLS with a CA kept under
@@ -11,6 +11,13 @@ With no ServiceNow configured either, the ServiceNow sandbox is served on
 ``WARDEN_SANDBOX_SERVICENOW_PORT`` (its records page at ``/``) and Warden connected to it, its
 business rule calling Warden's ``/api/webhooks/servicenow``: incidents can be linked to its
 change requests from the cards, and a change made on its page reaches the card.
+
+With no SharePoint site configured either, the Graph sandbox (SharePoint sites, lists, drives,
+and the same ``checkMemberGroups`` as the ARM sandbox) is served beside it with the ARM
+sandbox's identity and certificate, its state kept under ``var/graph-sandbox``, and Warden
+files evidence and mirrors the audit log there; its read-only page is ``/_sandbox/sharepoint``.
+The Playground's people are members of the catalog's reviewer groups in the sandbox directory,
+so whoever clicks in the Playground may request and review evidence (not their own).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,8 @@ from pydantic import SecretStr
 from core.settings import Settings
 from sandbox.arm import ArmSandbox, run_arm_sandbox
 from sandbox.arm_tls import make_tls_files
+from sandbox.arm_tokens import DEFAULT_GRAPH_ROLES
+from sandbox.graph import DEFAULT_HOST, GraphSandbox, run_graph_sandbox
 from sandbox.playground import default_config
 from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
 
@@ -45,21 +54,36 @@ def sandbox_url(settings: Settings) -> str:
     return f"https://127.0.0.1:{settings.sandbox_arm_port}"
 
 
-def embedded_sentinel(settings: Settings) -> tuple[Settings, ArmSandbox]:
+GRAPH_ROLES = (*DEFAULT_GRAPH_ROLES, "Sites.Manage.All")
+"""Warden's Graph application roles in the sandbox: memberships, managers, and SharePoint
+(``Sites.Manage.All`` lets it provision the site's library and lists)."""
+
+SHAREPOINT_SITE = f"{DEFAULT_HOST}:/sites/Compliance"
+"""The sandbox SharePoint site of the evidence records (``WARDEN_SHAREPOINT_SITE``)."""
+
+
+def embedded_sentinel(
+    settings: Settings, *, reviewer_groups: Iterable[str] = ()
+) -> tuple[Settings, ArmSandbox]:
     """A sandbox Sentinel (not yet serving) and ``settings`` connected to it.
 
-    Its directory knows the Playground's people, so an assignment names them. A new CA is
-    made at each start (the demo command reads it from ``var/arm-sandbox``).
+    Its directory knows the Playground's people, so an assignment names them, each a member
+    of ``reviewer_groups`` (the catalog's), so a reviewer check through Graph lets them
+    review. A new CA is made at each start (the demo command reads it from ``var/arm-sandbox``).
     """
     secret = SecretStr(f"sbx~{CLIENT_ID}")
     arm = ArmSandbox(client_id=CLIENT_ID, client_secret=secret.get_secret_value())
+    arm.register_client(CLIENT_ID, secret.get_secret_value(), graph_roles=GRAPH_ROLES)
     arm.tls = make_tls_files(tls_dir(settings))
     config = default_config()
+    groups = sorted({group.lower() for group in reviewer_groups})
     for person in [config["currentUser"], *config["users"]]:
         arm.add_user(
             str(person["name"]),
             str(person["userPrincipleName"]),
             object_id=str(person["aadObjectId"]),
+            mail=str(person["email"]),
+            groups=groups,
         )
     url = sandbox_url(settings)
     connected = settings.model_copy(
@@ -74,6 +98,41 @@ def embedded_sentinel(settings: Settings) -> tuple[Settings, ArmSandbox]:
         }
     )
     return connected, arm
+
+
+def graph_port(settings: Settings) -> int:
+    """The sandbox Graph's port (``WARDEN_SANDBOX_GRAPH_PORT``)."""
+    return settings.sandbox_graph_port
+
+
+def sharepoint_page_url(settings: Settings) -> str:
+    """The sandbox SharePoint's read-only page (sites, the evidence library, the lists)."""
+    return f"https://127.0.0.1:{graph_port(settings)}/_sandbox/sharepoint"
+
+
+def embedded_sharepoint(settings: Settings, arm: ArmSandbox) -> tuple[Settings, GraphSandbox]:
+    """A sandbox Graph for SharePoint (not yet serving) trusting ``arm``'s tokens, and
+    ``settings`` filing evidence in its Compliance site (all Graph calls go to it)."""
+    graph = GraphSandbox(arm, settings.var_dir / "graph-sandbox")
+    connected = settings.model_copy(
+        update={
+            "graph_endpoint": f"https://127.0.0.1:{graph_port(settings)}/v1.0",
+            "sharepoint_site": SHAREPOINT_SITE,
+        }
+    )
+    return connected, graph
+
+
+@contextlib.asynccontextmanager
+async def serving_sharepoint(
+    graph: GraphSandbox, settings: Settings
+) -> AsyncIterator[GraphSandbox]:
+    """Serve ``graph`` on its port with the site of ``WARDEN_SHAREPOINT_SITE`` in it (kept if
+    it is there already); its library and lists are the caller's to provision."""
+    hostname, _, path = str(settings.sharepoint_site or SHAREPOINT_SITE).partition(":")
+    graph.add_site(hostname, path)
+    async with run_graph_sandbox(graph.arm, port=graph_port(settings), sandbox=graph) as up:
+        yield up
 
 
 SERVICENOW_USER = "warden.integration"

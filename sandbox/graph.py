@@ -31,13 +31,16 @@ from aiohttp import web
 from sandbox.arm import ArmSandbox
 from sandbox.arm_graph import add_graph_routes
 from sandbox.arm_records import RequestRecord
+from sandbox.connector import ConnectorSandbox
 from sandbox.connector_faults import Fault, FaultQueue
 from sandbox.graph_api import graph_middleware
 from sandbox.graph_batch import add_batch_route
+from sandbox.graph_channels import add_channel_routes
 from sandbox.graph_control import add_graph_control_routes
 from sandbox.graph_drive import DriveFiles, add_drive_routes
 from sandbox.graph_sharepoint import add_sharepoint_routes
 from sandbox.graph_store import SharePointStore, Site, SpList
+from sandbox.graph_teamwork import Teamwork, add_teamwork_routes
 from sandbox.request_log import RequestLog
 
 __all__ = ["Fault", "GraphSandbox", "run_graph_sandbox"]
@@ -63,10 +66,13 @@ class GraphSandbox(RequestLog[RequestRecord]):
         self.state_dir = state_dir
         self.sharepoint = SharePointStore(arm.now, state_dir)
         self.files: DriveFiles | None = None
+        self.teamwork = Teamwork()
         self.faults = FaultQueue()
         self.down_retry_after: float | None = None
         self.down = False
         self.url = ""
+        self.channels: ConnectorSandbox | None = None
+        """Where Teams channel messages come from (``sandbox.graph_channels``), when set."""
 
     @property
     def graph_url(self) -> str:
@@ -118,7 +124,9 @@ class GraphSandbox(RequestLog[RequestRecord]):
         add_sharepoint_routes(app, self)
         add_drive_routes(app, self)
         add_batch_route(app, self)
+        add_channel_routes(app, self)
         add_graph_routes(app, self.arm)
+        add_teamwork_routes(app, self.arm.directory, self.teamwork)
         return app
 
     def reset(self) -> None:

@@ -3,7 +3,8 @@
 For each request, in this order: describe it for the log (never a token, never file
 bytes), answer 503 in "down" mode, apply the first matching queued fault, authenticate
 (a bearer token the ARM sandbox issued for a Graph audience; SharePoint routes also need
-a ``Sites.*`` application role), then run the route. ``uploadUrl`` requests are
+a ``Sites.*`` application role, channel messages a ``ChannelMessage.Read.*`` one), then run
+the route. ``uploadUrl`` requests are
 pre-authenticated: they must come without an Authorization header. JSON bodies are parsed
 here; any other body (file bytes) is left unread for the handler to stream to disk.
 Errors are Graph's OData envelope; answers carry ``request-id`` and ``client-request-id``.
@@ -23,6 +24,7 @@ from sandbox.arm_auth import authenticate_graph
 from sandbox.arm_http import BODY_KEY, CLAIMS_KEY, RECORD_KEY, Body
 from sandbox.arm_records import GraphError, RequestRecord, SandboxError, auth_fields, status_error
 from sandbox.connector_faults import delay_or_drop, retry_after_header
+from sandbox.graph_channels import CHANNEL_ROLES
 
 if TYPE_CHECKING:
     from sandbox.graph import GraphSandbox
@@ -149,10 +151,14 @@ def _authenticate(sandbox: GraphSandbox, request: web.Request, record: RequestRe
     claims = authenticate_graph(sandbox.arm, header)
     request[CLAIMS_KEY] = claims
     record.app_id = claims.get("appid")
-    if "/users/" in request.path or request.path == "/v1.0/$batch":
-        return  # checkMemberGroups checks its own roles; batch parts are checked one by one
+    if "/users/" in request.path or request.path.startswith("/v1.0/appCatalogs/"):
+        return  # user and app-catalog routes check their own roles
+    if request.path == "/v1.0/$batch":
+        return  # batch parts are checked one by one
     roles = set(claims.get("roles", []))
     needed = _READ_ROLES if request.method in ("GET", "HEAD") else SITES_ROLES
+    if request.path.startswith("/v1.0/teams/") and request.path.endswith("/messages"):
+        needed = CHANNEL_ROLES
     if not roles & needed:
         raise GraphError(403, "accessDenied", "Access denied")
 

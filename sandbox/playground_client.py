@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -254,8 +254,10 @@ class PlaygroundClient:
         *,
         user_id: str | None = None,
         mention_bot: bool = True,
+        people: Sequence[Json] = (),
     ) -> Json:
-        """Post ``text`` as a user (``<at>bot</at> text`` if ``mention_bot``).
+        """Post ``text`` as a user (``<at>bot</at> text`` if ``mention_bot``); ``people``
+        (Playground users: ``id``, ``name``) are @mentioned where ``text`` has ``<at>name</at>``.
 
         Returns ``{"messageId", "postConversationId", "timestamp"}``; in a channel the
         ``postConversationId`` (``<channel>;messageid=<id>``) is the thread the bot replies in.
@@ -270,6 +272,11 @@ class PlaygroundClient:
             tag = f"<at>{cfg.bot_name}</at>"
             body["text"] = f"{tag} {text}"
             body["mentions"] = [{"mentioned": {"id": cfg.bot_id}, "text": tag}]
+        if people:
+            mentions = body.setdefault("mentions", [])
+            for person in people:
+                tag = f"<at>{person['name']}</at>"
+                mentions.append({"mentioned": {"id": person["id"]}, "text": tag})
         path = f"/_conversation/v1/conversations/{quote(conversation_id, safe='')}/messages"
         result: Json = await self._call("POST", path, body)
         return result

@@ -135,3 +135,69 @@ def invoke_activity(
     )
     activity["conversation"]["id"] = f"{conversation};messageid=1700000000000"
     return activity
+
+
+FILE_DOWNLOAD_TYPE = "application/vnd.microsoft.teams.file.download.info"
+
+
+def personal_activity(service_url: str, conversation: str, user: dict[str, str]) -> dict[str, Any]:
+    """The common part of an activity from ``user`` in their personal chat with the bot."""
+    return {
+        "id": str(uuid.uuid4().int)[:13],
+        "serviceUrl": service_url,
+        "channelId": "msteams",
+        "from": user,
+        "recipient": BOT,
+        "conversation": {"id": conversation, "conversationType": "personal", "tenantId": TENANT},
+        "channelData": {"tenant": {"id": TENANT}},
+    }
+
+
+def file_attachment(name: str, download_url: str, file_type: str = "pdf") -> dict[str, Any]:
+    """A file attached in a personal chat, as Teams hands it to a bot (``supportsFiles``)."""
+    unique = str(uuid.uuid4()).upper()
+    return {
+        "contentType": FILE_DOWNLOAD_TYPE,
+        "contentUrl": f"https://contoso-my.sharepoint.com/personal/olivia/Documents/{name}",
+        "name": name,
+        "content": {"downloadUrl": download_url, "uniqueId": unique, "fileType": file_type},
+    }
+
+
+def file_message_activity(
+    service_url: str,
+    conversation: str,
+    files: list[dict[str, Any]],
+    *,
+    user: dict[str, str] = USER,
+    channel: bool = False,
+) -> dict[str, Any]:
+    """A message carrying file attachments (and no text): in a personal chat, or, with
+    ``channel``, posted in the channel ``conversation`` with the bot @mentioned."""
+    if channel:
+        activity = message_activity(service_url, conversation, "")
+    else:
+        activity = {**personal_activity(service_url, conversation, user), "type": "message"}
+        activity["text"] = ""
+    activity["from"] = user
+    activity["attachments"] = [
+        *files,
+        {"contentType": "text/html", "content": "<div>evidence</div>"},
+    ]
+    return activity
+
+
+def personal_invoke_activity(
+    service_url: str, conversation: str, verb: str, data: dict[str, Any], user: dict[str, str]
+) -> dict[str, Any]:
+    """A click on an Action.Execute button of a card in ``user``'s personal chat."""
+    activity = personal_activity(service_url, conversation, user)
+    activity.update(
+        {
+            "type": "invoke",
+            "name": "adaptiveCard/action",
+            "replyToId": "1700000000001",
+            "value": {"action": {"type": "Action.Execute", "verb": verb, "data": data}},
+        }
+    )
+    return activity

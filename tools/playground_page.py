@@ -113,6 +113,16 @@ class Channel:
         except PlaywrightError:
             raise StepFailed(f"{what} did not appear within {timeout_ms / 1000:.0f} s") from None
 
+    def click_action(self, post: Locator, name: str) -> None:
+        """Click the card button ``name``, on the card or, when it did not fit, under *More
+        options* (which buttons fit depends on the incident: its status adds one)."""
+        button = post.get_by_role("button", name=name, exact=True)
+        if button.count():
+            button.first.click()
+            return
+        post.get_by_role("button", name="More options").click()
+        self.page.get_by_role("menuitem", name=name).click()
+
     def shoot(self, post: Locator, path: Path) -> Path:
         """Screenshot ``post`` alone (the window grows for a post taller than it)."""
         return self.shoot_together([post], path)

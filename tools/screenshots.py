@@ -81,9 +81,8 @@ def incident_journeys(channel: Channel, warden: Warden, out: Path) -> None:
     wait_for_deliveries(warden)
     channel.shoot(card, out / "triage-card-playground.png")
 
-    with step("open More options → Link to ServiceNow…"):
-        card.get_by_role("button", name="More options").click()
-        channel.page.get_by_role("menuitem", name="Link to ServiceNow…").click()
+    with step("click Link to ServiceNow… (on the card or under More options)"):
+        channel.click_action(card, "Link to ServiceNow…")
     with step(f"give {CHANGE} and click Link"):
         card.get_by_role("textbox", name="ServiceNow record number").fill(CHANGE)
         card.get_by_role("button", name="Link", exact=True).click()
@@ -92,7 +91,7 @@ def incident_journeys(channel: Channel, warden: Warden, out: Path) -> None:
     channel.shoot(card, out / "servicenow-link-playground.png")
 
     with step("fill in Close…"):
-        card.get_by_role("button", name="Close…").click()
+        channel.click_action(card, "Close…")
         card.get_by_role("combobox").first.click()
         channel.page.get_by_role("option", name=CLASSIFICATION).click()
         card.get_by_label("Why it is closed").fill(CLOSING_COMMENT)

@@ -81,6 +81,7 @@ def warden_env(var_dir: Path) -> dict[str, str]:
             "WARDEN_PLAYGROUND_PORT": str(free_port()),
             "WARDEN_SANDBOX_ARM_PORT": str(free_port()),
             "WARDEN_SANDBOX_SERVICENOW_PORT": str(free_port()),
+            "WARDEN_SANDBOX_GRAPH_PORT": str(free_port()),
             "WARDEN_REQUIREMENTS_FILE": str(REQUIREMENTS_FILE),
             "NO_PROXY": "localhost,127.0.0.1,::1",
         }

@@ -15,7 +15,7 @@ never changed by two actions at once. The chain's ``seq`` is the primary key as 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -155,8 +155,12 @@ async def submit(
     acts_for_owner: bool = False,
     accepted: Sequence[EvidenceKind] | None = None,
     jobs: Sequence[FollowUp] = (),
+    also: Callable[[Connection, Transition], None] | None = None,
 ) -> Transition:
-    """Record ``evidence`` as the request's next submission (rules: ``core.evidence.submit``)."""
+    """Record ``evidence`` as the request's next submission (rules: ``core.evidence.submit``).
+
+    ``also(conn, change)`` writes more in the same transaction (e.g. what a chat file became).
+    """
 
     def write(conn: Connection, _: None) -> Transition:
         serialise_writes(conn)
@@ -170,6 +174,8 @@ async def submit(
             evidence_submissions.insert().values(**convert.submission_values(store, change))
         )
         record_transition(conn, store, change, jobs)
+        if also is not None:
+            also(conn, change)
         return change
 
     return await store.run_write(write, None)

@@ -14,15 +14,39 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
-from core.store.schema import evidence_cards, evidence_people
+from core.store.schema import (
+    evidence_cards,
+    evidence_owner_chats,
+    evidence_owner_routes,
+    evidence_people,
+    evidence_requests,
+)
 from core.store.store import Store
 
 EVIDENCE_CARD_JOB = "evidence.card"
 """The outbox job kind that posts or updates one evidence card.
 
-Payload: ``{"request": id, "role": "owner" | "reviewers", "conversation_id": id}``."""
+Payload: ``{"request": id, "role": "owner" | "reviewers", "conversation_id": id}``, plus
+``"personal": true`` on the owner's card of a request being opened: it goes to the owner's
+personal chat when Warden can reach it (a job without the flag stays in its conversation)."""
+
+
+class OwnerWay(StrEnum):
+    """Where a request's owner card went."""
+
+    PERSONAL = "personal"
+    CHANNEL = "channel"
+
+
+@dataclass(frozen=True)
+class OwnerRoute:
+    """Where a request's owner card went: ``chat`` (personal) or its ``home`` conversation."""
+
+    home: str
+    chat: str | None
+    way: OwnerWay
 
 
 class CardRole(StrEnum):
@@ -124,3 +148,68 @@ async def names_of(store: Store, person_ids: Iterable[str]) -> Mapping[str, str]
     )
     async with store.reading() as conn:
         return {row.person_id: row.name for row in await conn.execute(stmt)}
+
+
+async def personal_chat_of(store: Store, person_id: str) -> str | None:
+    """The personal chat with ``person_id`` Graph gave earlier, if any."""
+    stmt = select(evidence_owner_chats.c.chat_id).where(
+        evidence_owner_chats.c.person_id == person_id.strip().casefold()
+    )
+    async with store.reading() as conn:
+        found = (await conn.execute(stmt)).scalar()
+    return None if found is None else str(found)
+
+
+async def remember_personal_chat(store: Store, person_id: str, chat_id: str) -> None:
+    """Keep ``chat_id`` as the personal chat with ``person_id``."""
+    now = time.time()
+    stmt = store.insert(evidence_owner_chats).values(
+        person_id=person_id.strip().casefold(), chat_id=chat_id, updated_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["person_id"], set_={"chat_id": chat_id, "updated_at": now}
+    )
+    async with store.writing() as conn:
+        await conn.execute(stmt)
+
+
+async def owner_route(store: Store, request_id: str) -> OwnerRoute | None:
+    """Where the request's owner card went, once that was decided."""
+    stmt = select(
+        evidence_owner_routes.c.home_id,
+        evidence_owner_routes.c.chat_id,
+        evidence_owner_routes.c.way,
+    ).where(evidence_owner_routes.c.request_id == request_id)
+    async with store.reading() as conn:
+        row = (await conn.execute(stmt)).first()
+    return None if row is None else OwnerRoute(row.home_id, row.chat_id, OwnerWay(row.way))
+
+
+async def record_owner_route(
+    store: Store, request_id: str, home: str, chat: str | None
+) -> OwnerRoute:
+    """Decide where the owner card goes (personal with ``chat``, else ``home``); the first
+    decision stands, so a retried or concurrent delivery follows it."""
+    way = OwnerWay.PERSONAL if chat else OwnerWay.CHANNEL
+    stmt = store.insert(evidence_owner_routes).values(
+        request_id=request_id, home_id=home, chat_id=chat, way=way.value, decided_at=time.time()
+    )
+    async with store.writing() as conn:
+        await conn.execute(stmt.on_conflict_do_nothing(index_elements=["request_id"]))
+    decided = await owner_route(store, request_id)
+    assert decided is not None
+    return decided
+
+
+async def resolve_owner(store: Store, request_id: str, upn: str, object_id: str) -> None:
+    """Store the owner of a request, known so far by ``upn``, by their Entra object id."""
+    stmt = (
+        update(evidence_requests)
+        .where(
+            evidence_requests.c.id == request_id,
+            func.lower(evidence_requests.c.owner) == upn.strip().casefold(),
+        )
+        .values(owner=object_id.lower())
+    )
+    async with store.writing() as conn:
+        await conn.execute(stmt)

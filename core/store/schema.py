@@ -290,6 +290,27 @@ evidence_cards = Table(
 """Where an evidence request's card for a role (``owner``, ``reviewers``) sits in a
 conversation, and the request ``version`` it shows (``core.store.evidence_cards``)."""
 
+evidence_chat_files = Table(
+    "evidence_chat_files",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("conversation_id", String(512), nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("download_url", Text, nullable=False),
+    Column("unique_id", String(256)),
+    Column("file_type", String(32)),
+    Column("file_size", BigInteger),
+    Column("request_id", String(64)),
+    Column("version", Integer),
+    Column("state", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_evidence_chat_files_submission", "request_id", "version"),
+)
+"""Files attached in a Teams chat as evidence: the download URL Teams gave (sealed), waiting
+for the owner to pick a request, then the submission it became (``core.store.chat_files``)."""
+
 evidence_people = Table(
     "evidence_people",
     metadata,
@@ -298,6 +319,28 @@ evidence_people = Table(
     Column("updated_at", Float, nullable=False),
 )
 """The display name last seen for a person id (Entra object id or UPN) on evidence cards."""
+
+evidence_owner_chats = Table(
+    "evidence_owner_chats",
+    metadata,
+    Column("person_id", String(256), primary_key=True),
+    Column("chat_id", String(512), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+"""The personal chat between an evidence owner (Entra object id) and Warden, once Graph
+gave it (``core.store.evidence_cards``)."""
+
+evidence_owner_routes = Table(
+    "evidence_owner_routes",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("home_id", String(512), nullable=False),
+    Column("chat_id", String(512)),
+    Column("way", String(16), nullable=False),
+    Column("decided_at", Float, nullable=False),
+)
+"""Where a request's owner card went: the owner's personal chat (``chat_id``), or its home
+conversation (the requesting or evidence channel, ``home_id``) when that was refused."""
 
 evidence_reminders = Table(
     "evidence_reminders",
@@ -347,6 +390,7 @@ SEALED = (
     evidence_submissions.c.text,
     evidence_decisions.c.comment,
     audit_entries.c.body,
+    evidence_chat_files.c.download_url,
 )
 """Columns encrypted at rest: written through ``Store.cipher`` (``core.crypto``), named
 ``table.column`` in errors. They hold incident titles, descriptions and owners, job payloads,

@@ -314,21 +314,6 @@ class Store:
             key = (await conn.execute(stmt)).scalar()
         return None if key is None else str(key)
 
-    async def record_posted(
-        self, incident_key: str, conversation_id: str, activity_id: str, version: str
-    ) -> None:
-        """Remember that the card for ``version`` now sits at ``activity_id``."""
-        now = time.time()
-        values = {"activity_id": activity_id, "version": version, "updated_at": now}
-        stmt = self.insert(posted_cards).values(
-            incident_key=incident_key, conversation_id=conversation_id, posted_at=now, **values
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["incident_key", "conversation_id"], set_=values
-        )
-        async with self.writing() as conn:
-            await conn.execute(stmt)
-
     async def conversation_status(self, conversation_id: str) -> ConversationStatus:
         """What ``status`` reports for one conversation."""
         cards = select(func.count(), func.max(posted_cards.c.updated_at)).where(

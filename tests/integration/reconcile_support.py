@@ -59,6 +59,7 @@ def arm_settings(arm: ArmSandbox) -> dict[str, Any]:
         "sentinel_workspaces": WORKSPACE_TEXT,
         "arm_endpoint": arm.url,
         "arm_ca_bundle": arm.ca_path,
+        "graph_endpoint": arm.graph_url,
         "azure_tenant_id": arm.tenant_id,
         "azure_client_id": arm.client_id,
         "azure_client_secret": arm.client_secret,

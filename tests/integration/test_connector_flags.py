@@ -14,8 +14,8 @@ from core.store import outbox
 from core.store.links import ITSM_CREATE_JOB
 from core.triage import Actor
 from sandbox.arm import ArmSandbox
-from sandbox.servicenow import ServiceNowSandbox
 from sandbox.sentinel_samples import sample_incident
+from sandbox.servicenow import ServiceNowSandbox
 from tests.integration.conftest import WardenFactory
 from tests.integration.triage_support import connected_settings, open_desk
 
@@ -25,9 +25,7 @@ def _flags(**off: bool) -> ConnectorFlags:
 
 
 def _snow(snow: ServiceNowSandbox) -> ServiceNowSettings:
-    return ServiceNowSettings(
-        instance_url=snow.url, username=snow.username, password=snow.password
-    )
+    return ServiceNowSettings(instance_url=snow.url, username=snow.username, password=snow.password)
 
 
 def _facts(card: dict[str, Any]) -> dict[str, str]:

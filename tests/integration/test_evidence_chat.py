@@ -233,6 +233,32 @@ async def test_request_evidence_from_a_mention_asks_that_person(room: Room) -> N
     assert "type their UPN" in str(refused[-1])
 
 
+async def test_request_evidence_from_a_teams_mention_looks_up_who_it_is(room: Room) -> None:
+    """Teams' mention entities name the person by their Teams id only: Warden asks the Bot
+    Connector who that member is (GetConversationMember) and asks them by Entra object id."""
+    member = room.warden.connector.members[0]
+    mentioned = {"id": member["id"], "name": member["name"]}  # as Teams sends it
+    activity = message_activity(
+        room.warden.connector.url,
+        room.conversation,
+        f"request evidence ISO-A.5.15 from <at>{member['name']}</at>",
+    )
+    activity["from"] = ASKER
+    activity["entities"].append(
+        {"type": "mention", "mentioned": mentioned, "text": f"<at>{member['name']}</at>"}
+    )
+    response = await room.warden.client.post("/api/messages", json=activity)
+    assert response.status in (200, 201)
+    await room.settled()
+    card = room.owner_card()
+    assert card["msteams"]["entities"][0]["mentioned"]["id"] == member["aadObjectId"]
+    assert member["name"] in text_of(card)
+    looked_up = [
+        r for r in room.warden.connector.requests if r.path.endswith(f"/members/{member['id']}")
+    ]
+    assert [r.status for r in looked_up] == [200]
+
+
 async def test_request_evidence_twice_while_open_says_already_open(room: Room) -> None:
     """A second identical request opens nothing and says the first is open."""
     await requested(room)

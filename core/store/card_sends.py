@@ -1,0 +1,102 @@
+"""Card posts in flight: what Warden was posting where, until Teams' answer is recorded.
+
+The Bot Connector takes no idempotency key, so a post that Teams accepted but whose answer
+was lost (the process died, the connection broke) cannot be told apart from one that never
+arrived. Before a card is posted, a row here says so, in its own commit, with a unique
+marker that also travels inside the card. When the activity id is recorded the row goes, in
+the same transaction. A row still here when the card's job runs again means the earlier post
+is ambiguous: delivery first looks for the marker in the conversation.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Column, ColumnElement, Float, String, Table, and_, delete, select
+
+from core.store.schema import metadata, posted_cards
+from core.store.store import Store
+
+card_sends = Table(
+    "card_sends",
+    metadata,
+    Column("incident_key", String(1024), primary_key=True),
+    Column("conversation_id", String(512), primary_key=True),
+    Column("marker", String(64), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("started_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class CardSend:
+    """A post that was started: its marker, the version it carried and when it began."""
+
+    marker: str
+    version: str
+    started_at: float
+
+
+def new_marker() -> str:
+    """A marker no other post carries (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def _where(incident_key: str, conversation_id: str) -> ColumnElement[bool]:
+    return and_(
+        card_sends.c.incident_key == incident_key,
+        card_sends.c.conversation_id == conversation_id,
+    )
+
+
+async def started(store: Store, incident_key: str, conversation_id: str) -> CardSend | None:
+    """The post of the incident's card into the conversation that is still unanswered."""
+    stmt = select(card_sends.c.marker, card_sends.c.version, card_sends.c.started_at).where(
+        _where(incident_key, conversation_id)
+    )
+    async with store.reading() as conn:
+        row = (await conn.execute(stmt)).first()
+    return None if row is None else CardSend(row.marker, row.version, row.started_at)
+
+
+async def start(
+    store: Store, incident_key: str, conversation_id: str, marker: str, version: str
+) -> CardSend:
+    """Commit that a post carrying ``marker`` is about to leave (before it does)."""
+    send = CardSend(marker, version, time.time())
+    values = {"marker": marker, "version": version, "started_at": send.started_at}
+    stmt = store.insert(card_sends).values(
+        incident_key=incident_key, conversation_id=conversation_id, **values
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["incident_key", "conversation_id"], set_=values
+    )
+    async with store.writing() as conn:
+        await conn.execute(stmt)
+    return send
+
+
+async def settle(
+    store: Store, incident_key: str, conversation_id: str, activity_id: str, version: str
+) -> None:
+    """Record where the card now sits, and that no post of it is in flight, in one commit."""
+    now = time.time()
+    values = {"activity_id": activity_id, "version": version, "updated_at": now}
+    upsert = store.insert(posted_cards).values(
+        incident_key=incident_key, conversation_id=conversation_id, posted_at=now, **values
+    )
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["incident_key", "conversation_id"], set_=values
+    )
+    async with store.writing() as conn:
+        await conn.execute(upsert)
+        await conn.execute(delete(card_sends).where(_where(incident_key, conversation_id)))
+
+
+async def refused(store: Store, incident_key: str, conversation_id: str) -> None:
+    """Forget the post in flight: Teams answered it with a refusal, so no card was made and
+    the next attempt posts without looking for one."""
+    async with store.writing() as conn:
+        await conn.execute(delete(card_sends).where(_where(incident_key, conversation_id)))
