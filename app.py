@@ -82,7 +82,13 @@ from graph.channel_messages import ChannelMessages
 from graph.client import graph_client, graph_http
 from graph.evidence_chat_files import chat_file_fetch
 from graph.evidence_files import GuardedFetch, UploadLimits
-from graph.evidence_sync import EvidenceFiling, EvidenceListSync, link_fetch, link_hosts
+from graph.evidence_sync import (
+    EvidenceFiling,
+    EvidenceListSync,
+    link_fetch,
+    link_hosts,
+    link_refusal,
+)
 from graph.managers import Managers
 from graph.people import People
 from graph.provision import provision
@@ -242,6 +248,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     handlers.update(_evidence_sync(settings, store, breakers, mirror_closers))
     if evidence is not None and catalog is not None:
         evidence.wake, evidence.members = worker.wake, adapter.member
+        evidence.link_refusal = link_refusal(settings.evidence_link_hosts)
         handlers[EVIDENCE_CARD_JOB] = EvidenceCardDelivery(
             store, adapter, catalog, people=evidence.people, app_id=settings.microsoft_app_id
         )

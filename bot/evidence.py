@@ -123,6 +123,10 @@ class EvidenceDesk:
     members: Callable[[ConversationRef, str], Awaitable[User | None]] | None = None
     """Who a conversation member is (``TeamsAdapter.member``), set once the adapter exists."""
 
+    link_refusal: Callable[[str], str | None] = staticmethod(lambda _url: None)
+    """Why a link may not be handed in (its host is not allowed), None when it may: set from
+    ``WARDEN_EVIDENCE_LINK_HOSTS`` so a link Warden will not fetch is refused on the card."""
+
     people: People | None = None
     """The directory (``graph.people.People``), set when Warden reaches Graph: an owner typed
     as a UPN is then stored by Entra object id, and an unknown UPN is refused."""
@@ -304,6 +308,9 @@ class EvidenceDesk:
     ) -> None:
         actor = await self._actor(action.user, None, "hand in evidence")
         if data.kind == "link":
+            refusal = self.link_refusal(data.link or "")
+            if refusal is not None:
+                raise Refusal(refusal)
             evidence = Evidence.model_validate({"kind": EvidenceKind.LINK, "url": data.link})
         else:
             text = (data.attestation or "").strip()

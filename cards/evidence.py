@@ -340,10 +340,10 @@ def _reveal(title: str, inputs: list[JSON], submit: JSON) -> JSON:
 
 
 def filing_state(submission: Submission) -> list[JSON]:
-    """*Filed in SharePoint* with a link to the filed copy, once it is filed; nothing before
-    (Warden may have no SharePoint site configured, so it claims nothing it has not done)."""
+    """*Filed in SharePoint* with a link to the filed copy once it is filed; until then that it
+    waits to be (SharePoint slow, down or not set up yet: the evidence is kept meanwhile)."""
     if not submission.item_id:
-        return []
+        return [text_block("Waiting to be filed in SharePoint", isSubtle=True, spacing="small")]
     filed = safe_url(submission.web_url)
     items: list[JSON] = [text_block("Filed in SharePoint", color="good", spacing="small")]
     if filed and submission.url:

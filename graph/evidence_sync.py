@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -28,6 +28,7 @@ import httpx
 from msgraph.graph_service_client import GraphServiceClient
 
 from connectors.ssrf import SsrfError, SsrfPolicy, stream
+from connectors.ssrf_rules import host_allowed
 from core.catalog import EvidenceKind
 from core.errors import DeliveryError, Outcome
 from core.evidence import RequestStatus, Submission, approvers
@@ -89,6 +90,22 @@ def link_hosts(setting: str) -> tuple[str, ...]:
     """``WARDEN_EVIDENCE_LINK_HOSTS`` as SSRF allowed hosts: each suffix and its subdomains."""
     suffixes = [part.strip().lower().lstrip(".") for part in setting.split(",")]
     return tuple(host for s in suffixes if s for host in (s, f"*.{s}"))
+
+
+def link_refusal(setting: str) -> Callable[[str], str | None]:
+    """Why a link may not be handed in under ``WARDEN_EVIDENCE_LINK_HOSTS`` (None: it may),
+    in the owner's words: checked when the link is given, before anything is stored."""
+    allowed = link_hosts(setting)
+    named = ", ".join(part.strip() for part in setting.split(",") if part.strip())
+
+    def refusal(url: str) -> str | None:
+        host = (urlsplit(url).hostname or "").lower()
+        if not allowed or (host and host_allowed(host, allowed)):
+            return None
+        where = host or "that address"
+        return f"links to {where} are not accepted as evidence here: give a link on {named}"
+
+    return refusal
 
 
 def link_fetch(setting: str) -> GuardedFetch:
@@ -233,9 +250,8 @@ class EvidenceFiling:
         except (SsrfError, EvidenceRefused) as exc:
             if chat:
                 raise
-            raise DeliveryError(
-                f"evidence refused: {exc.user_message}", outcome=Outcome.FAIL
-            ) from None
+            await self._link_failed(record, submission, conversation, exc)
+            return
         except EvidenceUploadFailed as exc:
             raise DeliveryError(str(exc), outcome=Outcome.RETRY) from None
         await self._set_columns(filed.item_id, filed.sha256, request.requirement_id, submission)
@@ -249,6 +265,36 @@ class EvidenceFiling:
         jobs = redraws(request_id, conversation)
         await evidence_store.record_filed(self._store, request_id, version, values, jobs=jobs)
         log.info("evidence %s v%d filed in SharePoint", request_id, version)
+
+    async def _link_failed(
+        self,
+        record: RequestRecord,
+        submission: Submission,
+        conversation: str,
+        exc: SsrfError | EvidenceRefused,
+    ) -> None:
+        """A link that cannot be filed: retried when the failure may pass (5xx, slow, 429);
+        otherwise the request goes back to its owner saying why, so they give another link
+        (nothing is dropped: the link stays on the request and in the audit log)."""
+        outcome, _words = chat_files.classify(exc)
+        if outcome is chat_files.Outcome.RETRY:
+            raise DeliveryError(f"evidence link: {exc}", outcome=Outcome.RETRY) from None
+        reason = (
+            f"Warden could not file the link you gave: {exc.user_message}. "
+            "Give a link Warden can open without signing in, or another kind of evidence."
+        )
+        request_id = record.request.id
+        jobs = [*redraws(request_id, conversation), evidence_store.list_job(request_id)]
+        sent = await evidence_store.send_back(
+            self._store, request_id, submission.version, reason, jobs=jobs
+        )
+        log.info(
+            "evidence %s v%d link not filed (%s)%s",
+            request_id,
+            submission.version,
+            type(exc).__name__,
+            ", sent back to its owner" if sent else "",
+        )
 
     def _source(self, submission: Submission) -> tuple[str, EvidenceSource]:
         """The file name and bytes to file for a link or an attestation."""

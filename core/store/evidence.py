@@ -26,9 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.audit_chain import AuditEntry, append
 from core.catalog import EvidenceKind
 from core.crypto import PayloadCipher
-from core.errors import RequestNotFound
+from core.errors import EvidenceRefused, RequestNotFound
 from core.evidence import (
+    WARDEN,
     Decision,
+    DecisionKind,
     Evidence,
     EvidenceRequest,
     RequestDraft,
@@ -410,6 +412,30 @@ async def record_filed(
     return await store.run_write(write, None)
 
 
+async def send_back(
+    store: Store, request_id: str, version: int, reason: str, *, jobs: Sequence[FollowUp] = ()
+) -> bool:
+    """Warden could not file submission ``version``: send the request back to its owner with
+    ``reason`` (changes requested by Warden), so they hand in something it can file.
+
+    False when that submission is no longer the one under review (a reviewer decided first,
+    or a newer version came in): nothing changes then.
+    """
+    request = await get(store, request_id)
+    if (
+        request is None
+        or request.status is not RequestStatus.SUBMITTED
+        or request.submission != version
+    ):
+        return False
+    verdict = Verdict(kind=DecisionKind.REQUEST_CHANGES, comment=reason)
+    try:
+        await decide(store, request.id, verdict, WARDEN, seen=request.version, jobs=jobs)
+    except EvidenceRefused:  # the request moved on since it was read
+        return False
+    return True
+
+
 __all__ = [
     "AUDIT_MIRROR_JOB",
     "AUDIT_ORDERING_KEY",
@@ -428,5 +454,6 @@ __all__ = [
     "record",
     "record_filed",
     "resolve_by_policy",
+    "send_back",
     "submit",
 ]

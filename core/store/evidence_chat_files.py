@@ -21,15 +21,11 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from core.catalog import EvidenceKind
-from core.errors import EvidenceRefused
 from core.evidence import (
-    WARDEN,
-    DecisionKind,
     Evidence,
     EvidenceRequest,
     RequestStatus,
     Transition,
-    Verdict,
 )
 from core.store import evidence as evidence_store
 from core.store import evidence_rows as convert
@@ -204,20 +200,10 @@ async def hand_back(
     False when the submission is no longer the one under review (a reviewer decided first);
     the file is marked ``state`` either way.
     """
-    request = await evidence_store.get(store, file.request_id or "")
     handed_back = False
-    if (
-        request is not None
-        and request.status is RequestStatus.SUBMITTED
-        and request.submission == file.version
-    ):
-        verdict = Verdict(kind=DecisionKind.REQUEST_CHANGES, comment=reason)
-        try:
-            await evidence_store.decide(
-                store, request.id, verdict, WARDEN, seen=request.version, jobs=jobs
-            )
-            handed_back = True
-        except EvidenceRefused:  # the request moved on since it was read
-            handed_back = False
+    if file.request_id is not None and file.version is not None:  # it was handed in
+        handed_back = await evidence_store.send_back(
+            store, file.request_id, file.version, reason, jobs=jobs
+        )
     await mark(store, file.id, state)
     return handed_back

@@ -390,6 +390,31 @@ async def test_evidence_link_must_be_https(room: Room) -> None:
     assert "Waiting for evidence" in text_of(refused)
 
 
+async def test_evidence_link_outside_allowed_hosts_refused_on_the_card(
+    tmp_path: Path, start_warden: WardenFactory
+) -> None:
+    """With WARDEN_EVIDENCE_LINK_HOSTS set, a link elsewhere is refused on the owner's card
+    at once, naming the hosts allowed; nothing is handed in. A link on them is accepted."""
+    catalog = tmp_path / "requirements.yaml"
+    catalog.write_text(CATALOG, encoding="utf-8")
+    warden = await start_warden(requirements_file=catalog, evidence_link_hosts="contoso.com")
+    room = Room(warden, channel_id("compliance"))
+    await warden.install(room.conversation)
+    await requested(room)
+    refused = await room.click(
+        CardVerb.EVIDENCE_SUBMIT, OWNER, {"kind": "link", "link": "https://files.example.org/r"}
+    )
+    assert "files.example.org are not accepted" in text_of(refused)
+    assert "contoso.com" in text_of(refused)
+    assert "Waiting for evidence" in text_of(refused)
+    accepted = await room.click(
+        CardVerb.EVIDENCE_SUBMIT,
+        OWNER,
+        {"kind": "link", "link": "https://docs.contoso.com/grc/review.pdf"},
+    )
+    assert "Waiting for review" in text_of(accepted)
+
+
 def _facts(card: Any) -> list[dict[str, str]]:
     if isinstance(card, dict):
         found = list(card["facts"]) if card.get("type") == "FactSet" else []

@@ -19,7 +19,7 @@ import pytest
 from connectors.ssrf import stream
 from core.catalog import EvidenceKind
 from core.errors import DeliveryError
-from core.evidence import DecisionKind, Evidence, Verdict
+from core.evidence import WARDEN, DecisionKind, Evidence, RequestStatus, Verdict
 from core.store import evidence
 from core.store.evidence import EVIDENCE_FILE_JOB, EVIDENCE_LIST_JOB, filing_jobs, list_job
 from core.store.outbox import Job
@@ -133,17 +133,33 @@ async def test_filing_attestation_and_second_version_both_kept(
     assert len(library_items(graph)) == 2
 
 
-async def test_filing_link_404_fails_the_job(
+async def test_filing_link_404_sends_the_request_back_to_its_owner(
     store: Store, filing: EvidenceFiling, site_files: EvidenceServer
 ) -> None:
-    """A link answering 404 is refused: the job fails for good, nothing is recorded."""
+    """A link answering 404 cannot be filed: the request goes back to its owner (changes
+    requested by Warden, saying why), the link stays on the request, nothing is filed."""
     request, _ = await evidence.open_request(store, draft())
     await submit(store, request.id, Evidence(kind=EvidenceKind.LINK, url=site_files.url("/gone")))
-    with pytest.raises(DeliveryError) as raised:
-        await filing(job(EVIDENCE_FILE_JOB, {"request": request.id}))
-    assert "404" in str(raised.value) and raised.value.outcome.value == "fail"
+    await filing(job(EVIDENCE_FILE_JOB, {"request": request.id}))
     record = await evidence.record(store, request.id)
     assert record is not None and record.submissions[0].item_id is None
+    assert record.request.status is RequestStatus.CHANGES_REQUESTED
+    [decision] = record.decisions
+    assert decision.by == WARDEN and "404" in (decision.comment or "")
+    assert record.submissions[0].url == site_files.url("/gone")
+
+
+async def test_filing_link_503_is_retried(
+    store: Store, filing: EvidenceFiling, site_files: EvidenceServer
+) -> None:
+    """A link whose host fails for now (5xx) is retried by the outbox, the request untouched."""
+    request, _ = await evidence.open_request(store, draft())
+    await submit(store, request.id, Evidence(kind=EvidenceKind.LINK, url=site_files.url("/busy")))
+    with pytest.raises(DeliveryError) as raised:
+        await filing(job(EVIDENCE_FILE_JOB, {"request": request.id}))
+    assert raised.value.outcome.value == "retry"
+    current = await evidence.get(store, request.id)
+    assert current is not None and current.status is RequestStatus.SUBMITTED
 
 
 async def test_list_item_follows_request_submitted_to_approved(

@@ -123,8 +123,13 @@ def app(server: list[EvidenceServer], release: asyncio.Event) -> web.Application
         record(request)
         raise web.HTTPFound("/report.txt")
 
+    async def busy(request: web.Request) -> web.StreamResponse:
+        record(request)
+        return web.Response(status=503, text="try later")
+
     application = web.Application()
-    for path, handler in [("/report.txt", report), ("/big.bin", big), ("/silent", silent)]:
+    routes = [("/report.txt", report), ("/big.bin", big), ("/silent", silent), ("/busy", busy)]
+    for path, handler in routes:
         application.router.add_get(path, handler)
     application.router.add_get("/hop", hop)
     return application
