@@ -7,7 +7,8 @@ non-compliance, the newest one per (requirement, resource) that was not cancelle
 
 - ``pending-evidence``: the request is open, handed in, or sent back for changes;
 - ``attested-compliant``: reviewers approved the evidence; Warden writes an Azure Policy
-  attestation (``Compliant``) for the resource under each of the requirement's assignments;
+  attestation (``Compliant``) for the resource under each of the requirement's assignments,
+  and under each assignment that evaluates it under one of the requirement's definitions;
 - ``non-compliant``: reviewers rejected the evidence; the resource stays non-compliant;
 - ``resolved-by-policy``: Azure Policy itself reported the resource compliant again.
 

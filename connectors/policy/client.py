@@ -4,7 +4,9 @@ Calls go through the injected ``httpx.AsyncClient`` (``connectors.http.resilient
 with explicit timeouts and an ARM bearer token (``connectors.arm_token``); answers become
 ``core.policy_states.PolicyState`` (``mapping``), failures typed errors (``errors``).
 ``queryResults`` is a POST that only reads, so it is sent as idempotent (the layer may
-retry it); its pages follow ``@odata.nextLink`` with a POST again. ``attest`` PUTs an
+retry it); its pages follow ``@odata.nextLink`` with a POST again. ``assignments_of`` reads
+which assignments evaluate a resource under a policy definition (what an attestation needs
+when a requirement names only the definition). ``attest`` PUTs an
 attestation (api-version 2024-10-01, shape from azure-rest-api-specs' attestations.json).
 """
 
@@ -154,6 +156,31 @@ class PolicyInsightsClient:
         failing = [s for s in found if not s.is_compliant]
         chosen = failing or found
         return chosen[0] if chosen else None
+
+    async def assignments_of(
+        self, resource_id: str, policy_definition_id: str
+    ) -> list[PolicyState]:
+        """The latest record of each assignment that evaluates the resource under a definition.
+
+        One record per distinct (assignment, definition reference id), in any compliance
+        state (a manual policy reports ``Unknown`` until attested); for an initiative the
+        record's ``definition_reference_id`` names the definition inside it. Records of
+        other resources (a scope's children) are left out; an empty list means no
+        assignment of the definition evaluates the resource any more.
+        """
+        url = f"{self._base_url}{resource_path(resource_id)}{_PROVIDER}"
+        query = states_query(policy_definition_id=policy_definition_id)
+        wanted = resource_id.strip().rstrip("/").lower()
+        found: dict[tuple[str, str], PolicyState] = {}
+        async for state in self._walk(url, query):
+            if state.resource_id.rstrip("/").lower() != wanted:
+                continue
+            key = (
+                state.policy_assignment_id.lower(),
+                (state.definition_reference_id or "").lower(),
+            )
+            found.setdefault(key, state)
+        return list(found.values())
 
     async def attest(
         self, scope: str, request: AttestationRequest, *, name: str | None = None

@@ -50,12 +50,14 @@ async def attest_job(
     requirement: Requirement,
 ) -> FollowUp | None:
     """The job to write with ``actor``'s ``verdict``; None unless it approves a policy request
-    of a requirement naming policy assignments (an attestation needs one).
+    of a requirement naming policy assignments or definitions (the job finds the assignments
+    of a definition that evaluate each resource when it runs).
 
     None too when the rule refuses the verdict (the decision itself is refused then). Whether
     the verdict ends the request is decided as for the ITSM outcome (``outcome_job``).
     """
-    if verdict.kind is not DecisionKind.APPROVE or not requirement.policy_assignments:
+    names_policy = requirement.policy_assignments or requirement.policy_definitions
+    if verdict.kind is not DecisionKind.APPROVE or not names_policy:
         return None
     request = await evidence_store.get(store, request_id)
     if request is None or request.source is not RequestSource.POLICY:
@@ -70,7 +72,8 @@ async def attest_job(
 
 def policy_ids(requirement: Requirement) -> list[str]:
     """The policy ids a requirement's posture is stated for: its assignments, else its
-    definitions (an attestation can only name an assignment)."""
+    definitions. The assignments a definition's attestations went to are found in Azure
+    Policy when the job runs and are not recorded, so the posture names the definition."""
     return list(requirement.policy_assignments or requirement.policy_definitions)
 
 

@@ -290,6 +290,61 @@ async def test_compliance_of_initiative_reference_id_picks_that_policy(
     assert chosen is not None and chosen.is_compliant
 
 
+# Assignments of a definition (attesting a requirement that names only the definition).
+
+
+async def test_assignments_of_returns_each_assignment_once_in_any_state(
+    arm: ArmSandbox, policy: PolicyInsightsClient
+) -> None:
+    """Three assignments evaluate the vault under the definition (one an initiative, one
+    Compliant): each comes back once with its reference id; other definitions and other
+    resources are left out; the read is the resource-scope queryResults with the filter."""
+    vault = "rg-v/providers/Microsoft.KeyVault/vaults/kv"
+    arm.policy.put(state(vault, "review-sub", "Unknown", policyDefinitionAction="manual"))
+    arm.policy.put(state(vault, "review-rg", "Compliant"))
+    arm.policy.put(state(vault, "baseline", "NonCompliant", policyDefinitionReferenceId="review"))
+    other = state(vault, "baseline", "NonCompliant", policyDefinitionReferenceId="rotation")
+    arm.policy.put({**other, "policyDefinitionId": DEFINITION + "-other"})
+    arm.policy.put(state(vault + "-two", "review-sub", "Unknown"))
+    resource_id = f"/subscriptions/{SUB}/resourceGroups/{vault}"
+    found = await policy.assignments_of(resource_id.replace("/kv", "/KV"), DEFINITION)
+    pairs = {(s.policy_assignment_id.rsplit("/", 1)[1], s.definition_reference_id) for s in found}
+    assert pairs == {("review-sub", None), ("review-rg", None), ("baseline", "review")}
+    assert len(found) == 3 and {s.resource_id for s in found} == {resource_id}
+    [call] = arm.calls(service="arm")
+    assert call.operation == "PolicyStates_ListQueryResultsForResource"
+    assert call.query["$filter"] == f"policyDefinitionId eq '{DEFINITION}'"
+
+
+async def test_assignments_of_unevaluated_resource_returns_empty(
+    policy: PolicyInsightsClient,
+) -> None:
+    """No record of the resource under the definition: no assignment to attest under."""
+    resource_id = f"/subscriptions/{SUB}/resourceGroups/rg-v/providers/Microsoft.Web/sites/none"
+    assert await policy.assignments_of(resource_id, DEFINITION) == []
+
+
+async def test_assignments_of_refused_raises_policy_refused(
+    arm: ArmSandbox, policy: PolicyInsightsClient
+) -> None:
+    """A 400 on the read surfaces as PolicyRefused, not retried (the job quarantines)."""
+    arm.add_fault(Fault(status=400, code="InvalidQueryParameterValue", message="no", method="POST"))
+    resource_id = f"/subscriptions/{SUB}/resourceGroups/rg-v/providers/Microsoft.Web/sites/x"
+    with pytest.raises(PolicyRefused) as caught:
+        await policy.assignments_of(resource_id, DEFINITION)
+    assert caught.value.code == "InvalidQueryParameterValue"
+    assert caught.value.outcome is Outcome.FAIL
+
+
+async def test_assignments_of_bad_resource_id_refused_before_any_request(
+    arm: ArmSandbox, policy: PolicyInsightsClient
+) -> None:
+    """A resource id that is not an ARM id is a ValueError, not a call."""
+    with pytest.raises(ValueError, match="ARM resource id"):
+        await policy.assignments_of("/tenants/x/../y", DEFINITION)
+    assert arm.calls(service="arm") == []
+
+
 # Throttling, refusals, outages.
 
 
