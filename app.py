@@ -7,9 +7,7 @@ the Agents Playground) open and close in aiohttp's ``cleanup_ctx``. Nothing runs
 
 from __future__ import annotations
 
-import functools
 import logging
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,9 +20,8 @@ from aiohttp import web
 from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
 from bot.delivery import AmbiguousPosts, CommentReplyDelivery, IncidentCardDelivery, TeamDirectory
-from bot.evidence import EvidenceDesk, ReviewerGroups, card_job, quarter
+from bot.evidence import card_job, quarter
 from bot.evidence_delivery import EvidenceCardDelivery
-from bot.evidence_reminders import LEADER_NAME as REMINDER_LEADER
 from bot.evidence_reminders import EvidenceReminders, ReminderDelivery
 from bot.handlers import WardenBot
 from bot.links import NOT_CONNECTED, LinkDesk
@@ -44,13 +41,10 @@ from connectors.sentinel.comments import CommentRelay
 from connectors.sentinel.connection import SentinelConnection, tls_verify
 from connectors.sentinel.links import LinkNoteDelivery
 from connectors.sentinel.mapping import incident_from_webhook
-from connectors.sentinel.setup import credential as sentinel_credential
 from connectors.sentinel.setup import polling
 from connectors.sentinel.triage import SentinelDetails, SentinelTriage
 from connectors.servicenow import setup as servicenow_setup
 from connectors.servicenow.cmdb import CmdbLookup
-from connectors.ssrf import SsrfPolicy
-from connectors.ssrf import stream as ssrf_stream
 from core.breaker import Breakers
 from core.catalog import Catalog, load_catalog
 from core.errors import WardenError
@@ -63,7 +57,7 @@ from core.settings import Mode, Settings, payload_cipher, settings_table
 from core.signing import WebhookVerifier
 from core.store.cmdb import CMDB_JOB
 from core.store.comments import COMMENT_JOB
-from core.store.evidence import AUDIT_MIRROR_JOB, EVIDENCE_FILE_JOB, EVIDENCE_LIST_JOB
+from core.store.evidence import AUDIT_MIRROR_JOB
 from core.store.evidence_cards import EVIDENCE_CARD_JOB
 from core.store.evidence_reminders import REMINDER_JOB
 from core.store.links import LINK_NOTE_JOB
@@ -72,40 +66,17 @@ from core.store.store import Store
 from core.tracing import configure_tracing
 from core.triage import TRIAGE_JOB
 from core.worker import Handler, OutboxWorker
-from graph.audit_mirror import AuditMirror, wait_for_sharepoint
-from graph.audit_verify import (
-    DOWNLOAD_TIMEOUT,
-    LOCAL_HOSTS,
-    download_fetch,
-)
 from graph.channel_messages import ChannelMessages
 from graph.client import graph_client, graph_http
-from graph.evidence_chat_files import chat_file_fetch
-from graph.evidence_files import GuardedFetch, UploadLimits
 from graph.evidence_sync import (
-    EvidenceFiling,
-    EvidenceListSync,
-    link_fetch,
-    link_hosts,
     link_refusal,
 )
-from graph.managers import Managers
-from graph.people import People
-from graph.provision import provision
 from graph.responders import ResponderGroups
-from graph.sharepoint import SitePath
-from sandbox.arm import ArmSandbox
 from sandbox.embedded import (
     embedded_sentinel,
     embedded_servicenow,
     embedded_sharepoint,
-    serving,
-    serving_servicenow,
-    serving_sharepoint,
-    sharepoint_page_url,
 )
-from sandbox.graph import GraphSandbox
-from sandbox.servicenow import ServiceNowSandbox
 from web.access import correlation_middleware
 from web.health import healthz, openapi, readiness, readyz
 from web.health import switched_off as sentinel_off
@@ -114,6 +85,8 @@ from web.posture import PostureApi
 from web.problems import problem_middleware
 from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
+from wiring import evidence as evidence_wiring
+from wiring import sandboxes
 
 T = TypeVar("T")
 
@@ -123,7 +96,6 @@ EXAMPLE_CATALOG = Path(__file__).resolve().parent / "docs" / "examples" / "requi
 STORE = web.AppKey("store", Store)
 BREAKERS = web.AppKey("breakers", Breakers)
 WORKER = web.AppKey("worker", OutboxWorker)
-PLAYGROUND_URL = web.AppKey("playground_url", str)
 CATALOG = web.AppKey("catalog", Catalog)
 REMINDERS = web.AppKey("reminders", EvidenceReminders)
 
@@ -183,7 +155,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     if servicenow is not None:
         unfurler = Unfurler(str(settings.servicenow.instance_url), servicenow.client)
     attesting = is_on(settings, "policy") and catalog is not None  # as the poller runs
-    evidence = _evidence_desk(
+    evidence = evidence_wiring.evidence_desk(
         settings,
         store,
         breakers,
@@ -244,8 +216,10 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     writer = IngestWriter(store, on_commit=worker.wake)
     if triage is not None:
         triage.wake = worker.wake
-    handlers[AUDIT_MIRROR_JOB], mirror_closers = _audit_mirror(settings, store, breakers)
-    handlers.update(_evidence_sync(settings, store, breakers, mirror_closers))
+    handlers[AUDIT_MIRROR_JOB], mirror_closers = evidence_wiring.audit_mirror(
+        settings, store, breakers
+    )
+    handlers.update(evidence_wiring.evidence_sync(settings, store, breakers, mirror_closers))
     if evidence is not None and catalog is not None:
         evidence.wake, evidence.members = worker.wake, adapter.member
         evidence.link_refusal = link_refusal(settings.evidence_link_hosts)
@@ -283,20 +257,20 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
     if catalog is not None:
         app[CATALOG] = catalog
-        managers, closers = _managers(settings, breakers, sentinel)
+        managers, closers = evidence_wiring.managers(settings, breakers, sentinel)
         app[REMINDERS] = EvidenceReminders(store, catalog, managers=managers, on_change=worker.wake)
         mirror_closers += closers
     # Cleanup runs in reverse: the worker stops (finishing its in-flight posts) before the
     # connector's session closes, so no post is cut off with its answer lost.
     if arm is not None:
         sandbox, port = arm, settings.sandbox_arm_port
-        app.cleanup_ctx.append(lambda _app: _sandbox_sentinel(sandbox, port))
+        app.cleanup_ctx.append(lambda _app: sandboxes.sandbox_sentinel(sandbox, port))
     if sharepoint is not None:
         site = sharepoint
-        app.cleanup_ctx.append(lambda _app: _sandbox_sharepoint(site, settings, breakers))
+        app.cleanup_ctx.append(lambda _app: sandboxes.sandbox_sharepoint(site, settings, breakers))
     if snow_sandbox is not None:
         served = snow_sandbox
-        app.cleanup_ctx.append(lambda _app: _sandbox_servicenow(served, settings))
+        app.cleanup_ctx.append(lambda _app: sandboxes.sandbox_servicenow(served, settings))
     app.cleanup_ctx.append(lambda _app: _bot_auth(http, validator, adapter))
     app.cleanup_ctx.append(lambda _app: _closing(sentinel, triage))
     app.cleanup_ctx.append(lambda _app: _closing_all(mirror_closers))
@@ -333,9 +307,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             )
         )
     if REMINDERS in app and settings.evidence_reminder_seconds > 0:
-        app.cleanup_ctx.append(lambda a: _reminding(store, a[REMINDERS], settings))
+        app.cleanup_ctx.append(lambda a: evidence_wiring.reminding(store, a[REMINDERS], settings))
     if playground:
-        app.cleanup_ctx.append(lambda a: _playground(a, settings))
+        app.cleanup_ctx.append(lambda a: sandboxes.playground(a, settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get(
@@ -385,117 +359,6 @@ def _triage_desk(
     )
 
 
-def _evidence_desk(
-    settings: Settings,
-    store: Store,
-    breakers: Breakers,
-    sentinel: SentinelConnection | None,
-    catalog: Catalog | None,
-    *,
-    itsm: bool = False,
-    attest: bool = False,
-    personal: bool = True,
-) -> EvidenceDesk | None:
-    """Evidence requests from chat, when there is a catalog; reviewers checked in Graph when
-    Warden has an Azure credential (without one, as in the sandbox, anyone may review).
-    ``itsm``: ServiceNow is connected, so rejections and approvals are written there;
-    ``attest``: Azure Policy is, so approved policy requests are attested there;
-    ``personal``: with Graph, owners typed as UPNs are resolved and owner cards go to
-    personal chats (``graph.people``)."""
-    if catalog is None:
-        return None
-    if sentinel is None:
-        return EvidenceDesk(store, catalog, itsm=itsm, attest=attest)
-    http = graph_http(breakers, tls_verify(settings))
-    graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
-    ttl = settings.responder_cache_seconds
-    reviewers = ReviewerGroups(
-        lambda groups: ResponderGroups(graph, groups, ttl=ttl), close=http.aclose
-    )
-    desk = EvidenceDesk(store, catalog, reviewers=reviewers, itsm=itsm, attest=attest)
-    if personal:
-        desk.people = People(graph, bind_base=settings.graph_endpoint)
-    return desk
-
-
-def _managers(
-    settings: Settings, breakers: Breakers, sentinel: SentinelConnection | None
-) -> tuple[Managers | None, list[Callable[[], Awaitable[None]]]]:
-    """Managers in Graph for escalations when Warden has an Azure credential, and what to
-    close after the worker; without one overdue evidence goes to the catalog's target."""
-    if sentinel is None:
-        return None, []
-    http = graph_http(breakers, tls_verify(settings))
-    graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
-    return Managers(graph), [http.aclose]
-
-
-async def _reminding(
-    store: Store, reminders: EvidenceReminders, settings: Settings
-) -> AsyncIterator[None]:
-    """Send evidence reminders and escalations, on one replica at a time."""
-
-    async def round_() -> None:
-        try:
-            await reminders.run_once()
-        except WardenError as exc:  # the store failed: the next round tries again
-            logging.getLogger(__name__).warning("evidence reminder round failed: %s", exc)
-
-    every = settings.evidence_reminder_seconds
-    async with leading(store, REMINDER_LEADER, round_, every=every):
-        yield
-
-
-async def _sandbox_servicenow(snow: ServiceNowSandbox, settings: Settings) -> AsyncIterator[None]:
-    """Serve the sandbox ServiceNow for the Playground while Warden runs."""
-    async with serving_servicenow(snow, settings) as running:
-        console.print(f"Sandbox ServiceNow (Table API, records page): {running.url}")
-        yield
-
-
-async def _sandbox_sharepoint(
-    graph: GraphSandbox, settings: Settings, breakers: Breakers
-) -> AsyncIterator[None]:
-    """Serve the sandbox SharePoint while Warden runs, its site provisioned (idempotent) before
-    the worker starts, so evidence is filed and the audit log mirrored there at once."""
-    async with serving_sharepoint(graph, settings):
-        credential = sentinel_credential(settings)
-        try:
-            await provision(settings, credential, breakers=breakers, verify=tls_verify(settings))
-        finally:
-            await credential.close()
-        console.print(
-            f"Sandbox SharePoint (evidence library, lists): {sharepoint_page_url(settings)}"
-        )
-        yield
-
-
-def _link_fetch(settings: Settings) -> GuardedFetch:
-    """The fetch of evidence links: ``WARDEN_EVIDENCE_LINK_HOSTS``; in sandbox mode with Graph on
-    this machine (the embedded sandbox) links on this machine too, its CA trusted as well."""
-    local = settings.mode is Mode.SANDBOX and httpx.URL(settings.graph_endpoint).host in LOCAL_HOSTS
-    if not local:
-        return link_fetch(settings.evidence_link_hosts)
-    context = ssl.create_default_context()
-    if settings.arm_ca_bundle is not None:
-        context.load_verify_locations(cafile=str(settings.arm_ca_bundle))
-    policy = SsrfPolicy(
-        allowed_hosts=link_hosts(settings.evidence_link_hosts),
-        allow_private=True,
-        allowed_ports=None,
-        max_bytes=UploadLimits().max_bytes,
-        timeout=DOWNLOAD_TIMEOUT,
-    )
-    return functools.partial(ssrf_stream, policy=policy, ssl_context=context)
-
-
-async def _sandbox_sentinel(arm: ArmSandbox, port: int) -> AsyncIterator[None]:
-    """Serve the sandbox Sentinel for the Playground while Warden runs."""
-    async with serving(arm, port):
-        console.print(f"Sandbox Sentinel (ARM, Entra ID, Graph): https://127.0.0.1:{port}")
-        yield
-
-
 async def _relaying(
     store: Store, relay: CommentRelay, every: float, metrics: Metrics
 ) -> AsyncIterator[None]:
@@ -524,49 +387,6 @@ async def _closing(
             await triage.aclose()
         if sentinel is not None:
             await sentinel.aclose()
-
-
-def _audit_mirror(
-    settings: Settings, store: Store, breakers: Breakers
-) -> tuple[Handler, list[Callable[[], Awaitable[None]]]]:
-    """The ``audit.mirror`` handler and what to close after the worker: the Audit Log list
-    when SharePoint is configured; else the jobs wait (pending) until it is."""
-    if not is_on(settings, "sharepoint"):
-        return wait_for_sharepoint, []
-    http = graph_http(breakers, tls_verify(settings))
-    credential = sentinel_credential(settings)
-    graph = graph_client(credential, http, base_url=settings.graph_endpoint)
-    mirror = AuditMirror(store, graph, SitePath.parse(str(settings.sharepoint_site)))
-    return mirror, [http.aclose, credential.close]
-
-
-def _evidence_sync(
-    settings: Settings,
-    store: Store,
-    breakers: Breakers,
-    closers: list[Callable[[], Awaitable[None]]],
-) -> dict[str, Handler]:
-    """The ``evidence.file`` and ``evidence.list`` handlers (SharePoint configured), else
-    handlers that keep the jobs waiting; what they open is added to ``closers``."""
-    if not is_on(settings, "sharepoint"):
-        return {EVIDENCE_FILE_JOB: wait_for_sharepoint, EVIDENCE_LIST_JOB: wait_for_sharepoint}
-    site = SitePath.parse(str(settings.sharepoint_site))
-    http = graph_http(breakers, tls_verify(settings))
-    credential = sentinel_credential(settings)
-    graph = graph_client(credential, http, base_url=settings.graph_endpoint)
-    filing = EvidenceFiling(
-        store,
-        graph,
-        site,
-        http,
-        link_fetch=_link_fetch(settings),
-        download_fetch=download_fetch(site, settings.graph_endpoint, tls_verify(settings)),
-        file_fetch=chat_file_fetch(
-            settings.evidence_file_hosts, settings.graph_endpoint, tls_verify(settings)
-        ),
-    )
-    closers += [http.aclose, credential.close]
-    return {EVIDENCE_FILE_JOB: filing, EVIDENCE_LIST_JOB: EvidenceListSync(store, graph, site)}
 
 
 async def _closing_all(closers: list[Callable[[], Awaitable[None]]]) -> AsyncIterator[None]:
@@ -636,25 +456,6 @@ async def _services(
         await writer.stop()
         await worker.stop()
         await store.close()
-
-
-async def _playground(app: web.Application, settings: Settings) -> AsyncIterator[None]:
-    from sandbox.playground import default_config, start_playground  # only with --playground
-
-    endpoint = f"http://127.0.0.1:{settings.port}/api/messages"
-    workdir = settings.var_dir / "playground"
-    workdir.mkdir(parents=True, exist_ok=True)
-    async with start_playground(
-        endpoint, workdir=workdir.resolve(), port=settings.playground_port, config=default_config()
-    ) as running:
-        app[PLAYGROUND_URL] = running.browser_url
-        console.print(
-            f"\n[bold green]Teams (Agents Playground):[/] {running.browser_url}\n"
-            "Open it, pick the General channel of My Team, add Warden to it, type "
-            "[bold]@Warden subscribe incidents[/], then in another terminal run "
-            "[bold].venv/bin/python app.py demo incident[/].\n"
-        )
-        yield
 
 
 cli = typer.Typer(help="Warden: Sentinel incidents and compliance evidence in Microsoft Teams.")

@@ -17,13 +17,14 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from app import PLAYGROUND_URL, create_app
+from app import create_app
 from core.settings import Settings
 from sandbox.embedded import graph_port, tls_dir
 from sandbox.playground_client import ConversationStream, Frame, PlaygroundClient
 from tests.e2e.card_support import content
 from tests.processes import free_port
 from tests.support import make_settings
+from wiring.sandboxes import PLAYGROUND_URL
 
 T = TypeVar("T")
 
