@@ -48,6 +48,9 @@ class AuditAction(StrEnum):
     REMINDED = "reminded"
     ESCALATED = "escalated"
     WRITTEN_BACK = "written_back"
+    FILED = "filed"
+    """Warden filed a submission in SharePoint: its item and SHA-256, so ``audit verify``
+    re-hashes links, attestations and chat files too, not only files handed in as such."""
     RESOLVED_BY_POLICY = "resolved_by_policy"
 
 

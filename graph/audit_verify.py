@@ -110,9 +110,11 @@ class SubmittedFile:
 
 
 def submitted_file(entry: AuditEntry) -> SubmittedFile | None:
-    """The file ``entry`` records (a ``submitted`` entry of a filed file), or None."""
+    """The file ``entry`` records, or None: a ``submitted`` entry of a file handed in as such,
+    or a ``filed`` entry (Warden filed a link, an attestation or a file attached in chat)."""
     details = entry.details
-    if entry.action is not AuditAction.SUBMITTED or details.get("kind") != "file":
+    handed_in = entry.action is AuditAction.SUBMITTED and details.get("kind") == "file"
+    if not handed_in and entry.action is not AuditAction.FILED:
         return None
     item_id, sha256 = details.get("itemId"), details.get("sha256")
     if not isinstance(item_id, str) or not isinstance(sha256, str):

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import JsonValue
 from sqlalchemy import Connection, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.audit_chain import AuditEntry, append
+from core.audit_chain import AuditAction, AuditDraft, AuditEntry, append
 from core.catalog import EvidenceKind
 from core.crypto import PayloadCipher
 from core.errors import EvidenceRefused, RequestNotFound
@@ -298,11 +299,18 @@ def record_transition(
     conn: Connection, store: Store, change: Transition, jobs: Sequence[FollowUp]
 ) -> None:
     """Append the change's audit drafts to the chain, with a mirror job each, and ``jobs``."""
+    append_audit(conn, store, change.audit, jobs)
+
+
+def append_audit(
+    conn: Connection, store: Store, drafts: Sequence[AuditDraft], jobs: Sequence[FollowUp]
+) -> None:
+    """Append ``drafts`` to the chain, with a mirror job each, and ``jobs``."""
     last = conn.execute(
         select(audit_table.c.seq, audit_table.c.body).order_by(audit_table.c.seq.desc()).limit(1)
     ).first()
     chain = [] if last is None else [_entry(store, last.seq, last.body)]
-    rows = [_chain_row(store, append(chain, draft)) for draft in change.audit]
+    rows = [_chain_row(store, append(chain, draft)) for draft in drafts]
     conn.execute(audit_table.insert(), rows)
     job_rows = [
         outbox.job_row(
@@ -396,6 +404,7 @@ async def record_filed(
     ``web_url``, ``file_name``), with ``jobs``; False (nothing written) if already recorded."""
 
     def write(conn: Connection, _: None) -> bool:
+        serialise_writes(conn)
         done = conn.execute(
             update(evidence_submissions)
             .where(
@@ -405,9 +414,27 @@ async def record_filed(
             )
             .values(**filed)
         )
-        if done.rowcount and jobs:
-            conn.execute(outbox_table.insert(), [job.row(store.cipher) for job in jobs])
-        return bool(done.rowcount)
+        if not done.rowcount:
+            return False
+        details: dict[str, JsonValue] = {
+            "submission": version,
+            "itemId": filed.get("item_id"),
+            "sha256": filed.get("sha256"),
+            "fileName": filed.get("file_name"),
+            "size": filed.get("file_size"),
+        }
+        requirement = conn.execute(
+            select(evidence_requests.c.requirement_id).where(evidence_requests.c.id == request_id)
+        ).scalar_one()
+        draft = AuditDraft(
+            actor=WARDEN,
+            action=AuditAction.FILED,
+            requestId=request_id,
+            requirementId=requirement,
+            details=details,
+        )
+        append_audit(conn, store, [draft], jobs)
+        return True
 
     return await store.run_write(write, None)
 

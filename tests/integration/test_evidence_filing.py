@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from connectors.ssrf import stream
+from core.audit_chain import AuditAction
 from core.catalog import EvidenceKind
 from core.errors import DeliveryError
 from core.evidence import WARDEN, DecisionKind, Evidence, RequestStatus, Verdict
@@ -24,7 +25,8 @@ from core.store import evidence
 from core.store.evidence import EVIDENCE_FILE_JOB, EVIDENCE_LIST_JOB, filing_jobs, list_job
 from core.store.outbox import Job
 from core.store.store import Store
-from graph.audit_verify import SharePointAccess
+from graph.audit_mirror import AuditMirror
+from graph.audit_verify import FILE_CHANGED, SharePointAccess, verify_configured
 from graph.evidence_sync import EvidenceFiling, EvidenceListSync
 from sandbox.graph import GraphSandbox
 from tests.integration.test_audit_trail import (  # noqa: F401  (fixtures)
@@ -39,6 +41,7 @@ from tests.integration.test_audit_trail import (  # noqa: F401  (fixtures)
     arm,
     draft,
     graph,
+    settle,
     store,
 )
 from tests.integration.test_ssrf_fetch import EvidenceServer, serve
@@ -106,6 +109,37 @@ async def test_filing_link_filed_with_path_columns_and_hash(
     assert fields["Sha256"] == sub.sha256 and fields["RequestId"] == request.id
     assert fields["EvidenceType"] == "Link" and fields["SubmittedBy"] == OWNER
     assert fields["RequirementId"] == REQUIREMENT
+
+
+async def test_filed_link_is_audited_and_a_changed_copy_found_by_verify(
+    store: Store,
+    graph: GraphSandbox,
+    access: SharePointAccess,
+    filing: EvidenceFiling,
+    site_files: EvidenceServer,
+) -> None:
+    """Filing a link appends a ``filed`` audit entry (item and SHA-256), so `audit verify`
+    re-hashes the filed copy: clean, then a changed byte in SharePoint is named."""
+    request, _ = await evidence.open_request(store, draft())
+    url = site_files.url("/report.txt")
+    await submit(store, request.id, Evidence(kind=EvidenceKind.LINK, url=url))
+    await filing(job(EVIDENCE_FILE_JOB, {"request": request.id, "conversation_id": "c1"}))
+    entries = await evidence.audit_entries(store)
+    [filed] = [e for e in entries if e.action is AuditAction.FILED]
+    record = await evidence.record(store, request.id)
+    assert record is not None
+    [sub] = record.submissions
+    assert filed.actor == WARDEN and filed.details["sha256"] == sub.sha256
+    assert filed.details["itemId"] == sub.item_id and filed.details["submission"] == 1
+    await settle(store, AuditMirror(store, access.graph, SITE))
+    clean = await verify_configured(access, store)
+    assert clean.ok and clean.files == 1
+    library = await access.library()
+    assert graph.files is not None and sub.item_id is not None
+    path = graph.files.path(library.drive_id, sub.item_id)
+    path.write_bytes(path.read_bytes().replace(b"MFA", b"mfa"))
+    tampered = await verify_configured(access, store)
+    assert not tampered.ok and FILE_CHANGED in str(tampered.finding)
 
 
 async def test_filing_attestation_and_second_version_both_kept(
