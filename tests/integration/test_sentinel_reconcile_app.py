@@ -91,7 +91,7 @@ def test_cli_reconcile_without_workspace_exits_naming_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without WARDEN_SENTINEL_WORKSPACES the command says what to set and opens nothing."""
-    monkeypatch.setattr(console, "width", 250)
+    monkeypatch.setattr(console, "_width", 250)  # undone to unset, not to 80
     monkeypatch.setenv("WARDEN_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("WARDEN_SENTINEL_WORKSPACES", "")
     monkeypatch.delenv("WARDEN_DATABASE_URL", raising=False)

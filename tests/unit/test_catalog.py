@@ -239,7 +239,7 @@ def test_catalog_good_file_passes_load_settings(
 
 def test_catalog_check_command_shows_table(monkeypatch: pytest.MonkeyPatch) -> None:
     """`catalog check FILE` prints the requirements and says the file is valid."""
-    monkeypatch.setattr(console, "width", 250)
+    monkeypatch.setattr(console, "_width", 250)  # undone to unset, not to 80
     result = runner.invoke(cli, ["catalog", "check", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
     assert "ISO27001-A.8.5-MFA-ADMINS" in result.output

@@ -22,7 +22,7 @@ runner = CliRunner()
 @pytest.fixture
 def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An isolated var/ directory for the command line, on a wide terminal."""
-    monkeypatch.setattr(console, "width", 250)
+    monkeypatch.setattr(console, "_width", 250)  # undone to unset, not to 80
     monkeypatch.setenv("WARDEN_VAR_DIR", str(tmp_path))
     monkeypatch.delenv("WARDEN_DATABASE_URL", raising=False)
     monkeypatch.delenv("WARDEN_ENCRYPTION_KEYS", raising=False)

@@ -47,7 +47,7 @@ def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     catalog = tmp_path / "requirements.yaml"
     items = "".join(ITEM.format(rid=rid, owner=OWNER, reviewers=REVIEWERS) for rid in IDS)
     catalog.write_text(CATALOG.format(items=items.rstrip("\n")), encoding="utf-8")
-    monkeypatch.setattr(console, "width", 250)
+    monkeypatch.setattr(console, "_width", 250)  # undone to unset, not to 80
     monkeypatch.setenv("WARDEN_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("WARDEN_REQUIREMENTS_FILE", str(catalog))
     for name in ("WARDEN_DATABASE_URL", "WARDEN_ENCRYPTION_KEYS", "WARDEN_EVIDENCE_CHANNEL"):

@@ -21,7 +21,7 @@ runner = CliRunner()
 @pytest.fixture
 def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An isolated var/ directory (sandbox mode, its generated key), on a wide terminal."""
-    monkeypatch.setattr(console, "width", 250)
+    monkeypatch.setattr(console, "_width", 250)  # undone to unset, not to 80
     monkeypatch.setenv("WARDEN_VAR_DIR", str(tmp_path))
     for name in ("WARDEN_DATABASE_URL", "WARDEN_ENCRYPTION_KEYS", "WARDEN_MODE"):
         monkeypatch.delenv(name, raising=False)

@@ -19,7 +19,7 @@ runner = CliRunner()
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A complete package configuration in the environment, run from an empty directory."""
-    monkeypatch.setattr(console, "width", 250)
+    monkeypatch.setattr(console, "_width", 250)  # undone to unset, not to 80
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WARDEN_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.delenv("WARDEN_ENCRYPTION_KEYS", raising=False)
