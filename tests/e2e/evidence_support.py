@@ -177,6 +177,25 @@ async def request_and_submit(
     return review
 
 
+async def approve_twice(client: PlaygroundClient, stream: ConversationStream, review: Frame) -> str:
+    """Adele Vance, then Isaiah Langer approve on the reviewers' ``review`` card (the catalog's
+    requirement needs two); the card's content once it says who approved."""
+    users = (await client.test_config()).users
+    adele, isaiah = users[2], users[3]
+    await click(client, review, "evidence.approve", button(review, "evidence.approve"), adele["id"])
+    halfway = await stream.wait_for(
+        lambda f: f.message_id == review.message_id and "Approvals: 1 of 2" in content(f),
+        timeout=20,
+    )
+    approve = button(halfway, "evidence.approve")
+    await click(client, review, "evidence.approve", approve, isaiah["id"])
+
+    def approved(frame: Frame) -> bool:
+        return frame.message_id == review.message_id and "Approved by" in content(frame)
+
+    return content(await stream.wait_for(approved, timeout=20))
+
+
 async def click(
     client: PlaygroundClient, card: Frame, verb: str, data: dict[str, Any], user_id: str
 ) -> Any:

@@ -17,14 +17,12 @@ from pathlib import Path
 import pytest
 
 from sandbox.graph_files import DriveFiles
-from sandbox.playground_client import Frame, PlaygroundClient
-from tests.e2e.card_support import content
+from sandbox.playground_client import PlaygroundClient
 from tests.e2e.evidence_support import (
     REPORT,
     REQUIREMENT,
     Running,
-    button,
-    click,
+    approve_twice,
     eventually,
     evidence_page,
     make_run,
@@ -57,22 +55,7 @@ async def test_playground_request_submit_link_two_approvals_recorded_in_sharepoi
     ):
         config = await client.test_config()
         review = await request_and_submit(client, stream, link)
-        adele, isaiah = config.users[2], config.users[3]
-        await click(
-            client, review, "evidence.approve", button(review, "evidence.approve"), adele["id"]
-        )
-        halfway = await stream.wait_for(
-            lambda f: f.message_id == review.message_id and "Approvals: 1 of 2" in content(f),
-            timeout=20,
-        )
-        await click(
-            client, review, "evidence.approve", button(halfway, "evidence.approve"), isaiah["id"]
-        )
-
-        def approved(frame: Frame) -> bool:
-            return frame.message_id == review.message_id and "Approved by" in content(frame)
-
-        final = content(await stream.wait_for(approved, timeout=20))
+        final = await approve_twice(client, stream, review)
         assert "Adele Vance" in final and "Isaiah Langer" in final and digest in final
 
     def done(state: dict[str, object]) -> bool:

@@ -20,6 +20,7 @@ from sandbox.playground_client import PlaygroundClient
 from tests.e2e.evidence_support import (
     REPORT,
     Running,
+    approve_twice,
     eventually,
     evidence_page,
     make_run,
@@ -68,22 +69,27 @@ async def page_text(chromium: str, url: str) -> tuple[str, list[str]]:
 async def test_sharepoint_page_lists_filed_evidence_and_audit_hashes(
     chromium: str, running: Running
 ) -> None:
-    """After a link is handed in, the page shows the library, its file with the SHA-256 of the
-    linked report, and the Audit Log's entries with their hashes."""
+    """After a link is handed in and approved, the page shows the library, its file with the
+    SHA-256 of the linked report, the request approved, and the Audit Log's entries with their
+    hashes."""
     async with (
         evidence_page(running.settings) as link,
         PlaygroundClient(running.playground_url, timeout=20) as client,
         client.stream() as stream,
     ):
-        await request_and_submit(client, stream, link)
+        review = await request_and_submit(client, stream, link)
+        await approve_twice(client, stream, review)
 
     def audited(state: dict[str, object]) -> bool:
-        return len(sp_list(state, "Audit Log")["items"]) >= 2  # requested, submitted
+        requests = sp_list(state, "Evidence Requests")["items"]
+        approved = any(i["fields"].get("Status") == "Approved" for i in requests)
+        return approved and len(sp_list(state, "Audit Log")["items"]) >= 5
 
     state = await eventually(running.sharepoint_state, audited)
     hashes = [str(i["fields"]["Hash"]) for i in sp_list(state, "Audit Log")["items"]]
     text, headings = await page_text(chromium, sharepoint_page_url(running.settings))
     assert {"Library: Evidence", "List: Evidence Requests", "List: Audit Log"} <= set(headings)
     assert "mfa-conditional-access.txt" in text
+    assert "Approved" in text  # the request's item, as the auditor browses it
     assert hashlib.sha256(REPORT).hexdigest() in text
     assert all(h in text for h in hashes)
