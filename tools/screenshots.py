@@ -37,6 +37,7 @@ from tools.warden_process import (
     Warden,
     add_to_groups,
     cli,
+    report_page,
     running_warden,
     wait_for_deliveries,
 )
@@ -46,7 +47,6 @@ CHANGE = "CHG0030001"
 CLASSIFICATION = "True positive: suspicious activity"
 CLOSING_COMMENT = "Encryption stopped by isolating FIN-SRV-02; files restored from backup."
 REQUIREMENT = "ISO27001-A.5.18-ACCESS-REVIEW"
-EVIDENCE_LINK = "https://contoso.sharepoint.com/sites/security/access-review-2026-q4.pdf"
 
 SCALE = 2
 """Device pixels per CSS pixel: sharp on high-density screens, as a person's laptop shows it."""
@@ -111,7 +111,7 @@ def help_journey(channel: Channel, out: Path) -> None:
     channel.shoot(answer, out / "help-card-playground.png")
 
 
-def evidence_journey(channel: Channel, warden: Warden, out: Path) -> None:
+def evidence_journey(channel: Channel, warden: Warden, out: Path, link: str) -> None:
     """Request evidence, hand in a link as its owner, and the reviewers' card.
 
     The Playground signs in one person (Alex Wilber) and its mention menu does not offer
@@ -135,10 +135,11 @@ def evidence_journey(channel: Channel, warden: Warden, out: Path) -> None:
 
     with step("hand in a link as the owner"):
         owner.get_by_role("button", name="Give a link").click()
-        owner.get_by_label("Link to the evidence").fill(EVIDENCE_LINK)
+        owner.get_by_label("Link to the evidence").fill(link)
         owner.get_by_role("button", name="Submit link (version 1)").click()
     review = channel.post_with(f"Evidence to review: {requirement.title}")
     channel.wait_in(review, "Approve", "the reviewers' card", exact=True)
+    channel.wait_in(review, "Filed in SharePoint", "the filed evidence on the reviewers' card")
     wait_for_deliveries(warden)
     channel.shoot(review, out / "evidence-review-playground.png")
 
@@ -146,7 +147,11 @@ def evidence_journey(channel: Channel, warden: Warden, out: Path) -> None:
 def take_screenshots(out: Path) -> list[Path]:
     """Run Warden, walk every journey, and return the files written under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    with running_warden() as warden, sync_playwright() as playwright:
+    with (
+        running_warden() as warden,
+        report_page(warden.var_dir) as link,
+        sync_playwright() as playwright,
+    ):
         browser = launch(playwright)
         page = browser.new_page(viewport=VIEWPORT, device_scale_factor=SCALE)
         page.set_default_timeout(WAIT_MS)
@@ -155,7 +160,7 @@ def take_screenshots(out: Path) -> list[Path]:
                 channel = Channel.open(page, warden.playground_url)
             incident_journeys(channel, warden, out)
             help_journey(channel, out)
-            evidence_journey(channel, warden, out)
+            evidence_journey(channel, warden, out, link)
         except StepFailed as failed:
             seen = Path(tempfile.gettempdir()) / "warden-screenshots-failure.png"
             page.screenshot(path=str(seen))

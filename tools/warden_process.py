@@ -10,12 +10,15 @@ in the sandbox directory (adding someone to a reviewer group).
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -221,3 +224,40 @@ def add_to_groups(warden: Warden, object_id: str, group_ids: list[str]) -> None:
     )
     if answer.status_code != 200:
         raise StepFailed(f"add the reviewer to the groups: {answer.status_code} {answer.text}")
+
+
+REPORT = (
+    b"Quarterly access review of privileged roles, 2026-Q4\n"
+    b"Reviewed: 14 privileged role assignments; removed: 2; reviewer: Security Operations.\n"
+)
+"""The evidence the screenshot journey links to: a short access-review report."""
+
+
+@contextlib.contextmanager
+def report_page(var_dir: Path) -> Iterator[str]:
+    """Serve ``REPORT`` over https on this machine with the sandbox's server certificate (the
+    one ``make run`` trusts), so a link handed in is really fetched and filed; yields it."""
+    folder = var_dir / "arm-sandbox"
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "server.pem", folder / "server-key.pem")
+
+    class Report(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(REPORT)))
+            self.end_headers()
+            self.wfile.write(REPORT)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Report)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://localhost:{server.server_address[1]}/reviews/access-review-2026-q4.txt"
+    finally:
+        server.shutdown()
+        server.server_close()
