@@ -32,6 +32,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import JsonValue
+
 from connectors.policy.client import PolicyInsightsClient
 from connectors.policy.errors import PolicyNotFound
 from connectors.sentinel.connection import SentinelConnection
@@ -136,6 +138,15 @@ class PolicyAttestation:
             written,
             len(resources),
         )
+        if written:
+            details: dict[str, JsonValue] = {
+                "submission": request.submission,
+                "attestations": written,
+                "resources": len(resources),
+            }
+            await evidence_store.record_written_back(
+                self._store, request.id, "azure-policy", details
+            )
 
     async def targets(self, requirement: Requirement, resource: str) -> list[Target]:
         """The assignments to attest ``resource`` under: the requirement's own, then those

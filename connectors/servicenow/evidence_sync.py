@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
 from connectors.servicenow.fields import Classification
 from connectors.servicenow.sync import ServiceNowConnection
@@ -29,8 +29,10 @@ from core.errors import DeliveryError, ItsmRecordNotFound, Outcome
 from core.evidence import RequestStatus
 from core.itsm import ItsmChange, RecordType
 from core.models import IncidentStatus, Severity
+from core.store import evidence as evidence_store
 from core.store.evidence_outcomes import EvidenceOutcome
 from core.store.outbox import Job
+from core.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +66,12 @@ def evidence_lines(outcome: EvidenceOutcome) -> list[str]:
 class EvidenceOutcomeDelivery:
     """The outbox handler of ``itsm.evidence_outcome`` jobs (see the module docstring)."""
 
-    def __init__(self, connection: ServiceNowConnection) -> None:
+    def __init__(self, connection: ServiceNowConnection, store: Store | None = None) -> None:
+        """Write through ``connection``; with ``store``, each outcome written is recorded in
+        the request's audit trail (``written_back``, once per submission)."""
         self._client = connection.client
         self._mapping = connection.mapping
+        self._store = store
 
     def remediation_fields(self, outcome: EvidenceOutcome) -> dict[str, str]:
         """The fields (and work note) a rejection writes to the remediation change."""
@@ -127,6 +132,7 @@ class EvidenceOutcomeDelivery:
         fields = self.remediation_fields(outcome)
         record = await self._client.upsert_by_correlation(_TABLE, key, fields)
         log.info("evidence rejection written to %s", record.number)
+        await self._audit(outcome, record.number)
 
     async def _approved(self, outcome: EvidenceOutcome, key: str) -> None:
         """Note the approval on the remediation change and close it (when there is one)."""
@@ -143,3 +149,17 @@ class EvidenceOutcomeDelivery:
         except ItsmRecordNotFound as exc:
             raise DeliveryError(f"{record.number} is gone: {exc}", outcome=Outcome.GONE) from exc
         log.info("evidence approval written to %s, closed", record.number)
+        await self._audit(outcome, record.number)
+
+    async def _audit(self, outcome: EvidenceOutcome, number: str) -> None:
+        """Record in the audit trail that the outcome reached ServiceNow's ``number``."""
+        if self._store is None:
+            return
+        details: dict[str, JsonValue] = {
+            "submission": outcome.submission,
+            "decision": outcome.decision.value,
+            "record": number,
+        }
+        await evidence_store.record_written_back(
+            self._store, outcome.request_id, "servicenow", details
+        )

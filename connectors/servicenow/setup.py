@@ -41,7 +41,7 @@ def handlers(connection: ServiceNowConnection, store: Store) -> dict[str, Handle
     return {
         ITSM_OUTCOME_JOB: ItsmOutcomeDelivery(connection, store),
         ITSM_CREATE_JOB: CreateChangeDelivery(connection, store),
-        ITSM_EVIDENCE_JOB: EvidenceOutcomeDelivery(connection),
+        ITSM_EVIDENCE_JOB: EvidenceOutcomeDelivery(connection, store),
     }
 
 

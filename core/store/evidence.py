@@ -423,20 +423,57 @@ async def record_filed(
             "fileName": filed.get("file_name"),
             "size": filed.get("file_size"),
         }
-        requirement = conn.execute(
-            select(evidence_requests.c.requirement_id).where(evidence_requests.c.id == request_id)
-        ).scalar_one()
-        draft = AuditDraft(
-            actor=WARDEN,
-            action=AuditAction.FILED,
-            requestId=request_id,
-            requirementId=requirement,
-            details=details,
-        )
-        append_audit(conn, store, [draft], jobs)
+        append_audit(conn, store, [_by_warden(conn, request_id, AuditAction.FILED, details)], jobs)
         return True
 
     return await store.run_write(write, None)
+
+
+async def record_written_back(
+    store: Store, request_id: str, system: str, details: dict[str, JsonValue]
+) -> bool:
+    """Append a ``written_back`` entry: Warden wrote the request's outcome to ``system``
+    (``azure-policy``, ``servicenow``) for ``details["submission"]``. Once per system and
+    submission, so a job run again adds nothing; False when it was recorded already."""
+
+    def write(conn: Connection, _: None) -> bool:
+        serialise_writes(conn)
+        rows = conn.execute(
+            select(audit_table.c.seq, audit_table.c.body).where(
+                audit_table.c.request_id == request_id
+            )
+        ).all()
+        for row in rows:
+            entry = _entry(store, row.seq, row.body)
+            if (
+                entry.action is AuditAction.WRITTEN_BACK
+                and entry.details.get("system") == system
+                and entry.details.get("submission") == details.get("submission")
+            ):
+                return False
+        said = {"system": system, **details}
+        append_audit(
+            conn, store, [_by_warden(conn, request_id, AuditAction.WRITTEN_BACK, said)], []
+        )
+        return True
+
+    return await store.run_write(write, None)
+
+
+def _by_warden(
+    conn: Connection, request_id: str, action: AuditAction, details: dict[str, JsonValue]
+) -> AuditDraft:
+    """An audit draft of something Warden itself did to the request."""
+    requirement = conn.execute(
+        select(evidence_requests.c.requirement_id).where(evidence_requests.c.id == request_id)
+    ).scalar_one()
+    return AuditDraft(
+        actor=WARDEN,
+        action=action,
+        requestId=request_id,
+        requirementId=requirement,
+        details=details,
+    )
 
 
 async def send_back(
@@ -480,6 +517,7 @@ __all__ = [
     "open_request",
     "record",
     "record_filed",
+    "record_written_back",
     "resolve_by_policy",
     "send_back",
     "submit",

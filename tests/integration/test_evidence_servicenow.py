@@ -15,6 +15,7 @@ import pytest
 
 from app import STORE, WORKER
 from cards.verbs import CardVerb
+from core.audit_chain import AuditAction
 from core.settings_servicenow import ServiceNowSettings
 from core.store import evidence as evidence_store
 from core.store import outbox
@@ -113,6 +114,15 @@ async def test_evidence_rejected_creates_one_remediation_change_with_the_reason(
     [note] = _notes(snow, change)
     assert "Evidence rejected by Rita Reviewer: The review is not signed off" in note
     assert snow.contract_problems == []
+    store = room.warden.client.server.app[STORE]
+    [written] = [
+        e for e in await evidence_store.audit_entries(store) if e.action is AuditAction.WRITTEN_BACK
+    ]
+    assert written.details["system"] == "servicenow"
+    assert (written.details["decision"], written.details["record"]) == (
+        "rejected",
+        change["number"],
+    )
 
 
 async def test_evidence_no_servicenow_job_for_changes_requested_or_a_partial_approval(

@@ -21,6 +21,7 @@ import pytest
 from app import STORE, WORKER
 from bot.evidence import card_job, quarter
 from cards.verbs import CardVerb
+from core.audit_chain import AuditAction
 from core.catalog import load_catalog
 from core.evidence import RequestSource, draft_for
 from core.store import evidence as evidence_store
@@ -213,6 +214,14 @@ async def test_writeback_job_run_twice_keeps_one_attestation_each(
     assert len(_attestations(arm)) == 2
     puts = [c.status for c in arm.calls(service="arm") if c.method == "PUT"]
     assert puts == [201, 201, 200, 200]
+    written = [
+        e
+        for e in await evidence_store.audit_entries(store)
+        if e.action is AuditAction.WRITTEN_BACK and e.request_id == request_id
+    ]
+    assert [(e.details["system"], e.details["attestations"]) for e in written] == [
+        ("azure-policy", 2)
+    ], "the audit trail says it once, however often the job runs"
 
 
 async def test_writeback_policy_insights_503_is_retried(room: Room, arm: ArmSandbox) -> None:
