@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from bot.delivery import CardSender
 from cards.evidence import owner_card, people_on, reviewers_card
-from core.catalog import GUID, UPN, Catalog
+from core.catalog import GUID, UPN, Catalog, Requirement
 from core.errors import DeliveryError, Outcome
 from core.evidence import EvidenceRequest
 from core.models import ConversationKind, ConversationRef
@@ -104,6 +104,9 @@ class EvidenceCardDelivery:
         if not conversation.active:
             log.info("outbox job %s skipped: the bot left the conversation", job.id)
             return
+        reviewed = await self._review_place(role, record.request.id, requirement, conversation_id)
+        if reviewed is not None:
+            conversation_id, conversation = reviewed
         if self._people is not None:
             personal = job.payload.get("personal") is True
             target = await self._routed(role, record.request, conversation_id, personal)
@@ -126,6 +129,28 @@ class EvidenceCardDelivery:
         await cards_store.record_posted(
             self._store, request.id, role, conversation_id, activity_id, request.version
         )
+
+    async def _review_place(
+        self, role: CardRole, request_id: str, requirement: Requirement, here: str
+    ) -> tuple[str, Conversation] | None:
+        """Where a card meant for ``here`` goes instead when the requirement has a review
+        channel: the reviewers' card there; the owner's card, when a click in the review
+        channel redraws it, back where it was posted. None: ``here`` it is."""
+        channel = requirement.review_channel.id if requirement.review_channel else None
+        if channel is None:
+            return None
+        if role is CardRole.REVIEWERS and here != channel:
+            found = await self._store.conversation(channel)
+            if found is None or not found.active:
+                log.warning("the review channel of %s is unknown to Warden", requirement.id)
+                return None
+            return channel, found
+        if role is CardRole.OWNER and here == channel:
+            places = await cards_store.posted_in(self._store, request_id, CardRole.OWNER)
+            elsewhere = next((place for place in places if place != channel), None)
+            found = await self._store.conversation(elsewhere) if elsewhere else None
+            return None if found is None or elsewhere is None else (elsewhere, found)
+        return None
 
     async def _routed(
         self, role: CardRole, request: EvidenceRequest, here: str, personal: bool

@@ -144,6 +144,7 @@ AssignmentId = Annotated[
 ]
 Days = list[Annotated[StrictInt, Field(ge=0)]]
 Owner = Annotated[Principal, _principal(PrincipalKind.USER, PrincipalKind.GROUP)]
+Channel = Annotated[Principal, _principal(PrincipalKind.CHANNEL)]
 Group = Annotated[Principal, _principal(PrincipalKind.GROUP)]
 Escalation = Annotated[
     Principal, _principal(PrincipalKind.USER, PrincipalKind.GROUP, PrincipalKind.CHANNEL)
@@ -173,6 +174,11 @@ class Requirement(BaseModel):
     owner: Owner = Field(description="Who provides the evidence: a UPN or an Entra group id.")
     reviewers: Annotated[list[Group], AfterValidator(_unique)] = Field(
         min_length=1, description="Entra groups whose members may approve."
+    )
+    review_channel: Channel | None = Field(
+        None,
+        description="The Teams channel where the reviewers' card goes (Warden installed in its "
+        "team); default: where the request was asked for, or `WARDEN_EVIDENCE_CHANNEL`.",
     )
     approvals: StrictInt = Field(1, ge=1, le=10, description="Distinct reviewers who approve.")
     due_days: StrictInt = Field(ge=1, le=3650, description="Days from request to due date.")

@@ -242,13 +242,13 @@ class PolicyEvidencePoller:
         return True
 
     async def _redraws(self, request_id: str, channel: str | None) -> list[FollowUp]:
-        """Jobs redrawing the request's cards in the channel: the owner's, and the
-        reviewers' when it was posted there."""
+        """Jobs redrawing the request's cards: the owner's, and the reviewers' once it was
+        posted (the delivery takes each to where it sits)."""
         if self._cards is None or channel is None:
             return []
         roles = [CardRole.OWNER]
-        if await cards_store.posted(self._store, request_id, CardRole.REVIEWERS, channel):
-            roles.append(CardRole.REVIEWERS)
+        if await cards_store.posted_in(self._store, request_id, CardRole.REVIEWERS):
+            roles.append(CardRole.REVIEWERS)  # delivered where it sits (a review channel too)
         return [self._cards.job(request_id, role, channel, by_key=False) for role in roles]
 
 

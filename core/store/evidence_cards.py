@@ -83,6 +83,17 @@ async def posted(
     return None if row is None else PostedEvidenceCard(row.activity_id, row.version)
 
 
+async def posted_in(store: Store, request_id: str, role: CardRole) -> list[str]:
+    """The conversations where the request's ``role`` card was posted, first posted first."""
+    stmt = (
+        select(evidence_cards.c.conversation_id)
+        .where(evidence_cards.c.request_id == request_id, evidence_cards.c.role == role.value)
+        .order_by(evidence_cards.c.posted_at)
+    )
+    async with store.reading() as conn:
+        return [str(row[0]) for row in (await conn.execute(stmt)).all()]
+
+
 async def shown_in(store: Store, request_id: str, conversation_id: str) -> bool:
     """True when any card of the request was posted in the conversation."""
     stmt = (

@@ -415,6 +415,38 @@ async def test_evidence_link_outside_allowed_hosts_refused_on_the_card(
     assert "Waiting for review" in text_of(accepted)
 
 
+async def test_review_channel_gets_the_reviewers_card_the_owner_card_stays(
+    tmp_path: Path, start_warden: WardenFactory
+) -> None:
+    """A requirement with a review channel: asked for in the compliance channel, the owner's
+    card stays there while the reviewers' card goes to the review channel; approving there
+    redraws the owner's card where it is, never posting one in the review channel."""
+    review = channel_id("grc-review")
+    catalog = tmp_path / "requirements.yaml"
+    catalog.write_text(
+        CATALOG.replace(
+            "    approvals: 2\n", f'    approvals: 2\n    review_channel: "{review}"\n', 1
+        ),
+        encoding="utf-8",
+    )
+    warden = await start_warden(requirements_file=catalog)
+    room = Room(warden, channel_id("compliance"))
+    reviewers = Room(warden, review)
+    await warden.install(room.conversation)
+    await warden.install(review)
+    await requested(room)
+    await room.click(CardVerb.EVIDENCE_SUBMIT, OWNER, {"kind": "attestation", "attestation": "ok"})
+    assert "Evidence to review" not in str(
+        [r.body for r in warden.connector.posts(room.conversation, successful=True)]
+    )
+    await reviewers.click(CardVerb.EVIDENCE_APPROVE, RITA)
+    answer = await reviewers.click(CardVerb.EVIDENCE_APPROVE, SAM)
+    assert "Approved" in text_of(answer)
+    assert "Approved" in text_of(room.owner_card())
+    in_review = [r.body for r in warden.connector.posts(review, successful=True)]
+    assert not any("Evidence requested: " in str(body) for body in in_review)
+
+
 def _facts(card: Any) -> list[dict[str, str]]:
     if isinstance(card, dict):
         found = list(card["facts"]) if card.get("type") == "FactSet" else []
