@@ -13,7 +13,8 @@ through an upload session with the same fragments (16 x 320 KiB), from the same 
 The ARM and Graph sandboxes run in this process, so the server's work is in both figures.
 Each client runs ``rounds`` timed uploads (best taken), then one under ``tracemalloc`` for
 the peak of Python allocations (the sandbox's included). Prints MB/s, peak MiB, and the
-ratio Warden/raw.
+ratio Warden/raw (goal ≥ 0.8); then how far the process's resident set rises while Warden files
+one 200 MB file (``--quick``: 20 MB; goal < 50 MB).
 """
 
 from __future__ import annotations
@@ -111,7 +112,36 @@ async def measure(upload: Upload, size: int, rounds: int, first: int) -> tuple[f
     return size / MB / best, peak / 1024 / 1024
 
 
-async def run(size: int, rounds: int, state: Path) -> None:
+def _rss_mib() -> float:
+    """This process's resident set now (Linux ``/proc``), MiB."""
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def rss_growth(upload: Upload, size: int, number: int) -> float:
+    """How far the resident set rises (MiB, sampled every 5 ms) while ``upload`` files one
+    file of ``size`` bytes: what holding it in memory would show."""
+    before = peak = _rss_mib()
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_mib())
+            await asyncio.sleep(0.005)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        await upload(size, number)
+    finally:
+        done.set()
+        await sampler
+    return max(peak, _rss_mib()) - before
+
+
+async def run(size: int, rounds: int, state: Path, large: int) -> None:
     """Start the sandboxes, measure both clients, print the table."""
     async with (
         run_arm_sandbox(sandbox=ArmSandbox(seed_examples=False)) as arm,
@@ -144,7 +174,11 @@ async def run(size: int, rounds: int, state: Path) -> None:
                 client = graph_client(credential, resilient, base_url=graph.graph_url)
                 filer = EvidenceFiler(client, resilient, drive_id, fetch=fetch, limits=LIMITS)
                 warden = await measure(warden_upload(filer), size, rounds, 0)
+                growth = await rss_growth(warden_upload(filer), large, rounds + 1)
     _print(size, raw, warden)
+    mark = "✓" if growth < 50 else "✗"
+    label = f"Warden filing one {large // MB} MB file: RSS growth"
+    print(f"| {label} | {growth:,.1f} MiB {mark} | goal < 50 MB |")
 
 
 def _library(graph: GraphSandbox) -> str:
@@ -173,9 +207,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run (CI): 10 MB")
     args = parser.parse_args()
-    size, rounds = (10 * MB, 3) if args.quick else (50 * MB, 5)
+    size, rounds, large = (10 * MB, 3, 20 * MB) if args.quick else (50 * MB, 5, 200 * MB)
     with TemporaryDirectory() as tmp:
-        asyncio.run(run(size, rounds, Path(tmp)))
+        asyncio.run(run(size, rounds, Path(tmp), large))
 
 
 if __name__ == "__main__":

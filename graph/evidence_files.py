@@ -64,6 +64,7 @@ from core.evidence_files import is_executable as is_executable
 log = logging.getLogger(__name__)
 
 _SEND_SLICE = 1024 * 1024
+_THREAD_HASH = 1024 * 1024  # pieces this large are hashed on a thread
 _EXECUTABLE = "executable files are not accepted as evidence"
 _NOT_AS_DECLARED = "the file is not as long as declared"
 _BAD_SEGMENT = re.compile(r'["*:<>?/\\|#%\x00-\x1f]')
@@ -186,7 +187,10 @@ class _Reader:
             filled += taken
         view.release()
         del buffer[filled:]
-        self.sha256.update(buffer)
+        if filled >= _THREAD_HASH:  # hashlib lets the GIL go: the loop goes on meanwhile
+            await asyncio.to_thread(self.sha256.update, buffer)
+        else:
+            self.sha256.update(buffer)
         self.count += filled
         return buffer
 
@@ -320,11 +324,17 @@ class EvidenceFiler:
                 end = offset + len(fragment)
                 if end == size and not await reader.at_end():
                     raise EvidenceRefused(_NOT_AS_DECLARED, f"over {size}")
-                answer = await self._send_fragment(url, fragment, offset, size)
                 if end == size:
+                    answer = await self._send_fragment(url, fragment, offset, size)
                     return self._filed(answer, size, reader)
-                offset, fragment = end, bytearray()  # let the sent fragment go first
-                fragment = await reader.read(min(self.limits.fragment, size - offset))
+                # the next fragment is read and hashed while this one travels
+                ahead = asyncio.create_task(reader.read(min(self.limits.fragment, size - end)))
+                try:
+                    await self._send_fragment(url, fragment, offset, size)
+                except BaseException:
+                    ahead.cancel()
+                    raise
+                offset, fragment = end, await ahead
                 if offset + len(fragment) < size and len(fragment) < self.limits.fragment:
                     raise EvidenceRefused(_NOT_AS_DECLARED, f"{offset} read")
         except (EvidenceRefused, _Restart):

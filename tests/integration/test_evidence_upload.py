@@ -164,7 +164,9 @@ async def test_file_50mb_uses_session_in_320k_multiples_with_bounded_memory(
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < min(size / 4, 3 * LIMITS.fragment), f"peak {peak} bytes"
+    # the fragment on its way, the next one read ahead, the sandbox's copy of the body
+    # (it runs in this process), slack: never the file
+    assert peak < min(size / 3, 4 * LIMITS.fragment), f"peak {peak} bytes"
     assert filed.size == size and filed.sha256 == await expected_sha256(size)
     puts = graph.calls("uploadSession_PutBytes")
     assert session_creations(graph) == 1 and len(puts) == -(-size // LIMITS.fragment)
