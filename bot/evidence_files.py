@@ -32,10 +32,10 @@ from core.evidence import EvidenceRequest
 from core.evidence_files import UploadLimits, is_executable
 from core.models import ConversationKind
 from core.store import evidence as evidence_store
+from core.store import evidence_cards as cards_store
 from core.store import evidence_chat_files as chat_store
 from core.store.evidence import FollowUp
 from core.store.evidence_cards import EVIDENCE_CARD_JOB, CardRole, card_job_payload
-from core.store.schema import evidence_cards
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class ChatFileDesk:
         file_id: str | None = None,
     ) -> Card:
         """Record the submission with its filing and card jobs; answer with what happened."""
-        where = await self._card_conversations(request.id)
+        where = await cards_store.posted_in(self._store, request.id, CardRole.OWNER)
         jobs = [job for conversation in where for job in _redraws(request.id, conversation)]
         jobs += evidence_store.filing_jobs(request.id, where[0] if where else "")
         try:
@@ -172,20 +172,6 @@ class ChatFileDesk:
         self._wake()
         log.info("evidence request %s: a file was handed in from chat", request.id)
         return file_received_card(change.request, requirement, file.file_name)
-
-    async def _card_conversations(self, request_id: str) -> list[str]:
-        """The conversations where the request's owner card was posted, first posted first."""
-        stmt = (
-            evidence_cards.select()
-            .with_only_columns(evidence_cards.c.conversation_id)
-            .where(
-                evidence_cards.c.request_id == request_id,
-                evidence_cards.c.role == CardRole.OWNER.value,
-            )
-            .order_by(evidence_cards.c.posted_at)
-        )
-        async with self._store.reading() as conn:
-            return [row.conversation_id for row in await conn.execute(stmt)]
 
 
 def _redraws(request_id: str, conversation_id: str) -> list[FollowUp]:
