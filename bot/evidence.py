@@ -370,6 +370,12 @@ class EvidenceDesk:
         )
         log.info("evidence %s recorded on request %s", verb.value, data.request)
 
+    async def member_of(self, object_id: str, group_ids: Sequence[str]) -> bool:
+        """Whether ``object_id`` is in one of ``group_ids`` (Graph); False without Graph."""
+        if self._reviewers is None:
+            return False
+        return await self._reviewers.is_member(object_id, group_ids)
+
     async def _for_owner_group(self, user: User, request_id: str, requirement: Requirement) -> bool:
         """True when ``user`` answers for the request's owner: its owner is the requirement's
         owner group and they are a member (so they may hand in, and may not approve)."""
@@ -379,7 +385,7 @@ class EvidenceDesk:
         request = await evidence_store.get(self._store, request_id)
         if request is None or not user.aad_object_id or request.owner.lower() != owner.id.lower():
             return False
-        return await self._reviewers.is_member(user.aad_object_id.lower(), [owner.id])
+        return await self.member_of(user.aad_object_id.lower(), [owner.id])
 
     def _redraws(self, request_id: str, action: CardAction) -> list[FollowUp]:
         conversation = action.conversation.conversation_id

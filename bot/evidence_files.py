@@ -14,7 +14,7 @@ kept; a file in a channel is answered with where to attach it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,7 +26,7 @@ from cards.evidence import (
     file_received_card,
     no_file_request_card,
 )
-from core.catalog import Catalog, EvidenceKind, Requirement
+from core.catalog import Catalog, EvidenceKind, PrincipalKind, Requirement
 from core.errors import EvidenceRefused
 from core.evidence import EvidenceRequest
 from core.evidence_files import UploadLimits, is_executable
@@ -53,6 +53,10 @@ class AttachFileData(BaseModel):
     request: str = Field(min_length=1, max_length=64)
 
 
+MemberCheck = Callable[[str, Sequence[str]], Awaitable[bool]]
+"""``(object id, group ids) -> bool``: a member (transitively) of one of the groups."""
+
+
 class ChatFileDesk:
     """Answers messages with files, and the click that says which request a file is for."""
 
@@ -63,12 +67,16 @@ class ChatFileDesk:
         *,
         wake: Callable[[], None] = lambda: None,
         limits: UploadLimits | None = None,
+        member_of: MemberCheck | None = None,
     ) -> None:
-        """``catalog``: the requirements (None: evidence is off); ``wake``: the outbox's."""
+        """``catalog``: the requirements (None: evidence is off); ``wake``: the outbox's;
+        ``member_of``: whether a person is in one of some Entra groups (Graph), so members of
+        a requirement's owner group hand files in for it (None: direct owners only)."""
         self._store = store
         self._catalog = catalog
         self._wake = wake
         self._limits = limits or UploadLimits()
+        self._member_of = member_of
 
     async def receive(self, message: Message) -> list[Card]:
         """One card per attached file: handed in, pick a request, or why not."""
@@ -137,14 +145,32 @@ class ChatFileDesk:
         return None
 
     async def _taking_files(self, owner: str) -> list[tuple[EvidenceRequest, Requirement]]:
-        """The owner's requests awaiting evidence whose requirement takes a file."""
+        """The owner's requests awaiting evidence whose requirement takes a file: asked of
+        them, or of an owner group they are a member of."""
         assert self._catalog is not None
         found = []
         for request in await chat_store.awaiting_files(self._store, owner):
             requirement = self._catalog.get(request.requirement_id)
             if requirement is not None and EvidenceKind.FILE in requirement.evidence:
                 found.append((request, requirement))
+        for group in await self._owner_groups_of(owner):
+            for request in await chat_store.awaiting_files(self._store, group):
+                requirement = self._catalog.get(request.requirement_id)
+                if requirement is not None and EvidenceKind.FILE in requirement.evidence:
+                    found.append((request, requirement))
         return found
+
+    async def _owner_groups_of(self, person: str) -> list[str]:
+        """The catalog's owner groups (of requirements taking files) ``person`` is in."""
+        assert self._catalog is not None
+        if self._member_of is None:
+            return []
+        groups = {
+            r.owner.id
+            for r in self._catalog
+            if r.owner.kind is PrincipalKind.GROUP and EvidenceKind.FILE in r.evidence
+        }
+        return [group for group in sorted(groups) if await self._member_of(person, [group])]
 
     async def _hand_in(
         self,
@@ -166,6 +192,7 @@ class ChatFileDesk:
                 accepted=requirement.evidence,
                 jobs=jobs,
                 file_id=file_id,
+                acts_for_owner=request.owner.lower() != file.owner,  # for its owner group
             )
         except EvidenceRefused as refused:
             return error_card("File not handed in", refused.user_message)

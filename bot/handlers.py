@@ -122,6 +122,7 @@ class WardenBot:
             store,
             evidence.catalog if evidence is not None else None,
             wake=(lambda: evidence.wake()) if evidence is not None else (lambda: None),
+            member_of=evidence.member_of if evidence is not None else None,
         )
         if evidence is not None:
             self._actions[CardVerb.EVIDENCE_ATTACH_FILE] = self._files.attach

@@ -124,10 +124,12 @@ async def submit(
     accepted: Sequence[EvidenceKind],
     jobs: Sequence[FollowUp] = (),
     file_id: str | None = None,
+    acts_for_owner: bool = False,
 ) -> Transition:
     """Record ``file`` as the request's next submission (evidence kind ``file``, its name;
     size and SHA-256 come when filed) and keep it as that submission's source, in one
-    transaction. ``file_id``: the held file this is (a new row is written otherwise)."""
+    transaction. ``file_id``: the held file this is (a new row is written otherwise);
+    ``acts_for_owner``: the sender answers for the owner (a member of its owner group)."""
     evidence = Evidence.model_validate({"kind": EvidenceKind.FILE, "file_name": file.file_name})
 
     def keep(conn: Connection, change: Transition) -> None:
@@ -150,6 +152,7 @@ async def submit(
         evidence,
         file.owner,
         seen=request.version,
+        acts_for_owner=acts_for_owner,
         accepted=accepted,
         jobs=jobs,
         also=keep,

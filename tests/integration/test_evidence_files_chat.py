@@ -75,7 +75,15 @@ requirements:
     owner: owner@contoso.com
     reviewers: ["6f4c1b3e-2a8d-4b9e-9c1a-0d2e3f4a5b6c"]
     due_days: 30
+  - id: ISO-A.12.3
+    title: Backup team restore drill
+    guidance: The drill's report.
+    evidence: [file]
+    owner: "7d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
+    reviewers: ["6f4c1b3e-2a8d-4b9e-9c1a-0d2e3f4a5b6c"]
+    due_days: 30
 """
+BACKUP_TEAM = "7d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
 
 OWNER = {
     "id": "29:olivia",
@@ -211,7 +219,7 @@ class Owner:
         store: Store = self.warden.client.server.app[STORE]
         return store
 
-    async def asked_for(self, requirement_id: str) -> str:
+    async def asked_for(self, requirement_id: str, owner: str = OWNER["aadObjectId"]) -> str:
         """A request for ``requirement_id`` is opened, its owner card posted in the channel."""
         requirement = self.catalog.get(requirement_id)
         assert requirement is not None
@@ -222,7 +230,7 @@ class Owner:
             period=quarter(today),
             requested_by="adele@contoso.com",
             today=today,
-            owner=OWNER["aadObjectId"],
+            owner=owner,
         )
         job = card_job(draft.dedupe_key(), CardRole.OWNER, CHANNEL, by_key=True)
         request, _ = await evidence_store.open_request(self.store, draft, jobs=[job])
@@ -349,6 +357,24 @@ async def test_file_one_open_request_filed_with_its_sha256(
     assert submitted[-1].details["kind"] == "file"
     assert submitted[-1].details["fileName"] == "restore-report.pdf"
     assert "download" not in str(submitted[-1].details).lower()
+
+
+async def test_file_from_a_member_of_the_owner_group_is_handed_in_for_it(
+    owner: Owner, downloads: Downloads, arm: ArmSandbox
+) -> None:
+    """A requirement owned by an Entra group: a member (checked in Graph) attaching a file in
+    their personal chat hands it in for the group's request; it is filed like any other."""
+    arm.set_member_groups(OWNER["aadObjectId"], [BACKUP_TEAM])
+    request_id = await owner.asked_for("ISO-A.12.3", owner=BACKUP_TEAM)
+    url = downloads.offer(small())
+    [reply] = await owner.attach(file_attachment("drill-report.pdf", url))
+    assert "Evidence received" in text_of(reply)
+    await owner.until(lambda: owner.filed(request_id))
+    record = await evidence_store.record(owner.store, request_id)
+    assert record is not None and record.request.owner == BACKUP_TEAM
+    [sub] = record.submissions
+    assert sub.submitted_by == OWNER["aadObjectId"]
+    assert sub.sha256 == hashlib.sha256(REPORT).hexdigest()
 
 
 async def test_file_several_requests_choice_then_click_files_it(
