@@ -282,8 +282,9 @@ class _WardenHandler(logging.StreamHandler[IO[str]]):
 
 # Loggers pinned to WARNING at any level: aiohttp's access lines duplicate ours (with the raw
 # address and query string); SQL echo and aiosqlite's DEBUG lines carry parameters and rows;
-# httpx's and httpcore's repeat ``warden.outbound``'s call lines with full URLs and queries.
-_QUIET = ("aiohttp.access", "sqlalchemy.engine", "aiosqlite", "httpx", "httpcore")
+# httpx's and httpcore's repeat ``warden.outbound``'s call lines with full URLs and queries;
+# the Azure SDK's log every request's headers and each token fetch at INFO.
+_QUIET = ("aiohttp.access", "sqlalchemy.engine", "aiosqlite", "httpx", "httpcore", "azure")
 
 
 def configure_logging(

@@ -39,7 +39,7 @@ SIGNATURE = "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="
 EMAIL = "Adele.Vance@contoso.com"
 PASSWORD = "app-password-Zq8~x"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-QUIET = ("aiohttp.access", "aiosqlite", "sqlalchemy.engine")
+QUIET = ("aiohttp.access", "aiosqlite", "sqlalchemy.engine", "azure")
 
 
 @dataclass
@@ -272,7 +272,8 @@ def test_configure_logging_called_twice_one_handler(capture: Capture) -> None:
 
 
 def test_configure_logging_debug_row_data_loggers_stay_quiet(capture: Capture) -> None:
-    """Even at DEBUG, SQL echo, aiosqlite and aiohttp's own access lines stay at WARNING."""
+    """Even at DEBUG, SQL echo, aiosqlite, aiohttp's own access lines and the Azure SDK's
+    request logs stay at WARNING."""
     for name in QUIET:
         assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING
 
