@@ -229,7 +229,9 @@ class OutboxWorker:
             self._settled.notify_all()
 
     async def wait_until(self, check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-        """Return once ``check()`` is true, re-checked after each job's outcome is saved."""
+        """Return once ``check()`` is true, re-checked after each job's outcome is saved here,
+        and at least every poll interval (another replica may have done the work)."""
         async with asyncio.timeout(within), self._settled:
             while not await check():
-                await self._settled.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled.wait(), self._settings.poll_seconds)

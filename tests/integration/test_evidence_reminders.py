@@ -69,7 +69,9 @@ class Desk:
             jobs = await outbox.list_jobs(app[STORE], outbox.UNFINISHED)
             return not [job for job in jobs if job.kind != "audit.mirror"]
 
-        await app[WORKER].wait_until(idle)
+        # two replicas' workers share the jobs and their connector's pacing: room for a
+        # loaded machine (a 429 pauses the conversation for the seconds it asks)
+        await app[WORKER].wait_until(idle, within=30)
 
     def sent(self, heading: str) -> list[Any]:
         """Cards posted with ``heading`` (reminders and escalations), oldest first."""
