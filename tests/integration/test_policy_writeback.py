@@ -12,31 +12,32 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app import STORE, WORKER
-from bot.evidence import card_job, quarter
-from cards.verbs import CardVerb
+from app import WORKER
 from core.audit_chain import AuditAction
-from core.catalog import load_catalog
-from core.evidence import RequestSource, draft_for
 from core.store import evidence as evidence_store
 from core.store import outbox
-from core.store.evidence_cards import CardRole
 from core.store.posture import POLICY_ATTEST_JOB
 from core.store.schema import outbox as outbox_table
-from core.store.store import Store
 from sandbox.arm import ArmSandbox, Fault, run_arm_sandbox
 from sandbox.openid import OpenIdSandbox, SigningKey, mint, serve_openid_sandbox_in_thread
 from tests.integration.conftest import WardenFactory
-from tests.integration.test_evidence_chat import OWNER, RITA, Room
+from tests.integration.policy_support import (
+    FiledLink,
+    approve_filed,
+    attest_jobs,
+    attested,
+    open_policy_request,
+    policy_room,
+    store_of,
+)
+from tests.integration.test_evidence_chat import RITA, Room
 from tests.integration.test_webhook_entra import APP_ID, TENANT, _claims
-from tests.integration.triage_support import connected_settings
-from tests.support import channel_id
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
@@ -60,7 +61,6 @@ requirements:
 LINK = "https://contoso.example/reports/key-rotation-q4.pdf"
 WEB_URL = "https://contoso.sharepoint.com/sites/grc/Evidence/CIS-8.5/key-rotation-q4.pdf"
 DIGEST = hashlib.sha256(b"key rotation report").hexdigest()
-CHANNEL = channel_id("compliance")
 
 
 def vault(name: str) -> str:
@@ -82,76 +82,19 @@ async def arm() -> AsyncIterator[ArmSandbox]:
 @pytest.fixture
 async def room(tmp_path: Path, start_warden: WardenFactory, arm: ArmSandbox) -> Room:
     """Warden attesting to the ARM sandbox, installed in the compliance channel."""
-    catalog = tmp_path / "requirements.yaml"
-    catalog.write_text(CATALOG, encoding="utf-8")
-    settings = connected_settings(
-        arm,
-        requirements_file=catalog,
-        policy_scopes=f"{SCOPE}/resourceGroups/rg-polled",
-        policy_poll_seconds=3600,
-    )
-    warden = await start_warden(**settings)
-    await warden.install(CHANNEL)
-    return Room(warden, CHANNEL)
+    return await policy_room(tmp_path, start_warden, arm, CATALOG, SCOPE)
 
 
-def _store(room: Room) -> Store:
-    store: Store = room.warden.client.server.app[STORE]
-    return store
+FILED = FiledLink(LINK, WEB_URL, "01ABCDEF", DIGEST, "key-rotation-q4.pdf")
+_store, _attest_jobs, _attested = store_of, attest_jobs, attested
 
 
 async def _open(room: Room, *resources: str) -> str:
-    """Open a policy request for ``resources`` as the poller does (owner's card posted)."""
-    catalog = room.warden.settings.requirements_file
-    assert catalog is not None
-    requirement = load_catalog(catalog).get("CIS-8.5")
-    assert requirement is not None
-    today = datetime.now(UTC).date()
-    draft = draft_for(
-        requirement,
-        source=RequestSource.POLICY,
-        period=quarter(today),
-        requested_by="warden",
-        today=today,
-        scope=resources[0],
-        owner=OWNER["aadObjectId"],
-        resources=resources,
-    )
-    job = card_job(draft.dedupe_key(), CardRole.OWNER, CHANNEL, by_key=True)
-    request, created = await evidence_store.open_request(_store(room), draft, jobs=[job])
-    assert created
-    room.warden.client.server.app[WORKER].wake()
-    await room.settled()
-    return request.id
+    return await open_policy_request(room, "CIS-8.5", *resources)
 
 
 async def _approve(room: Room, request_id: str) -> None:
-    """The owner hands in a link, SharePoint files it, Rita approves."""
-    await room.click(CardVerb.EVIDENCE_SUBMIT, OWNER, {"kind": "link", "link": LINK})
-    filed = {
-        "web_url": WEB_URL,
-        "item_id": "01ABCDEF",
-        "sha256": DIGEST,
-        "file_name": "key-rotation-q4.pdf",
-        "file_size": 19,
-    }
-    assert await evidence_store.record_filed(_store(room), request_id, 1, filed)
-    await room.click(CardVerb.EVIDENCE_APPROVE, RITA)
-
-
-async def _attest_jobs(room: Room) -> list[outbox.JobRow]:
-    return [j for j in await outbox.list_jobs(_store(room)) if j.kind == POLICY_ATTEST_JOB]
-
-
-async def _attested(room: Room) -> list[outbox.JobRow]:
-    """Wait until no ``policy.attest`` job is left to run; those jobs."""
-
-    async def idle() -> bool:
-        jobs = await _attest_jobs(room)
-        return bool(jobs) and all(j.status not in outbox.UNFINISHED for j in jobs)
-
-    await room.warden.client.server.app[WORKER].wait_until(idle)
-    return await _attest_jobs(room)
+    await approve_filed(room, request_id, FILED)
 
 
 def _attestations(arm: ArmSandbox) -> dict[str, dict[str, Any]]:
