@@ -388,11 +388,7 @@ class EvidenceDesk:
         return await self.member_of(user.aad_object_id.lower(), [owner.id])
 
     def _redraws(self, request_id: str, action: CardAction) -> list[FollowUp]:
-        conversation = action.conversation.conversation_id
-        return [
-            card_job(request_id, role, conversation, by_key=False)
-            for role in (CardRole.OWNER, CardRole.REVIEWERS)
-        ]
+        return cards_store.redraw_jobs(request_id, action.conversation.conversation_id)
 
     async def _actor(self, user: User, requirement: Requirement | None, doing: str) -> str:
         """Who acts (Entra object id), remembered by name; a reviewer when ``requirement``."""

@@ -34,8 +34,7 @@ from core.models import ConversationKind
 from core.store import evidence as evidence_store
 from core.store import evidence_cards as cards_store
 from core.store import evidence_chat_files as chat_store
-from core.store.evidence import FollowUp
-from core.store.evidence_cards import EVIDENCE_CARD_JOB, CardRole, card_job_payload
+from core.store.evidence_cards import CardRole
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -182,7 +181,7 @@ class ChatFileDesk:
     ) -> Card:
         """Record the submission with its filing and card jobs; answer with what happened."""
         where = await cards_store.posted_in(self._store, request.id, CardRole.OWNER)
-        jobs = [job for conversation in where for job in _redraws(request.id, conversation)]
+        jobs = [job for place in where for job in cards_store.redraw_jobs(request.id, place)]
         jobs += evidence_store.filing_jobs(request.id, where[0] if where else "")
         try:
             change = await chat_store.submit(
@@ -199,16 +198,3 @@ class ChatFileDesk:
         self._wake()
         log.info("evidence request %s: a file was handed in from chat", request.id)
         return file_received_card(change.request, requirement, file.file_name)
-
-
-def _redraws(request_id: str, conversation_id: str) -> list[FollowUp]:
-    """The ``evidence.card`` jobs that redraw both cards of the request in a conversation."""
-    return [
-        FollowUp(
-            EVIDENCE_CARD_JOB,
-            f"evidence|{request_id}|{conversation_id}",
-            dict(card_job_payload(request_id, role, conversation_id)),
-            conversation_id=conversation_id,
-        )
-        for role in (CardRole.OWNER, CardRole.REVIEWERS)
-    ]

@@ -35,7 +35,7 @@ from core.evidence import RequestStatus, Submission, approvers
 from core.store import evidence as evidence_store
 from core.store import evidence_chat_files as chat_store
 from core.store.evidence import FollowUp, RequestRecord
-from core.store.evidence_cards import EVIDENCE_CARD_JOB, CardRole, card_job_payload
+from core.store.evidence_cards import redraw_jobs
 from core.store.outbox import Job
 from core.store.store import Store
 from graph import evidence_chat_files as chat_files
@@ -331,19 +331,9 @@ class EvidenceFiling:
 
 
 def redraws(request_id: str, conversation_id: str) -> list[FollowUp]:
-    """The ``evidence.card`` jobs that redraw both cards of a request in a conversation once
-    its evidence is filed: the version is unchanged, so they say ``redraw`` to be drawn."""
-    if not conversation_id:
-        return []
-    return [
-        FollowUp(
-            EVIDENCE_CARD_JOB,
-            f"evidence|{request_id}|{conversation_id}",
-            {**card_job_payload(request_id, role, conversation_id), "redraw": True},
-            conversation_id=conversation_id,
-        )
-        for role in (CardRole.OWNER, CardRole.REVIEWERS)
-    ]
+    """The jobs redrawing both cards of a request in a conversation once its evidence was
+    filed (or handed back): drawn even at the version already posted."""
+    return redraw_jobs(request_id, conversation_id, filed=True)
 
 
 class EvidenceListSync:

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from sqlalchemy import func, select, update
 
+from core.store.evidence import FollowUp
 from core.store.schema import (
     evidence_cards,
     evidence_owner_chats,
@@ -67,6 +68,24 @@ class PostedEvidenceCard:
 def card_job_payload(request_id: str, role: CardRole, conversation_id: str) -> dict[str, str]:
     """The payload of an ``evidence.card`` job."""
     return {"request": request_id, "role": role.value, "conversation_id": conversation_id}
+
+
+def redraw_jobs(request_id: str, conversation_id: str, *, filed: bool = False) -> list[FollowUp]:
+    """The ``evidence.card`` jobs that bring both cards of a request in a conversation up to
+    date. ``filed``: its evidence was filed since, which leaves the version as it was, so the
+    jobs say ``redraw`` to be drawn even at the version already posted."""
+    if not conversation_id:
+        return []
+    extra = {"redraw": True} if filed else {}
+    return [
+        FollowUp(
+            EVIDENCE_CARD_JOB,
+            f"evidence|{request_id}|{conversation_id}",
+            {**card_job_payload(request_id, role, conversation_id), **extra},
+            conversation_id=conversation_id,
+        )
+        for role in (CardRole.OWNER, CardRole.REVIEWERS)
+    ]
 
 
 async def posted(
