@@ -5,9 +5,11 @@ Microsoft Teams allows a bot, per conversation (thread): 7 sends a second, 8 in 
 ("Optimize your bot with rate limiting and best practices in Teams"). ``Pacer.reserve`` takes
 a slot when one is free and otherwise says how long to wait, so a burst is spread out instead
 of drawing 429s. A slot is stamped again when its send ends (``settle``), since the send
-reached Teams somewhere in between; a send still on the way counts ``margin`` seconds later
-than it started, since it may reach Teams late (a settled one needs no margin: it reached
-Teams by its stamp at the latest).
+reached Teams somewhere in between; a send still on the way may reach Teams at any moment
+until it ends, so it counts as reaching Teams now, and at least ``margin`` seconds after it
+started (a settled one needs no margin: it reached Teams by its stamp at the latest). On a
+busy host a send can spend longer than any fixed margin between taking its slot and reaching
+Teams (a store write, a token, a queued socket), and the limits must hold then too.
 A 429 pauses that conversation only, for the time Teams asked.
 """
 
@@ -110,8 +112,10 @@ class Pacer:
         if not sent:
             del self._sent[key]
             return 0.0
-        # When each send reached Teams at the latest: settled ones may have moved later.
-        stamps = sorted(slot.stamp + (0.0 if slot.settled else self._margin) for slot in sent)
+        # When each send reached Teams at the latest; one still on the way may reach it now.
+        stamps = sorted(
+            slot.stamp if slot.settled else max(slot.stamp + self._margin, now) for slot in sent
+        )
         wait = 0.0
         for span, allowed in limits:
             first = bisect.bisect_right(stamps, now - span)
