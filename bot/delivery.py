@@ -230,7 +230,9 @@ class IncidentCardDelivery:
             if posted is None:
                 # one marker for every post of this card: each of them stays findable
                 marker = earlier.marker if earlier is not None else card_sends.new_marker()
-                await card_sends.start(self._store, incident_key, conversation_id, marker, version)
+                await card_sends.start(
+                    self._store, incident_key, conversation_id, marker, version, job=job
+                )
                 try:
                     activity_id = await self._sender.post_card(ref, marked(card, marker))
                 except DeliveryError as exc:

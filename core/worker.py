@@ -6,7 +6,9 @@ than the service's ``Retry-After``), quarantine the job at once when retrying ca
 mark it dead once its attempts are spent. Jobs of paced kinds first take a slot from the
 ``Pacer`` of their conversation, and wait without losing an attempt when none is free. Any
 other exception is logged with a correlation id and retried the same way, so a bug never
-silently drops accepted work.
+silently drops accepted work. While a job runs its lease is renewed every third of the lease;
+a worker that lost a lease anyway (it stalled, another replica claimed the job) writes no
+outcome for that job and stops at the handler's next ``outbox.hold``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from core.metrics import Metrics
 from core.pacing import Pacer, Slot
 from core.settings import OutboxSettings
 from core.store import outbox
-from core.store.outbox import Job
+from core.store.outbox import Job, LeaseLost
 from core.store.store import Store
 from core.tracing import span
 
@@ -70,7 +72,9 @@ class OutboxWorker:
         self._settled = asyncio.Condition()
         self._pruned_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[int, Job] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
@@ -86,6 +90,7 @@ class OutboxWorker:
         """Start claiming jobs."""
         self._stopping = False
         self._loop_task = asyncio.create_task(self._run(), name="outbox-worker")
+        self._lease_task = asyncio.create_task(self._keep_leases(), name="outbox-leases")
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; let running jobs finish for ``grace`` seconds, then cancel them.
@@ -102,6 +107,26 @@ class OutboxWorker:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
+
+    async def _keep_leases(self) -> None:
+        """Renew the running jobs' leases every third of the lease, so a job that takes long
+        (a large file, a slow service) is not claimed by another replica meanwhile."""
+        while True:
+            await asyncio.sleep(self._settings.lease_seconds / 3)
+            jobs = list(self._running.values())
+            if not jobs:
+                continue
+            try:
+                lost = await outbox.extend(self._store, jobs, self._settings.lease_seconds)
+            except StoreUnavailable as exc:
+                log.warning("outbox leases not renewed: %s", exc)
+                continue
+            for job in lost:
+                log.warning("outbox job %s: its lease was lost to another worker", job.id)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -148,10 +173,12 @@ class OutboxWorker:
     def _spawn(self, job: Job) -> None:
         task = asyncio.create_task(self._execute(job), name=f"outbox-job-{job.id}")
         self._tasks.add(task)
-        task.add_done_callback(self._finished)
+        self._running[job.id] = job
+        task.add_done_callback(lambda done: self._finished(done, job.id))
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[None], job_id: int) -> None:
         self._tasks.discard(task)
+        self._running.pop(job_id, None)
         self._wake.set()
 
     async def _execute(self, job: Job) -> None:
@@ -161,7 +188,7 @@ class OutboxWorker:
         wait, slot = self._pace(job)
         if wait > 0:
             self._count(job, "deferred")
-            await self._record(outbox.defer(self._store, job.id, wait))
+            await self._record(job, outbox.defer(self._store, job.id, wait, lease=job.lease))
             return
         trace = job.payload.get("trace")
         try:
@@ -173,6 +200,9 @@ class OutboxWorker:
                 finally:
                     if slot is not None and self._pacer is not None:
                         self._pacer.settle(slot)  # it reached Teams by now at the latest
+        except LeaseLost as exc:
+            self._count(job, "lost")
+            log.warning("outbox job %s stopped: %s", job.id, exc)
         except DeliveryError as exc:
             await self._failed(job, attempts, exc)
         except StoreUnavailable as exc:
@@ -184,7 +214,7 @@ class OutboxWorker:
             await self._failed(job, attempts, error)
         else:
             self._count(job, "done")
-            await self._record(outbox.finish(self._store, job.id))
+            await self._record(job, outbox.finish(self._store, job.id, lease=job.lease))
 
     def _count(self, job: Job, outcome: str) -> None:
         if self._metrics is not None:
@@ -200,29 +230,38 @@ class OutboxWorker:
         if not exc.attempted:
             self._count(job, "deferred")
             delay = exc.retry_after or self._settings.poll_seconds
-            await self._record(outbox.defer(self._store, job.id, delay, reason=reason))
+            await self._record(
+                job, outbox.defer(self._store, job.id, delay, reason=reason, lease=job.lease)
+            )
             return
         if exc.retry_after and self._pacer is not None and job.conversation_id:
             self._pacer.pause(job.conversation_id, exc.retry_after)
         if exc.outcome in (Outcome.FAIL, Outcome.GONE):
             self._count(job, "quarantined")
             log.warning("outbox job %s quarantined: %s", job.id, reason)
-            await self._record(outbox.quarantine(self._store, job.id, attempts, reason))
+            await self._record(
+                job, outbox.quarantine(self._store, job.id, attempts, reason, lease=job.lease)
+            )
         elif attempts >= self._settings.max_attempts:
             self._count(job, "dead")
             log.warning("outbox job %s dead after %s attempts: %s", job.id, attempts, reason)
+            reason = f"gave up after {attempts}: {reason}"
             await self._record(
-                outbox.bury(self._store, job.id, attempts, f"gave up after {attempts}: {reason}")
+                job, outbox.bury(self._store, job.id, attempts, reason, lease=job.lease)
             )
         else:
             self._count(job, "retry")
             delay = backoff_delay(attempts, self._settings, exc.retry_after)
             log.info("outbox job %s retry in %.1fs: %s", job.id, delay, reason)
-            await self._record(outbox.reschedule(self._store, job.id, attempts, delay, reason))
+            await self._record(
+                job,
+                outbox.reschedule(self._store, job.id, attempts, delay, reason, lease=job.lease),
+            )
 
-    async def _record(self, write: Awaitable[None]) -> None:
+    async def _record(self, job: Job, write: Awaitable[bool]) -> None:
         try:
-            await write
+            if not await write:
+                log.warning("outbox job %s: outcome not saved, another worker holds it", job.id)
         except StoreUnavailable as exc:
             log.warning("outbox state not saved (the lease will expire and retry): %s", exc)
         async with self._settled:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Column, ColumnElement, Float, String, Table, and_, delete, select
 
+from core.store import outbox
+from core.store.outbox import Job
 from core.store.schema import metadata, posted_cards
 from core.store.store import Store
 
@@ -62,9 +64,19 @@ async def started(store: Store, incident_key: str, conversation_id: str) -> Card
 
 
 async def start(
-    store: Store, incident_key: str, conversation_id: str, marker: str, version: str
+    store: Store,
+    incident_key: str,
+    conversation_id: str,
+    marker: str,
+    version: str,
+    *,
+    job: Job | None = None,
 ) -> CardSend:
-    """Commit that a post carrying ``marker`` is about to leave (before it does)."""
+    """Commit that a post carrying ``marker`` is about to leave (before it does).
+
+    With ``job``, only while that job's lease is still this worker's: ``LeaseLost`` when
+    another worker claimed it meanwhile (it may be posting this very card).
+    """
     send = CardSend(marker, version, time.time())
     values = {"marker": marker, "version": version, "started_at": send.started_at}
     stmt = store.insert(card_sends).values(
@@ -74,6 +86,8 @@ async def start(
         index_elements=["incident_key", "conversation_id"], set_=values
     )
     async with store.writing() as conn:
+        if job is not None:
+            await outbox.hold(conn, job)
         await conn.execute(stmt)
     return send
 

@@ -6,6 +6,10 @@ cannot fix is ``quarantined`` at once; one that spent its attempts is ``dead``. 
 the dead-letter queue (DLQ) with their reason until an operator replays or purges them. Jobs that
 share an ``ordering_key`` run one at a time, oldest first, so an update never overtakes the
 post it updates. A lease that runs out (the worker died) makes the job claimable again.
+A worker renews the leases of the jobs it runs (``extend``), writes a job's outcome only while
+it still holds its lease, and a handler about to do what must not happen twice (a card post)
+first checks in its own commit that the lease is still its own (``hold``): a worker that
+stalled past its lease, while another claimed the job, stops instead of doing the work again.
 A job's payload is stored encrypted (``core.crypto``); one that no key can decrypt is
 quarantined when claimed, with the reason, instead of stalling the outbox.
 """
@@ -15,11 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from core.crypto import PayloadCipher, UnreadablePayload
@@ -35,9 +40,26 @@ UNFINISHED = (PENDING, RUNNING)
 DLQ = (DEAD, QUARANTINED)
 
 
+class LeaseLost(Exception):
+    """Another worker holds this job now: its lease ran out while this one was running it."""
+
+
+@dataclass
+class Lease:
+    """The lease a worker holds on a claimed job: the ``lease_until`` it wrote (its token:
+    another worker's claim writes a different one), and the one a renewal is writing."""
+
+    until: float
+    renewing: float | None = None
+
+    def tokens(self) -> list[float]:
+        """The values of ``lease_until`` that are this worker's own."""
+        return [self.until] if self.renewing is None else [self.until, self.renewing]
+
+
 @dataclass(frozen=True)
 class Job:
-    """One outbox job as a worker sees it."""
+    """One outbox job as a worker sees it, with the lease it was claimed under."""
 
     id: int
     kind: str
@@ -45,6 +67,7 @@ class Job:
     conversation_id: str | None
     payload: dict[str, Any]
     attempts: int
+    lease: Lease | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -110,7 +133,7 @@ async def claim(store: Store, limit: int, lease_seconds: float) -> list[Job]:
     def write(conn: Connection, _: None) -> list[Job]:
         """One transaction, in one hop to SQLite's writer thread (claims are frequent)."""
         rows = conn.execute(stmt).all()
-        jobs, unreadable = _jobs(store.cipher, rows)
+        jobs, unreadable = _jobs(store.cipher, rows, now + lease_seconds)
         if jobs:
             conn.execute(
                 update(outbox)
@@ -128,7 +151,7 @@ async def claim(store: Store, limit: int, lease_seconds: float) -> list[Job]:
     return await store.run_write(write, None)
 
 
-def _jobs(cipher: PayloadCipher, rows: Any) -> tuple[list[Job], dict[int, str]]:
+def _jobs(cipher: PayloadCipher, rows: Any, until: float) -> tuple[list[Job], dict[int, str]]:
     """The claimed rows as jobs, and the reason for each whose payload cannot be read."""
     jobs, unreadable = [], {}
     for r in rows:
@@ -138,20 +161,85 @@ def _jobs(cipher: PayloadCipher, rows: Any) -> tuple[list[Job], dict[int, str]]:
             log.warning("outbox job %s quarantined: %s", r.id, exc)
             unreadable[r.id] = f"fail: {exc}"
             continue
-        jobs.append(Job(r.id, r.kind, r.ordering_key, r.conversation_id, payload, r.attempts))
+        lease = Lease(until)
+        jobs.append(
+            Job(r.id, r.kind, r.ordering_key, r.conversation_id, payload, r.attempts, lease)
+        )
     return jobs, unreadable
 
 
-async def finish(store: Store, job_id: int) -> None:
-    """Mark a job done."""
-    await _set(store, job_id, status=DONE, lease_until=None, last_error=None)
+def _held(job_id: int, lease: Lease | None) -> ColumnElement[bool]:
+    """The job's row, while ``lease`` (when given) is still the one it is running under."""
+    if lease is None:
+        return outbox.c.id == job_id
+    return and_(
+        outbox.c.id == job_id,
+        outbox.c.status == RUNNING,
+        outbox.c.lease_until.in_(lease.tokens()),
+    )
 
 
-async def reschedule(store: Store, job_id: int, attempts: int, delay: float, error: str) -> None:
+async def extend(store: Store, jobs: list[Job], lease_seconds: float) -> list[Job]:
+    """Renew the leases of running ``jobs`` for ``lease_seconds`` from now; returns the jobs
+    whose lease was already lost (another worker claimed them)."""
+    until = time.time() + lease_seconds
+    held = [job for job in jobs if job.lease is not None]
+    for job in held:
+        assert job.lease is not None
+        job.lease.renewing = until
+
+    def write(conn: Connection, _: None) -> list[Job]:
+        lost = []
+        for job in held:
+            answer = conn.execute(
+                update(outbox).where(_held(job.id, job.lease)).values(lease_until=until)
+            )
+            if answer.rowcount != 1:
+                lost.append(job)
+        return lost
+
+    try:
+        lost = await store.run_write(write, None)
+    finally:
+        for job in held:
+            assert job.lease is not None
+            job.lease.renewing = None
+    for job in held:
+        if job not in lost:
+            assert job.lease is not None
+            job.lease.until = until
+    return lost
+
+
+async def hold(conn: AsyncConnection, job: Job) -> None:
+    """In the caller's transaction: check that ``job``'s lease is still this worker's (and
+    lock its row until the commit); ``LeaseLost`` when another worker has claimed it."""
+    if job.lease is None:
+        return
+    stmt = update(outbox).where(_held(job.id, job.lease)).values(lease_until=outbox.c.lease_until)
+    if (await conn.execute(stmt)).rowcount != 1:
+        raise LeaseLost(f"outbox job {job.id} is claimed by another worker")
+
+
+async def finish(store: Store, job_id: int, *, lease: Lease | None = None) -> bool:
+    """Mark a job done (only while ``lease``, when given, is still held); False if not."""
+    return await _set(store, job_id, lease, status=DONE, lease_until=None, last_error=None)
+
+
+async def reschedule(
+    store: Store,
+    job_id: int,
+    attempts: int,
+    delay: float,
+    error: str,
+    *,
+    lease: Lease | None = None,
+) -> bool:
     """Put a failed job back, to be tried again after ``delay`` seconds."""
-    await _set(
+    return await _set(
         store,
         job_id,
+        lease,
         status=PENDING,
         attempts=attempts,
         next_attempt_at=time.time() + delay,
@@ -160,25 +248,45 @@ async def reschedule(store: Store, job_id: int, attempts: int, delay: float, err
     )
 
 
-async def bury(store: Store, job_id: int, attempts: int, error: str) -> None:
+async def bury(
+    store: Store, job_id: int, attempts: int, error: str, *, lease: Lease | None = None
+) -> bool:
     """Mark a job dead (attempts spent) with the reason; it waits in the DLQ."""
-    await _set(store, job_id, status=DEAD, attempts=attempts, lease_until=None, last_error=error)
-
-
-async def quarantine(store: Store, job_id: int, attempts: int, error: str) -> None:
-    """Set a job aside at once (retrying cannot fix it) with the reason; it waits in the DLQ."""
-    await _set(
-        store, job_id, status=QUARANTINED, attempts=attempts, lease_until=None, last_error=error
+    return await _set(
+        store, job_id, lease, status=DEAD, attempts=attempts, lease_until=None, last_error=error
     )
 
 
-async def defer(store: Store, job_id: int, delay: float, *, reason: str | None = None) -> None:
+async def quarantine(
+    store: Store, job_id: int, attempts: int, error: str, *, lease: Lease | None = None
+) -> bool:
+    """Set a job aside at once (retrying cannot fix it) with the reason; it waits in the DLQ."""
+    return await _set(
+        store,
+        job_id,
+        lease,
+        status=QUARANTINED,
+        attempts=attempts,
+        lease_until=None,
+        last_error=error,
+    )
+
+
+async def defer(
+    store: Store,
+    job_id: int,
+    delay: float,
+    *,
+    reason: str | None = None,
+    lease: Lease | None = None,
+) -> bool:
     """Put a claimed job back for ``delay`` seconds without counting an attempt (pacing, or a
     connector that is not there yet: ``reason`` then says why it waits, for ``outbox list``)."""
     values: dict[str, Any] = {"last_error": reason} if reason is not None else {}
-    await _set(
+    return await _set(
         store,
         job_id,
+        lease,
         status=PENDING,
         next_attempt_at=time.time() + delay,
         lease_until=None,
@@ -241,10 +349,12 @@ async def _requeue(
     return bool(result.rowcount)
 
 
-async def _set(store: Store, job_id: int, **values: Any) -> None:
+async def _set(store: Store, job_id: int, lease: Lease | None, **values: Any) -> bool:
+    """Write a job's outcome; False when ``lease`` is no longer held (nothing written)."""
     values["updated_at"] = time.time()
     async with store.writing() as conn:
-        await conn.execute(update(outbox).where(outbox.c.id == job_id).values(**values))
+        answer = await conn.execute(update(outbox).where(_held(job_id, lease)).values(**values))
+    return bool(answer.rowcount)
 
 
 async def list_jobs(

@@ -9,7 +9,7 @@ activity id is recorded"; the restarted Warden must find those cards in the chan
 Graph and adopt them, not post them again.
 
 Sizes: by default 200 incidents × 20 channels on SQLite (three kills, a restart after each)
-and 50 × 20 on PostgreSQL (two replicas, one killed); ``WARDEN_CRASH_FULL=1`` runs
+and 50 × 20 on PostgreSQL (three replicas, one killed); ``WARDEN_CRASH_FULL=1`` runs
 1,000 × 20 for both, as issue #4 asks (several minutes).
 """
 
@@ -116,13 +116,15 @@ class Wardens:
     async def start(self) -> tuple[str, subprocess.Popen[bytes]]:
         """One more Warden; returns its URL and process once it is ready."""
         port = free_port()
-        proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child process, not a call
-            [sys.executable, "app.py", "serve"],
-            cwd=ROOT,
-            env=self._env(port),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.var.mkdir(parents=True, exist_ok=True)
+        with (self.var / f"warden-{port}.log").open("wb") as log:  # kept for a failure's story
+            proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child process, not a call
+                [sys.executable, "app.py", "serve"],
+                cwd=ROOT,
+                env=self._env(port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.procs.append((f"http://127.0.0.1:{port}", proc))
         await wait_ready(self.procs[-1][0], proc)
         return self.procs[-1]
@@ -294,22 +296,23 @@ async def test_delivery_killed_three_times_mid_post_every_card_exactly_once(
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-async def test_two_replicas_one_killed_mid_post_the_other_posts_every_card_once(
+async def test_three_replicas_one_killed_mid_post_the_others_post_every_card_once(
     sandboxes: Sandboxes, wardens: Wardens, database_url: str
 ) -> None:
-    """Two replicas on PostgreSQL, one SIGKILLed while a card it posted is unanswered: the
-    other delivers everything, and every card exists exactly once."""
+    """Three replicas on PostgreSQL, one SIGKILLed while a card it posted is unanswered: the
+    other two deliver everything, and every card exists exactly once."""
     connector = sandboxes.connector
     tally, expected = Tally(connector), REPLICA_INCIDENTS * CHANNELS
     survivor, _ = await wardens.start()
+    other, _ = await wardens.start()
     victim, proc = await wardens.start()
     async with aiohttp.ClientSession() as session:
         channels = await _subscribe(session, survivor, connector)
-        await _send_incidents(session, [survivor, victim], REPLICA_INCIDENTS)
+        await _send_incidents(session, [survivor, other, victim], REPLICA_INCIDENTS)
         mark = random.randrange(expected // 10, expected // 2)
         await connector.wait_for(tally.reached(mark), SETTLE_SECONDS)
-        # more posts held than the survivor runs at once: some are the victim's
-        await _kill_mid_post(proc, tally, channels, late=CONCURRENCY * 2, held=CONCURRENCY + 1)
+        # more posts held than the two survivors run at once: some are the victim's
+        await _kill_mid_post(proc, tally, channels, late=CONCURRENCY * 3, held=CONCURRENCY * 2 + 1)
         counts = await _settled(tally, database_url, expected)
         resolved = await _ambiguous(session, survivor)
     _assert_each_card_once(tally, expected, counts)
