@@ -28,6 +28,7 @@ from core.crypto import PayloadCipher, ensure_dev_key, is_valid_key
 from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
+from core.settings_cmdb import CmdbSettings
 from core.settings_connectors import ConnectorFlags
 from core.settings_manifest import ManifestSettings
 from core.settings_servicenow import ServiceNowSettings
@@ -338,6 +339,10 @@ class Settings(BaseSettings):
         default_factory=ServiceNowSettings,  # type: ignore[arg-type]
         description="The ServiceNow connector (`WARDEN_SERVICENOW__<FIELD>`); off when no "
         "instance URL is set.",
+    )
+    cmdb: CmdbSettings = Field(
+        default_factory=CmdbSettings,  # type: ignore[arg-type]
+        description="The Resource Graph → CMDB CI sync (`WARDEN_CMDB__<FIELD>`).",
     )
     connectors: ConnectorFlags = Field(
         default_factory=ConnectorFlags,
