@@ -629,7 +629,7 @@ def _row(variable: str, default: Any, description: str | None) -> str:
     elif default in (None, "", []):
         shown = "(empty)"
     else:
-        shown = f"`{default}`"
+        shown = "`{}`".format(str(default).replace("|", "\\|"))
     return f"| `{variable}` | {shown} | {description or ''} |"
 
 

@@ -168,9 +168,7 @@ async def _answer(
     if service == "arm":
         request[CLAIMS_KEY] = authenticate_arm(sandbox, request.headers.get("Authorization"))
         record.app_id = request[CLAIMS_KEY].get("appid")
-        supported = graph_api_version(
-            request.path, served_api_version(request.path, API_VERSION)
-        )
+        supported = graph_api_version(request.path, served_api_version(request.path, API_VERSION))
         version_error = api_version_error(request.query.get("api-version"), supported)
         if version_error is not None:
             raise version_error

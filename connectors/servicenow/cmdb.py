@@ -137,8 +137,8 @@ RETIRED = {"install_status": "7", "operational_status": "6"}
 
 ACTIVE = {"install_status": "1", "operational_status": "1"}
 
-BATCH = 50
-"""CIs looked up in one ``IN`` query at most."""
+BATCH = 20
+"""CIs looked up in one ``IN`` query at most (resource ids are long: the URL stays ~4 KB)."""
 
 
 def ci_class(item: ConfigurationItem) -> str:
