@@ -45,6 +45,7 @@ bench: install
 	$(PY) -m bench.evidence_upload
 	$(PY) -m bench.graph
 	$(PY) -m bench.fanout
+	$(PY) -m bench.cmdb
 
 bench-quick: install
 	$(PY) -m bench.ingest --quick
@@ -55,6 +56,7 @@ bench-quick: install
 	$(PY) -m bench.evidence_upload --quick
 	$(PY) -m bench.graph --quick
 	$(PY) -m bench.fanout --quick
+	$(PY) -m bench.cmdb --quick
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

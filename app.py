@@ -27,6 +27,7 @@ from bot.handlers import WardenBot
 from bot.links import NOT_CONNECTED, LinkDesk
 from bot.triage import TriageDesk
 from bot.unfurl import Unfurler
+from cli import cmdb as cmdb_commands
 from cli import doctor as doctor_commands
 from cli import evidence as evidence_commands
 from cli import incidents as incident_commands
@@ -462,6 +463,7 @@ cli = typer.Typer(help="Warden: Sentinel incidents and compliance evidence in Mi
 for area in (
     ops_commands,
     incident_commands,
+    cmdb_commands,
     evidence_commands,
     manifest_commands,
     doctor_commands,

@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -81,6 +82,7 @@ DEFAULT_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=10, 
 
 _REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _KEYED_METHODS = frozenset({"POST", "PATCH"})
+_DURATION = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$")
 _RETRYABLE_OUTCOMES = frozenset({Outcome.RETRY, Outcome.RATE_LIMITED})
 _NO_ANSWER: tuple[type[Exception], ...] = (
     httpx.TimeoutException,
@@ -202,12 +204,26 @@ def is_replayable(request: httpx.Request) -> bool:
 
 
 def server_delay(headers: httpx.Headers) -> float | None:
-    """The seconds the server asked to wait (``x-ms-retry-after-ms``, then ``Retry-After``)."""
+    """The seconds the server asked to wait (``x-ms-retry-after-ms``, then ``Retry-After``,
+    then, once ``x-ms-user-quota-remaining`` is 0, ``x-ms-user-quota-resets-after``)."""
     milliseconds = headers.get("x-ms-retry-after-ms") or headers.get("retry-after-ms")
     if milliseconds is not None:
         with contextlib.suppress(ValueError):
             return max(0.0, float(milliseconds) / 1000)
-    return parse_retry_after(headers.get("Retry-After"))
+    named = parse_retry_after(headers.get("Retry-After"))
+    if named is None and headers.get("x-ms-user-quota-remaining", "").strip() == "0":
+        return parse_duration(headers.get("x-ms-user-quota-resets-after"))
+    return named
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds in a ``[d.]hh:mm:ss[.fff]`` duration (Resource Graph's quota reset); None."""
+    found = _DURATION.match((value or "").strip())
+    if found is None:
+        return None
+    days, hours, minutes, seconds = found.groups()
+    total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return max(0.0, total)
 
 
 class ResilientTransport(httpx.AsyncBaseTransport):

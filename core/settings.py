@@ -28,6 +28,7 @@ from core.crypto import PayloadCipher, ensure_dev_key, is_valid_key
 from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
+from core.settings_cmdb import CmdbSettings
 from core.settings_connectors import ConnectorFlags
 from core.settings_manifest import ManifestSettings
 from core.settings_servicenow import ServiceNowSettings
@@ -339,6 +340,10 @@ class Settings(BaseSettings):
         description="The ServiceNow connector (`WARDEN_SERVICENOW__<FIELD>`); off when no "
         "instance URL is set.",
     )
+    cmdb: CmdbSettings = Field(
+        default_factory=CmdbSettings,  # type: ignore[arg-type]
+        description="The Resource Graph → CMDB CI sync (`WARDEN_CMDB__<FIELD>`).",
+    )
     connectors: ConnectorFlags = Field(
         default_factory=ConnectorFlags,
         description="Feature flags per connector (`WARDEN_CONNECTORS__<NAME>__ENABLED`).",
@@ -624,7 +629,7 @@ def _row(variable: str, default: Any, description: str | None) -> str:
     elif default in (None, "", []):
         shown = "(empty)"
     else:
-        shown = f"`{default}`"
+        shown = "`{}`".format(str(default).replace("|", "\\|"))
     return f"| `{variable}` | {shown} | {description or ''} |"
 
 

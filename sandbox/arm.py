@@ -5,7 +5,9 @@ One HTTPS server (a private test CA, see ``sandbox.arm_tls``) speaks three wire 
 * ARM, Sentinel incidents api-version 2025-12-01 under ``/subscriptions/...`` (routes in
   ``sandbox.arm_routes``, rules in ``sandbox.arm_rules``, OData in ``sandbox.arm_odata``);
 * Entra ID: ``POST /{tenant}/oauth2/v2.0/token`` and discovery (``sandbox.arm_login``);
-* Microsoft Graph ``POST /v1.0/users/{id}/checkMemberGroups`` (``sandbox.arm_graph``).
+* Microsoft Graph ``POST /v1.0/users/{id}/checkMemberGroups`` (``sandbox.arm_graph``);
+* Azure Resource Graph ``POST /providers/Microsoft.ResourceGraph/resources``
+  (``sandbox.arm_resourcegraph``, empty until seeded).
 
 Use it from tests::
 
@@ -44,6 +46,8 @@ from sandbox.arm_login import add_login_routes
 from sandbox.arm_policy import PolicyStates
 from sandbox.arm_policy_routes import add_policy_control_routes, seed_states
 from sandbox.arm_records import RequestRecord
+from sandbox.arm_resourcegraph import ResourceGraph
+from sandbox.arm_resourcegraph_routes import add_resource_graph_routes
 from sandbox.arm_routes import add_arm_routes
 from sandbox.arm_seed import (
     EXAMPLE_SCOPE,
@@ -115,6 +119,7 @@ class ArmSandbox(SandboxLog):
         self.store = IncidentStore(self.now, self.directory, page_size)
         self.store.add_workspace(DEFAULT_SCOPE)
         self.policy = PolicyStates(self.now, policy_page_size)
+        self.resource_graph = ResourceGraph(tenant_id, self.clock)
         self.url = ""
         self.tls: TlsFiles | None = None
         self._seed_examples = seed_examples
@@ -156,6 +161,7 @@ class ArmSandbox(SandboxLog):
         app = web.Application(middlewares=[sandbox_middleware(self)])
         app[ARM_SANDBOX_KEY] = self
         add_policy_control_routes(app, self)
+        add_resource_graph_routes(app, self)
         add_control_routes(app, self)
         add_arm_routes(app, self)
         add_graph_routes(app, self)
@@ -334,6 +340,7 @@ class ArmSandbox(SandboxLog):
         """Forget incidents, the log, faults and clock advances; reload the examples."""
         self.store.clear()
         self.policy.clear()
+        self.resource_graph.clear()
         self._log.clear()
         self.clear_faults()
         self._offset = 0.0

@@ -32,6 +32,9 @@ from sandbox.arm_records import (
     fault_error,
     status_error,
 )
+from sandbox.arm_resourcegraph_routes import OPERATION as GRAPH_QUERY
+from sandbox.arm_resourcegraph_routes import is_resource_graph_path
+from sandbox.arm_resourcegraph_routes import served_api_version as graph_api_version
 from sandbox.arm_rules import api_version_error
 from sandbox.arm_schema import API_VERSION
 from sandbox.connector_faults import Fault, delay_or_drop, retry_after_header
@@ -48,7 +51,7 @@ def service_of(path: str) -> Service | None:
     lowered = path.lower()
     if lowered.startswith("/_sandbox/") or lowered == "/_sandbox":
         return None
-    if lowered.startswith("/subscriptions/"):
+    if lowered.startswith(("/subscriptions/", "/providers/")):
         return "arm"
     if lowered.startswith("/v1.0/"):
         return "graph"
@@ -90,6 +93,8 @@ async def _new_record(request: web.Request, service: Service) -> RequestRecord:
         operation, incident_id, child_id = found.operation, found.incident, found.child
         if is_policy_path(request.path):
             operation = policy_operation(request.method, request.path, request.query)
+        elif is_resource_graph_path(request.path):
+            operation = GRAPH_QUERY
     return RequestRecord(
         time=time.time(),
         service=service,
@@ -163,7 +168,7 @@ async def _answer(
     if service == "arm":
         request[CLAIMS_KEY] = authenticate_arm(sandbox, request.headers.get("Authorization"))
         record.app_id = request[CLAIMS_KEY].get("appid")
-        supported = served_api_version(request.path, API_VERSION)
+        supported = graph_api_version(request.path, served_api_version(request.path, API_VERSION))
         version_error = api_version_error(request.query.get("api-version"), supported)
         if version_error is not None:
             raise version_error

@@ -40,7 +40,7 @@ _CHANGE = (
 _INCIDENT = "caller_id incident_state severity subcategory close_code resolved_at resolved_by"
 _CI = (
     "name ip_address fqdn owned_by managed_by support_group environment used_for "
-    "operational_status install_status serial_number short_description"
+    "operational_status install_status serial_number short_description correlation_id"
 )
 
 

@@ -6,20 +6,35 @@ them up through the ITSM connector (``configuration_items``: by name, FQDN or IP
 stores what matched (``core.store.cmdb.store_found``), which redraws the incident's cards
 when the set changed. Sentinel or the CMDB down: the ``DeliveryError`` goes to the outbox,
 which retries. Nothing matched: an empty set is stored.
+
+``CmdbUpsert`` writes Warden's CIs (Azure resources, from the Resource Graph sync) into
+``cmdb_ci``: exactly one record per Azure resource id, which it carries in ``correlation_id``
+(lower case). Each batch is looked up first (``correlation_idIN…`` on ``cmdb_ci``, which
+answers every CI class); a CI found is PATCHed only when a field differs, one not found is
+created in its class (``ci_class``); several records carrying one id, or an answer holding a
+record that does not (an ignored query), raise ``ItsmAmbiguous`` and nothing is written. A
+create is sent once; when its answer is lost the id is looked up again before it is sent
+again, so a retry, a resumed sync or a second run never makes a duplicate. Retiring sets
+``install_status`` 7 (Retired) and ``operational_status`` 6 (Retired); nothing is deleted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 from connectors.sentinel.client import Workspace
 from connectors.sentinel.mapping import Entity
 from connectors.sentinel.triage import locate
-from core.errors import DeliveryError, Outcome
-from core.itsm import ItsmConnector
+from connectors.servicenow.errors import ServiceNowError, invalid_answer
+from connectors.servicenow.mapping import value
+from connectors.servicenow.query import CMDB_CI, Query, check_value
+from connectors.servicenow.table import TableApi
+from core.errors import DeliveryError, ItsmAmbiguous, Outcome
+from core.itsm import ConfigurationItem, ItsmConnector
 from core.store import cmdb as cmdb_store
 from core.store.outbox import Job
 from core.store.store import Store
@@ -108,3 +123,136 @@ class CmdbLookup:
             len(found),
             "changed" if changed else "unchanged",
         )
+
+
+CI_CLASSES = {
+    "microsoft.compute/virtualmachines": "cmdb_ci_vm_instance",
+    "microsoft.sql/servers/databases": "cmdb_ci_database",
+    "microsoft.web/sites": "cmdb_ci_appl",
+}
+"""Azure resource type → the CMDB class a new CI is created in (else ``cmdb_ci``)."""
+
+RETIRED = {"install_status": "7", "operational_status": "6"}
+"""What marks a CI retired (ServiceNow's install and operational status choices)."""
+
+ACTIVE = {"install_status": "1", "operational_status": "1"}
+
+BATCH = 20
+"""CIs looked up in one ``IN`` query at most (resource ids are long: the URL stays ~4 KB)."""
+
+
+def ci_class(item: ConfigurationItem) -> str:
+    """The CMDB class a new CI of ``item``'s Azure type is created in."""
+    return CI_CLASSES.get(item.type.lower(), CMDB_CI)
+
+
+def ci_fields(item: ConfigurationItem) -> dict[str, str]:
+    """The ``cmdb_ci`` fields Warden keeps for ``item`` (its id goes in ``correlation_id``)."""
+    return {
+        "name": item.name[:255],
+        "short_description": f"Azure {item.type}"[:160],
+        "environment": item.env or "",
+        **ACTIVE,
+    }
+
+
+class CmdbUpsert:
+    """Exact upserts of Azure CIs into ``cmdb_ci`` (see the module docstring)."""
+
+    def __init__(self, api: TableApi, *, concurrency: int = 8) -> None:
+        """Write through ``api``, at most ``concurrency`` writes at a time."""
+        self._api = api
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def upsert(self, items: Sequence[ConfigurationItem]) -> int:
+        """Create or update the record of each CI; how many were written."""
+        written = 0
+        for start in range(0, len(items), BATCH):
+            batch = items[start : start + BATCH]
+            found = await self._existing([item.ci_id for item in batch])
+            results = await asyncio.gather(
+                *(self._one(item, found.get(item.ci_id)) for item in batch)
+            )
+            written += sum(results)
+        return written
+
+    async def retire(self, ci_ids: Sequence[str]) -> int:
+        """Mark the records of ``ci_ids`` retired (those with none are left); how many."""
+        written = 0
+        for start in range(0, len(ci_ids), BATCH):
+            found = await self._existing(ci_ids[start : start + BATCH])
+            for record in found.values():
+                if any(value(record, k) != v for k, v in RETIRED.items()):
+                    await self._patch(record, dict(RETIRED))
+                    written += 1
+        return written
+
+    async def _one(self, item: ConfigurationItem, record: dict[str, Any] | None) -> bool:
+        """Write one CI: PATCH what differs, or create it; True when something was sent."""
+        fields = ci_fields(item)
+        async with self._slots:
+            if record is None:
+                await self._create(item, fields)
+                return True
+            changed = {k: v for k, v in fields.items() if value(record, k) != v}
+            if changed:
+                await self._patch(record, changed)
+            return bool(changed)
+
+    async def _existing(self, ci_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The one record of each id that has one; ``ItsmAmbiguous`` for doubles or strays."""
+        wanted = {ci_id.lower() for ci_id in ci_ids}
+        listed = [i for i in wanted if _listable(i)]
+        records: list[dict[str, Any]] = []
+        if listed:
+            query = Query(CMDB_CI).where_in(("correlation_id",), sorted(listed))
+            page, _ = await self._api.page(CMDB_CI, query, limit=len(listed) + 1)
+            records += page
+        for ci_id in wanted.difference(listed):
+            query = Query(CMDB_CI).where("correlation_id", "=", ci_id)
+            page, _ = await self._api.page(CMDB_CI, query, limit=2)
+            records += page
+        found: dict[str, dict[str, Any]] = {}
+        for record in records:
+            key = value(record, "correlation_id").lower()
+            if key not in wanted:
+                raise ItsmAmbiguous("cmdb_ci: the answer holds a CI the query did not ask for")
+            if key in found:
+                raise ItsmAmbiguous(f"cmdb_ci: several CIs carry {key}", matches=2)
+            found[key] = record
+        return found
+
+    async def _create(self, item: ConfigurationItem, fields: dict[str, str]) -> None:
+        """POST the CI in its class, once; a lost answer is looked up before a resend."""
+        table = ci_class(item)
+        body = {**fields, "correlation_id": item.ci_id}
+        for attempt in range(1, 4):
+            try:
+                record = await self._api.write("POST", f"/api/now/table/{table}", body)
+            except ServiceNowError as exc:
+                lost = exc.attempted and (exc.status is None or exc.status >= 500)
+                if not lost or attempt == 3:
+                    raise
+                if await self._existing([item.ci_id]):
+                    return
+                continue
+            if value(record, "correlation_id").lower() != item.ci_id:
+                raise invalid_answer(f"POST {table}: the created CI lacks its correlation id")
+            return
+
+    async def _patch(self, record: dict[str, Any], body: dict[str, str]) -> None:
+        """PATCH ``body`` onto the CI (repeatable: it adds no journal entry)."""
+        sys_id = value(record, "sys_id")
+        path = f"/api/now/table/{CMDB_CI}/{sys_id}"
+        answer = await self._api.write("PATCH", path, body, repeatable=True)
+        if value(answer, "sys_id") != sys_id:
+            raise invalid_answer(f"PATCH {CMDB_CI}: the answer is another record")
+
+
+def _listable(ci_id: str) -> bool:
+    """True when ``ci_id`` may go in an ``IN`` list (no comma, nothing unsafe)."""
+    try:
+        check_value(ci_id, listed=True)
+    except ValueError:
+        return False
+    return True

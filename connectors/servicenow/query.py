@@ -51,6 +51,10 @@ _CI_FIELDS = (
     "sys_tags",
     "last_discovered",
     "sys_updated_on",
+    "correlation_id",
+    "short_description",
+    "install_status",
+    "operational_status",
 )
 
 FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(

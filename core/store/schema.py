@@ -153,6 +153,25 @@ incident_cis = Table(
 newest lookup, replaced whole. ``owner`` is sealed ("" when the CI has none); ``tags`` is a
 JSON list."""
 
+cmdb_cis = Table(
+    "cmdb_cis",
+    metadata,
+    Column("ci_id", String(1024), primary_key=True),
+    Column("name", String(512), nullable=False),
+    Column("type", String(256), nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("env", String(256)),
+    Column("tags", Text, nullable=False),
+    Column("needs_tags", Boolean, nullable=False),
+    Column("first_seen_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("last_seen_run", Integer, nullable=False),
+    Column("retired_at", Float),
+    Index("ix_cmdb_cis_seen", "retired_at", "last_seen_run"),
+)
+"""Azure resources as CMDB CIs (``core.store.cmdb_cis``): ``owner`` sealed ("" for none),
+``tags`` a JSON list; a CI is retired, never deleted, once runs stop seeing it."""
+
 incident_ci_lookups = Table(
     "incident_ci_lookups",
     metadata,
@@ -387,6 +406,7 @@ SEALED = (
     triage_actions.c.actor_name,
     incident_links.c.linked_by_name,
     incident_cis.c.owner,
+    cmdb_cis.c.owner,
     evidence_submissions.c.text,
     evidence_decisions.c.comment,
     audit_entries.c.body,

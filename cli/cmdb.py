@@ -1,0 +1,103 @@
+"""CMDB commands: sync Azure resources (Resource Graph) into CMDB CIs now."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.common import console, on_store, settings_or_exit
+from connectors.resourcegraph.cmdb_sync import CmdbRun
+from core.errors import WardenError
+from core.store import cmdb_cis
+from core.store.cmdb_cis import StoredCi
+from core.store.store import Store
+from wiring.cmdb import sync_now
+
+cmdb_cli = typer.Typer(help="The CMDB: Azure resources from Resource Graph as configuration items.")
+
+SHOWN_UNTAGGED = 25
+"""CIs needing tags listed after a sync at most (the count says how many in all)."""
+
+
+def register(cli: typer.Typer) -> None:
+    """Add these commands to Warden's command line."""
+    cli.add_typer(cmdb_cli, name="cmdb")
+
+
+def _untagged_table(items: list[StoredCi]) -> Table:
+    table = Table("resource", "type", "owner", "environment", title="CIs needing tags")
+    for stored in items:
+        item = stored.item
+        table.add_row(
+            escape(item.ci_id), item.type, escape(item.owner or "—"), escape(item.env or "—")
+        )
+    return table
+
+
+@cmdb_cli.command("sync")
+def cmdb_sync(
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Resume a stopped run from its checkpoint.")
+    ] = False,
+) -> None:
+    """Sync every Azure resource into the CMDB now; list the CIs that need owner/env tags."""
+    settings = settings_or_exit()
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task, first = progress.add_task("syncing", total=None), True
+
+        def show(run: CmdbRun) -> None:
+            nonlocal first
+            if first and run.pages:
+                console.print(f"resuming CMDB sync {run.run} after {run.pages} page(s)")
+            first = False
+            progress.update(
+                task,
+                total=run.total,
+                completed=run.read,
+                description=f"run {run.run} · page {run.pages}",
+            )
+
+        async def work(store: Store) -> tuple[CmdbRun, dict[str, int], list[StoredCi]]:
+            run = await sync_now(settings, store, resume=resume, progress=show)
+            untagged = await cmdb_cis.cis(
+                store, needing_tags=True, retired=False, limit=SHOWN_UNTAGGED
+            )
+            return run, await cmdb_cis.counts(store), untagged
+
+        try:
+            run, counts, untagged = on_store(work)
+        except WardenError as exc:
+            console.print(
+                f"[red]CMDB sync stopped: {escape(str(exc))}[/] (run it with --resume to go on)"
+            )
+            raise typer.Exit(1) from None
+    _report(run, counts, untagged)
+
+
+def _report(run: CmdbRun, counts: dict[str, int], untagged: list[StoredCi]) -> None:
+    """The summary of a finished run and the CIs that need tags."""
+    console.print(
+        f"CMDB sync {run.run} finished: {run.read} resource(s) in {run.pages} page(s), "
+        f"{run.retired} retired now; the CMDB holds {counts['active']} active and "
+        f"{counts['retired']} retired CI(s)"
+    )
+    if run.skipped:
+        console.print(f"[yellow]{run.skipped} row(s) were not resources and were skipped[/]")
+    needing = counts["needing_tags"]
+    if not needing:
+        console.print("every active CI has its owner and environment tags")
+        return
+    console.print(f"[yellow]{needing} CI(s) need tags (owner or environment missing)[/]")
+    console.print(_untagged_table(untagged))
+    if needing > len(untagged):
+        console.print(f"… and {needing - len(untagged)} more")

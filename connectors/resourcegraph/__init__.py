@@ -1,0 +1,1 @@
+"""Azure Resource Graph: the resources of the tenant, paged, as CMDB configuration items."""

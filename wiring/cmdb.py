@@ -1,0 +1,79 @@
+"""The CMDB sync's part of the composition: Resource Graph in, the store and ServiceNow out."""
+
+from __future__ import annotations
+
+import ssl
+from contextlib import AsyncExitStack
+
+from connectors.http import resilient_client
+from connectors.resourcegraph.client import ResourceGraphClient
+from connectors.resourcegraph.cmdb_sync import (
+    LEADER_NAME,
+    CmdbRun,
+    CmdbSync,
+    CmdbSyncBusy,
+    Progress,
+)
+from connectors.sentinel.setup import credential
+from connectors.servicenow.auth import authenticator
+from connectors.servicenow.cmdb import CmdbUpsert
+from connectors.servicenow.sync import ServiceNowConnection
+from connectors.servicenow.table import TableApi
+from core.breaker import Breakers
+from core.errors import SettingsError
+from core.leader import leadership
+from core.settings import Settings
+from core.store.store import Store
+
+
+async def open_sync(settings: Settings, store: Store, stack: AsyncExitStack) -> CmdbSync:
+    """The sync ``settings`` describe; its HTTP clients and credential close with ``stack``.
+
+    ``SettingsError`` when the ServiceNow upsert is on but ServiceNow is not configured.
+    """
+    breakers = Breakers()
+    verify: ssl.SSLContext | bool = True
+    if settings.arm_ca_bundle is not None:
+        verify = ssl.create_default_context(cafile=str(settings.arm_ca_bundle))
+    http = await stack.enter_async_context(
+        resilient_client(breakers=breakers, verify=verify, client_cert=settings.arm_client_cert)
+    )
+    token = credential(settings)
+    stack.push_async_callback(token.close)
+    client = ResourceGraphClient(http, token, base_url=settings.arm_endpoint)
+    sink = None
+    if settings.cmdb.servicenow_sync:
+        snow = settings.servicenow
+        if not snow.enabled:
+            raise SettingsError(
+                "WARDEN_CMDB__SERVICENOW_SYNC is on but ServiceNow is not configured "
+                "(set WARDEN_SERVICENOW__INSTANCE_URL and its credentials)"
+            )
+        connection = ServiceNowConnection.from_settings(snow, breakers)
+        stack.push_async_callback(connection.aclose)
+        auth = authenticator(connection.http, snow)
+        api = TableApi(connection.http, str(snow.instance_url), auth)
+        sink = CmdbUpsert(api)
+    return CmdbSync(client, store, settings.cmdb, sink=sink)
+
+
+async def sync_now(
+    settings: Settings,
+    store: Store,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> CmdbRun:
+    """One sync run now (the command line, or the nightly job); the finished run.
+
+    Resumes a stopped run with ``resume``. ``store`` is the caller's. Raises
+    ``CmdbSyncBusy`` while another replica syncs, and what ``CmdbSync.run`` raises.
+    """
+    async with AsyncExitStack() as stack:
+        if settings.auto_migrate:
+            await store.upgrade()
+        sync = await open_sync(settings, store, stack)
+        async with leadership(store, LEADER_NAME) as leading:
+            if not leading:
+                raise CmdbSyncBusy("another Warden replica is syncing the CMDB right now")
+            return await sync.run(resume=resume, progress=progress)
