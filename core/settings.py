@@ -30,6 +30,7 @@ from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
 from core.settings_connectors import ConnectorFlags
 from core.settings_manifest import ManifestSettings
+from core.settings_scim import ScimSettings
 from core.settings_servicenow import ServiceNowSettings
 from core.tls import ClientCertificate
 
@@ -338,6 +339,11 @@ class Settings(BaseSettings):
         default_factory=ServiceNowSettings,  # type: ignore[arg-type]
         description="The ServiceNow connector (`WARDEN_SERVICENOW__<FIELD>`); off when no "
         "instance URL is set.",
+    )
+    scim: ScimSettings = Field(
+        default_factory=ScimSettings,  # type: ignore[arg-type]
+        description="SCIM 2.0 provisioning from Entra ID (`WARDEN_SCIM__<FIELD>`); off when no "
+        "token is set.",
     )
     connectors: ConnectorFlags = Field(
         default_factory=ConnectorFlags,
