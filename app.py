@@ -63,6 +63,7 @@ from core.store.evidence_cards import EVIDENCE_CARD_JOB
 from core.store.evidence_reminders import REMINDER_JOB
 from core.store.links import LINK_NOTE_JOB
 from core.store.posture import POLICY_ATTEST_JOB
+from core.store.roster_leavers import reassign_leaver
 from core.store.store import Store
 from core.tracing import configure_tracing
 from core.triage import TRIAGE_JOB
@@ -84,6 +85,8 @@ from web.health import switched_off as sentinel_off
 from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
 from web.posture import PostureApi
 from web.problems import problem_middleware
+from web.scim import PREFIX as SCIM_PREFIX
+from web.scim import ScimService
 from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
 from wiring import evidence as evidence_wiring
@@ -334,6 +337,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             on_change=worker.wake,
         )
         app.router.add_post("/api/webhooks/servicenow", snow_webhook.handle)
+    if settings.scim.enabled:  # Entra ID provisions the roster; leavers' work moves on
+        scim = ScimService(store, settings.scim, on_leaver=reassign_leaver)
+        app.add_subapp(SCIM_PREFIX, scim.app())
     return app
 
 

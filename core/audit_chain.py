@@ -52,6 +52,8 @@ class AuditAction(StrEnum):
     """Warden filed a submission in SharePoint: its item and SHA-256, so ``audit verify``
     re-hashes links, attestations and chat files too, not only files handed in as such."""
     RESOLVED_BY_POLICY = "resolved_by_policy"
+    REASSIGNED = "reassigned"
+    """The owner left (deprovisioned through SCIM): the request moved to their successor."""
 
 
 class AuditDraft(BaseModel):

@@ -163,3 +163,15 @@ class StaleRequest(EvidenceRefused):
         )
         self.request_id, self.seen, self.version = request_id, seen, version
         self.status, self.by, self.at = status, by, at
+
+
+class RosterConflict(WardenError):
+    """A roster write would give two people the same user name (SCIM ``uniqueness``)."""
+
+
+class RosterNotFound(WardenError):
+    """No person or group of the roster has that id."""
+
+
+class RosterVersionMismatch(WardenError):
+    """The person or group changed since the version the caller read (``If-Match``)."""

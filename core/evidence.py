@@ -76,6 +76,7 @@ __all__ = [
     "new_request_id",
     "open_request",
     "policy_key",
+    "reassign",
     "resolve_by_policy",
     "submit",
 ]
@@ -268,6 +269,24 @@ def resolve_by_policy(request: EvidenceRequest, *, at: datetime | None = None) -
     changed = _advance(request, RequestStatus.RESOLVED_BY_POLICY, WARDEN, now)
     details: dict[str, JsonValue] = {"scope": request.scope, "was": request.status.value}
     return Transition(changed, (_audit(changed, AuditAction.RESOLVED_BY_POLICY, details),))
+
+
+def reassign(
+    request: EvidenceRequest, owner: str, *, reason: str, at: datetime | None = None
+) -> Transition:
+    """Hand a pending request to a new ``owner`` (Warden is the actor); its state stays.
+
+    ``reason`` says why, for the audit log (e.g. ``owner deprovisioned; manager``).
+    """
+    if request.status.final or _same(request.owner, owner):
+        raise EvidenceRefused(
+            f"evidence request {request.id} ({request.status.value}) cannot move to {owner}",
+            f"This request is {_words(request.status)}; it cannot change hands.",
+        )
+    now = at or datetime.now(UTC)
+    changed = _advance(request, request.status, WARDEN, now, owner=owner)
+    details: dict[str, JsonValue] = {"from": request.owner, "to": owner, "reason": reason}
+    return Transition(changed, (_audit(changed, AuditAction.REASSIGNED, details),))
 
 
 def _advance(

@@ -31,6 +31,7 @@ from core.logs import SCRUBBER
 from core.settings_cmdb import CmdbSettings
 from core.settings_connectors import ConnectorFlags
 from core.settings_manifest import ManifestSettings
+from core.settings_scim import ScimSettings
 from core.settings_servicenow import ServiceNowSettings
 from core.tls import ClientCertificate
 
@@ -344,6 +345,11 @@ class Settings(BaseSettings):
         default_factory=CmdbSettings,  # type: ignore[arg-type]
         description="The Resource Graph → CMDB CI sync (`WARDEN_CMDB__<FIELD>`).",
     )
+    scim: ScimSettings = Field(
+        default_factory=ScimSettings,  # type: ignore[arg-type]
+        description="SCIM 2.0 provisioning from Entra ID (`WARDEN_SCIM__<FIELD>`); off when no "
+        "token is set.",
+    )
     connectors: ConnectorFlags = Field(
         default_factory=ConnectorFlags,
         description="Feature flags per connector (`WARDEN_CONNECTORS__<NAME>__ENABLED`).",
@@ -608,7 +614,7 @@ def _nested_rows(prefix: str, annotation: Any) -> list[str]:
         if _model_of(field.annotation) is not None:
             rows.extend(_nested_rows(variable, field.annotation))
         else:
-            default = None if field.is_required() else field.default
+            default = None if field.is_required() else field.get_default(call_default_factory=True)
             rows.append(_row(variable, default, field.description))
     return rows
 

@@ -189,7 +189,9 @@ def openapi_document() -> dict[str, Any]:
             "title": "Warden",
             "version": "0.1.0",
             "description": "Sentinel incidents in Microsoft Teams. `POST /api/messages` is the "
-            "Bot Framework protocol (botbuilder) and is not described here.",
+            "Bot Framework protocol (botbuilder) and is not described here; nor is `/scim/v2`, "
+            "SCIM 2.0 (RFC 7644), which describes itself at `/scim/v2/ServiceProviderConfig`, "
+            "`/Schemas` and `/ResourceTypes`.",
         },
         "paths": {
             "/api/webhooks/sentinel": _webhook(),

@@ -172,7 +172,7 @@ async def submit(
             request, evidence, actor, seen=seen, acts_for_owner=acts_for_owner, accepted=accepted
         )
         assert change.submission is not None
-        _update_request(conn, request, change.request)
+        update_request(conn, request, change.request)
         conn.execute(
             evidence_submissions.insert().values(**convert.submission_values(store, change))
         )
@@ -212,7 +212,7 @@ async def decide(
             request, so_far, verdict, actor, seen=seen, acts_for_owner=acts_for_owner
         )
         assert change.decision is not None
-        _update_request(conn, request, change.request)
+        update_request(conn, request, change.request)
         conn.execute(evidence_decisions.insert().values(**convert.decision_values(store, change)))
         record_transition(conn, store, change, jobs)
         return change
@@ -235,7 +235,7 @@ async def resolve_by_policy(
         if request is None:
             return None
         change = resolve_rule(request)
-        _update_request(conn, request, change.request)
+        update_request(conn, request, change.request)
         record_transition(conn, store, change, jobs)
         return change.request
 
@@ -355,7 +355,8 @@ def select_request(conn: Connection, where: Any) -> EvidenceRequest | None:
     return None if row is None else convert.request(row)
 
 
-def _update_request(conn: Connection, before: EvidenceRequest, after: EvidenceRequest) -> None:
+def update_request(conn: Connection, before: EvidenceRequest, after: EvidenceRequest) -> None:
+    """Write ``after`` over ``before`` on an open, serialised evidence transaction."""
     values = convert.request_values(after)
     for fixed in ("id", "created_at"):
         values.pop(fixed)
