@@ -29,6 +29,7 @@ from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
 from core.settings_connectors import ConnectorFlags
+from core.settings_jsm import JsmSettings
 from core.settings_manifest import ManifestSettings
 from core.settings_servicenow import ServiceNowSettings
 from core.tls import ClientCertificate
@@ -339,6 +340,11 @@ class Settings(BaseSettings):
         description="The ServiceNow connector (`WARDEN_SERVICENOW__<FIELD>`); off when no "
         "instance URL is set.",
     )
+    jsm: JsmSettings = Field(
+        default_factory=JsmSettings,  # type: ignore[arg-type]
+        description="The Jira Service Management connector (`WARDEN_JSM__<FIELD>`); off when no "
+        "site URL is set.",
+    )
     connectors: ConnectorFlags = Field(
         default_factory=ConnectorFlags,
         description="Feature flags per connector (`WARDEN_CONNECTORS__<NAME>__ENABLED`).",
@@ -541,6 +547,9 @@ def bot_credential_problems(settings: Settings) -> list[str]:
     instance = settings.servicenow.instance_url
     if production and instance and not instance.startswith("https://"):
         problems.append("WARDEN_SERVICENOW__INSTANCE_URL: must be https in production mode")
+    site = settings.jsm.base_url
+    if production and site and not site.startswith("https://"):
+        problems.append("WARDEN_JSM__BASE_URL: must be https in production mode")
     return problems
 
 
