@@ -35,6 +35,7 @@ from cli import manifest as manifest_commands
 from cli import ops as ops_commands
 from cli.common import console, settings_or_exit
 from connectors.entra import EntraTokenValidator
+from connectors.jsm import setup as jsm_setup
 from connectors.policy import evidence_poller
 from connectors.policy.attest_sync import attestation_handler
 from connectors.registry import enabled, held_jobs, is_on, off_messages, snapshot
@@ -82,6 +83,7 @@ from sandbox.embedded import (
 from web.access import correlation_middleware
 from web.health import healthz, openapi, readiness, readyz
 from web.health import switched_off as sentinel_off
+from web.jsm_webhook import JsmWebhook
 from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
 from web.posture import PostureApi
 from web.problems import problem_middleware
@@ -146,13 +148,19 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         if enabled(settings, "servicenow")
         else None
     )
-    triage = _triage_desk(settings, store, breakers, incidents, itsm=servicenow is not None)
+    jsm = (  # the second ITSM system: chat links go to it when ServiceNow is not connected
+        jsm_setup.connect(settings.jsm, breakers)
+        if servicenow is None and enabled(settings, "jsm")
+        else None
+    )
+    itsm_client = servicenow.client if servicenow is not None else jsm.client if jsm else None
+    triage = _triage_desk(settings, store, breakers, incidents, itsm=itsm_client is not None)
     links = None
     if triage is not None:
         links = LinkDesk(
             store,
             triage,
-            servicenow.client if servicenow is not None else None,
+            itsm_client,
             not_connected=switched_off.get("servicenow", NOT_CONNECTED),
         )
     unfurler = None
@@ -241,6 +249,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             incidents.client, store, writer, max_attempts=settings.outbox.max_attempts
         )
         handlers[LINK_NOTE_JOB] = LinkNoteDelivery(incidents.client, store)
+    if jsm is not None:
+        handlers.update(jsm_setup.handlers(jsm, store))
     if servicenow is not None:
         handlers.update(servicenow_setup.handlers(servicenow, store))
         if incidents is not None:
@@ -295,6 +305,13 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
                 snow, store, settings.servicenow, on_change=worker.wake, metrics=metrics
             )
         )
+    if jsm is not None:
+        jira = jsm
+        app.cleanup_ctx.append(
+            lambda _app: jsm_setup.polling(
+                jira, store, settings.jsm, on_change=worker.wake, metrics=metrics
+            )
+        )
     if is_on(settings, "policy") and catalog is not None:
         polled, channel = catalog, settings.evidence_channel
         cards = evidence_poller.EvidenceCards(channel, card_job) if channel else None
@@ -340,6 +357,15 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     if settings.scim.enabled:  # Entra ID provisions the roster; leavers' work moves on
         scim = ScimService(store, settings.scim, on_leaver=reassign_leaver)
         app.add_subapp(SCIM_PREFIX, scim.app())
+    if jsm is not None and settings.jsm.webhook_secrets:
+        jsm_webhook = JsmWebhook(
+            [s.get_secret_value() for s in settings.jsm.webhook_secrets],
+            store,
+            jsm.client.get,
+            max_bytes=settings.webhook_max_bytes,
+            on_change=worker.wake,
+        )
+        app.router.add_post("/api/webhooks/jsm", jsm_webhook.handle)
     return app
 
 

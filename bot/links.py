@@ -19,7 +19,7 @@ from cards.common import error_card
 from cards.links import SYSTEM_NAMES, linked_card
 from core.actions import LinkData, TriageData
 from core.errors import DeliveryError, ItsmAmbiguous
-from core.itsm import IncidentLink, ItsmConnector, ItsmRecord, RecordType, normalize_number
+from core.itsm import IncidentLink, ItsmConnector, ItsmRecord, RecordType, normalize_reference
 from core.models import Incident
 from core.store import links as links_store
 from core.store import triage as triage_store
@@ -82,8 +82,14 @@ class LinkDesk:
         try:
             actor = await self._triage.actor(clicked)
             if name == "unlink":
-                record = normalize_number(values["record"])
                 system = self._connector.system
+                try:
+                    record = normalize_reference(system, values["record"])
+                except ValueError:
+                    raise Refusal(
+                        f"{values['record'].upper()} is not a {system.display_name} "
+                        "record; nothing changed."
+                    ) from None
                 removed = await links_store.unlink(self._store, incident, system, record, actor)
                 if removed is None:
                     raise Refusal(f"#{number} is not linked to {record}; nothing changed.")
@@ -174,10 +180,12 @@ class LinkDesk:
     async def _lookup(self, number: str) -> ItsmRecord:
         """The record, read now; ``Refusal`` saying why when it cannot be linked."""
         assert self._connector is not None
+        system = self._connector.system.display_name
         try:
-            wanted = normalize_number(number)
+            wanted = normalize_reference(self._connector.system, number)
         except ValueError:
-            raise Refusal(f"{number.upper()} is not a record number (e.g. CHG0030001).") from None
+            example = "CHG0030001" if system == "ServiceNow" else "SEC-123"
+            raise Refusal(f"{number.upper()} is not a {system} record (e.g. {example}).") from None
         try:
             async with asyncio.timeout(LOOKUP_SECONDS):
                 found = await self._connector.get(wanted)
@@ -186,11 +194,11 @@ class LinkDesk:
         except (DeliveryError, TimeoutError):
             log.warning("record lookup failed")
             raise Refusal(
-                "ServiceNow did not answer, so nothing was linked. Try again in a minute."
+                f"{system} did not answer, so nothing was linked. Try again in a minute."
             ) from None
         if found is None:
             raise Refusal(
-                f"No ServiceNow record {wanted} that Warden can read: check the number, or ask "
+                f"No {system} record {wanted} that Warden can read: check the number, or ask "
                 "an administrator to let Warden's account read it. Nothing was linked."
             )
         return found

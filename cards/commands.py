@@ -42,6 +42,9 @@ def _usage(name: str, choices: tuple[str, ...] = ()) -> str:
     return f"{name} [{'|'.join(choices)}]" if choices else name
 
 
+_RECORD = r"[a-z]{2,4}\d{7,12}|[a-z][a-z0-9_]{0,9}-[1-9]\d{0,9}"
+"""A ServiceNow record number, or a Jira issue key (matched case-insensitively)."""
+
 COMMANDS: tuple[Command, ...] = (
     Command("help", _usage("help"), "Show what I can do."),
     Command(
@@ -63,14 +66,14 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "link",
         "link <incident number> to <record number>",
-        "Link an incident whose card is here to a ServiceNow record (e.g. CHG0030001).",
-        pattern=r"#?(?P<incident>\d{1,9})\s+to\s+(?P<record>[a-z]{2,4}\d{7,12})",
+        "Link an incident whose card is here to an ITSM record (e.g. CHG0030001 or SEC-123).",
+        pattern=rf"#?(?P<incident>\d{{1,9}})\s+to\s+(?P<record>{_RECORD})",
     ),
     Command(
         "unlink",
         "unlink <incident number> from <record number>",
-        "Remove an incident's link to a ServiceNow record.",
-        pattern=r"#?(?P<incident>\d{1,9})\s+from\s+(?P<record>[a-z]{2,4}\d{7,12})",
+        "Remove an incident's link to an ITSM record.",
+        pattern=rf"#?(?P<incident>\d{{1,9}})\s+from\s+(?P<record>{_RECORD})",
     ),
     Command(
         "request evidence",

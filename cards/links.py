@@ -17,7 +17,7 @@ from cards.text import inert
 from cards.verbs import CardVerb
 from core.itsm import ConfigurationItem, IncidentLink, ItsmSystem
 
-SYSTEM_NAMES = {ItsmSystem.SERVICENOW: "ServiceNow", ItsmSystem.JIRA: "Jira"}
+SYSTEM_NAMES = {system: system.display_name for system in ItsmSystem}
 """How each ITSM system is named on a card."""
 
 MAX_LINK_BUTTONS = 2

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import connectors.jsm
 import connectors.policy
 import connectors.sentinel
 import connectors.servicenow
@@ -28,7 +29,7 @@ from core.triage import TRIAGE_JOB
 from core.worker import Handler
 
 HELD_WAIT = 300.0  # seconds between looks; once the flag is on, held jobs run within this
-Name = Literal["sentinel", "policy", "servicenow", "sharepoint"]
+Name = Literal["sentinel", "policy", "servicenow", "jsm", "sharepoint"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,14 @@ CONNECTORS: tuple[Connector, ...] = (
         lambda s: s.servicenow.enabled,
         "WARDEN_SERVICENOW__INSTANCE_URL and its credentials",
         frozenset({ITSM_OUTCOME_JOB, ITSM_CREATE_JOB, ITSM_EVIDENCE_JOB, CMDB_JOB}),
+    ),
+    Connector(
+        "jsm",
+        "Jira Service Management",
+        connectors.jsm.__version__,
+        lambda s: s.jsm.enabled,
+        "WARDEN_JSM__BASE_URL and its credentials",
+        frozenset({ITSM_OUTCOME_JOB, ITSM_CREATE_JOB}),
     ),
     Connector(
         "sharepoint",
@@ -127,9 +136,18 @@ def off_messages(settings: Settings) -> dict[str, str]:
 
 
 def held_jobs(settings: Settings) -> dict[str, Handler]:
-    """Handlers keeping the jobs of every switched-off connector waiting, by job kind."""
+    """Handlers keeping the jobs of every switched-off connector waiting, by job kind.
+
+    A kind that a switched-on connector also delivers (ServiceNow and JSM share the ITSM
+    jobs) is not held: that connector's handler takes it.
+    """
+    running = {kind for c in CONNECTORS if is_on(settings, c.name) for kind in c.jobs}
     return {
-        kind: held(c.name) for c in CONNECTORS if not enabled(settings, c.name) for kind in c.jobs
+        kind: held(c.name)
+        for c in CONNECTORS
+        if not enabled(settings, c.name)
+        for kind in c.jobs
+        if kind not in running
     }
 
 

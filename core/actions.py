@@ -97,8 +97,9 @@ class RetryData(BaseModel):
     action: str = Field(min_length=1, max_length=64)
 
 
-RECORD_NUMBER = re.compile(r"[A-Z]{2,4}[0-9]{7,12}")
-"""What a record number looks like: a prefix (CHG, INC, …) and its digits."""
+RECORD_NUMBER = re.compile(r"[A-Z]{2,4}[0-9]{7,12}|[A-Z][A-Z0-9_]{0,9}-[1-9][0-9]{0,9}")
+"""What a record number looks like: a prefix (CHG, INC, …) and its digits, or a Jira issue
+key (SEC-123)."""
 
 
 class LinkData(TriageData):

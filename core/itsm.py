@@ -1,7 +1,7 @@
 """ITSM records as Warden sees them, whatever the system: links, records, changes, CIs.
 
-``IncidentLink`` ties a Sentinel incident to a ServiceNow record (later a Jira Service
-Management issue); ``ConfigurationItem`` is Warden's CMDB CI contract; ``ItsmRecord`` is
+``IncidentLink`` ties a Sentinel incident to a ServiceNow record or a Jira Service
+Management issue; ``ConfigurationItem`` is Warden's CMDB CI contract; ``ItsmRecord`` is
 what a lookup returns and ``ItsmChange`` what Warden writes. ``ItsmConnector`` is the
 interface every ITSM connector implements, so callers never name a vendor. The JSON
 Schemas of ``IncidentLink`` and ``ConfigurationItem`` are published in ``docs/schemas/``
@@ -30,7 +30,12 @@ class ItsmSystem(StrEnum):
     """The ITSM system a record lives in."""
 
     SERVICENOW = "servicenow"
-    JIRA = "jira"
+    JSM = "jsm"
+
+    @property
+    def display_name(self) -> str:
+        """The system's name as people read it."""
+        return "ServiceNow" if self is ItsmSystem.SERVICENOW else "Jira Service Management"
 
 
 class RecordType(StrEnum):
@@ -66,12 +71,28 @@ _PREFIXES = {
 }
 _NUMBER = re.compile(r"(?P<prefix>[A-Z]{2,4})(?P<digits>[0-9]{7,12})")
 _URL = r"^https?://[^\s/?#]+[^\s]*$"
+_ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]{0,9}-[1-9][0-9]{0,9}")
 
 
 def normalize_number(number: str) -> str:
     """``number`` upper-cased and stripped; ``ValueError`` unless it is a record number."""
     RecordType.of_number(number)
     return number.strip().upper()
+
+
+def is_issue_key(text: str) -> bool:
+    """True when ``text`` is a Jira issue key (``SEC-123``), in any case."""
+    return _ISSUE_KEY.fullmatch(text.strip().upper()) is not None
+
+
+def normalize_reference(system: ItsmSystem, text: str) -> str:
+    """``text`` as ``system`` names its records: a ServiceNow number or a Jira issue key,
+    upper-cased; ``ValueError`` when it is neither."""
+    if system is ItsmSystem.SERVICENOW:
+        return normalize_number(text)
+    if not is_issue_key(text):
+        raise ValueError(f"{text!r} is not an issue key (e.g. SEC-123)")
+    return text.strip().upper()
 
 
 class _Frozen(BaseModel):
@@ -97,10 +118,13 @@ class IncidentLink(_Frozen):
 
     system: ItsmSystem = Field(description="The ITSM system the record lives in.")
     external_id: str = Field(
-        alias="externalId", description="The record number people use, e.g. CHG0030001."
+        alias="externalId",
+        description="The record number people use, e.g. CHG0030001 or the issue key SEC-123.",
     )
     key: str | None = Field(
-        default=None, min_length=1, description="The system's own immutable id (ServiceNow sys_id)."
+        default=None,
+        min_length=1,
+        description="The system's own immutable id (ServiceNow sys_id, Jira issue id).",
     )
     url: str = Field(pattern=_URL, description="Where a person opens the record (http/https).")
     type: RecordType = Field(description="The kind of record.")
@@ -115,6 +139,8 @@ class IncidentLink(_Frozen):
             number = normalize_number(self.external_id)
             if RecordType.of_number(number) is not self.type:
                 raise ValueError(f"{number} is not a {self.type.value} number")
+        else:
+            normalize_reference(self.system, self.external_id)
         return self
 
 
@@ -268,8 +294,7 @@ async def require_record(connector: ItsmConnector, number: str) -> ItsmRecord:
     """The record ``number``; ``ItsmRecordNotFound`` when the connector cannot read it."""
     record = await connector.get(number)
     if record is None:
-        system = "ServiceNow" if connector.system is ItsmSystem.SERVICENOW else "Jira"
-        raise ItsmRecordNotFound(number.strip().upper(), system=system)
+        raise ItsmRecordNotFound(number.strip().upper(), system=connector.system.display_name)
     return record
 
 

@@ -30,6 +30,7 @@ from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
 from core.settings_cmdb import CmdbSettings
 from core.settings_connectors import ConnectorFlags
+from core.settings_jsm import JsmSettings
 from core.settings_manifest import ManifestSettings
 from core.settings_scim import ScimSettings
 from core.settings_servicenow import ServiceNowSettings
@@ -350,6 +351,11 @@ class Settings(BaseSettings):
         description="SCIM 2.0 provisioning from Entra ID (`WARDEN_SCIM__<FIELD>`); off when no "
         "token is set.",
     )
+    jsm: JsmSettings = Field(
+        default_factory=JsmSettings,  # type: ignore[arg-type]
+        description="The Jira Service Management connector (`WARDEN_JSM__<FIELD>`); off when no "
+        "site URL is set.",
+    )
     connectors: ConnectorFlags = Field(
         default_factory=ConnectorFlags,
         description="Feature flags per connector (`WARDEN_CONNECTORS__<NAME>__ENABLED`).",
@@ -552,6 +558,9 @@ def bot_credential_problems(settings: Settings) -> list[str]:
     instance = settings.servicenow.instance_url
     if production and instance and not instance.startswith("https://"):
         problems.append("WARDEN_SERVICENOW__INSTANCE_URL: must be https in production mode")
+    site = settings.jsm.base_url
+    if production and site and not site.startswith("https://"):
+        problems.append("WARDEN_JSM__BASE_URL: must be https in production mode")
     return problems
 
 

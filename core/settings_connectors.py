@@ -21,4 +21,5 @@ class ConnectorFlags(BaseModel):
     sentinel: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
     policy: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
     servicenow: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
+    jsm: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
     sharepoint: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]

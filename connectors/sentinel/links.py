@@ -19,7 +19,7 @@ from core.store import comments as comment_store
 from core.store.outbox import Job
 from core.store.store import Store
 
-SYSTEM_NAMES = {"servicenow": "ServiceNow", "jira": "Jira"}
+SYSTEM_NAMES = {"servicenow": "ServiceNow", "jsm": "Jira Service Management"}
 LABEL_ROUNDS = 3
 """Reads and writes of the label at most, when the incident keeps changing meanwhile."""
 
