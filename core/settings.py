@@ -29,6 +29,7 @@ from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
 from core.settings_connectors import ConnectorFlags
+from core.settings_defender import DefenderSettings
 from core.settings_manifest import ManifestSettings
 from core.settings_servicenow import ServiceNowSettings
 from core.tls import ClientCertificate
@@ -338,6 +339,10 @@ class Settings(BaseSettings):
         default_factory=ServiceNowSettings,  # type: ignore[arg-type]
         description="The ServiceNow connector (`WARDEN_SERVICENOW__<FIELD>`); off when no "
         "instance URL is set.",
+    )
+    defender: DefenderSettings = Field(
+        default_factory=DefenderSettings,  # type: ignore[arg-type]
+        description="Defender XDR incidents through Graph security (`WARDEN_DEFENDER__<FIELD>`).",
     )
     connectors: ConnectorFlags = Field(
         default_factory=ConnectorFlags,

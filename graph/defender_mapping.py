@@ -24,7 +24,9 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
+from enum import Enum
 
 from msgraph.generated.models.security.alert import Alert as GraphAlert
 from msgraph.generated.models.security.alert_classification import AlertClassification
@@ -164,7 +166,7 @@ def incident_from_graph(found: GraphIncident) -> Incident:
         tactics=_sorted_unique(alert.category for alert in alerts),
         products=_sorted_unique(_product(alert) for alert in alerts),
         labels=tuple(found.custom_tags or ()),
-        incident_url=found.incident_web_url,
+        provider_url=found.incident_web_url,
         provider_name=PROVIDER,
         source=IncidentSource.DEFENDER,
         xdr_id=found.id,
@@ -179,15 +181,23 @@ def classification_in(value: AlertClassification | None, status: IncidentStatus)
     return named
 
 
+def wire(value: Enum | None) -> str | None:
+    """The wire text of an msgraph-sdk enum member (its value is a one-item tuple)."""
+    if value is None:
+        return None
+    raw = value.value
+    return str(raw[0] if isinstance(raw, tuple) else raw)
+
+
 def _product(alert: GraphAlert) -> str | None:
-    source = alert.service_source
+    source = wire(alert.service_source)
     if source is None:
         return alert.product_name
-    return PRODUCTS.get(str(source.value), alert.product_name or str(source.value))
+    return PRODUCTS.get(source, alert.product_name or source)
 
 
-def _sorted_unique(values: object) -> tuple[str, ...]:
-    return tuple(sorted({str(v) for v in values if v}))  # type: ignore[attr-defined]
+def _sorted_unique(values: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(sorted({v for v in values if v}))
 
 
 def closing_out(
