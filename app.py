@@ -25,7 +25,7 @@ from bot.evidence_delivery import EvidenceCardDelivery
 from bot.evidence_reminders import EvidenceReminders, ReminderDelivery
 from bot.handlers import WardenBot
 from bot.links import NOT_CONNECTED, LinkDesk
-from bot.triage import TriageDesk
+from bot.triage import DetailsSource, TriageDesk
 from bot.unfurl import Unfurler
 from cli import cmdb as cmdb_commands
 from cli import doctor as doctor_commands
@@ -54,6 +54,7 @@ from core.ingest import CARD_JOB, IngestWriter
 from core.leader import leading
 from core.logs import SCRUBBER, configure_logging
 from core.metrics import Metrics
+from core.models import IncidentSource
 from core.pacing import Pacer
 from core.settings import Mode, Settings, payload_cipher, settings_table
 from core.signing import WebhookVerifier
@@ -71,6 +72,8 @@ from core.triage import TRIAGE_JOB
 from core.worker import Handler, OutboxWorker
 from graph.channel_messages import ChannelMessages
 from graph.client import graph_client, graph_http
+from graph.defender_poller import polling as defender_polling
+from graph.defender_triage import DefenderDetails, DefenderTriage
 from graph.evidence_sync import (
     link_refusal,
 )
@@ -91,6 +94,7 @@ from web.scim import PREFIX as SCIM_PREFIX
 from web.scim import ScimService
 from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
+from wiring import defender as defender_wiring
 from wiring import evidence as evidence_wiring
 from wiring import sandboxes
 
@@ -143,6 +147,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         else None
     )
     incidents = sentinel if enabled(settings, "sentinel") else None
+    defender = defender_wiring.connect(settings, breakers, incidents)
     servicenow = (
         servicenow_setup.connect(settings.servicenow, breakers)
         if enabled(settings, "servicenow")
@@ -154,7 +159,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         else None
     )
     itsm_client = servicenow.client if servicenow is not None else jsm.client if jsm else None
-    triage = _triage_desk(settings, store, breakers, incidents, itsm=itsm_client is not None)
+    triage = _triage_desk(
+        settings, store, breakers, incidents, defender, itsm=itsm_client is not None
+    )
     links = None
     if triage is not None:
         links = LinkDesk(
@@ -245,9 +252,18 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         handlers[POLICY_ATTEST_JOB] = attest[0]
         mirror_closers += [attest[1]] if attest[1] is not None else []
     if incidents is not None:
-        handlers[TRIAGE_JOB] = SentinelTriage(
-            incidents.client, store, writer, max_attempts=settings.outbox.max_attempts
-        )
+        attempts = settings.outbox.max_attempts
+        by_source: dict[IncidentSource, Handler] = {
+            IncidentSource.SENTINEL: SentinelTriage(
+                incidents.client, store, writer, max_attempts=attempts
+            )
+        }
+        if defender is not None:
+            by_source[IncidentSource.DEFENDER] = DefenderTriage(
+                defender.client, store, writer, people=defender.people, max_attempts=attempts
+            )
+            mirror_closers.append(defender.aclose)
+        handlers[TRIAGE_JOB] = defender_wiring.TriageBySource(store, by_source)
         handlers[LINK_NOTE_JOB] = LinkNoteDelivery(incidents.client, store)
     if jsm is not None:
         handlers.update(jsm_setup.handlers(jsm, store))
@@ -297,6 +313,13 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         client = incidents.client
         app.cleanup_ctx.append(
             lambda _app: polling(settings, writer, store, breakers, metrics, client)
+        )
+    if defender is not None:
+        polled_defender = defender.client
+        app.cleanup_ctx.append(
+            lambda _app: defender_polling(
+                settings.defender, polled_defender, writer, store, metrics
+            )
         )
     if servicenow is not None:
         snow = servicenow
@@ -374,6 +397,7 @@ def _triage_desk(
     store: Store,
     breakers: Breakers,
     sentinel: SentinelConnection | None,
+    defender: defender_wiring.DefenderParts | None = None,
     *,
     itsm: bool = False,
 ) -> TriageDesk | None:
@@ -387,9 +411,13 @@ def _triage_desk(
         responders = ResponderGroups(
             graph, settings.responder_group_ids, ttl=settings.responder_cache_seconds, http=http
         )
-    return TriageDesk(
-        store, responders=responders, details=SentinelDetails(sentinel.client), itsm=itsm
-    )
+    sources: dict[IncidentSource, DetailsSource] = {
+        IncidentSource.SENTINEL: SentinelDetails(sentinel.client)
+    }
+    if defender is not None:
+        sources[IncidentSource.DEFENDER] = DefenderDetails(defender.client)
+    details = defender_wiring.DetailsBySource(store, sources)
+    return TriageDesk(store, responders=responders, details=details, itsm=itsm)
 
 
 async def _relaying(

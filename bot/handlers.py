@@ -40,7 +40,7 @@ from cards.incident import incident_card
 from cards.verbs import CardVerb
 from core.actions import LinkData, RefreshData, TriageData
 from core.breaker import Breakers
-from core.models import Severity, Subscription
+from core.models import IncidentSource, Severity, Subscription
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,12 @@ class WardenBot:
             if off := self._switched_off.get("sentinel"):
                 return [error_card("Incidents are switched off", off)]
             minimum = Severity.parse(parsed.argument) if parsed.argument else Severity.INFORMATIONAL
-            sub = Subscription(conversation_id=ref.conversation_id, min_severity=minimum)
+            named = parsed.values.get("from", IncidentSource.SENTINEL.value).split()
+            sub = Subscription(
+                conversation_id=ref.conversation_id,
+                min_severity=minimum,
+                sources=frozenset(IncidentSource(name) for name in named),
+            )
             await self._store.subscribe(sub, by=message.user.aad_object_id or message.user.id)
             return [subscribed_card(sub)]
         if name == "unsubscribe incidents":

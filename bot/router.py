@@ -33,6 +33,14 @@ def parse_command(text: str) -> Parsed:
         if words[: len(name)] != name:
             continue
         rest = words[len(name) :]
+        values: dict[str, str] = {}
+        if command.sources and "from" in rest:
+            at = rest.index("from")
+            named = [w for w in rest[at + 1 :] if w not in ("and", ",")]
+            if not named or any(w not in command.sources for w in named):
+                problem = f"`from` takes {' or '.join(command.sources)} (or both, with `and`)."
+                return Parsed(None, problem=problem, suggestion=command.usage)
+            rest, values = rest[:at], {"from": " ".join(named)}
         if command.pattern is not None:
             found = re.fullmatch(command.pattern, " ".join(rest))
             if found is None:
@@ -40,9 +48,9 @@ def parse_command(text: str) -> Parsed:
                 return Parsed(None, problem=problem, suggestion=command.usage)
             return Parsed(command, values=found.groupdict())
         if not rest:
-            return Parsed(command)
+            return Parsed(command, values=values)
         if len(rest) == 1 and rest[0] in command.choices:
-            return Parsed(command, rest[0])
+            return Parsed(command, rest[0], values=values)
         expected = ", ".join(command.choices) if command.choices else "nothing"
         problem = f"`{command.name}` takes {expected} after it, not “{' '.join(rest)}”."
         return Parsed(None, problem=problem, suggestion=command.usage)

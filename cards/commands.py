@@ -16,6 +16,10 @@ SEVERITY_CHOICES: tuple[str, ...] = tuple(member.value.lower() for member in Sev
 """The words ``subscribe incidents`` accepts, least severe first; ``Severity.parse`` reads each."""
 
 
+SOURCE_CHOICES: tuple[str, ...] = ("sentinel", "defender")
+"""The incident sources ``subscribe incidents … from <source> [and <source>]`` names."""
+
+
 @dataclass(frozen=True)
 class Command:
     """One command: the words that name it, how to type it, and what it does in one line."""
@@ -31,6 +35,10 @@ class Command:
 
     choices: tuple[str, ...] = ()
     """The words accepted as its one optional argument; empty when it takes none."""
+
+    sources: tuple[str, ...] = ()
+    """Words accepted after a trailing ``from`` (``from defender``, ``from sentinel and
+    defender``); the router gives them, space-joined, as ``values["from"]``."""
 
     pattern: str | None = None
     """A regular expression its arguments must match in full (named groups are the values),
@@ -52,6 +60,7 @@ COMMANDS: tuple[Command, ...] = (
         _usage("subscribe incidents", SEVERITY_CHOICES),
         "Post incidents of that severity and above here (default: all severities).",
         SEVERITY_CHOICES,
+        sources=SOURCE_CHOICES,
     ),
     Command(
         "unsubscribe incidents",

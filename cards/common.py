@@ -22,7 +22,13 @@ from cards.elements import (
     text_run,
 )
 from cards.text import inert, localized
-from core.models import ConversationKind, ConversationStatus, Severity, Subscription
+from core.models import (
+    ConversationKind,
+    ConversationStatus,
+    IncidentSource,
+    Severity,
+    Subscription,
+)
 
 _PLACE: Mapping[ConversationKind, str] = MappingProxyType(
     {
@@ -88,6 +94,11 @@ def help_card(*, suggestion: str | None = None, unknown: str | None = None) -> J
 def subscribed_card(subscription: Subscription) -> JSON:
     """The reply to ``subscribe incidents``: which incidents will be posted here from now on."""
     scope = severity_scope(subscription.min_severity)
+    if subscription.sources != {IncidentSource.SENTINEL}:
+        names = {IncidentSource.SENTINEL: "Sentinel", IncidentSource.DEFENDER: "Defender XDR"}
+        scope += " from " + " and ".join(
+            names[s] for s in IncidentSource if s in subscription.sources
+        )
     stop = command_named("unsubscribe incidents").usage
     return adaptive_card(
         [

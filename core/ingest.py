@@ -151,17 +151,22 @@ _VERSION = {
     "sqlite": Statement('SELECT version FROM incidents WHERE "key" = :key'),
     "postgresql": Statement('SELECT version FROM incidents WHERE "key" = :key FOR UPDATE'),
 }
+_TWIN = Statement(
+    'SELECT "key" FROM incidents WHERE xdr_id = :xdr_id AND "key" <> :key '
+    'ORDER BY updated_at, "key" LIMIT 1'
+)
 _UPSERT = Statement(
-    'INSERT INTO incidents ("key", version, severity, payload, updated_at, number) '
-    "VALUES (:key, :version, :severity, :payload, :updated_at, :number) "
+    'INSERT INTO incidents ("key", version, severity, payload, updated_at, number, xdr_id) '
+    "VALUES (:key, :version, :severity, :payload, :updated_at, :number, :xdr_id) "
     'ON CONFLICT ("key") DO UPDATE SET version = excluded.version, '
     "severity = excluded.severity, payload = excluded.payload, updated_at = excluded.updated_at, "
-    "number = excluded.number"
+    "number = excluded.number, xdr_id = COALESCE(excluded.xdr_id, incidents.xdr_id)"
 )
 _TARGETS = Statement(
     "SELECT conversation_id FROM posted_cards WHERE incident_key = :key "
     "AND conversation_id IN (SELECT id FROM conversations WHERE active) "
     "UNION SELECT conversation_id FROM subscriptions WHERE min_rank <= :rank "
+    "AND sources IN (:s1, :s2, 'sentinel,defender') "
     "AND conversation_id IN (SELECT id FROM conversations WHERE active)"
 )
 _WAITING = "SELECT ordering_key FROM outbox WHERE status = 'pending' AND ordering_key IN "
@@ -202,6 +207,8 @@ def ingest_one(
             return IngestResult(str(name), duplicate=True, changed=False)
     version = version_key(incident)
     stored = _VERSION[conn.dialect.name].run(conn, {"key": incident.key}).scalar()
+    if stored is None and incident.xdr_id:
+        incident, stored = _as_twin(conn, incident)
     if stored is not None and version <= stored:
         return IngestResult(incident.name, duplicate=False, changed=False)
     _UPSERT.run(
@@ -213,17 +220,40 @@ def ingest_one(
             "payload": cipher.encrypt(incident.model_dump_json()),
             "updated_at": now,
             "number": incident.number,
+            "xdr_id": incident.xdr_id,
         },
     )
     jobs = _enqueue_cards(conn, incident, trace or {}, cipher)
     return IngestResult(incident.name, duplicate=False, changed=True, jobs=jobs)
 
 
+def _as_twin(conn: Connection, incident: Incident) -> tuple[Incident, str | None]:
+    """``incident`` under the key of its stored twin (the same XDR incident reported by the
+    other source), with that twin's stored version; unchanged when there is none.
+
+    Only an incident with no row of its own joins a twin, so a card already posted under
+    an incident's own key keeps being updated there.
+    """
+    params = {"xdr_id": incident.xdr_id, "key": incident.key}
+    twin = _TWIN.run(conn, params).scalar()
+    if twin is None:
+        return incident, None
+    joined = incident.model_copy(update={"key": str(twin), "source_key": incident.key})
+    return joined, _VERSION[conn.dialect.name].run(conn, {"key": joined.key}).scalar()
+
+
+def _source_params(incident: Incident) -> dict[str, str]:
+    """The ``sources`` values of subscriptions that want ``incident`` (with ``both``)."""
+    names = sorted(source.value for source in incident.reported_by)
+    return {"s1": names[0], "s2": names[-1]}
+
+
 def _enqueue_cards(
     conn: Connection, incident: Incident, trace: dict[str, str], cipher: PayloadCipher
 ) -> int:
     """One card job per conversation that shows, or now wants, this incident; how many."""
-    found = _TARGETS.run(conn, {"key": incident.key, "rank": incident.severity.rank})
+    params = {"key": incident.key, "rank": incident.severity.rank, **_source_params(incident)}
+    found = _TARGETS.run(conn, params)
     targets = sorted({row[0] for row in found.rows})
     if not targets:
         return 0

@@ -46,6 +46,13 @@ class IncidentStatus(StrEnum):
     CLOSED = "Closed"
 
 
+class IncidentSource(StrEnum):
+    """Where Warden reads an incident from (and writes its triage back to)."""
+
+    SENTINEL = "sentinel"
+    DEFENDER = "defender"
+
+
 class Owner(BaseModel):
     """The person (or group) an incident is assigned to."""
 
@@ -91,6 +98,27 @@ class Incident(BaseModel):
     provider_name: str | None = None
     provider_url: str | None = None
     workspace: str | None = None
+    source: IncidentSource = IncidentSource.SENTINEL
+    xdr_id: str | None = Field(
+        default=None,
+        description="The Defender XDR incident id, when Defender XDR reports this incident too.",
+    )
+    source_key: str | None = Field(
+        default=None,
+        description="This version's own key at its source, when it is shown under the key of "
+        "the same incident reported by the other source (one card for both).",
+    )
+
+    @property
+    def native_key(self) -> str:
+        """The key that names this version at its own source."""
+        return self.source_key or self.key
+
+    @property
+    def reported_by(self) -> frozenset[IncidentSource]:
+        """The sources that report this incident (an XDR incident is Defender's too)."""
+        extra = {IncidentSource.DEFENDER} if self.xdr_id else set()
+        return frozenset({self.source, *extra})
 
     @property
     def version(self) -> tuple[datetime, str]:
@@ -132,16 +160,20 @@ class ConversationRef(BaseModel):
 
 
 class Subscription(BaseModel):
-    """A conversation's wish to receive incident cards of at least ``min_severity``."""
+    """A conversation's wish to receive incident cards of at least ``min_severity``, from
+    the ``sources`` it names (Sentinel unless it asked for Defender XDR)."""
 
     model_config = ConfigDict(frozen=True)
 
     conversation_id: str
     min_severity: Severity = Severity.INFORMATIONAL
+    sources: frozenset[IncidentSource] = frozenset({IncidentSource.SENTINEL})
 
     def wants(self, incident: Incident) -> bool:
-        """True when ``incident`` is severe enough for this subscription."""
-        return incident.severity.rank >= self.min_severity.rank
+        """True when ``incident`` is severe enough and comes from a source asked for."""
+        return incident.severity.rank >= self.min_severity.rank and bool(
+            self.sources & incident.reported_by
+        )
 
 
 class ConversationStatus(BaseModel):

@@ -30,6 +30,7 @@ from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
 from core.settings_cmdb import CmdbSettings
 from core.settings_connectors import ConnectorFlags
+from core.settings_defender import DefenderSettings
 from core.settings_jsm import JsmSettings
 from core.settings_manifest import ManifestSettings
 from core.settings_scim import ScimSettings
@@ -355,6 +356,10 @@ class Settings(BaseSettings):
         default_factory=JsmSettings,  # type: ignore[arg-type]
         description="The Jira Service Management connector (`WARDEN_JSM__<FIELD>`); off when no "
         "site URL is set.",
+    )
+    defender: DefenderSettings = Field(
+        default_factory=DefenderSettings,  # type: ignore[arg-type]
+        description="Defender XDR incidents through Graph security (`WARDEN_DEFENDER__<FIELD>`).",
     )
     connectors: ConnectorFlags = Field(
         default_factory=ConnectorFlags,

@@ -136,6 +136,18 @@ def observed(incident: Incident) -> dict[str, str]:
     }
 
 
+def attribution(action: TriageAction, owner: str | None = None) -> str:
+    """The comment that says who did what: ``Severity High → Medium by Ada via Teams``.
+
+    ``owner`` names the new owner of an assignment, as the incident's source resolved it.
+    """
+    what = f"Assigned to {owner}" if owner and action.change.kind == "assign" else None
+    text = f"{what or action.change.summary()} by {action.actor.display} via Teams"
+    if action.change.kind == "status" and action.change.comment:
+        text += f": {action.change.comment}"
+    return text
+
+
 def closing_label(classification: str | None, reason: str | None) -> str:
     """``False positive: inaccurate data`` for a classification and reason."""
     for value, why, label in CLOSING_CHOICES.values():

@@ -1,4 +1,5 @@
-"""Local Microsoft Graph server for SharePoint: sites, lists, items, drives, uploads, $batch.
+"""Local Microsoft Graph server: SharePoint sites, lists, items, drives, uploads, $batch, and
+Defender XDR incidents and alerts (``security/incidents``, ``security/alerts_v2``).
 
 A separate HTTPS server that borrows the identity of an ARM sandbox (``sandbox.arm``): its
 token issuer verifies bearer tokens (Graph audience, same tenant and signing key), its TLS
@@ -38,6 +39,8 @@ from sandbox.graph_batch import add_batch_route
 from sandbox.graph_channels import add_channel_routes
 from sandbox.graph_control import add_graph_control_routes
 from sandbox.graph_drive import DriveFiles, add_drive_routes
+from sandbox.graph_security import add_security_routes
+from sandbox.graph_security_store import SecurityStore
 from sandbox.graph_sharepoint import add_sharepoint_routes
 from sandbox.graph_store import SharePointStore, Site, SpList
 from sandbox.graph_teamwork import Teamwork, add_teamwork_routes
@@ -67,6 +70,8 @@ class GraphSandbox(RequestLog[RequestRecord]):
         self.sharepoint = SharePointStore(arm.now, state_dir)
         self.files: DriveFiles | None = None
         self.teamwork = Teamwork()
+        self.security = SecurityStore(arm.now)
+        """Defender XDR incidents and alerts (``sandbox.graph_security``)."""
         self.faults = FaultQueue()
         self.down_retry_after: float | None = None
         self.down = False
@@ -125,6 +130,7 @@ class GraphSandbox(RequestLog[RequestRecord]):
         add_drive_routes(app, self)
         add_batch_route(app, self)
         add_channel_routes(app, self)
+        add_security_routes(app, self)
         add_graph_routes(app, self.arm)
         add_teamwork_routes(app, self.arm.directory, self.teamwork)
         return app
@@ -132,6 +138,7 @@ class GraphSandbox(RequestLog[RequestRecord]):
     def reset(self) -> None:
         """Forget sites, files, the log and faults."""
         self.sharepoint.clear()
+        self.security.clear()
         if self.files is not None:
             self.files.clear()
         self._log.clear()

@@ -3,10 +3,11 @@
 For each request, in this order: describe it for the log (never a token, never file
 bytes), answer 503 in "down" mode, apply the first matching queued fault, authenticate
 (a bearer token the ARM sandbox issued for a Graph audience; SharePoint routes also need
-a ``Sites.*`` application role, channel messages a ``ChannelMessage.Read.*`` one), then run
-the route. ``uploadUrl`` requests are
-pre-authenticated: they must come without an Authorization header. JSON bodies are parsed
-here; any other body (file bytes) is left unread for the handler to stream to disk.
+a ``Sites.*`` application role, channel messages a ``ChannelMessage.Read.*`` one, security
+routes a ``SecurityIncident.*`` or ``SecurityAlert.*`` one), then run the route.
+``uploadUrl`` requests are pre-authenticated: they must come without an Authorization header.
+JSON bodies are parsed here; any other body (file bytes) is left unread for the handler to
+stream to disk.
 Errors are Graph's OData envelope; answers carry ``request-id`` and ``client-request-id``.
 """
 
@@ -25,6 +26,7 @@ from sandbox.arm_http import BODY_KEY, CLAIMS_KEY, RECORD_KEY, Body
 from sandbox.arm_records import GraphError, RequestRecord, SandboxError, auth_fields, status_error
 from sandbox.connector_faults import delay_or_drop, retry_after_header
 from sandbox.graph_channels import CHANNEL_ROLES
+from sandbox.graph_security import security_roles
 
 if TYPE_CHECKING:
     from sandbox.graph import GraphSandbox
@@ -159,6 +161,8 @@ def _authenticate(sandbox: GraphSandbox, request: web.Request, record: RequestRe
     needed = _READ_ROLES if request.method in ("GET", "HEAD") else SITES_ROLES
     if request.path.startswith("/v1.0/teams/") and request.path.endswith("/messages"):
         needed = CHANNEL_ROLES
+    if request.path.startswith("/v1.0/security/"):
+        needed = security_roles(request.method, request.path)
     if not roles & needed:
         raise GraphError(403, "accessDenied", "Access denied")
 

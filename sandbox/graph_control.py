@@ -11,6 +11,11 @@
 ``GET    /_sandbox/state``         200 every site, list, column, item and drive item
 ``POST   /_sandbox/sites``         201 site; body ``{"hostname"?, "path"}``
 ``POST   /_sandbox/reset``         204, forgets everything (files too)
+``POST   /_sandbox/security/incidents``       201 a new Defender XDR incident; body: properties
+                                              that override the generated ones
+``POST   /_sandbox/security/seed``            201 ``{"value": [...]}``; body ``{"count"}``
+``PATCH  /_sandbox/security/incidents/{id}``  200, changes it as the Defender portal would;
+                                              ``{"readOnly": true}`` makes Warden's writes 403
 ``GET    /_sandbox/sharepoint``    200 text/html: a read-only page of sites, libraries,
                                    lists, items and files, as an auditor would browse it
 
@@ -105,6 +110,30 @@ class _ControlRoutes:
         self.sandbox.reset()
         return web.Response(status=204)
 
+    async def add_incident(self, request: web.Request) -> web.Response:
+        """Raise a Defender XDR incident."""
+        made = self.sandbox.security.add_incident(await _object(request))
+        return web.json_response(made, status=201)
+
+    async def seed_incidents(self, request: web.Request) -> web.Response:
+        """Raise generated Defender XDR incidents."""
+        count = (await _object(request)).get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 1000:
+            raise GraphError(400, "BadRequest", "count must be an integer from 1 to 1000")
+        return web.json_response({"value": self.sandbox.security.seed(count)}, status=201)
+
+    async def portal_update(self, request: web.Request) -> web.Response:
+        """Change a Defender XDR incident as the portal would (or make it read-only)."""
+        found = self.sandbox.security.get(request.match_info["incidentId"])
+        if found is None:
+            raise GraphError(404, "NotFound", "Incident not found.")
+        changes = await _object(request)
+        if "readOnly" in changes:
+            found.read_only = bool(changes.pop("readOnly"))
+        if changes:
+            self.sandbox.security.update(found, changes, "Megan Bowen")
+        return web.json_response(found.render(expand_alerts=True))
+
     async def page(self, request: web.Request) -> web.Response:
         """Render the auditor's read-only page."""
         return web.Response(text=sharepoint_page(self.sandbox.sharepoint), content_type="text/html")
@@ -134,4 +163,7 @@ def add_graph_control_routes(app: web.Application, sandbox: GraphSandbox) -> Non
     add("POST", "/sites", routes.add_site)
     add("POST", "/reset", routes.reset)
     add("GET", "/sharepoint", routes.page)
+    add("POST", "/security/incidents", routes.add_incident)
+    add("POST", "/security/seed", routes.seed_incidents)
+    add("PATCH", "/security/incidents/{incidentId}", routes.portal_update)
     app.add_subapp("/_sandbox/", control)

@@ -22,6 +22,10 @@ from core.models import Incident, IncidentStatus, Owner, Severity
 
 INCIDENT_TYPE = "Microsoft.SecurityInsights/incidents"
 
+XDR_PROVIDERS = frozenset({"microsoft xdr", "microsoft 365 defender", "microsoft defender xdr"})
+"""``providerName`` values of incidents Defender XDR raised (their ``providerIncidentId`` is the
+Defender XDR incident id, the one Graph's ``security/incidents`` answers)."""
+
 
 class _Owner(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -62,6 +66,7 @@ class _Properties(BaseModel):
     incidentNumber: int | None = None  # noqa: N815
     labels: list[_Label] = Field(default_factory=list)
     providerName: str | None = None  # noqa: N815
+    providerIncidentId: str | None = None  # noqa: N815
     additionalData: _AdditionalData | None = None  # noqa: N815
 
 
@@ -140,7 +145,15 @@ def _to_incident(parsed: _Resource) -> Incident:
         provider_name=props.providerName,
         provider_url=extra.providerIncidentUrl,
         workspace=_workspace(parsed.id),
+        xdr_id=_xdr_id(props),
     )
+
+
+def _xdr_id(props: _Properties) -> str | None:
+    """The Defender XDR incident id of an incident Defender XDR raised, else ``None``."""
+    if (props.providerName or "").strip().lower() not in XDR_PROVIDERS:
+        return None
+    return (props.providerIncidentId or "").strip() or None
 
 
 def incident_from_webhook(body: Any) -> Incident:

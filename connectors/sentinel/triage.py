@@ -31,7 +31,14 @@ from core.store import comments as comment_store
 from core.store import triage as triage_store
 from core.store.outbox import Job
 from core.store.store import Store
-from core.triage import IncidentDetails, TriageAction, TriageChange, TriageState, observed
+from core.triage import (
+    IncidentDetails,
+    TriageAction,
+    TriageChange,
+    TriageState,
+    attribution,
+    observed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +99,6 @@ def in_place(change: TriageChange, incident: Incident) -> bool:
     return False
 
 
-def attribution(action: TriageAction, owner: str | None = None) -> str:
-    """The comment that says who did what: ``Severity High → Medium by Ada via Teams``.
-
-    ``owner`` names the new owner of an assignment, as Sentinel resolved it.
-    """
-    what = f"Assigned to {owner}" if owner and action.change.kind == "assign" else None
-    text = f"{what or action.change.summary()} by {action.actor.display} via Teams"
-    if action.change.kind == "status" and action.change.comment:
-        text += f": {action.change.comment}"
-    return text
-
-
 def _comment_id(intent_id: str, purpose: str) -> str:
     """A comment id fixed by the intent, so a job that runs twice leaves one comment."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"warden:{intent_id}:{purpose}"))
@@ -133,8 +128,9 @@ class SentinelTriage:
             raise DeliveryError("the triage action is no longer stored", outcome=Outcome.FAIL)
         if action.state.final:
             return
-        try:
-            workspace, name = locate(action.incident_key)
+        stored = await self._store.incident(action.incident_key)
+        try:  # the stored version may be Sentinel's own under a Defender XDR twin's key
+            workspace, name = locate(stored.native_key if stored else action.incident_key)
             state, detail = await self._apply(action, workspace, name)
         except (InvalidIncidentChange, IncidentNotFound, ValueError) as exc:
             message = exc.user_message if isinstance(exc, SentinelError) else str(exc)

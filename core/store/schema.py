@@ -42,6 +42,7 @@ subscriptions = Table(
     Column("min_rank", Integer, nullable=False),
     Column("created_by", String(128)),
     Column("created_at", Float, nullable=False),
+    Column("sources", String(64), nullable=False, server_default="sentinel"),
 )
 
 incidents = Table(
@@ -53,7 +54,9 @@ incidents = Table(
     Column("payload", Text, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("number", Integer),
+    Column("xdr_id", String(64)),
     Index("ix_incidents_number", "number"),
+    Index("ix_incidents_xdr_id", "xdr_id"),
 )
 
 posted_cards = Table(

@@ -30,6 +30,7 @@ from core.models import (
     ConversationRef,
     ConversationStatus,
     Incident,
+    IncidentSource,
     Severity,
     Subscription,
 )
@@ -55,6 +56,15 @@ class PostedCard:
 
     activity_id: str
     version: str
+
+
+SENTINEL_ONLY = frozenset({IncidentSource.SENTINEL})
+"""What a subscription receives unless it names its sources."""
+
+
+def sources_text(sources: frozenset[IncidentSource]) -> str:
+    """How ``subscriptions.sources`` stores a set of sources (``sentinel,defender``)."""
+    return ",".join(source.value for source in IncidentSource if source in sources)
 
 
 def version_key(incident: Incident) -> str:
@@ -252,6 +262,7 @@ class Store:
             "min_rank": sub.min_severity.rank,
             "created_by": by,
             "created_at": time.time(),
+            "sources": sources_text(sub.sources),
         }
         stmt = self.insert(subscriptions).values(conversation_id=sub.conversation_id, **values)
         stmt = stmt.on_conflict_do_update(index_elements=["conversation_id"], set_=values)
@@ -263,6 +274,7 @@ class Store:
                 "subscribe",
                 sub.conversation_id,
                 min_severity=sub.min_severity.value,
+                **({} if sub.sources == SENTINEL_ONLY else {"sources": values["sources"]}),
             )
 
     async def unsubscribe(self, conversation_id: str, *, by: str | None = None) -> bool:
@@ -276,14 +288,18 @@ class Store:
 
     async def subscription(self, conversation_id: str) -> Subscription | None:
         """The conversation's subscription, if any."""
-        stmt = select(subscriptions.c.min_severity).where(
+        stmt = select(subscriptions.c.min_severity, subscriptions.c.sources).where(
             subscriptions.c.conversation_id == conversation_id
         )
         async with self.reading() as conn:
-            value = (await conn.execute(stmt)).scalar()
-        if value is None:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
             return None
-        return Subscription(conversation_id=conversation_id, min_severity=Severity(value))
+        return Subscription(
+            conversation_id=conversation_id,
+            min_severity=Severity(row.min_severity),
+            sources=frozenset(IncidentSource(name) for name in str(row.sources).split(",")),
+        )
 
     async def incident(self, key: str) -> Incident | None:
         """The latest stored version of an incident."""

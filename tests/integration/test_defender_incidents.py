@@ -1,0 +1,215 @@
+"""Defender XDR as a second incident source: polled through Graph security, one card per
+incident even when Sentinel reports it too, triaged from the card with attribution.
+
+The real app polls the ARM sandbox (Sentinel) and the Graph sandbox (Defender XDR) and posts
+through the Connector sandbox; the assertions read those sandboxes' request logs and state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app import STORE, WORKER
+from cards.verbs import CardVerb
+from core.store import outbox
+from sandbox.arm import DEFAULT_SCOPE, ArmSandbox
+from sandbox.graph import GraphSandbox, run_graph_sandbox
+from tests.integration.conftest import Warden, WardenFactory
+from tests.integration.triage_support import Desk
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+GRAPH_ROLES = [
+    "SecurityIncident.ReadWrite.All",
+    "SecurityAlert.Read.All",
+    "User.Read.All",
+    "GroupMember.Read.All",
+]
+
+
+@pytest.fixture
+async def graph(arm: ArmSandbox) -> AsyncIterator[GraphSandbox]:
+    """The Graph sandbox (Defender XDR incidents), trusting the ARM sandbox's tokens."""
+    arm.register_client(arm.client_id, arm.client_secret, graph_roles=GRAPH_ROLES)
+    async with run_graph_sandbox(arm) as served:
+        yield served
+
+
+def _settings(arm: ArmSandbox, graph: GraphSandbox, *, sentinel_poll: bool) -> dict[str, Any]:
+    scope = DEFAULT_SCOPE
+    values: dict[str, Any] = {
+        "arm_endpoint": arm.url,
+        "arm_ca_bundle": arm.ca_path,
+        "graph_endpoint": graph.graph_url,
+        "azure_tenant_id": arm.tenant_id,
+        "azure_client_id": arm.client_id,
+        "azure_client_secret": arm.client_secret,
+        "azure_authority_host": arm.authority,
+        "defender": {"enabled": True, "poll_seconds": 0.2},
+    }
+    if sentinel_poll:
+        values.update(
+            sentinel_workspaces=f"{scope.subscription}/{scope.resource_group}/{scope.workspace}",
+            sentinel_poll_seconds=0.2,
+            sentinel_reconcile_enabled=False,
+        )
+    return values
+
+
+async def _channel(warden: Warden, text: str) -> str:
+    conversation = await warden.subscribed_channel()
+    await warden.say(conversation, text)
+    return conversation
+
+
+def _xdr_twin(arm: ArmSandbox, incident_id: str, title: str) -> dict[str, Any]:
+    """The Sentinel incident Defender XDR's connector raises for ``incident_id``."""
+    return arm.create_incident(
+        {"title": title, "providerName": "Microsoft XDR", "providerIncidentId": incident_id}
+    )
+
+
+async def test_defender_subscription_polled_incident_posted_with_defender_values(
+    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+) -> None:
+    """A conversation subscribed from Defender gets Defender's incidents, polled with alerts."""
+    warden = await start_warden(**_settings(arm, graph, sentinel_poll=False))
+    conversation = await _channel(warden, "subscribe incidents from defender")
+    graph.security.add_incident({"displayName": "Email reported as phish", "status": "inProgress"})
+    await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
+    card = str(warden.card_posts(conversation)[0].body)
+    assert "Email reported as phish" in card and "Active" in card
+    polls = graph.calls("ListIncidents", successful=True)
+    assert polls[0].query["$expand"] == "alerts"
+    assert polls[0].query["$filter"].startswith("lastUpdateDateTime ge ")
+
+
+async def test_sentinel_only_subscription_receives_no_defender_incident(
+    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+) -> None:
+    """``subscribe incidents`` stays Sentinel's: a Defender-only incident is not posted."""
+    warden = await start_warden(**_settings(arm, graph, sentinel_poll=True))
+    sentinel_only = await warden.subscribed_channel("sentinel-only")
+    both = await _channel(warden, "subscribe incidents from sentinel and defender")
+    graph.security.add_incident({"displayName": "Defender only"})
+    arm.create_incident({"title": "Sentinel only"})
+    await warden.connector.wait_for(lambda s: len(warden.card_posts(both)) >= 2 or None)
+    await _idle(warden)
+    titles = str([r.body for r in warden.card_posts(sentinel_only)])
+    assert "Sentinel only" in titles and "Defender only" not in titles
+
+
+@pytest.mark.parametrize("sentinel_first", [True, False])
+async def test_sentinel_and_defender_same_incident_one_card(
+    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox, sentinel_first: bool
+) -> None:
+    """The incident both report (Sentinel's carries the XDR id) is one card, in either order."""
+    warden = await start_warden(**_settings(arm, graph, sentinel_poll=True))
+    conversation = await _channel(warden, "subscribe incidents from sentinel and defender")
+    title = "Ransomware on FIN-SRV-02"
+    if sentinel_first:
+        twin = _xdr_twin(arm, str(graph.security.next_id), title)
+        await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
+        made = graph.security.add_incident({"displayName": title, "status": "inProgress"})
+    else:
+        made = graph.security.add_incident({"displayName": title, "status": "inProgress"})
+        await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
+        twin = _xdr_twin(arm, made["id"], title)
+    assert twin["properties"]["providerIncidentId"] == made["id"]
+    await warden.connector.wait_for(lambda s: s.updates(conversation, successful=True) or None)
+    await _idle(warden)
+    posts = warden.card_posts(conversation)
+    assert len(posts) == 1, [p.body for p in posts]
+    shown = str(warden.connector.updates(conversation, successful=True)[-1].body)
+    assert title in shown
+    assert ("/security/incidents/" in shown) is not sentinel_first  # the first key keeps the card
+
+
+async def _idle(warden: Warden) -> None:
+    store = warden.client.server.app[STORE]
+
+    async def idle() -> bool:
+        return not await outbox.list_jobs(store, outbox.UNFINISHED)
+
+    await warden.client.server.app[WORKER].wait_until(idle)
+
+
+async def test_defender_triage_status_patched_with_attribution_comment(
+    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+) -> None:
+    """*Start work* on a Defender card PATCHes inProgress and comments who did it."""
+    desk = await _defender_desk(start_warden, arm, graph)
+    await desk.click(CardVerb.STATUS, {"status": "Active"})
+    await desk.settled()
+    stored = graph.security.incidents[desk.name].resource
+    assert stored["status"] == "inProgress"
+    assert [c["comment"] for c in stored["comments"]] == [
+        "Status New \u2192 Active by Adele Vance via Teams"
+    ]
+    card = str(desk.card())
+    assert "Done" in card and "Status New \u2192 Active" in card
+    assert "Open in Defender" in card and "Open in Sentinel" not in card
+
+
+async def test_defender_triage_assign_me_writes_upn_and_close_maps_classification(
+    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+) -> None:
+    """*Assign to me* sets assignedTo to the clicker's directory UPN; closing maps the verdict."""
+    desk = await _defender_desk(start_warden, arm, graph)
+    await desk.click(CardVerb.ASSIGN_ME)
+    await desk.settled()
+    stored = graph.security.incidents[desk.name].resource
+    assert stored["assignedTo"] == "john@contoso.com"  # the directory's UPN of the clicker
+    await desk.click(
+        CardVerb.CLOSE, {"classification": "FalsePositive:InaccurateData", "comment": "dup"}
+    )
+    await desk.settled()
+    assert (stored["status"], stored["classification"], stored["determination"]) == (
+        "resolved",
+        "falsePositive",
+        "notEnoughDataToValidate",
+    )
+    assert stored["resolvingComment"] == "dup"
+    comments = [c["comment"] for c in stored["comments"]]
+    assert comments[0].startswith("Assigned to john@contoso.com by Adele Vance via Teams")
+    assert comments[1].endswith("by Adele Vance via Teams: dup")
+
+
+async def test_defender_triage_forbidden_shows_refusal_on_card_not_retried(
+    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+) -> None:
+    """A 403 from Graph is shown on the card as not applied, and the PATCH is sent once."""
+    desk = await _defender_desk(start_warden, arm, graph)
+    graph.security.incidents[desk.name].read_only = True
+    await desk.click(CardVerb.STATUS, {"status": "Active"})
+    await desk.settled()
+    assert [c.status for c in graph.calls("UpdateIncident")] == [403]
+    card = str(desk.card())
+    assert "did not let Warden update this incident" in card
+    assert graph.security.incidents[desk.name].resource["status"] == "active"
+
+
+class _DefenderDesk(Desk):
+    """A desk whose incident lives in the Graph sandbox (Defender XDR)."""
+
+    def __init__(self, warden: Warden, arm: ArmSandbox, conversation: str, name: str) -> None:
+        super().__init__(warden, arm, conversation, name)
+
+    @property
+    def key(self) -> str:
+        return f"/security/incidents/{self.name}"
+
+
+async def _defender_desk(
+    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+) -> _DefenderDesk:
+    warden = await start_warden(**_settings(arm, graph, sentinel_poll=False))
+    conversation = await _channel(warden, "subscribe incidents from defender")
+    made = graph.security.add_incident({"displayName": "Suspicious sign-in", "severity": "high"})
+    await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
+    desk = _DefenderDesk(warden, arm, conversation, made["id"])
+    await desk.settled()
+    return desk

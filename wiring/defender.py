@@ -1,0 +1,100 @@
+"""Defender XDR wiring: the Graph security client, its poller, and triage by incident source.
+
+Defender XDR is on when ``WARDEN_DEFENDER__ENABLED`` is set and Warden has its Azure app
+identity (the Sentinel connection's credential, which Graph accepts too). A triage job goes
+to the source of the incident's stored version (``TriageBySource``); so does *Show alerts*
+(``DetailsBySource``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from bot.triage import DetailsSource
+from connectors.sentinel.connection import SentinelConnection, tls_verify
+from core.breaker import Breakers
+from core.errors import DeliveryError, Outcome
+from core.models import IncidentSource
+from core.settings import Settings
+from core.store import triage as triage_store
+from core.store.outbox import Job
+from core.store.store import Store
+from core.triage import IncidentDetails, TriageState
+from core.worker import Handler
+from graph.client import graph_client, graph_http
+from graph.people import People
+from graph.security import DefenderClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DefenderParts:
+    """The Defender XDR client, the directory look-up it assigns with, and their HTTP client."""
+
+    client: DefenderClient
+    people: People
+    http: httpx.AsyncClient
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (after the outbox worker has stopped)."""
+        await self.http.aclose()
+
+
+def connect(
+    settings: Settings, breakers: Breakers, sentinel: SentinelConnection | None
+) -> DefenderParts | None:
+    """Defender XDR's parts, or ``None`` when it is off or Warden has no Azure identity."""
+    if not settings.defender.enabled:
+        return None
+    if sentinel is None:
+        log.warning("Defender XDR is enabled but no Azure app identity is configured")
+        return None
+    http = graph_http(breakers, tls_verify(settings))
+    graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
+    client = DefenderClient(graph, page_size=settings.defender.page_size)
+    return DefenderParts(client, People(graph, bind_base=settings.graph_endpoint), http)
+
+
+class TriageBySource:
+    """The ``incident.triage`` handler: the job goes to its incident's source's handler."""
+
+    def __init__(self, store: Store, handlers: Mapping[IncidentSource, Handler]) -> None:
+        self._store = store
+        self._handlers = dict(handlers)
+
+    async def __call__(self, job: Job) -> None:
+        """Run the job with the handler of the stored version's source."""
+        intent = str(job.payload.get("intent", ""))
+        action = await triage_store.by_intent(self._store, intent)
+        if action is None:
+            raise DeliveryError("the triage action is no longer stored", outcome=Outcome.FAIL)
+        incident = await self._store.incident(action.incident_key)
+        source = incident.source if incident is not None else IncidentSource.SENTINEL
+        handler = self._handlers.get(source)
+        if handler is None:
+            detail = f"Warden is not connected to {source.value.capitalize()}; nothing changed."
+            await triage_store.set_state(self._store, intent, TriageState.FAILED, detail)
+            return
+        await handler(job)
+
+
+class DetailsBySource:
+    """*Show alerts and entities* from the source of the incident's stored version."""
+
+    def __init__(self, store: Store, sources: Mapping[IncidentSource, DetailsSource]) -> None:
+        self._store = store
+        self._sources = dict(sources)
+
+    async def details(self, incident_key: str) -> IncidentDetails:
+        """The details (``ValueError`` when Warden cannot read that source)."""
+        incident = await self._store.incident(incident_key)
+        source = incident.source if incident is not None else IncidentSource.SENTINEL
+        reader = self._sources.get(source)
+        if reader is None:
+            raise ValueError(f"not connected to {source.value}")
+        return await reader.details(incident.native_key if incident else incident_key)
