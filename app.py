@@ -25,6 +25,7 @@ from bot.evidence_delivery import EvidenceCardDelivery
 from bot.evidence_reminders import EvidenceReminders, ReminderDelivery
 from bot.handlers import WardenBot
 from bot.links import NOT_CONNECTED, LinkDesk
+from bot.receipts import ActivityReceipts
 from bot.triage import TriageDesk
 from bot.unfurl import Unfurler
 from cli import doctor as doctor_commands
@@ -181,6 +182,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         validator=validator,
         metrics=metrics,
         pacer=pacer,
+        receipts=ActivityReceipts(store),
     )
     cmdb = servicenow is not None and incidents is not None  # CIs need both
     handlers: dict[str, Handler] = {
