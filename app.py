@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 import httpx
 import typer
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
@@ -28,6 +29,7 @@ from bot.links import NOT_CONNECTED, LinkDesk
 from bot.receipts import ActivityReceipts
 from bot.triage import TriageDesk
 from bot.unfurl import Unfurler
+from cards.commands import COMMANDS
 from cli import doctor as doctor_commands
 from cli import evidence as evidence_commands
 from cli import incidents as incident_commands
@@ -54,6 +56,7 @@ from core.leader import leading
 from core.logs import SCRUBBER, configure_logging
 from core.metrics import Metrics
 from core.pacing import Pacer
+from core.recording import Redactor
 from core.settings import Mode, Settings, payload_cipher, settings_table
 from core.signing import WebhookVerifier
 from core.store.cmdb import CMDB_JOB
@@ -84,6 +87,7 @@ from web.health import switched_off as sentinel_off
 from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
 from web.posture import PostureApi
 from web.problems import problem_middleware
+from web.recording import Recorder, recording_middleware
 from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
 from wiring import evidence as evidence_wiring
@@ -253,7 +257,12 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         bearer=(bearer := _webhook_bearer(settings, http)),
     )
     app = web.Application(
-        middlewares=[correlation_middleware, metrics_middleware(metrics), problem_middleware],
+        middlewares=[
+            correlation_middleware,
+            metrics_middleware(metrics),
+            problem_middleware,
+            *_recording(settings),
+        ],
         client_max_size=settings.webhook_max_bytes + 1024,
     )
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
@@ -336,6 +345,14 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         )
         app.router.add_post("/api/webhooks/servicenow", snow_webhook.handle)
     return app
+
+
+def _recording(settings: Settings) -> list[Middleware]:
+    """The recorder of accepted inbound requests, innermost, when ``WARDEN_RECORD_DIR`` is set."""
+    if settings.record_dir is None:
+        return []
+    commands = {command.name.split()[0] for command in COMMANDS}
+    return [recording_middleware(Recorder(settings.record_dir, Redactor(commands)))]
 
 
 def _triage_desk(
