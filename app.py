@@ -35,6 +35,7 @@ from cli import evidence as evidence_commands
 from cli import incidents as incident_commands
 from cli import manifest as manifest_commands
 from cli import ops as ops_commands
+from cli import replay as replay_commands
 from cli.common import console, settings_or_exit
 from connectors.entra import EntraTokenValidator
 from connectors.policy import evidence_poller
@@ -484,6 +485,7 @@ for area in (
     evidence_commands,
     manifest_commands,
     doctor_commands,
+    replay_commands,
 ):
     area.register(cli)
 
