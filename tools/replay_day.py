@@ -1,13 +1,14 @@
-"""A responder's day against the sandboxes, recorded for ``app.py replay`` and its tests.
+"""A day in the SOC and in compliance, recorded for ``app.py replay`` and its tests.
 
-:func:`day_stack` starts the Bot Connector, ARM (Sentinel) and ServiceNow sandboxes and a
-Warden wired to them (optionally recording to ``WARDEN_RECORD_DIR``); :func:`drive_day`
-plays the day through Warden's real endpoints: the bot added to a channel and subscribed, a
-Sentinel incident webhook (the official example incident, so a fresh sandbox holds the same
-one), its card, *Assign to me*, a comment, ``link <n> to CHG…``, a severity change (which
-ServiceNow gets as a work note) and ServiceNow's business rule reporting the change's new
-state. ``python -m tools.replay_day`` regenerates
-``tests/recordings/incident-day.jsonl`` from it.
+:func:`day_stack` starts the Bot Connector, ARM (Sentinel, Entra ID), Graph (SharePoint, its
+site provisioned) and ServiceNow sandboxes and a Warden wired to them (optionally recording
+to ``WARDEN_RECORD_DIR``); :func:`drive_day` plays the day through Warden's real endpoints:
+the bot added to a channel and subscribed; a Sentinel incident webhook (the official example
+incident, which every ARM sandbox holds), its card, *Assign to me*, a comment, ``link <n> to
+CHG…``, a severity change (ServiceNow gets a work note) and ServiceNow's business rule
+reporting the change's new state; then ``request evidence`` from an owner, the owner's
+attestation and its approval (filed in SharePoint, audited). ``python -m tools.replay_day``
+regenerates ``tests/recordings/incident-day.jsonl`` from it.
 """
 
 from __future__ import annotations
@@ -28,14 +29,19 @@ from aiohttp import web
 
 from app import STORE, WORKER, create_app
 from cards.verbs import CardVerb
+from connectors.sentinel.connection import tls_verify
+from connectors.sentinel.setup import credential as arm_credential
 from core.settings import OutboxSettings, Settings
 from core.settings_servicenow import ServiceNowSettings
 from core.signing import sign
 from core.store import outbox
 from core.store.store import Store
+from graph.provision import provision
 from sandbox.arm import ArmSandbox, run_arm_sandbox
 from sandbox.arm_seed import EXAMPLE_SCOPE
 from sandbox.connector import ConnectorSandbox, run_connector_sandbox
+from sandbox.embedded import GRAPH_ROLES
+from sandbox.graph import DEFAULT_HOST, GraphSandbox, run_graph_sandbox
 from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +58,24 @@ RESPONDER = {
     "name": "Adele Vance",
     "aadObjectId": "2046feea-040d-4a46-9e2b-91c2941bfa70",
 }
+OWNER = {
+    "id": "29:olivia",
+    "name": "Olivia Owner",
+    "aadObjectId": "0a0a0a0a-0000-4000-8000-00000000000a",
+}
+REVIEWERS = "6f4c1b3e-2a8d-4b9e-9c1a-0d2e3f4a5b6c"
+REQUIREMENT = "ISO-A.8.13"
+CATALOG = f"""\
+requirements:
+  - id: {REQUIREMENT}
+    title: Backups are tested
+    guidance: A restore test report.
+    evidence: [attestation]
+    owner: olivia@contoso.com
+    reviewers: ["{REVIEWERS}"]
+    due_days: 14
+"""
+SITE = "sites/Compliance"
 
 
 @dataclass
@@ -64,6 +88,7 @@ class Stack:
     connector: ConnectorSandbox
     arm: ArmSandbox
     snow: ServiceNowSandbox
+    graph: GraphSandbox
     change: str
     """The number of the change request the day links the incident to."""
 
@@ -81,15 +106,22 @@ class Stack:
         await self.app[WORKER].wait_until(idle)
 
 
-def day_settings(var_dir: Path, arm: ArmSandbox, snow: ServiceNowSandbox, **more: Any) -> Settings:
-    """A sandbox Warden connected to the sandboxes: webhooks in, no polling of Sentinel."""
+def day_settings(
+    var_dir: Path, arm: ArmSandbox, snow: ServiceNowSandbox, graph: GraphSandbox, **more: Any
+) -> Settings:
+    """A sandbox Warden connected to the sandboxes: webhooks in, no polling of Sentinel,
+    evidence filed in the sandbox SharePoint."""
+    catalog = var_dir / "requirements.yaml"
+    catalog.write_text(CATALOG, encoding="utf-8")
     values: dict[str, Any] = {
+        "requirements_file": catalog,
+        "sharepoint_site": f"{DEFAULT_HOST}:/{SITE}",
         "var_dir": var_dir,
         "database_url": f"sqlite+aiosqlite:///{var_dir / 'warden.db'}",
         "sentinel_webhook_secrets": SENTINEL_SECRET,
         "arm_endpoint": arm.url,
         "arm_ca_bundle": arm.ca_path,
-        "graph_endpoint": arm.graph_url,
+        "graph_endpoint": graph.graph_url,
         "azure_tenant_id": arm.tenant_id,
         "azure_client_id": arm.client_id,
         "azure_client_secret": arm.client_secret,
@@ -122,10 +154,13 @@ async def day_stack(var_dir: Path, *, record_dir: Path | None = None) -> AsyncIt
     """The sandboxes and a Warden on a free port; everything stopped on exit."""
     async with (
         run_connector_sandbox() as connector,
-        run_arm_sandbox() as arm,
+        run_arm_sandbox(sandbox=_directory()) as arm,
+        run_graph_sandbox(arm, state_dir=var_dir / "graph") as graph,
         run_servicenow_sandbox() as snow,
     ):
-        settings = day_settings(var_dir, arm, snow, record_dir=record_dir)
+        graph.add_site(DEFAULT_HOST, SITE)
+        settings = day_settings(var_dir, arm, snow, graph, record_dir=record_dir)
+        await _provision(settings)
         app = create_app(settings)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -137,9 +172,32 @@ async def day_stack(var_dir: Path, *, record_dir: Path | None = None) -> AsyncIt
             change = snow.create(
                 "change_request", {"short_description": "Reset the CFO's sign-in", "state": "-4"}
             )
-            yield Stack(url, app, settings, connector, arm, snow, str(change["number"]))
+            yield Stack(url, app, settings, connector, arm, snow, graph, str(change["number"]))
         finally:
             await runner.cleanup()
+
+
+def _directory() -> ArmSandbox:
+    """An ARM sandbox whose app may manage SharePoint and whose directory knows the people."""
+    arm = ArmSandbox()
+    arm.register_client(arm.client_id, arm.client_secret, graph_roles=GRAPH_ROLES)
+    arm.add_user(
+        OWNER["name"],
+        "olivia@contoso.com",
+        object_id=OWNER["aadObjectId"],
+        mail="olivia@contoso.com",
+    )
+    arm.set_member_groups(RESPONDER["aadObjectId"], [REVIEWERS])
+    return arm
+
+
+async def _provision(settings: Settings) -> None:
+    """The evidence site's library and lists, as ``make run`` provisions them."""
+    credential = arm_credential(settings)
+    try:
+        await provision(settings, credential, verify=tls_verify(settings))
+    finally:
+        await credential.close()
 
 
 def _activity(stack: Stack, kind: str, **fields: Any) -> dict[str, Any]:
@@ -174,19 +232,22 @@ async def _send(client: httpx.AsyncClient, stack: Stack, activity: dict[str, Any
     return response.json() if response.content else None
 
 
-async def _say(client: httpx.AsyncClient, stack: Stack, text: str) -> None:
-    mention = f"<at>{BOT['name']}</at>"
-    await _send(
-        client,
+async def _say(
+    client: httpx.AsyncClient, stack: Stack, text: str, mentions: tuple[dict[str, str], ...] = ()
+) -> None:
+    """The responder @mentions Warden with ``text`` (which may @mention ``mentions``)."""
+    entities = [
+        {"type": "mention", "mentioned": who, "text": f"<at>{who['name']}</at>"}
+        for who in (BOT, *mentions)
+    ]
+    activity = _activity(
         stack,
-        _activity(
-            stack,
-            "message",
-            text=f"{mention} {text}",
-            textFormat="plain",
-            entities=[{"type": "mention", "mentioned": BOT, "text": mention}],
-        ),
+        "message",
+        text=f"<at>{BOT['name']}</at> {text}",
+        textFormat="plain",
+        entities=entities,
     )
+    await _send(client, stack, activity)
 
 
 async def _click(
@@ -203,6 +264,41 @@ async def _click(
             stack, "invoke", name="adaptiveCard/action", replyToId=_card_id(stack), value=action
         ),
     )
+
+
+async def _evidence_click(
+    client: httpx.AsyncClient,
+    stack: Stack,
+    verb: CardVerb,
+    user: dict[str, str],
+    inputs: dict[str, Any],
+) -> None:
+    """``user`` clicks ``verb`` on the newest evidence card offering it."""
+    await stack.settled()
+    cards = [
+        r.body
+        for r in stack.connector.posts(CHANNEL, successful=True)
+        + stack.connector.updates(CHANNEL, successful=True)
+        if not r.body.get("replyToId") and _button(r.body, verb.value) is not None
+    ]
+    if not cards:
+        raise RuntimeError(f"no evidence card offers {verb.value}")
+    data = {**(_button(cards[-1], verb.value) or {}), **inputs}
+    action = {"action": {"type": "Action.Execute", "verb": verb.value, "data": data}}
+    activity = _activity(stack, "invoke", name="adaptiveCard/action", value=action)
+    await _send(client, stack, {**activity, "from": user})
+
+
+def _button(card: Any, verb: str) -> dict[str, Any] | None:
+    """The data of the button with ``verb`` anywhere in ``card``; None when there is none."""
+    if isinstance(card, dict):
+        if card.get("verb") == verb and isinstance(card.get("data"), dict):
+            return dict(card["data"])
+        card = list(card.values())
+    for value in card if isinstance(card, list) else []:
+        if (found := _button(value, verb)) is not None:
+            return found
+    return None
 
 
 def _key(stack: Stack) -> str:
@@ -269,6 +365,12 @@ async def drive_day(stack: Stack) -> None:
             raise RuntimeError(f"no change {stack.change}")
         stack.snow.portal_update("change_request", str(record["sys_id"]), {"state": "-2"})
         await stack.snow.rules.drain()  # the business rule's webhook has been answered
+        await stack.settled()
+        asked = f"request evidence {REQUIREMENT} from <at>{OWNER['name']}</at>"
+        await _say(client, stack, asked, (OWNER,))
+        attestation = {"kind": "attestation", "attestation": "Restored the finance DB on 2 Oct."}
+        await _evidence_click(client, stack, CardVerb.EVIDENCE_SUBMIT, OWNER, attestation)
+        await _evidence_click(client, stack, CardVerb.EVIDENCE_APPROVE, RESPONDER, {})
         await stack.settled()
 
 

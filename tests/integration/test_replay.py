@@ -41,8 +41,10 @@ class Noticed:
     card_updates: int
     servicenow_writes: int
     sentinel_writes: int
+    sharepoint_writes: int
     audit_entries: int
     links: int
+    evidence_requests: int
 
 
 async def _noticed(stack: Stack) -> Noticed:
@@ -56,8 +58,14 @@ async def _noticed(stack: Stack) -> Noticed:
             for r in stack.arm.requests
             if r.method in ("PUT", "PATCH", "DELETE") and r.incident_id and r.ok
         ),
+        sharepoint_writes=sum(
+            1
+            for r in stack.graph.requests
+            if r.method in _WRITES and r.ok and ("/items" in r.path or "/content" in r.path)
+        ),
         audit_entries=counts["audit entries"],
         links=counts["ServiceNow links"],
+        evidence_requests=counts["evidence requests"],
     )
 
 
@@ -70,8 +78,9 @@ async def _pass(stack: Stack, target: Target, client: httpx.AsyncClient) -> Pass
 
 
 async def test_replay_recorded_day_twice_second_pass_changes_nothing(tmp_path: Path) -> None:
-    """The first pass posts the incident's card, redraws it, writes Sentinel and ServiceNow
-    and links the change; the second pass adds no card, no write and no audit entry."""
+    """The first pass posts the incident's card, redraws it, writes Sentinel and ServiceNow,
+    links the change and opens the evidence request (SharePoint items, audit entries); the
+    second pass adds no card, no write, no SharePoint item and no audit entry."""
     async with day_stack(tmp_path) as stack, httpx.AsyncClient(timeout=30.0) as client:
         target = Target.from_settings(
             stack.settings, url=stack.url, service_url=stack.connector.url
@@ -86,7 +95,9 @@ async def test_replay_recorded_day_twice_second_pass_changes_nothing(tmp_path: P
     assert after_first.card_updates > before.card_updates
     assert after_first.sentinel_writes > before.sentinel_writes
     assert after_first.servicenow_writes > before.servicenow_writes
-    assert after_first.links == 1
+    assert after_first.sharepoint_writes > before.sharepoint_writes
+    assert after_first.audit_entries > before.audit_entries
+    assert (after_first.links, after_first.evidence_requests) == (1, 1)
     assert after_second == after_first, second.statuses
 
 
