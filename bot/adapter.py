@@ -108,10 +108,8 @@ class TeamsAdapter:
             return web.Response(status=403)
         text = activity.get("text") if isinstance(activity.get("text"), str) else None
         mark_sensitive(text, activities.message_text(text), activities.user_of(activity).name)
-        receipts = self._receipts
-        key = receipts.key(activity) if receipts is not None else None
-        if receipts is not None and key is not None and not await receipts.first(key, activity):
-            log.info("repeated %s activity not acted on again", activity["type"])
+        repeated, key = await self._receipt(activity)
+        if repeated:
             return repeated_answer(activity)
         try:
             return await self._dispatch(activity)
@@ -122,6 +120,14 @@ class TeamsAdapter:
         except BaseException:
             await self._forget(key)
             raise
+
+    async def _receipt(self, activity: Activity) -> tuple[bool, str | None]:
+        """Whether ``activity`` was delivered (and acted on) before, and its receipt key."""
+        key = self._receipts.key(activity) if self._receipts is not None else None
+        if self._receipts is None or key is None or await self._receipts.first(key, activity):
+            return False, key
+        log.info("repeated %s activity not acted on again", activity["type"])
+        return True, key
 
     async def _forget(self, key: str | None) -> None:
         """Drop the receipt of an activity whose handling failed (its retry must act)."""

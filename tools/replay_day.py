@@ -106,15 +106,19 @@ class Stack:
         await self.app[WORKER].wait_until(idle)
 
 
+def _catalog(var_dir: Path) -> Path:
+    path = var_dir / "requirements.yaml"
+    path.write_text(CATALOG, encoding="utf-8")
+    return path
+
+
 def day_settings(
     var_dir: Path, arm: ArmSandbox, snow: ServiceNowSandbox, graph: GraphSandbox, **more: Any
 ) -> Settings:
     """A sandbox Warden connected to the sandboxes: webhooks in, no polling of Sentinel,
     evidence filed in the sandbox SharePoint."""
-    catalog = var_dir / "requirements.yaml"
-    catalog.write_text(CATALOG, encoding="utf-8")
     values: dict[str, Any] = {
-        "requirements_file": catalog,
+        "requirements_file": _catalog(var_dir),
         "sharepoint_site": f"{DEFAULT_HOST}:/{SITE}",
         "var_dir": var_dir,
         "database_url": f"sqlite+aiosqlite:///{var_dir / 'warden.db'}",
