@@ -8,7 +8,7 @@ incident, which every ARM sandbox holds), its card, *Assign to me*, a comment, `
 CHG…``, a severity change (ServiceNow gets a work note) and ServiceNow's business rule
 reporting the change's new state; then ``request evidence`` from an owner, the owner's
 attestation and its approval (filed in SharePoint, audited). ``python -m tools.replay_day``
-regenerates ``tests/recordings/incident-day.jsonl`` from it.
+regenerates ``tests/recordings/day.jsonl`` from it.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from sandbox.graph import DEFAULT_HOST, GraphSandbox, run_graph_sandbox
 from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RECORDING = REPO_ROOT / "tests" / "recordings" / "incident-day.jsonl"
+RECORDING = REPO_ROOT / "tests" / "recordings" / "day.jsonl"
 SENTINEL_SECRET = "whsec_" + "cmVwbGF5LWRheS1zZW50aW5lbC1zZWNyZXQtMTIz"
 SERVICENOW_SECRET = "whsec_" + "cmVwbGF5LWRheS1zZXJ2aWNlbm93LXNlY3JldC0x"
 INCIDENT = "73e01a99-5cd7-4139-a149-9f2736ff2ab5"

@@ -1,4 +1,4 @@
-"""The recorded day (``tests/recordings/incident-day.jsonl``) replayed against a fresh Warden.
+"""The recorded day (``tests/recordings/day.jsonl``) replayed against a fresh Warden.
 
 Warden and its sandboxes start afresh (``tools.replay_day.day_stack``); the recording is sent
 twice through the replay tool's own functions, webhooks re-signed with this instance's
