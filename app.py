@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 import httpx
 import typer
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
@@ -25,14 +26,17 @@ from bot.evidence_delivery import EvidenceCardDelivery
 from bot.evidence_reminders import EvidenceReminders, ReminderDelivery
 from bot.handlers import WardenBot
 from bot.links import NOT_CONNECTED, LinkDesk
+from bot.receipts import ActivityReceipts
 from bot.triage import DetailsSource, TriageDesk
 from bot.unfurl import Unfurler
+from cards.commands import COMMANDS
 from cli import cmdb as cmdb_commands
 from cli import doctor as doctor_commands
 from cli import evidence as evidence_commands
 from cli import incidents as incident_commands
 from cli import manifest as manifest_commands
 from cli import ops as ops_commands
+from cli import replay as replay_commands
 from cli.common import console, settings_or_exit
 from connectors.entra import EntraTokenValidator
 from connectors.jsm import setup as jsm_setup
@@ -56,6 +60,7 @@ from core.logs import SCRUBBER, configure_logging
 from core.metrics import Metrics
 from core.models import IncidentSource
 from core.pacing import Pacer
+from core.recording import Redactor
 from core.settings import Mode, Settings, payload_cipher, settings_table
 from core.signing import WebhookVerifier
 from core.store.cmdb import CMDB_JOB
@@ -90,6 +95,7 @@ from web.jsm_webhook import JsmWebhook
 from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
 from web.posture import PostureApi
 from web.problems import problem_middleware
+from web.recording import Recorder, recording_middleware
 from web.scim import PREFIX as SCIM_PREFIX
 from web.scim import ScimService
 from web.servicenow_webhook import ServiceNowWebhook
@@ -200,6 +206,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         validator=validator,
         metrics=metrics,
         pacer=pacer,
+        receipts=ActivityReceipts(store),
     )
     cmdb = servicenow is not None and incidents is not None  # CIs need both
     handlers: dict[str, Handler] = {
@@ -281,7 +288,12 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         bearer=(bearer := _webhook_bearer(settings, http)),
     )
     app = web.Application(
-        middlewares=[correlation_middleware, metrics_middleware(metrics), problem_middleware],
+        middlewares=[
+            correlation_middleware,
+            metrics_middleware(metrics),
+            problem_middleware,
+            *_recording(settings),
+        ],
         client_max_size=settings.webhook_max_bytes + 1024,
     )
     app[STORE], app[WORKER], app[BREAKERS] = store, worker, breakers
@@ -390,6 +402,14 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         )
         app.router.add_post("/api/webhooks/jsm", jsm_webhook.handle)
     return app
+
+
+def _recording(settings: Settings) -> list[Middleware]:
+    """The recorder of accepted inbound requests, innermost, when ``WARDEN_RECORD_DIR`` is set."""
+    if settings.record_dir is None:
+        return []
+    commands = {command.name.split()[0] for command in COMMANDS}
+    return [recording_middleware(Recorder(settings.record_dir, Redactor(commands)))]
 
 
 def _triage_desk(
@@ -527,6 +547,7 @@ for area in (
     evidence_commands,
     manifest_commands,
     doctor_commands,
+    replay_commands,
 ):
     area.register(cli)
 

@@ -25,6 +25,7 @@ from bot import activities
 from bot.activities import Activity
 from bot.auth import BotAuthError, BotTokenValidator, unauthorized
 from bot.outbound import ConnectorRest
+from bot.receipts import ActivityReceipts, repeated_answer
 from bot.types import Card, TurnHandler, User
 from core.breaker import Breakers
 from core.errors import DeliveryError, Outcome
@@ -61,11 +62,13 @@ class TeamsAdapter:
         validator: BotTokenValidator | None = None,
         metrics: Metrics | None = None,
         pacer: Pacer | None = None,
+        receipts: ActivityReceipts | None = None,
     ) -> None:
         if settings.microsoft_app_id and validator is None:
             raise ValueError("MICROSOFT_APP_ID is set: /api/messages needs a BotTokenValidator")
         self._handler = handler
         self._validator = validator
+        self._receipts = receipts
         self._app_id = settings.microsoft_app_id
         self._allowed_tenants = frozenset(t.lower() for t in settings.allowed_tenant_ids)
         self._credentials = ConfigurationServiceClientCredentialFactory(_BotConfig(settings))
@@ -84,7 +87,8 @@ class TeamsAdapter:
         tenants), 403 for a tenant outside the allowlist, 415/400 for a body that is not a
         JSON activity, 201 for a handled activity, 200 with the card for a card action (and
         with the answer of a typeahead search, a message extension action or a link query),
-        501 for an invoke Warden does not handle, 502 when a reply could not be delivered.
+        200 without acting for an activity delivered before (``bot.receipts``), 501 for an
+        invoke Warden does not handle, 502 when a reply could not be delivered.
         """
         if self._validator is not None:
             try:
@@ -104,11 +108,31 @@ class TeamsAdapter:
             return web.Response(status=403)
         text = activity.get("text") if isinstance(activity.get("text"), str) else None
         mark_sensitive(text, activities.message_text(text), activities.user_of(activity).name)
+        repeated, key = await self._receipt(activity)
+        if repeated:
+            return repeated_answer(activity)
         try:
             return await self._dispatch(activity)
         except DeliveryError as exc:
             log.warning("reply not delivered: %s", exc)
+            await self._forget(key)
             return web.Response(status=502)
+        except BaseException:
+            await self._forget(key)
+            raise
+
+    async def _receipt(self, activity: Activity) -> tuple[bool, str | None]:
+        """Whether ``activity`` was delivered (and acted on) before, and its receipt key."""
+        key = self._receipts.key(activity) if self._receipts is not None else None
+        if self._receipts is None or key is None or await self._receipts.first(key, activity):
+            return False, key
+        log.info("repeated %s activity not acted on again", activity["type"])
+        return True, key
+
+    async def _forget(self, key: str | None) -> None:
+        """Drop the receipt of an activity whose handling failed (its retry must act)."""
+        if key is not None and self._receipts is not None:
+            await self._receipts.forget(key)
 
     async def _dispatch(self, activity: Activity) -> web.StreamResponse:
         kind = activity["type"]

@@ -69,6 +69,7 @@ _SECRET_KEY = re.compile(
     r"(?i)(?:^|[_.-])(?:password|passwd|pwd|secret|token|authorization|cookie|signature|sig"
     r"|api[_-]?key|client[_-]?state|clientstate|assertion|credentials?)s?$"
 )
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _TEXT_KEYS = frozenset({"text", "body", "message_text", "content", "activity_text"})
 _CORRELATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _TRACEPARENT = re.compile(
@@ -139,7 +140,7 @@ class Scrubber:
         """A JSON-ready copy of ``value`` with strings scrubbed and secret-named keys redacted."""
         if isinstance(value, bool | int | float) or value is None:
             return value
-        if key and (_SECRET_KEY.search(key) or key.lower() in _TEXT_KEYS):
+        if key and (is_secret_key(key) or key.lower() in _TEXT_KEYS):
             return REDACTED
         if isinstance(value, str):
             return self.scrub(value)
@@ -150,6 +151,12 @@ class Scrubber:
         if isinstance(value, bytes):
             return self.scrub(value.decode("utf-8", "replace"))
         return self.scrub(repr(value))
+
+
+def is_secret_key(name: str) -> bool:
+    """True when a field called ``name`` holds a secret (password, token, signature…),
+    in snake_case, kebab-case or camelCase (``clientSecret``, ``accessToken``)."""
+    return bool(_SECRET_KEY.search(_CAMEL_HUMP.sub("_", name)))
 
 
 def _redact_value(match: re.Match[str]) -> str:

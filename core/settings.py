@@ -288,6 +288,11 @@ class Settings(BaseSettings):
         description="OpenID metadata of those tenants' signing keys (`{tenant}` is filled in).",
     )
     webhook_max_bytes: int = Field(1_048_576, ge=1024, description="Largest webhook body.")
+    record_dir: Path | None = Field(
+        None,
+        description="When set, every accepted inbound webhook and Teams activity is appended, "
+        "scrubbed as the logs are, to a JSON-lines file per day here, for `app.py replay`.",
+    )
     microsoft_app_id: str = Field(
         "",
         validation_alias=AliasChoices("MICROSOFT_APP_ID", "microsoft_app_id"),

@@ -100,7 +100,10 @@ async def read_json_body(request: web.Request, max_bytes: int) -> bytes | web.Re
         return problem(415, "Unsupported media type", "Send application/json.", slug="media")
     if request.content_length is not None and request.content_length > max_bytes:
         return _too_large(max_bytes)
-    body = await request.content.read(max_bytes + 1)
+    try:  # read whole (and kept on the request, for the recorder), up to client_max_size
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large(max_bytes)
     return _too_large(max_bytes) if len(body) > max_bytes else body
 
 

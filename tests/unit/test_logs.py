@@ -411,3 +411,12 @@ def test_create_app_log_pepper_keys_pseudonyms(tmp_path: Path) -> None:
         assert peppered != plain and peppered.startswith("user:")
     finally:
         SCRUBBER.pepper = b""
+
+
+def test_scrub_value_camel_case_secret_keys_redacted() -> None:
+    """``clientSecret`` and ``accessToken`` are redacted like ``client_secret``."""
+    scrubbed = Scrubber().scrub_value(
+        {"clientSecret": "abc", "accessToken": "def", "tokenType": "x"}
+    )
+    hidden = "[REDACTED]"
+    assert scrubbed == {"clientSecret": hidden, "accessToken": hidden, "tokenType": "x"}
