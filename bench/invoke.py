@@ -44,7 +44,7 @@ from urllib.parse import quote
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.load import LoadResult, build_request, run_load
+from bench.load import LoadResult, build_request, run_load, with_fresh_id
 from bench.turns import (
     CONNECTIONS,
     POOL,
@@ -221,7 +221,8 @@ def click(service_url: str, desk: Desk, verb: CardVerb, target: Target, n: int) 
         data["comment"] = f"Bench note {n}: checked the sign-in logs"
     else:
         data["severity"] = "Medium"
-    return json.dumps(invoke_activity(service_url, desk.conversation, verb.value, data)).encode()
+    activity = invoke_activity(service_url, desk.conversation, verb.value, data)
+    return with_fresh_id(json.dumps(activity), activity["id"]).encode()
 
 
 def click_requests(port: int, stage_: Stage, desk: Desk, verb: CardVerb) -> list[bytes]:
@@ -250,7 +251,7 @@ async def clicks_of(
     cpu = time.process_time()
     async with asyncio.timeout(seconds + 60):  # a stuck server fails after a minute more
         load = await run_load(
-            "127.0.0.1", port, requests, connections=run.connections, seconds=seconds
+            "127.0.0.1", port, requests, connections=run.connections, seconds=seconds, fresh=True
         )
     return Clicks(load, bench_cpu=(time.process_time() - cpu) / max(load.seconds, 1e-9))
 
@@ -259,7 +260,12 @@ async def warm_up(port: int, pool: list[bytes]) -> None:
     """Two clicks per connection: connections opened, caches and keys loaded."""
     async with asyncio.timeout(120):
         await run_load(
-            "127.0.0.1", port, pool[: 2 * CONNECTIONS], connections=CONNECTIONS, seconds=60
+            "127.0.0.1",
+            port,
+            pool[: 2 * CONNECTIONS],
+            connections=CONNECTIONS,
+            seconds=60,
+            fresh=True,
         )
 
 

@@ -7,8 +7,20 @@ is what limits the baseline. Each connection sends one request at a time.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass, field
+
+FRESH = "7777777777777"
+"""A placeholder activity id (13 digits, like Teams'): ``run_load(..., fresh=True)`` gives
+each request sent its own id in its place, so that a server that acts once per activity
+(Warden keeps receipts) does the whole turn every time, as it would for real traffic."""
+_IDS = itertools.count(int(time.time() * 1000))
+
+
+def with_fresh_id(body: str, activity_id: str) -> str:
+    """``body`` with every occurrence of ``activity_id`` replaced by the ``FRESH`` placeholder."""
+    return body.replace(activity_id, FRESH)
 
 
 @dataclass
@@ -46,10 +58,18 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def run_load(
-    host: str, port: int, requests: list[bytes], *, connections: int, seconds: float
+    host: str,
+    port: int,
+    requests: list[bytes],
+    *,
+    connections: int,
+    seconds: float,
+    fresh: bool = False,
 ) -> LoadResult:
-    """Replay ``requests`` round-robin over ``connections`` for ``seconds``."""
+    """Replay ``requests`` round-robin over ``connections`` for ``seconds``; with ``fresh``,
+    each request's ``FRESH`` placeholder becomes an activity id never sent before."""
     result = LoadResult()
+    placeholder = FRESH.encode()
     deadline = time.perf_counter() + seconds
 
     async def connection(offset: int) -> None:
@@ -57,8 +77,11 @@ async def run_load(
         index = offset
         try:
             while time.perf_counter() < deadline and index < len(requests):
+                request = requests[index]
+                if fresh:
+                    request = request.replace(placeholder, str(next(_IDS)).encode())
                 started = time.perf_counter()
-                writer.write(requests[index])
+                writer.write(request)
                 index += connections
                 status = await _read_response(reader)
                 result.latencies.append(time.perf_counter() - started)

@@ -34,7 +34,7 @@ import aiohttp
 from aiohttp import web
 
 import sandbox.arm_login
-from bench.load import LoadResult, build_request, run_load
+from bench.load import LoadResult, build_request, run_load, with_fresh_id
 from bench.stock_bot import ENTRA_ENV
 from sandbox.arm import ArmSandbox
 from sandbox.arm_tls import TlsFiles, make_tls_files
@@ -234,7 +234,8 @@ def turn_requests(turn: str, port: int, service_url: str, token: str) -> list[by
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     prepared = []
     for i in range(POOL):
-        body = json.dumps(build(service_url, channel_id(f"bench{i % CONVERSATIONS}"))).encode()
+        activity = build(service_url, channel_id(f"bench{i % CONVERSATIONS}"))
+        body = with_fresh_id(json.dumps(activity), activity["id"]).encode()
         prepared.append(build_request("127.0.0.1", port, "/api/messages", body, headers))
     return prepared
 
@@ -243,7 +244,9 @@ async def _load(port: int, pool: list[bytes], seconds: float) -> LoadResult:
     """Replay ``pool`` in a loop for ``seconds`` (a stuck server fails after a minute more)."""
     requests = pool * (int(seconds * 40_000) // len(pool) + 1)
     async with asyncio.timeout(seconds + 60):
-        return await run_load("127.0.0.1", port, requests, connections=CONNECTIONS, seconds=seconds)
+        return await run_load(
+            "127.0.0.1", port, requests, connections=CONNECTIONS, seconds=seconds, fresh=True
+        )
 
 
 async def _connector_posts(base: str) -> int:
@@ -262,7 +265,12 @@ async def measure(turn: str, port: int, stage_: Stage, seconds: float) -> Measur
     pool = turn_requests(turn, port, stage_.connector_url, stage_.token)
     async with asyncio.timeout(120):  # two turns per connection: caches and keys loaded
         await run_load(
-            "127.0.0.1", port, pool[: 2 * CONNECTIONS], connections=CONNECTIONS, seconds=60
+            "127.0.0.1",
+            port,
+            pool[: 2 * CONNECTIONS],
+            connections=CONNECTIONS,
+            seconds=60,
+            fresh=True,
         )
     await _connector_posts(stage_.connector_url)
     stage_.entra.clear_requests()
