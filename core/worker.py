@@ -135,7 +135,9 @@ class OutboxWorker:
             timeout = self._settings.poll_seconds
             if free > 0:
                 try:
-                    jobs = await outbox.claim(self._store, free, self._settings.lease_seconds)
+                    jobs = await outbox.claim(
+                        self._store, free, self._settings.lease_seconds, running=self._running
+                    )
                 except StoreUnavailable as exc:
                     log.warning("outbox claim failed: %s", exc)
                     jobs = []

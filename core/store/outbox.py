@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -113,8 +114,14 @@ def job_row(
     }
 
 
-async def claim(store: Store, limit: int, lease_seconds: float) -> list[Job]:
-    """Claim up to ``limit`` due jobs, at most one per ordering key, oldest first."""
+async def claim(
+    store: Store, limit: int, lease_seconds: float, running: Collection[int] = ()
+) -> list[Job]:
+    """Claim up to ``limit`` due jobs, at most one per ordering key, oldest first.
+
+    ``running``: the ids of jobs this worker is still running; never claimed again here,
+    even when their lease ran out (a busy host may renew it late).
+    """
     now = time.time()
     earlier = aliased(outbox)
     due = or_(
@@ -126,7 +133,8 @@ async def claim(store: Store, limit: int, lease_seconds: float) -> list[Job]:
         earlier.c.id < outbox.c.id,
         earlier.c.status.in_(UNFINISHED),
     )
-    stmt = select(outbox).where(due, ~blocked).order_by(outbox.c.id).limit(limit)
+    mine = outbox.c.id.not_in(list(running)) if running else true()
+    stmt = select(outbox).where(due, ~blocked, mine).order_by(outbox.c.id).limit(limit)
     if store.dialect == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=outbox)
 
@@ -181,7 +189,8 @@ def _held(job_id: int, lease: Lease | None) -> ColumnElement[bool]:
 
 async def extend(store: Store, jobs: list[Job], lease_seconds: float) -> list[Job]:
     """Renew the leases of running ``jobs`` for ``lease_seconds`` from now; returns the jobs
-    whose lease was already lost (another worker claimed them)."""
+    whose lease was already lost (another worker claimed them). A job whose outcome was just
+    written is neither renewed nor lost."""
     until = time.time() + lease_seconds
     held = [job for job in jobs if job.lease is not None]
     for job in held:
@@ -194,7 +203,7 @@ async def extend(store: Store, jobs: list[Job], lease_seconds: float) -> list[Jo
             answer = conn.execute(
                 update(outbox).where(_held(job.id, job.lease)).values(lease_until=until)
             )
-            if answer.rowcount != 1:
+            if answer.rowcount != 1 and _claimed_elsewhere(conn, job.id):
                 lost.append(job)
         return lost
 
@@ -209,6 +218,12 @@ async def extend(store: Store, jobs: list[Job], lease_seconds: float) -> list[Jo
             assert job.lease is not None
             job.lease.until = until
     return lost
+
+
+def _claimed_elsewhere(conn: Connection, job_id: int) -> bool:
+    """True when the job runs under another lease (not merely finished by this worker)."""
+    status = conn.execute(select(outbox.c.status).where(outbox.c.id == job_id)).scalar()
+    return status == RUNNING
 
 
 async def hold(conn: AsyncConnection, job: Job) -> None:

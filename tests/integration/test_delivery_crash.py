@@ -263,10 +263,22 @@ async def _ambiguous(session: aiohttp.ClientSession, url: str) -> dict[str, floa
     return {m[1]: float(m[2]) for m in re.finditer(pattern, text, re.MULTILINE)}
 
 
+def _posts_of(connector: ConnectorSandbox, card: tuple[str | None, str]) -> str:
+    """The posts of one card as the connector saw them (for a failure's message)."""
+    posts = [
+        f"{r.time:.3f} {r.status} {r.fault} id={r.result_id} {r.traceparent}"
+        for r in connector.requests
+        if r.operation == "SendToConversation" and (r.conversation_id, _incident_key(r)) == card
+    ]
+    return f"{card[0]}: " + ", ".join(posts)
+
+
 def _assert_each_card_once(tally: Tally, expected: int, counts: dict[str, int]) -> None:
     twice = [card for card, seen in tally.update().cards.items() if seen > 1]
     assert len(tally.cards) == expected
-    assert twice == [], f"{len(twice)} cards were posted twice"
+    assert twice == [], f"{len(twice)} cards were posted twice: " + "; ".join(
+        _posts_of(tally.connector, card) for card in twice[:3]
+    )
     assert not any(counts.get(status) for status in (*outbox.UNFINISHED, *outbox.DLQ)), counts
 
 

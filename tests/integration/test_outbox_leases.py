@@ -111,3 +111,14 @@ async def test_worker_job_longer_than_its_lease_runs_once(store: Store) -> None:
 
 async def _done(store: Store) -> bool:
     return (await outbox.counts(store)).get(outbox.DONE) == 1
+
+
+async def test_outbox_claim_skips_jobs_the_worker_still_runs(store: Store) -> None:
+    """A job whose lease ran out while its worker still runs it is not claimed again by that
+    worker (a busy host renews late); another worker may claim it."""
+    (job,) = await outbox.claim(store, 10, 0.2)
+    assert job.lease is not None
+    await _past(job.lease.until)
+    assert await outbox.claim(store, 10, 30, running=[job.id]) == []
+    (again,) = await outbox.claim(store, 10, 30)
+    assert again.id == job.id
