@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
+import time
 
 import aiohttp
 
@@ -16,10 +17,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    """Return once the process at ``url`` answers ``/readyz`` with 200; raise if it exits."""
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], within: float = 90.0) -> None:
+    """Return once the process at ``url`` answers ``/readyz`` with 200; raise if it exits or
+    is not ready within ``within`` seconds (several replicas starting on a busy machine)."""
+    deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as session:
-        for _ in range(300):
+        while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"Warden exited with {proc.returncode}")
             try:
@@ -29,4 +32,4 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)  # a process starting up: nothing to await but its port
-    raise RuntimeError("Warden did not become ready")
+    raise RuntimeError(f"Warden did not become ready within {within:.0f} s")
