@@ -1,0 +1,162 @@
+"""The set-based SQL of one ingest batch: a handful of statements per batch, not five per item.
+
+Each method covers every item of a group-commit batch at once. On PostgreSQL the key lists go
+as arrays (``= ANY``, ``unnest``), so each statement has one text whatever the batch size and
+costs one round trip; multi-row writes go through ``executemany``, which asyncpg pipelines.
+On SQLite (no round trips: the whole batch runs on the writer thread) the same work is done
+with ``IN`` lists and raw ``sqlite3`` calls (``core.store.sql``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from core.store.sql import Statement, in_list
+
+UPSERT_INCIDENT = Statement(
+    'INSERT INTO incidents ("key", version, severity, payload, updated_at, number) '
+    "VALUES (:key, :version, :severity, :payload, :updated_at, :number) "
+    'ON CONFLICT ("key") DO UPDATE SET version = excluded.version, '
+    "severity = excluded.severity, payload = excluded.payload, updated_at = excluded.updated_at, "
+    "number = excluded.number WHERE incidents.version < excluded.version"
+)
+"""An incident's newest version; never replaces a newer one (another replica's, say)."""
+INSERT_JOB = Statement(
+    "INSERT INTO outbox (kind, ordering_key, conversation_id, payload, status, attempts, "
+    "next_attempt_at, lease_until, last_error, created_at, updated_at) VALUES (:kind, "
+    ":ordering_key, :conversation_id, :payload, :status, :attempts, :next_attempt_at, "
+    ":lease_until, :last_error, :created_at, :updated_at)"
+)
+_RECEIPT = Statement(
+    "INSERT INTO webhook_receipts (webhook_id, incident_key, incident_name, received_at) "
+    "VALUES (:webhook_id, :incident_key, :incident_name, :received_at) "
+    "ON CONFLICT (webhook_id) DO NOTHING"
+)
+_PG_RECEIPTS = Statement(
+    "INSERT INTO webhook_receipts (webhook_id, incident_key, incident_name, received_at) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:keys AS text[]), "
+    "CAST(:names AS text[]), CAST(:ats AS float8[])) "
+    "ON CONFLICT (webhook_id) DO NOTHING RETURNING webhook_id"
+)
+_PG_RECEIPT_NAMES = Statement(
+    "SELECT webhook_id, incident_name FROM webhook_receipts "
+    "WHERE webhook_id = ANY(CAST(:ids AS text[]))"
+)
+_PG_VERSIONS = Statement(
+    'SELECT "key", version FROM incidents WHERE "key" = ANY(CAST(:keys AS text[])) '
+    'ORDER BY "key" FOR UPDATE'
+)
+_SHOWING = (
+    "SELECT incident_key, conversation_id, -1 FROM posted_cards "
+    "WHERE conversation_id IN (SELECT id FROM conversations WHERE active) AND incident_key "
+)
+_SUBSCRIBED = (
+    " UNION ALL SELECT NULL, conversation_id, min_rank FROM subscriptions "
+    "WHERE conversation_id IN (SELECT id FROM conversations WHERE active) AND min_rank <= :rank"
+)
+_PG_TARGETS = Statement(_SHOWING + "= ANY(CAST(:keys AS text[]))" + _SUBSCRIBED)
+_PG_WAITING = Statement(
+    "SELECT ordering_key FROM outbox WHERE status = 'pending' "
+    "AND ordering_key = ANY(CAST(:keys AS text[]))"
+)
+
+
+@dataclass
+class Targets:
+    """Who should see a batch's incidents: conversations showing each, and subscribers."""
+
+    showing: dict[str, set[str]] = field(default_factory=dict)
+    subscribers: list[tuple[str, int]] = field(default_factory=list)
+
+    def of(self, incident_key: str, rank: int) -> list[str]:
+        """The active conversations that show ``incident_key`` or want its ``rank``, sorted."""
+        wanted = {conv for conv, min_rank in self.subscribers if min_rank <= rank}
+        return sorted(self.showing.get(incident_key, set()) | wanted)
+
+
+class IngestSql:
+    """The batch's statements on one connection (PostgreSQL or SQLite)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+
+    def add_receipts(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Record webhook receipts; the ids that were new (the others were delivered before)."""
+        if not rows:
+            return set()
+        if not self._pg:
+            return {row["webhook_id"] for row in rows if _RECEIPT.run(self._conn, row).rowcount}
+        params = {
+            "ids": [row["webhook_id"] for row in rows],
+            "keys": [row["incident_key"] for row in rows],
+            "names": [row["incident_name"] for row in rows],
+            "ats": [row["received_at"] for row in rows],
+        }
+        return {row[0] for row in _PG_RECEIPTS.run(self._conn, params).rows}
+
+    def receipt_names(self, webhook_ids: Sequence[str]) -> dict[str, str]:
+        """The incident name recorded with each earlier receipt."""
+        if not webhook_ids:
+            return {}
+        if self._pg:
+            found = _PG_RECEIPT_NAMES.run(self._conn, {"ids": list(webhook_ids)})
+        else:
+            fragment, params = in_list("w", webhook_ids)
+            sql = "SELECT webhook_id, incident_name FROM webhook_receipts WHERE webhook_id IN "
+            found = Statement(sql + fragment).run(self._conn, params)
+        return {str(row[0]): str(row[1]) for row in found.rows}
+
+    def versions(self, keys: Sequence[str]) -> dict[str, str]:
+        """The stored version of each known incident (locked until commit on PostgreSQL)."""
+        if not keys:
+            return {}
+        if self._pg:
+            found = _PG_VERSIONS.run(self._conn, {"keys": list(keys)})
+        else:
+            fragment, params = in_list("k", keys)
+            sql = 'SELECT "key", version FROM incidents WHERE "key" IN '
+            found = Statement(sql + fragment).run(self._conn, params)
+        return {str(row[0]): str(row[1]) for row in found.rows}
+
+    def upsert_incidents(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store each incident row (one per key) unless a newer version is stored."""
+        UPSERT_INCIDENT.run_many(self._conn, rows)
+
+    def targets(self, keys: Sequence[str], max_rank: int) -> Targets:
+        """The active conversations showing ``keys`` and the subscribers up to ``max_rank``."""
+        found = Targets()
+        if not keys:
+            return found
+        if self._pg:
+            rows = _PG_TARGETS.run(self._conn, {"keys": list(keys), "rank": max_rank}).rows
+        else:
+            fragment, params = in_list("k", keys)
+            statement = Statement(_SHOWING + "IN " + fragment + _SUBSCRIBED)
+            rows = statement.run(self._conn, {**params, "rank": max_rank}).rows
+        for key, conversation_id, min_rank in rows:
+            if key is None:
+                found.subscribers.append((str(conversation_id), int(min_rank)))
+            else:
+                found.showing.setdefault(str(key), set()).add(str(conversation_id))
+        return found
+
+    def waiting(self, ordering_keys: Sequence[str]) -> set[str]:
+        """Which of ``ordering_keys`` already have a pending job."""
+        if not ordering_keys:
+            return set()
+        if self._pg:
+            found = _PG_WAITING.run(self._conn, {"keys": list(ordering_keys)})
+        else:
+            fragment, params = in_list("o", ordering_keys)
+            sql = "SELECT ordering_key FROM outbox WHERE status = 'pending' AND ordering_key IN "
+            found = Statement(sql + fragment).run(self._conn, params)
+        return {str(row[0]) for row in found.rows}
+
+    def add_jobs(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert outbox job rows, in order."""
+        INSERT_JOB.run_many(self._conn, rows)
