@@ -23,7 +23,7 @@ from core.crypto import PayloadCipher
 from core.errors import StoreUnavailable
 from core.models import Incident
 from core.store import outbox
-from core.store.ingest_sql import IngestSql
+from core.store.ingest_sql import IngestSql, Targets
 from core.store.store import Store, version_key
 from core.tracing import carrier
 
@@ -136,11 +136,19 @@ def ingest_batch(conn: Connection, items: list[Item], cipher: PayloadCipher) -> 
     of statements per batch (``core.store.ingest_sql``). Each item's trace context goes with
     its jobs; ``cipher`` encrypts what is stored, only the newest version of each incident.
     """
+    if not items:
+        return []
     sql = IngestSql(conn)
     now = time.time()
-    results: list[IngestResult | None] = _deduplicate(sql, items, now)
+    receipts, first = _receipts(items, now)
+    opened = sql.open(
+        receipts,
+        sorted({incident.key for incident, _id, _trace in items}),
+        max(incident.severity.rank for incident, _id, _trace in items),
+    )
+    results = _duplicates(sql, items, first, opened.new_ids)
     fresh = [i for i, result in enumerate(results) if result is None]
-    latest = sql.versions(sorted({items[i][0].key for i in fresh}))
+    latest = opened.versions
     changed: list[int] = []
     newest: dict[str, Incident] = {}
     for i in fresh:
@@ -156,19 +164,19 @@ def ingest_batch(conn: Connection, items: list[Item], cipher: PayloadCipher) -> 
     sql.upsert_incidents(
         [_incident_row(incident, latest[key], now, cipher) for key, incident in newest.items()]
     )
-    jobs = _enqueue_cards(sql, [items[i] for i in changed], cipher)
+    jobs = _enqueue_cards(sql, [items[i] for i in changed], opened.targets, cipher)
     for i, count in zip(changed, jobs, strict=True):
         results[i] = IngestResult(items[i][0].name, duplicate=False, changed=True, jobs=count)
     return [result for result in results if result is not None]
 
 
-def _deduplicate(sql: IngestSql, items: list[Item], now: float) -> list[IngestResult | None]:
-    """Record the batch's webhook ids; the duplicate items' results (``None`` for the others)."""
+def _receipts(items: list[Item], now: float) -> tuple[list[dict[str, object]], dict[str, int]]:
+    """The receipt rows of the batch's webhook ids, and the first item carrying each id."""
     first: dict[str, int] = {}
     for i, (_incident, webhook_id, _trace) in enumerate(items):
         if webhook_id is not None:
             first.setdefault(webhook_id, i)
-    receipts = [
+    receipts: list[dict[str, object]] = [
         {
             "webhook_id": webhook_id,
             "incident_key": items[i][0].key,
@@ -177,7 +185,13 @@ def _deduplicate(sql: IngestSql, items: list[Item], now: float) -> list[IngestRe
         }
         for webhook_id, i in first.items()
     ]
-    new = sql.add_receipts(receipts)
+    return receipts, first
+
+
+def _duplicates(
+    sql: IngestSql, items: list[Item], first: dict[str, int], new: set[str]
+) -> list[IngestResult | None]:
+    """The duplicate items' results (``None`` for the others): ids seen before or earlier."""
     earlier = sql.receipt_names([webhook_id for webhook_id in first if webhook_id not in new])
     results: list[IngestResult | None] = []
     for i, (_incident, webhook_id, _trace) in enumerate(items):
@@ -202,7 +216,9 @@ def _incident_row(
     }
 
 
-def _enqueue_cards(sql: IngestSql, changed: list[Item], cipher: PayloadCipher) -> list[int]:
+def _enqueue_cards(
+    sql: IngestSql, changed: list[Item], found: Targets, cipher: PayloadCipher
+) -> list[int]:
     """One card job per conversation that shows, or now wants, each version; how many each.
 
     A conversation whose card of that incident already has a job pending (or got one from an
@@ -210,8 +226,6 @@ def _enqueue_cards(sql: IngestSql, changed: list[Item], cipher: PayloadCipher) -
     """
     if not changed:
         return []
-    keys = sorted({incident.key for incident, _id, _trace in changed})
-    found = sql.targets(keys, max(incident.severity.rank for incident, _id, _trace in changed))
     wanted = [found.of(incident.key, incident.severity.rank) for incident, _id, _trace in changed]
     ordering = {
         card_ordering_key(incident.key, conv)

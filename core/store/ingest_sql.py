@@ -36,19 +36,9 @@ _RECEIPT = Statement(
     "VALUES (:webhook_id, :incident_key, :incident_name, :received_at) "
     "ON CONFLICT (webhook_id) DO NOTHING"
 )
-_PG_RECEIPTS = Statement(
-    "INSERT INTO webhook_receipts (webhook_id, incident_key, incident_name, received_at) "
-    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:keys AS text[]), "
-    "CAST(:names AS text[]), CAST(:ats AS float8[])) "
-    "ON CONFLICT (webhook_id) DO NOTHING RETURNING webhook_id"
-)
 _PG_RECEIPT_NAMES = Statement(
     "SELECT webhook_id, incident_name FROM webhook_receipts "
     "WHERE webhook_id = ANY(CAST(:ids AS text[]))"
-)
-_PG_VERSIONS = Statement(
-    'SELECT "key", version FROM incidents WHERE "key" = ANY(CAST(:keys AS text[])) '
-    'ORDER BY "key" FOR UPDATE'
 )
 _SHOWING = (
     "SELECT incident_key, conversation_id, -1 FROM posted_cards "
@@ -58,7 +48,21 @@ _SUBSCRIBED = (
     " UNION ALL SELECT NULL, conversation_id, min_rank FROM subscriptions "
     "WHERE conversation_id IN (SELECT id FROM conversations WHERE active) AND min_rank <= :rank"
 )
-_PG_TARGETS = Statement(_SHOWING + "= ANY(CAST(:keys AS text[]))" + _SUBSCRIBED)
+_PG_OPEN = Statement(
+    "WITH new AS (INSERT INTO webhook_receipts (webhook_id, incident_key, incident_name, "
+    "received_at) SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:receipt_keys AS text[]), "
+    "CAST(:names AS text[]), CAST(:ats AS float8[])) ON CONFLICT (webhook_id) DO NOTHING "
+    'RETURNING webhook_id), stored AS (SELECT "key", version FROM incidents '
+    'WHERE "key" = ANY(CAST(:keys AS text[])) ORDER BY "key" FOR UPDATE) '
+    "SELECT 'receipt', webhook_id, CAST(NULL AS text), CAST(NULL AS integer) FROM new "
+    "UNION ALL SELECT 'version', \"key\", version, NULL FROM stored "
+    "UNION ALL SELECT 'target', incident_key, conversation_id, -1 FROM posted_cards "
+    "WHERE conversation_id IN (SELECT id FROM conversations WHERE active) "
+    "AND incident_key = ANY(CAST(:keys AS text[])) "
+    "UNION ALL SELECT 'target', NULL, conversation_id, min_rank FROM subscriptions "
+    "WHERE conversation_id IN (SELECT id FROM conversations WHERE active) AND min_rank <= :rank"
+)
+"""PostgreSQL opens a batch in one round trip: receipts, locked versions and card targets."""
 _PG_WAITING = Statement(
     "SELECT ordering_key FROM outbox WHERE status = 'pending' "
     "AND ordering_key = ANY(CAST(:keys AS text[]))"
@@ -72,10 +76,26 @@ class Targets:
     showing: dict[str, set[str]] = field(default_factory=dict)
     subscribers: list[tuple[str, int]] = field(default_factory=list)
 
+    def add(self, incident_key: str | None, conversation_id: str, min_rank: int) -> None:
+        """A conversation showing ``incident_key``, or (``None``) subscribed from ``min_rank``."""
+        if incident_key is None:
+            self.subscribers.append((conversation_id, min_rank))
+        else:
+            self.showing.setdefault(str(incident_key), set()).add(conversation_id)
+
     def of(self, incident_key: str, rank: int) -> list[str]:
         """The active conversations that show ``incident_key`` or want its ``rank``, sorted."""
         wanted = {conv for conv, min_rank in self.subscribers if min_rank <= rank}
         return sorted(self.showing.get(incident_key, set()) | wanted)
+
+
+@dataclass
+class Opened:
+    """What a batch starts from: its new webhook ids, stored versions and card targets."""
+
+    new_ids: set[str]
+    versions: dict[str, str]
+    targets: Targets
 
 
 class IngestSql:
@@ -85,19 +105,33 @@ class IngestSql:
         self._conn = conn
         self._pg = conn.dialect.name == "postgresql"
 
-    def add_receipts(self, rows: Sequence[dict[str, Any]]) -> set[str]:
-        """Record webhook receipts; the ids that were new (the others were delivered before)."""
-        if not rows:
-            return set()
+    def open(self, receipts: Sequence[dict[str, Any]], keys: Sequence[str], rank: int) -> Opened:
+        """Record the webhook receipts; read (and lock) the versions of ``keys`` and who shows
+        them or subscribes up to ``rank``. One statement on PostgreSQL."""
         if not self._pg:
-            return {row["webhook_id"] for row in rows if _RECEIPT.run(self._conn, row).rowcount}
+            return Opened(
+                self._add_receipts(receipts), self._versions(keys), self._targets(keys, rank)
+            )
         params = {
-            "ids": [row["webhook_id"] for row in rows],
-            "keys": [row["incident_key"] for row in rows],
-            "names": [row["incident_name"] for row in rows],
-            "ats": [row["received_at"] for row in rows],
+            "ids": [row["webhook_id"] for row in receipts],
+            "receipt_keys": [row["incident_key"] for row in receipts],
+            "names": [row["incident_name"] for row in receipts],
+            "ats": [row["received_at"] for row in receipts],
+            "keys": list(keys),
+            "rank": rank,
         }
-        return {row[0] for row in _PG_RECEIPTS.run(self._conn, params).rows}
+        opened = Opened(set(), {}, Targets())
+        for kind, key, value, min_rank in _PG_OPEN.run(self._conn, params).rows:
+            if kind == "receipt":
+                opened.new_ids.add(str(key))
+            elif kind == "version":
+                opened.versions[str(key)] = str(value)
+            else:
+                opened.targets.add(key, str(value), int(min_rank))
+        return opened
+
+    def _add_receipts(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+        return {row["webhook_id"] for row in rows if _RECEIPT.run(self._conn, row).rowcount}
 
     def receipt_names(self, webhook_ids: Sequence[str]) -> dict[str, str]:
         """The incident name recorded with each earlier receipt."""
@@ -111,38 +145,28 @@ class IngestSql:
             found = Statement(sql + fragment).run(self._conn, params)
         return {str(row[0]): str(row[1]) for row in found.rows}
 
-    def versions(self, keys: Sequence[str]) -> dict[str, str]:
-        """The stored version of each known incident (locked until commit on PostgreSQL)."""
+    def _versions(self, keys: Sequence[str]) -> dict[str, str]:
         if not keys:
             return {}
-        if self._pg:
-            found = _PG_VERSIONS.run(self._conn, {"keys": list(keys)})
-        else:
-            fragment, params = in_list("k", keys)
-            sql = 'SELECT "key", version FROM incidents WHERE "key" IN '
-            found = Statement(sql + fragment).run(self._conn, params)
+        fragment, params = in_list("k", keys)
+        sql = 'SELECT "key", version FROM incidents WHERE "key" IN '
+        found = Statement(sql + fragment).run(self._conn, params)
         return {str(row[0]): str(row[1]) for row in found.rows}
 
     def upsert_incidents(self, rows: Sequence[dict[str, Any]]) -> None:
         """Store each incident row (one per key) unless a newer version is stored."""
         UPSERT_INCIDENT.run_many(self._conn, rows)
 
-    def targets(self, keys: Sequence[str], max_rank: int) -> Targets:
-        """The active conversations showing ``keys`` and the subscribers up to ``max_rank``."""
+    def _targets(self, keys: Sequence[str], rank: int) -> Targets:
         found = Targets()
         if not keys:
             return found
-        if self._pg:
-            rows = _PG_TARGETS.run(self._conn, {"keys": list(keys), "rank": max_rank}).rows
-        else:
-            fragment, params = in_list("k", keys)
-            statement = Statement(_SHOWING + "IN " + fragment + _SUBSCRIBED)
-            rows = statement.run(self._conn, {**params, "rank": max_rank}).rows
-        for key, conversation_id, min_rank in rows:
-            if key is None:
-                found.subscribers.append((str(conversation_id), int(min_rank)))
-            else:
-                found.showing.setdefault(str(key), set()).add(str(conversation_id))
+        fragment, params = in_list("k", keys)
+        statement = Statement(_SHOWING + "IN " + fragment + _SUBSCRIBED)
+        for key, conversation_id, min_rank in statement.run(
+            self._conn, {**params, "rank": rank}
+        ).rows:
+            found.add(key, str(conversation_id), int(min_rank))
         return found
 
     def waiting(self, ordering_keys: Sequence[str]) -> set[str]:
