@@ -74,12 +74,14 @@ async def serve_process(
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
+            for _ in range(1200):  # a minute: migrations are slow on a busy shared machine
                 try:
                     async with session.get(base + "/healthz"):
                         break
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"the {kind} server did not answer within a minute")
         yield base, proc.pid
     finally:
         proc.terminate()

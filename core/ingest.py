@@ -23,7 +23,7 @@ from core.crypto import PayloadCipher
 from core.errors import StoreUnavailable
 from core.models import Incident
 from core.store import outbox
-from core.store.sql import Statement, in_list
+from core.store.ingest_sql import IngestSql, Targets
 from core.store.store import Store, version_key
 from core.tracing import carrier
 
@@ -128,148 +128,162 @@ Item = tuple[Incident, str | None, dict[str, str]]
 
 
 def ingest_batch(conn: Connection, items: list[Item], cipher: PayloadCipher) -> list[IngestResult]:
-    """Store each version in ``conn``'s transaction and enqueue the cards it changes.
+    """Store a batch of versions in ``conn``'s transaction and enqueue the cards they change.
 
-    Each item's trace context goes with its jobs, so their calls continue its trace;
-    ``cipher`` encrypts what is stored.
+    The outcome is the same as storing the items one by one, in order: a repeated webhook id
+    is a duplicate (of the earlier delivery, or of an earlier item), a version not newer than
+    the stored one (or an earlier item's) changes nothing. The work is set-based: a handful
+    of statements per batch (``core.store.ingest_sql``). Each item's trace context goes with
+    its jobs; ``cipher`` encrypts what is stored, only the newest version of each incident.
     """
-    return [
-        ingest_one(conn, incident, webhook_id, trace, cipher=cipher)
-        for incident, webhook_id, trace in items
-    ]
-
-
-_RECEIPT = Statement(
-    "INSERT INTO webhook_receipts (webhook_id, incident_key, incident_name, received_at) "
-    "VALUES (:webhook_id, :incident_key, :incident_name, :received_at) "
-    "ON CONFLICT (webhook_id) DO NOTHING"
-)
-_RECEIPT_NAME = Statement(
-    "SELECT incident_name FROM webhook_receipts WHERE webhook_id = :webhook_id"
-)
-_VERSION = {
-    "sqlite": Statement('SELECT version FROM incidents WHERE "key" = :key'),
-    "postgresql": Statement('SELECT version FROM incidents WHERE "key" = :key FOR UPDATE'),
-}
-_TWIN = Statement(
-    'SELECT "key" FROM incidents WHERE xdr_id = :xdr_id AND "key" <> :key '
-    'ORDER BY updated_at, "key" LIMIT 1'
-)
-_UPSERT = Statement(
-    'INSERT INTO incidents ("key", version, severity, payload, updated_at, number, xdr_id) '
-    "VALUES (:key, :version, :severity, :payload, :updated_at, :number, :xdr_id) "
-    'ON CONFLICT ("key") DO UPDATE SET version = excluded.version, '
-    "severity = excluded.severity, payload = excluded.payload, updated_at = excluded.updated_at, "
-    "number = excluded.number, xdr_id = COALESCE(excluded.xdr_id, incidents.xdr_id)"
-)
-_TARGETS = Statement(
-    "SELECT conversation_id FROM posted_cards WHERE incident_key = :key "
-    "AND conversation_id IN (SELECT id FROM conversations WHERE active) "
-    "UNION SELECT conversation_id FROM subscriptions WHERE min_rank <= :rank "
-    "AND sources IN (:s1, :s2, 'sentinel,defender') "
-    "AND conversation_id IN (SELECT id FROM conversations WHERE active)"
-)
-_WAITING = "SELECT ordering_key FROM outbox WHERE status = 'pending' AND ordering_key IN "
-_INSERT_JOB = Statement(
-    "INSERT INTO outbox (kind, ordering_key, conversation_id, payload, status, attempts, "
-    "next_attempt_at, lease_until, last_error, created_at, updated_at) VALUES (:kind, "
-    ":ordering_key, :conversation_id, :payload, :status, :attempts, :next_attempt_at, "
-    ":lease_until, :last_error, :created_at, :updated_at)"
-)
-"""The hot path's statements, built once: ingest is the busiest write Warden makes."""
-
-
-def ingest_one(
-    conn: Connection,
-    incident: Incident,
-    webhook_id: str | None,
-    trace: dict[str, str] | None = None,
-    *,
-    cipher: PayloadCipher,
-) -> IngestResult:
-    """Store one version (deduplicated by ``webhook_id``); enqueue its card jobs if newer.
-
-    Only a version that is stored is encrypted (once); a stale or duplicate one costs none.
-    """
+    if not items:
+        return []
+    sql = IngestSql(conn)
     now = time.time()
-    if webhook_id is not None:
-        inserted = _RECEIPT.run(
-            conn,
-            {
-                "webhook_id": webhook_id,
-                "incident_key": incident.key,
-                "incident_name": incident.name,
-                "received_at": now,
-            },
-        )
-        if not inserted.rowcount:
-            name = _RECEIPT_NAME.run(conn, {"webhook_id": webhook_id}).scalar()
-            return IngestResult(str(name), duplicate=True, changed=False)
-    version = version_key(incident)
-    stored = _VERSION[conn.dialect.name].run(conn, {"key": incident.key}).scalar()
-    if stored is None and incident.xdr_id:
-        incident, stored = _as_twin(conn, incident)
-    if stored is not None and version <= stored:
-        return IngestResult(incident.name, duplicate=False, changed=False)
-    _UPSERT.run(
-        conn,
-        {
-            "key": incident.key,
-            "version": version,
-            "severity": incident.severity.value,
-            "payload": cipher.encrypt(incident.model_dump_json()),
-            "updated_at": now,
-            "number": incident.number,
-            "xdr_id": incident.xdr_id,
-        },
+    items = _join_twins(sql, items)
+    receipts, first = _receipts(items, now)
+    opened = sql.open(
+        receipts,
+        sorted({incident.key for incident, _id, _trace in items}),
+        max(incident.severity.rank for incident, _id, _trace in items),
     )
-    jobs = _enqueue_cards(conn, incident, trace or {}, cipher)
-    return IngestResult(incident.name, duplicate=False, changed=True, jobs=jobs)
+    results = _duplicates(sql, items, first, opened.new_ids)
+    fresh = [i for i, result in enumerate(results) if result is None]
+    latest = opened.versions
+    changed: list[int] = []
+    newest: dict[str, Incident] = {}
+    for i in fresh:
+        incident = items[i][0]
+        version = version_key(incident)
+        stored = latest.get(incident.key)
+        if stored is not None and version <= stored:
+            results[i] = IngestResult(incident.name, duplicate=False, changed=False)
+            continue
+        latest[incident.key] = version
+        newest[incident.key] = incident
+        changed.append(i)
+    sql.upsert_incidents(
+        [_incident_row(incident, latest[key], now, cipher) for key, incident in newest.items()]
+    )
+    jobs = _enqueue_cards(sql, [items[i] for i in changed], opened.targets, cipher)
+    for i, count in zip(changed, jobs, strict=True):
+        results[i] = IngestResult(items[i][0].name, duplicate=False, changed=True, jobs=count)
+    return [result for result in results if result is not None]
 
 
-def _as_twin(conn: Connection, incident: Incident) -> tuple[Incident, str | None]:
-    """``incident`` under the key of its stored twin (the same XDR incident reported by the
-    other source), with that twin's stored version; unchanged when there is none.
+def _join_twins(sql: IngestSql, items: list[Item]) -> list[Item]:
+    """The items, each version that has no row of its own under the key of its twin: the
+    same XDR incident stored (or earlier in the batch) under the other source's key, so both
+    sources' versions update one card. A version stored under its own key stays there."""
+    reporting = [incident for incident, _id, _trace in items if incident.xdr_id]
+    if not reporting:
+        return items
+    stored, twins = sql.xdr_rows(
+        sorted({str(incident.xdr_id) for incident in reporting}),
+        sorted({incident.key for incident in reporting}),
+    )
+    joined: list[Item] = []
+    for incident, webhook_id, trace in items:
+        if incident.xdr_id and incident.key not in stored:
+            keys = twins.setdefault(incident.xdr_id, [])
+            if keys and keys[0] != incident.key:
+                incident = incident.model_copy(update={"key": keys[0], "source_key": incident.key})
+            elif not keys:
+                keys.append(incident.key)  # the first of the batch keeps the card
+        joined.append((incident, webhook_id, trace))
+    return joined
 
-    Only an incident with no row of its own joins a twin, so a card already posted under
-    an incident's own key keeps being updated there.
-    """
-    params = {"xdr_id": incident.xdr_id, "key": incident.key}
-    twin = _TWIN.run(conn, params).scalar()
-    if twin is None:
-        return incident, None
-    joined = incident.model_copy(update={"key": str(twin), "source_key": incident.key})
-    return joined, _VERSION[conn.dialect.name].run(conn, {"key": joined.key}).scalar()
+
+def _receipts(items: list[Item], now: float) -> tuple[list[dict[str, object]], dict[str, int]]:
+    """The receipt rows of the batch's webhook ids, and the first item carrying each id."""
+    first: dict[str, int] = {}
+    for i, (_incident, webhook_id, _trace) in enumerate(items):
+        if webhook_id is not None:
+            first.setdefault(webhook_id, i)
+    receipts: list[dict[str, object]] = [
+        {
+            "webhook_id": webhook_id,
+            "incident_key": items[i][0].key,
+            "incident_name": items[i][0].name,
+            "received_at": now,
+        }
+        for webhook_id, i in first.items()
+    ]
+    return receipts, first
 
 
-def _source_params(incident: Incident) -> dict[str, str]:
-    """The ``sources`` values of subscriptions that want ``incident`` (with ``both``)."""
-    names = sorted(source.value for source in incident.reported_by)
-    return {"s1": names[0], "s2": names[-1]}
+def _duplicates(
+    sql: IngestSql, items: list[Item], first: dict[str, int], new: set[str]
+) -> list[IngestResult | None]:
+    """The duplicate items' results (``None`` for the others): ids seen before or earlier."""
+    earlier = sql.receipt_names([webhook_id for webhook_id in first if webhook_id not in new])
+    results: list[IngestResult | None] = []
+    for i, (_incident, webhook_id, _trace) in enumerate(items):
+        if webhook_id is None or (webhook_id in new and first[webhook_id] == i):
+            results.append(None)
+            continue
+        name = earlier.get(webhook_id, items[first[webhook_id]][0].name)
+        results.append(IngestResult(name, duplicate=True, changed=False))
+    return results
+
+
+def _incident_row(
+    incident: Incident, version: str, now: float, cipher: PayloadCipher
+) -> dict[str, object]:
+    return {
+        "key": incident.key,
+        "version": version,
+        "severity": incident.severity.value,
+        "payload": cipher.encrypt(incident.model_dump_json()),
+        "updated_at": now,
+        "number": incident.number,
+        "xdr_id": incident.xdr_id,
+    }
+
+
+def _names(incident: Incident) -> frozenset[str]:
+    return frozenset(source.value for source in incident.reported_by)
 
 
 def _enqueue_cards(
-    conn: Connection, incident: Incident, trace: dict[str, str], cipher: PayloadCipher
-) -> int:
-    """One card job per conversation that shows, or now wants, this incident; how many."""
-    params = {"key": incident.key, "rank": incident.severity.rank, **_source_params(incident)}
-    found = _TARGETS.run(conn, params)
-    targets = sorted({row[0] for row in found.rows})
-    if not targets:
-        return 0
-    keys = {card_ordering_key(incident.key, conv): conv for conv in targets}
-    fragment, params = in_list("k", list(keys))
-    waiting = {row[0] for row in Statement(_WAITING + fragment).run(conn, params).rows}
-    rows = [
-        outbox.job_row(
-            CARD_JOB,
-            key,
-            {"incident_key": incident.key, "conversation_id": conversation_id, "trace": trace},
-            cipher=cipher,
-            conversation_id=conversation_id,
-        )
-        for key, conversation_id in keys.items()
-        if key not in waiting
+    sql: IngestSql, changed: list[Item], found: Targets, cipher: PayloadCipher
+) -> list[int]:
+    """One card job per conversation that shows, or now wants, each version; how many each.
+
+    A conversation whose card of that incident already has a job pending (or got one from an
+    earlier item of the batch) gets none.
+    """
+    if not changed:
+        return []
+    wanted = [
+        found.of(incident.key, incident.severity.rank, _names(incident))
+        for incident, _id, _trace in changed
     ]
-    _INSERT_JOB.run_many(conn, rows)
-    return len(rows)
+    ordering = {
+        card_ordering_key(incident.key, conv)
+        for (incident, _id, _trace), targets in zip(changed, wanted, strict=True)
+        for conv in targets
+    }
+    waiting = sql.waiting(sorted(ordering))
+    rows, counts = [], []
+    for (incident, _id, trace), targets in zip(changed, wanted, strict=True):
+        count = 0
+        for conversation_id in targets:
+            key = card_ordering_key(incident.key, conversation_id)
+            if key in waiting:
+                continue
+            waiting.add(key)
+            payload = {"incident_key": incident.key, "conversation_id": conversation_id}
+            rows.append(
+                outbox.job_row(
+                    CARD_JOB,
+                    key,
+                    {**payload, "trace": trace or {}},
+                    cipher=cipher,
+                    conversation_id=conversation_id,
+                )
+            )
+            count += 1
+        counts.append(count)
+    sql.add_jobs(rows)
+    return counts

@@ -66,3 +66,11 @@ def test_verify_missing_headers_refused() -> None:
     """A request without the signature headers is refused."""
     with pytest.raises(SignatureError, match="missing"):
         WebhookVerifier([SECRET]).verify(BODY, {})
+
+
+def test_verify_several_signatures_one_matching_accepted() -> None:
+    """A header listing other schemes' and stale signatures verifies by the one that matches."""
+    headers = sign(SECRET, BODY, msg_id="msg_2")
+    stale = sign(OTHER_SECRET, BODY)["webhook-signature"]
+    headers["webhook-signature"] = f"v1a,abc {stale} {headers['webhook-signature']}"
+    assert WebhookVerifier([SECRET]).verify(BODY, headers) == "msg_2"
