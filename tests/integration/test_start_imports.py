@@ -66,3 +66,9 @@ def test_start_without_tenant_loads_no_unwired_sdks(tmp_path: Path) -> None:
     loaded = _started_modules(tmp_path)
     assert {"core.store.store", "bot.outbound", "core.worker"} <= loaded
     assert [name for name in NOT_WIRED if name in loaded] == []
+
+
+def test_start_migrated_store_skips_alembic(tmp_path: Path) -> None:
+    """The first start migrates the store with alembic; a restart on it loads no alembic."""
+    assert "alembic" in _started_modules(tmp_path)
+    assert "alembic" not in _started_modules(tmp_path)
