@@ -34,7 +34,8 @@ asyncio.run(main())
 NOT_WIRED = (
     "msgraph",  # Graph: no Azure identity, no SharePoint site
     "kiota_abstractions",
-    "azure.identity",  # no tenant
+    "azure.core",  # no tenant: no Azure credential
+    "azure.identity",
     "msal",
     "botbuilder.core",  # no app id: no Connector token to ask botbuilder for
     "msrest",
