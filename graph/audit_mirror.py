@@ -51,6 +51,7 @@ AUDIT_LOG = "Audit Log"
 BODY_COLUMN = "Details"
 """The multi-line text column holding the entry's canonical JSON."""
 
+
 def entry_fields(entry: AuditEntry) -> dict[str, Any]:
     """The list item fields of ``entry`` (internal column names)."""
     return {
