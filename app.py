@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import httpx
 import typer
@@ -51,6 +51,7 @@ from connectors.sentinel.setup import polling
 from connectors.sentinel.triage import SentinelDetails, SentinelTriage
 from connectors.servicenow import setup as servicenow_setup
 from connectors.servicenow.cmdb import CmdbLookup
+from connectors.ssrf_rules import link_refusal
 from core.breaker import Breakers
 from core.catalog import Catalog, load_catalog
 from core.errors import WardenError
@@ -75,19 +76,6 @@ from core.store.store import Store
 from core.tracing import configure_tracing
 from core.triage import TRIAGE_JOB
 from core.worker import Handler, OutboxWorker
-from graph.channel_messages import ChannelMessages
-from graph.client import graph_client, graph_http
-from graph.defender_poller import polling as defender_polling
-from graph.defender_triage import DefenderDetails, DefenderTriage
-from graph.evidence_sync import (
-    link_refusal,
-)
-from graph.responders import ResponderGroups
-from sandbox.embedded import (
-    embedded_sentinel,
-    embedded_servicenow,
-    embedded_sharepoint,
-)
 from web.access import correlation_middleware
 from web.health import healthz, openapi, readiness, readyz
 from web.health import switched_off as sentinel_off
@@ -103,6 +91,9 @@ from web.webhooks import SentinelWebhook
 from wiring import defender as defender_wiring
 from wiring import evidence as evidence_wiring
 from wiring import sandboxes
+
+if TYPE_CHECKING:
+    from graph.channel_messages import ChannelMessages
 
 T = TypeVar("T")
 
@@ -127,13 +118,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         settings = settings.model_copy(update={"requirements_file": EXAMPLE_CATALOG})
     catalog = load_catalog(settings.requirements_file) if settings.requirements_file else None
     arm, sharepoint, snow_sandbox = None, None, None
-    if sandboxed and not settings.sentinel_connected and enabled(settings, "sentinel"):
-        groups = [group.id for requirement in catalog or () for group in requirement.reviewers]
-        settings, arm = embedded_sentinel(settings, reviewer_groups=groups)  # triage, reviews
-        if not settings.sharepoint_site and enabled(settings, "sharepoint"):
-            settings, sharepoint = embedded_sharepoint(settings, arm)  # evidence filed, audited
-    if sandboxed and not settings.servicenow.enabled and enabled(settings, "servicenow"):
-        settings, snow_sandbox = embedded_servicenow(settings)  # so links work in the Playground
+    if sandboxed:
+        settings, arm, sharepoint, snow_sandbox = sandboxes.embedded(settings, catalog)
     connectors, switched_off = snapshot(settings), off_messages(settings)
     SCRUBBER.register_settings(settings)  # before anything can log a secret
     SCRUBBER.pepper = settings.log_pepper.get_secret_value().encode()
@@ -217,14 +203,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             itsm=links is not None and links.connected,
             cmdb=cmdb,
             ambiguous=AmbiguousPosts(  # a lost post's answer: look for the card through Graph
-                ChannelMessages(
-                    sentinel.credential,
-                    breakers,
-                    base_url=settings.graph_endpoint,
-                    verify=tls_verify(settings),
-                )
-                if sentinel is not None
-                else None,
+                _channel_messages(settings, sentinel, breakers),
                 adapter if isinstance(adapter, TeamDirectory) else None,
                 metrics,
             ),
@@ -266,6 +245,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             )
         }
         if defender is not None:
+            from graph.defender_triage import DefenderTriage
+
             by_source[IncidentSource.DEFENDER] = DefenderTriage(
                 defender.client, store, writer, people=defender.people, max_attempts=attempts
             )
@@ -327,6 +308,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             lambda _app: polling(settings, writer, store, breakers, metrics, client)
         )
     if defender is not None:
+        from graph.defender_poller import polling as defender_polling
+
         polled_defender = defender.client
         app.cleanup_ctx.append(
             lambda _app: defender_polling(
@@ -412,6 +395,20 @@ def _recording(settings: Settings) -> list[Middleware]:
     return [recording_middleware(Recorder(settings.record_dir, Redactor(commands)))]
 
 
+def _channel_messages(
+    settings: Settings, sentinel: SentinelConnection | None, breakers: Breakers
+) -> ChannelMessages | None:
+    """Channel messages read through Graph (to find a lost post's card), with an identity."""
+    if sentinel is None:
+        return None
+    from graph.channel_messages import ChannelMessages
+
+    verify = tls_verify(settings)
+    return ChannelMessages(
+        sentinel.credential, breakers, base_url=settings.graph_endpoint, verify=verify
+    )
+
+
 def _triage_desk(
     settings: Settings,
     store: Store,
@@ -426,6 +423,9 @@ def _triage_desk(
         return None
     responders = None
     if settings.responder_group_ids:
+        from graph.client import graph_client, graph_http
+        from graph.responders import ResponderGroups
+
         http = graph_http(breakers, tls_verify(settings))
         graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
         responders = ResponderGroups(
@@ -435,6 +435,8 @@ def _triage_desk(
         IncidentSource.SENTINEL: SentinelDetails(sentinel.client)
     }
     if defender is not None:
+        from graph.defender_triage import DefenderDetails
+
         sources[IncidentSource.DEFENDER] = DefenderDetails(defender.client)
     details = defender_wiring.DetailsBySource(store, sources)
     return TriageDesk(store, responders=responders, details=details, itsm=itsm)

@@ -13,7 +13,10 @@ after the other per conversation. Clients, measured one after the other in one r
 - Warden: ``TeamsAdapter.post_card`` / ``update_card`` (sandbox mode, no app id).
 
 Stock runs before Warden is built: ``TeamsAdapter`` tunes msrest for the whole process.
-Prints cards per second and p99 of each, and the ratios Warden/stock and Warden/raw.
+Prints cards per second and p99 of each, and the ratios Warden/stock and Warden/raw; and
+the client CPU per card of stock over Warden's (what each card costs the sender, whatever
+the connector's own speed: the cards/s of the fastest clients are bounded by the connector
+sandbox on its one core, raw aiohttp included).
 ``--quick`` runs a short pass for CI.
 """
 
@@ -365,10 +368,12 @@ async def main() -> None:
     pin_here_to_cpu1()  # the clients on CPU 1, the connector on CPU 0
     results = await run_all(2.0 if args.quick else 8.0)
     print("\n".join(table(results)))
-    warden = results["warden"].rate
+    warden, cpu = results["warden"].rate, results["warden"].cpu_per_call
+    stock_cpu = results["stock"].cpu_per_call / cpu if cpu else 0.0
     print(
         f"\nWarden/stock (one client per call) = {warden / results['stock'].rate:.2f}, "
-        f"Warden/raw (httpx) = {warden / results['raw'].rate:.2f}. {CONCURRENCY} calls at a "
+        f"Warden/raw (httpx) = {warden / results['raw'].rate:.2f}; client CPU per card, "
+        f"stock/Warden = {stock_cpu:.1f}. {CONCURRENCY} calls at a "
         f"time, sequential per conversation over {CONVERSATIONS} conversations; posts for "
         "half the run, then one update of every card posted. Client CPU: this process's "
         "CPU time per card (threads included), whatever the connector's own speed."

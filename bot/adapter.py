@@ -5,7 +5,9 @@ checked against the tenant allowlist, read from its JSON (``bot.activities``) an
 the ``TurnHandler`` as Warden's own typed objects; the cards it returns are sent as replies,
 or as the invoke response of a card action. Outbound, every post, reply and update goes to the
 Bot Connector REST API over one pooled HTTP client (``bot.outbound``). botbuilder provides the
-bot's credentials (MSAL) for the Connector's token — nothing else in Warden imports it.
+bot's credentials (MSAL) for the Connector's token — nothing else in Warden imports it, and
+this module imports it only when the first token is needed (a bot without an app id, as in
+sandbox mode, never loads it).
 Why turns bypass botbuilder's CloudAdapter: ``docs/adr/0006-turns-without-cloudadapter.md``.
 """
 
@@ -18,8 +20,6 @@ import time
 from typing import Any
 
 from aiohttp import web
-from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
-from botframework.connector.auth import AuthenticationConstants
 
 from bot import activities
 from bot.activities import Activity
@@ -71,10 +71,8 @@ class TeamsAdapter:
         self._receipts = receipts
         self._app_id = settings.microsoft_app_id
         self._allowed_tenants = frozenset(t.lower() for t in settings.allowed_tenant_ids)
-        self._credentials = ConfigurationServiceClientCredentialFactory(_BotConfig(settings))
-        self._login_endpoint = AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX + (
-            settings.microsoft_app_tenant_id or AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT
-        )
+        self._bot_config = _BotConfig(settings)
+        self._credentials: Any = None  # botbuilder's credentials, made on the first token
         self._token: tuple[str | None, float] = (None, 0.0)
         self._rest = ConnectorRest(
             self._connector_token, breakers or Breakers(), metrics, pacer=pacer
@@ -233,12 +231,7 @@ class TeamsAdapter:
         cached, until = self._token
         if cached and time.monotonic() < until:
             return cached
-        credentials = await self._credentials.create_credentials(
-            self._app_id,
-            AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
-            self._login_endpoint,
-            True,
-        )
+        credentials = await self._bot_credentials()
         try:
             token = str(await asyncio.to_thread(credentials.get_access_token))
         except Exception as exc:
@@ -249,3 +242,21 @@ class TeamsAdapter:
             ) from exc
         self._token = (token, time.monotonic() + TOKEN_REUSE_SECONDS)
         return token
+
+    async def _bot_credentials(self) -> Any:
+        """botbuilder's app credentials for the Connector (MSAL inside), made once."""
+        if self._credentials is None:
+            from botbuilder.integration.aiohttp import (
+                ConfigurationServiceClientCredentialFactory,
+            )
+            from botframework.connector.auth import AuthenticationConstants as Constants
+
+            config = self._bot_config
+            login = Constants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX + (
+                config.APP_TENANTID or Constants.DEFAULT_CHANNEL_AUTH_TENANT
+            )
+            factory = ConfigurationServiceClientCredentialFactory(config)
+            self._credentials = await factory.create_credentials(
+                self._app_id, Constants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE, login, True
+            )
+        return self._credentials

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 from opentelemetry.trace import SpanKind
+from pydantic_core import from_json, to_json
 
 from core.breaker import Breakers, CircuitOpen
 from core.errors import DeliveryError, Outcome
@@ -155,8 +156,8 @@ class ConnectorRest:
         guarded: bool = True,
         operation: str | None = None,
     ) -> Any:
-        path = operation or _PATHS[method]
-        breaker = self._breakers.for_host(origin(url))
+        path, host = operation or _PATHS[method], origin(url)
+        breaker = self._breakers.for_host(host)
         try:
             if guarded:
                 breaker.before_call()
@@ -172,37 +173,38 @@ class ConnectorRest:
         try:
             with span(f"{SERVICE} {method}", kind=SpanKind.CLIENT):
                 inject(headers)
+                body = None if activity is None else to_json(activity)
                 async with self._http().request(
-                    method, url, json=activity, headers=headers
+                    method, url, data=body, headers=headers
                 ) as response:
                     status, payload = response.status, await response.read()
                     retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             outcome = classify_transport(exc)
             breaker.record(ok=False)
-            self._observe(outcome.value, started, method, url, path, exc)
+            self._observe(outcome.value, started, method, host, path, exc)
             raise DeliveryError(
                 f"connector unreachable: {type(exc).__name__}", outcome=outcome
             ) from None
         breaker.record(ok=status < 500)
         if status >= 400:
             error = _error(status, payload, retry_after)
-            self._observe(error.outcome.value, started, method, url, path, status)
+            self._observe(error.outcome.value, started, method, host, path, status)
             raise error
-        self._observe("ok", started, method, url, path, status)
-        return json.loads(payload) if payload else {}
+        self._observe("ok", started, method, host, path, status)
+        return from_json(payload) if payload else {}
 
     def _observe(
         self,
         outcome: str,
         started: float,
         method: str,
-        url: str,
+        host: str,
         path: str,
         result: int | BaseException,
     ) -> None:
         seconds = time.perf_counter() - started
-        log_outbound(SERVICE, method, origin(url), path, result, seconds * 1000)
+        log_outbound(SERVICE, method, host, path, result, seconds * 1000)
         if self._metrics is not None:
             self._metrics.outbound.labels(SERVICE, outcome).inc()
             self._metrics.outbound_seconds.labels(SERVICE).observe(seconds)

@@ -10,7 +10,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console
-from cli.doctor_probes import PROBES
 from core.doctor import Check, run_doctor, summary
 from core.settings import load_settings
 
@@ -25,6 +24,8 @@ def register(cli: typer.Typer) -> None:
 def doctor() -> None:
     """Check the configuration, the store, each connector, webhook secrets and the Teams
     package, with real calls; print what to fix. Exit 1 when any check fails."""
+    from cli.doctor_probes import PROBES  # every connector's client: loaded for this command
+
     checks = asyncio.run(run_doctor(load_settings, PROBES))
     console.print(checks_table(checks))
     console.print(summary(checks))

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.markup import escape
@@ -15,8 +15,6 @@ from rich.table import Column, Table
 
 from bot.evidence import card_job, quarter
 from cli.common import console, on_store, settings_or_exit
-from connectors.sentinel.connection import tls_verify
-from connectors.sentinel.setup import credential as sentinel_credential
 from core import campaigns as campaign_rules
 from core.catalog import Catalog, load_catalog
 from core.errors import DeliveryError, SettingsError, WardenError
@@ -27,15 +25,11 @@ from core.store import campaigns as campaign_store
 from core.store.admin_audit import operator
 from core.store.evidence_cards import CardRole
 from core.store.store import Store
-from graph.audit_export import ExportSummary, export, print_export_summary
-from graph.audit_verify import (
-    SharePointAccess,
-    VerifyReport,
-    print_verify_report,
-    sharepoint_access,
-    verify_configured,
-)
-from graph.provision import ProvisionReport, print_report, provision
+
+if TYPE_CHECKING:
+    from graph.audit_export import ExportSummary
+    from graph.audit_verify import SharePointAccess, VerifyReport
+    from graph.provision import ProvisionReport
 
 T = TypeVar("T")
 
@@ -54,6 +48,10 @@ def register(cli: typer.Typer) -> None:
 
 def provision_sharepoint() -> None:
     """Create or update, idempotently, the SharePoint library and lists evidence is filed in."""
+    from connectors.sentinel.connection import tls_verify  # Graph and Azure: for this command
+    from connectors.sentinel.setup import credential as sentinel_credential
+    from graph.provision import print_report, provision
+
     settings = settings_or_exit()
 
     async def run() -> ProvisionReport:
@@ -77,6 +75,10 @@ def _on_sharepoint(
     work: Callable[[SharePointAccess, Store | None], Awaitable[T]], *, with_store: bool = False
 ) -> T:
     """Run ``work`` on ``WARDEN_SHAREPOINT_SITE`` with the credentials ``provision`` uses."""
+    from connectors.sentinel.connection import tls_verify  # Graph and Azure: for this command
+    from connectors.sentinel.setup import credential as sentinel_credential
+    from graph.audit_verify import sharepoint_access
+
     settings = settings_or_exit()
 
     async def run(store: Store | None) -> T:
@@ -103,6 +105,7 @@ def audit_verify(
     ] = False,
 ) -> None:
     """Re-read the Audit Log and the evidence files; name the first that does not match."""
+    from graph.audit_verify import print_verify_report, verify_configured
 
     async def run(access: SharePointAccess, store: Store | None) -> VerifyReport:
         return await verify_configured(access, store)
@@ -120,6 +123,7 @@ def audit_export(
     out: Annotated[Path, typer.Argument(help="The zip to write.")],
 ) -> None:
     """Write a zip of a requirement's audit entries, evidence files and a hash manifest."""
+    from graph.audit_export import export, print_export_summary
 
     async def run(access: SharePointAccess, _: Store | None) -> ExportSummary:
         library = await access.library()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import httpx
 import typer
@@ -11,13 +11,11 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from cli.common import console, on_store, settings_or_exit
-from connectors.sentinel.reconcile import ReconcileRun
-from connectors.sentinel.setup import reconcile_now
 from core.errors import WardenError
 from core.signing import sign
-from sandbox.embedded import change_incident as sandbox_change
-from sandbox.embedded import create_incident as sandbox_create
-from sandbox.sentinel_samples import sample_incident, updated_incident
+
+if TYPE_CHECKING:
+    from connectors.sentinel.reconcile import ReconcileRun
 
 T = TypeVar("T")
 
@@ -38,6 +36,8 @@ def sentinel_reconcile(
     ] = False,
 ) -> None:
     """Walk every open Sentinel incident now through ingest (a stopped run resumes)."""
+    from connectors.sentinel.setup import reconcile_now  # the Azure SDK: for this command
+
     settings = settings_or_exit()
     if not settings.sentinel_workspaces:
         console.print(
@@ -84,6 +84,10 @@ def demo_incident(
     url: Annotated[str | None, typer.Option(help="Warden's base URL.")] = None,
 ) -> None:
     """Sign and post a realistic Sentinel incident to a running Warden."""
+    from sandbox.embedded import change_incident as sandbox_change  # the sandbox Sentinel
+    from sandbox.embedded import create_incident as sandbox_create
+    from sandbox.sentinel_samples import sample_incident, updated_incident
+
     settings = settings_or_exit()
     last = settings.var_dir / "demo-last-incident.json"
     if update:

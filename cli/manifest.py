@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from cli.common import console, settings_or_exit
-from manifest.build import DEFAULT_OUT, ManifestError, build_package, problems, render
+from manifest import DEFAULT_OUT
 
 manifest_cli = typer.Typer(help="The Teams app package: build and validate it.")
 
@@ -24,6 +24,8 @@ def manifest_build(
     out: Annotated[Path, typer.Option(help="Where to write the package (a .zip).")] = DEFAULT_OUT,
 ) -> None:
     """Validate the package and write it: upload the zip in Teams or its admin center."""
+    from manifest.build import ManifestError, build_package, render  # icons, schemas
+
     settings = settings_or_exit()
     try:
         written = build_package(settings, out)
@@ -36,6 +38,8 @@ def manifest_build(
 @manifest_cli.command("check")
 def manifest_check() -> None:
     """Validate the package from the current settings without writing it."""
+    from manifest.build import problems, render  # icons, schemas
+
     settings = settings_or_exit()
     found = problems(settings)
     if found:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from azure.core.credentials import AccessToken
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken
+    from azure.core.credentials_async import AsyncTokenCredential
+    from azure.core.exceptions import AzureError
+
 
 ARM_SCOPE = "https://management.azure.com/.default"
 """The token scope of ARM calls."""
@@ -61,6 +64,8 @@ class ArmTokenCache:
 
     async def _fetch(self) -> AccessToken:
         """A token from the credential; its failures as ``on_error`` makes them."""
+        from azure.core.exceptions import AzureError  # loaded with the credential already
+
         try:
             return await self._credential.get_token(self._scope)
         except AzureError as exc:

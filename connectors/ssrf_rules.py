@@ -221,3 +221,25 @@ def _parse(url: str | httpx.URL, policy: SsrfPolicy) -> httpx.URL:
             if literal is not None:
                 check_address(literal, policy, host)
         raise SsrfError(INVALID, "unparsable URL") from None
+
+
+def link_hosts(setting: str) -> tuple[str, ...]:
+    """``WARDEN_EVIDENCE_LINK_HOSTS`` as SSRF allowed hosts: each suffix and its subdomains."""
+    suffixes = [part.strip().lower().lstrip(".") for part in setting.split(",")]
+    return tuple(host for s in suffixes if s for host in (s, f"*.{s}"))
+
+
+def link_refusal(setting: str) -> Callable[[str], str | None]:
+    """Why a link may not be handed in under ``WARDEN_EVIDENCE_LINK_HOSTS`` (None: it may),
+    in the owner's words: checked when the link is given, before anything is stored."""
+    allowed = link_hosts(setting)
+    named = ", ".join(part.strip() for part in setting.split(",") if part.strip())
+
+    def refusal(url: str) -> str | None:
+        host = (urlsplit(url).hostname or "").lower()
+        if not allowed or (host and host_allowed(host, allowed)):
+            return None
+        where = host or "that address"
+        return f"links to {where} are not accepted as evidence here: give a link on {named}"
+
+    return refusal

@@ -1,9 +1,12 @@
 """Per-host circuit breakers: stop calling a host that keeps failing, probe it, recover.
 
 Closed → open when, within ``window_seconds``, at least ``min_calls`` calls were made and the
-share of failures reached ``failure_rate``. Open → half-open after ``open_seconds``: one probe
-call is let through; its success closes the breaker, its failure opens it again. A failure is
-a call that got no answer or a 5xx; a 4xx (the host answered) is not a failure.
+share of failures reached ``failure_rate``. Calls are counted in buckets of at most a second
+(a thirtieth of the window when it is shorter), so recording a call costs the same at any
+rate and a breaker's memory does not grow with traffic; a call leaves the window with its
+bucket, at most one bucket later than its own time. Open → half-open after ``open_seconds``:
+one probe call is let through; its success closes the breaker, its failure opens it again. A
+failure is a call that got no answer or a 5xx; a 4xx (the host answered) is not a failure.
 """
 
 from __future__ import annotations
@@ -53,7 +56,10 @@ class CircuitBreaker:
         self.host = host
         self._policy = policy
         self._clock = clock
-        self._calls: deque[tuple[float, bool]] = deque()
+        self._step = min(1.0, policy.window_seconds / 30)
+        self._buckets: deque[list[float]] = deque()  # [start, calls, failures], oldest first
+        self._count = 0
+        self._failures = 0
         self._state = BreakerState.CLOSED
         self._opened_at = 0.0
         self._probing = False
@@ -83,24 +89,43 @@ class CircuitBreaker:
             self._probing = False
             if ok:
                 self._state = BreakerState.CLOSED
-                self._calls.clear()
+                self._forget()
             else:
                 self._open(now)
             return
-        self._calls.append((now, ok))
-        while self._calls and self._calls[0][0] < now - self._policy.window_seconds:
-            self._calls.popleft()
-        failures = sum(1 for _, good in self._calls if not good)
+        self._count_call(now, ok)
         if (
-            len(self._calls) >= self._policy.min_calls
-            and failures / len(self._calls) >= self._policy.failure_rate
+            self._count >= self._policy.min_calls
+            and self._failures / self._count >= self._policy.failure_rate
         ):
             self._open(now)
+
+    def _count_call(self, now: float, ok: bool) -> None:
+        """Add a call to its bucket and drop the buckets that left the window."""
+        start = now - now % self._step
+        if self._buckets and self._buckets[-1][0] >= start:
+            bucket = self._buckets[-1]
+        else:
+            bucket = [start, 0, 0]
+            self._buckets.append(bucket)
+        bucket[1] += 1
+        bucket[2] += 0 if ok else 1
+        self._count += 1
+        self._failures += 0 if ok else 1
+        horizon = now - self._policy.window_seconds
+        while self._buckets and self._buckets[0][0] + self._step <= horizon:
+            _, calls, failures = self._buckets.popleft()
+            self._count -= int(calls)
+            self._failures -= int(failures)
 
     def _open(self, now: float) -> None:
         self._state = BreakerState.OPEN
         self._opened_at = now
-        self._calls.clear()
+        self._forget()
+
+    def _forget(self) -> None:
+        self._buckets.clear()
+        self._count = self._failures = 0
 
     def _remaining(self) -> float:
         return max(0.0, self._opened_at + self._policy.open_seconds - self._clock())

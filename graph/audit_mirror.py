@@ -39,6 +39,9 @@ from graph.sharepoint import (
     read_items,
     site_by_path,
 )
+from graph.unconfigured import UNCONFIGURED_WAIT, wait_for_sharepoint
+
+__all__ = ["UNCONFIGURED_WAIT", "AuditMirror", "wait_for_sharepoint"]
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +50,6 @@ AUDIT_LOG = "Audit Log"
 
 BODY_COLUMN = "Details"
 """The multi-line text column holding the entry's canonical JSON."""
-
-UNCONFIGURED_WAIT = 3600.0
-"""Seconds between two looks at a mirror job while SharePoint is not configured."""
 
 
 def entry_fields(entry: AuditEntry) -> dict[str, Any]:
@@ -143,16 +143,6 @@ class AuditMirror:
         async for item in read_items(self._graph, ref, page_size=2, filter_=f"fields/Seq eq {seq}"):
             return item
         return None
-
-
-async def wait_for_sharepoint(job: Job) -> None:
-    """Keep an ``audit.mirror`` job pending while ``WARDEN_SHAREPOINT_SITE`` is not set."""
-    raise DeliveryError(
-        "WARDEN_SHAREPOINT_SITE is not set: the audit entry waits to be mirrored",
-        outcome=Outcome.RETRY,
-        retry_after=UNCONFIGURED_WAIT,
-        attempted=False,
-    )
 
 
 def _same_value(name: str, wanted: Any, found: Any) -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -28,7 +28,7 @@ import httpx
 from msgraph.graph_service_client import GraphServiceClient
 
 from connectors.ssrf import SsrfError, SsrfPolicy, stream
-from connectors.ssrf_rules import host_allowed
+from connectors.ssrf_rules import link_hosts
 from core.catalog import EvidenceKind
 from core.errors import DeliveryError, Outcome
 from core.evidence import RequestStatus, Submission, approvers
@@ -84,28 +84,6 @@ TYPE_CHOICES = {
     EvidenceKind.ATTESTATION: "Attestation",
 }
 _BAD_NAME = re.compile(r'["*:<>?/\\|#%\x00-\x1f]+')
-
-
-def link_hosts(setting: str) -> tuple[str, ...]:
-    """``WARDEN_EVIDENCE_LINK_HOSTS`` as SSRF allowed hosts: each suffix and its subdomains."""
-    suffixes = [part.strip().lower().lstrip(".") for part in setting.split(",")]
-    return tuple(host for s in suffixes if s for host in (s, f"*.{s}"))
-
-
-def link_refusal(setting: str) -> Callable[[str], str | None]:
-    """Why a link may not be handed in under ``WARDEN_EVIDENCE_LINK_HOSTS`` (None: it may),
-    in the owner's words: checked when the link is given, before anything is stored."""
-    allowed = link_hosts(setting)
-    named = ", ".join(part.strip() for part in setting.split(",") if part.strip())
-
-    def refusal(url: str) -> str | None:
-        host = (urlsplit(url).hostname or "").lower()
-        if not allowed or (host and host_allowed(host, allowed)):
-            return None
-        where = host or "that address"
-        return f"links to {where} are not accepted as evidence here: give a link on {named}"
-
-    return refusal
 
 
 def link_fetch(setting: str) -> GuardedFetch:

@@ -31,11 +31,11 @@ from cards.commands import COMMANDS
 from core.errors import WardenError
 from core.settings import Settings, env_name
 from core.settings_manifest import is_host_name
+from manifest import DEFAULT_OUT
 from manifest.icons import COLOR, ICONS_DIR, OUTLINE, icon_problems
 
 TEMPLATE = Path(__file__).resolve().parent / "manifest.template.json"
 SCHEMA = Path(__file__).resolve().parents[1] / "contracts" / "teams-app-manifest-1.22.schema.json"
-DEFAULT_OUT = Path("manifest/build/warden.zip")
 
 BOT_SCOPES = ("personal", "team", "groupChat")
 """Where Warden can be installed; each gets its own command list, as Teams asks."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -25,9 +26,10 @@ from core.store.outbox import Job
 from core.store.store import Store
 from core.triage import IncidentDetails, TriageState
 from core.worker import Handler
-from graph.client import graph_client, graph_http
-from graph.people import People
-from graph.security import DefenderClient
+
+if TYPE_CHECKING:  # Graph is imported where Defender is wired (ADR 9)
+    from graph.people import People
+    from graph.security import DefenderClient
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,10 @@ def connect(
     if sentinel is None:
         log.warning("Defender XDR is enabled but no Azure app identity is configured")
         return None
+    from graph.client import graph_client, graph_http
+    from graph.people import People
+    from graph.security import DefenderClient
+
     http = graph_http(breakers, tls_verify(settings))
     graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
     client = DefenderClient(graph, page_size=settings.defender.page_size)

@@ -1,7 +1,9 @@
 """Composition of the evidence side: the chat desk, reminders, SharePoint filing and mirror.
 
 Called by ``app.create_app``; each function builds one part from settings and returns it with
-what to close after the outbox worker has stopped.
+what to close after the outbox worker has stopped. The Graph modules (msgraph-sdk's large
+generated tree under them) are imported by the function that wires them, after it has found
+Graph configured: a Warden without SharePoint or an Azure identity never loads them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import functools
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -21,6 +24,7 @@ from connectors.sentinel.connection import SentinelConnection, tls_verify
 from connectors.sentinel.setup import credential as sentinel_credential
 from connectors.ssrf import SsrfPolicy
 from connectors.ssrf import stream as ssrf_stream
+from connectors.ssrf_rules import link_hosts
 from core.breaker import Breakers
 from core.catalog import Catalog
 from core.errors import WardenError
@@ -29,25 +33,11 @@ from core.settings import Mode, Settings
 from core.store.evidence import EVIDENCE_FILE_JOB, EVIDENCE_LIST_JOB
 from core.store.store import Store
 from core.worker import Handler
-from graph.audit_mirror import AuditMirror, wait_for_sharepoint
-from graph.audit_verify import (
-    DOWNLOAD_TIMEOUT,
-    LOCAL_HOSTS,
-    download_fetch,
-)
-from graph.client import graph_client, graph_http
-from graph.evidence_chat_files import chat_file_fetch
-from graph.evidence_files import GuardedFetch, UploadLimits
-from graph.evidence_sync import (
-    EvidenceFiling,
-    EvidenceListSync,
-    link_fetch,
-    link_hosts,
-)
-from graph.managers import Managers
-from graph.people import People
-from graph.responders import ResponderGroups
-from graph.sharepoint import SitePath
+from graph.unconfigured import wait_for_sharepoint
+
+if TYPE_CHECKING:
+    from graph.evidence_files import GuardedFetch
+    from graph.managers import Managers
 
 
 def evidence_desk(
@@ -71,6 +61,10 @@ def evidence_desk(
         return None
     if sentinel is None:
         return EvidenceDesk(store, catalog, itsm=itsm, attest=attest)
+    from graph.client import graph_client, graph_http
+    from graph.people import People
+    from graph.responders import ResponderGroups
+
     http = graph_http(breakers, tls_verify(settings))
     graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
     ttl = settings.responder_cache_seconds
@@ -90,6 +84,9 @@ def managers(
     close after the worker; without one overdue evidence goes to the catalog's target."""
     if sentinel is None:
         return None, []
+    from graph.client import graph_client, graph_http
+    from graph.managers import Managers
+
     http = graph_http(breakers, tls_verify(settings))
     graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
     return Managers(graph), [http.aclose]
@@ -118,6 +115,10 @@ def audit_mirror(
     when SharePoint is configured; else the jobs wait (pending) until it is."""
     if not is_on(settings, "sharepoint"):
         return wait_for_sharepoint, []
+    from graph.audit_mirror import AuditMirror
+    from graph.client import graph_client, graph_http
+    from graph.sharepoint import SitePath
+
     http = graph_http(breakers, tls_verify(settings))
     credential = sentinel_credential(settings)
     graph = graph_client(credential, http, base_url=settings.graph_endpoint)
@@ -135,6 +136,12 @@ def evidence_sync(
     handlers that keep the jobs waiting; what they open is added to ``closers``."""
     if not is_on(settings, "sharepoint"):
         return {EVIDENCE_FILE_JOB: wait_for_sharepoint, EVIDENCE_LIST_JOB: wait_for_sharepoint}
+    from graph.audit_verify import download_fetch
+    from graph.client import graph_client, graph_http
+    from graph.evidence_chat_files import chat_file_fetch
+    from graph.evidence_sync import EvidenceFiling, EvidenceListSync
+    from graph.sharepoint import SitePath
+
     site = SitePath.parse(str(settings.sharepoint_site))
     http = graph_http(breakers, tls_verify(settings))
     credential = sentinel_credential(settings)
@@ -157,6 +164,10 @@ def evidence_sync(
 def evidence_link_fetch(settings: Settings) -> GuardedFetch:
     """The fetch of evidence links: ``WARDEN_EVIDENCE_LINK_HOSTS``; in sandbox mode with Graph on
     this machine (the embedded sandbox) links on this machine too, its CA trusted as well."""
+    from graph.audit_verify import DOWNLOAD_TIMEOUT, LOCAL_HOSTS
+    from graph.evidence_files import UploadLimits
+    from graph.evidence_sync import link_fetch
+
     local = settings.mode is Mode.SANDBOX and httpx.URL(settings.graph_endpoint).host in LOCAL_HOSTS
     if not local:
         return link_fetch(settings.evidence_link_hosts)

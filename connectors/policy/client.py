@@ -16,11 +16,10 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
-from azure.core.credentials_async import AsyncTokenCredential
 
 from connectors.arm_token import ARM_SCOPE, ArmTokenCache
 from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION, host_key
@@ -40,6 +39,9 @@ from connectors.policy.query import states_query
 from core.errors import DeliveryError, InvalidPayload, Outcome
 from core.outcomes import classify_transport
 from core.policy_states import Attestation, AttestationRequest, ComplianceState, PolicyState
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
 
 log = logging.getLogger(__name__)
 

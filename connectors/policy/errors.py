@@ -11,11 +11,15 @@ is safe to show in Teams.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import httpx
-from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from connectors.arm_errors import ArmServiceError, from_response
 from core.errors import Outcome
+
+if TYPE_CHECKING:
+    from azure.core.exceptions import AzureError
 
 
 class PolicyInsightsError(ArmServiceError):
@@ -73,6 +77,8 @@ def error_from_response(response: httpx.Response) -> PolicyInsightsError:
 
 def error_from_credential(error: AzureError) -> PolicyInsightsError:
     """The error for a credential that gave no ARM token (retried later either way)."""
+    from azure.core.exceptions import ClientAuthenticationError
+
     message = f"no ARM token: {error.message}"
     if isinstance(error, ClientAuthenticationError):
         return PolicyRefused(message, code="CredentialRefused", outcome=Outcome.RETRY)

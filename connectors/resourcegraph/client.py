@@ -21,10 +21,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from azure.core.credentials_async import AsyncTokenCredential
 
 from connectors.arm_token import ARM_SCOPE, ArmTokenCache
 from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION, parse_duration
@@ -51,6 +50,9 @@ MAX_TOP = 1000
 """The most rows Resource Graph returns in one page."""
 
 Sleep = Callable[[float], Awaitable[None]]
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
 
 
 @dataclass(frozen=True)

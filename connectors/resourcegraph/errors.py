@@ -11,10 +11,9 @@ a KQL error reaches the operator in the service's own words. Throttling is 429 w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from connectors.arm_errors import ArmServiceError, envelope
 from connectors.http import parse_duration, server_delay
@@ -106,9 +105,15 @@ def error_from_response(response: httpx.Response) -> ResourceGraphError:
     )
 
 
+if TYPE_CHECKING:  # azure-core comes with the first credential (ADR 9)
+    from azure.core.exceptions import AzureError
+
+
 def error_from_credential(error: AzureError) -> ResourceGraphError:
     """The error for a credential that gave no ARM token."""
     message = f"no ARM token: {error.message}"
+    from azure.core.exceptions import ClientAuthenticationError
+
     if isinstance(error, ClientAuthenticationError):
         return ResourceGraphRefused(message, code="CredentialRefused", outcome=Outcome.FAIL)
     return ResourceGraphUnavailable(message, code="CredentialUnavailable", outcome=Outcome.RETRY)

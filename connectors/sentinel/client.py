@@ -16,11 +16,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
-from azure.core.credentials_async import AsyncTokenCredential
 
 from connectors.arm_token import ARM_SCOPE as ARM_SCOPE  # re-exported: callers import it here
 from connectors.arm_token import ArmTokenCache
@@ -47,6 +46,9 @@ from connectors.sentinel.query import list_query, status_query
 from core.errors import DeliveryError, InvalidPayload, Outcome
 from core.models import Incident, IncidentStatus
 from core.outcomes import classify_transport
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
-from azure.core.credentials_async import AsyncTokenCredential
 
 from connectors.http import resilient_client
 from connectors.sentinel.client import SentinelClient
 from connectors.sentinel.setup import credential
 from core.breaker import Breakers
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
 
 
 def tls_verify(settings: Settings) -> ssl.SSLContext | bool:

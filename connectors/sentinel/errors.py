@@ -13,11 +13,15 @@ message, request ids); ``user_message`` is safe to show in Teams.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import httpx
-from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from connectors.arm_errors import ArmServiceError, from_response
 from core.errors import Outcome
+
+if TYPE_CHECKING:
+    from azure.core.exceptions import AzureError
 
 
 class SentinelError(ArmServiceError):
@@ -104,6 +108,8 @@ def error_from_credential(error: AzureError) -> SentinelError:
 
     Both are retried later: a token endpoint in trouble also answers as a refusal.
     """
+    from azure.core.exceptions import ClientAuthenticationError
+
     message = f"no ARM token: {error.message}"
     if isinstance(error, ClientAuthenticationError):
         return SentinelRefused(message, code="CredentialRefused", outcome=Outcome.RETRY)

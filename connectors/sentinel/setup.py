@@ -7,10 +7,7 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any
-
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.identity.aio import ClientSecretCredential, DefaultAzureCredential
+from typing import TYPE_CHECKING, Any
 
 from connectors.http import resilient_client
 from connectors.sentinel.client import SentinelClient, Workspace
@@ -30,12 +27,20 @@ from core.metrics import Metrics
 from core.settings import Settings
 from core.store.store import Store
 
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
 RECONCILE_CHECK_SECONDS = 60.0
 """How often the leader checks whether a reconcile is due (or left unfinished)."""
 
 
 def credential(settings: Settings) -> AsyncTokenCredential:
-    """Warden's ARM identity: a client secret when configured, else a managed identity."""
+    """Warden's ARM identity: a client secret when configured, else a managed identity.
+
+    azure-identity (and MSAL under it) is loaded here, when an identity is first needed.
+    """
+    from azure.identity.aio import ClientSecretCredential, DefaultAzureCredential
+
     options: dict[str, Any] = {}
     if settings.arm_ca_bundle is not None:
         options["connection_verify"] = str(settings.arm_ca_bundle)

@@ -1,20 +1,32 @@
-"""Database migrations (alembic), run on Warden's own engine: upgrade and version checks."""
+"""Database migrations (alembic), run on Warden's own engine: upgrade and version checks.
+
+The revisions this code ships are read from the migration files themselves (their
+``revision``/``down_revision`` lines) and the database's from its ``alembic_version`` table,
+so a start on a migrated store and every ``/readyz`` answer go without alembic; alembic (and
+the SQL dialects it brings) is imported only to apply migrations, or when the files cannot
+be read that simply.
+"""
 
 from __future__ import annotations
 
+import ast
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+VERSION_TABLE = "alembic_version"
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -22,15 +34,56 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _chain() -> tuple[str | None, frozenset[str]]:
+    """The head and every revision, from the migration files (alembic when ambiguous)."""
+    parents: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        found = _revision_lines(path)
+        if found is None:
+            continue
+        revision, down = found
+        if not isinstance(revision, str) or not (down is None or isinstance(down, str)):
+            return _alembic_chain()  # a merge (tuple of parents) or an unusual file
+        parents[revision] = down
+    heads = set(parents) - set(parents.values())
+    if len(heads) != 1:
+        return _alembic_chain()
+    return heads.pop(), frozenset(parents)
+
+
+def _revision_lines(path: Path) -> tuple[object, object] | None:
+    """A migration file's ``revision`` and ``down_revision`` literals (None: not a migration)."""
+    values: dict[str, object] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                try:
+                    values[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    values[target.id] = node
+    if "revision" not in values:
+        return None
+    return values["revision"], values.get("down_revision")
+
+
+def _alembic_chain() -> tuple[str | None, frozenset[str]]:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_config())
+    revisions = frozenset(script.revision for script in scripts.walk_revisions())
+    return scripts.get_current_head(), revisions
+
+
 def head_revision() -> str | None:
     """The newest revision this code knows."""
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    return _chain()[0]
 
 
 def known_revisions() -> frozenset[str]:
     """Every revision this code ships."""
-    scripts = ScriptDirectory.from_config(_config())
-    return frozenset(script.revision for script in scripts.walk_revisions())
+    return _chain()[1]
 
 
 def is_ahead(revision: str | None) -> bool:
@@ -54,14 +107,24 @@ async def upgrade(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        if is_ahead(await conn.run_sync(_revision_of)):
-            return  # a newer release migrated already; nothing of ours is missing
+        current = await conn.run_sync(_revision_of)
+        if current == head_revision() or is_ahead(current):
+            return  # current, or a newer release migrated already: nothing of ours is missing
+        from alembic import command
+
         await conn.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
 
 
 def _revision_of(sync: Connection) -> str | None:
-    revision: str | None = MigrationContext.configure(sync).get_current_revision()
-    return revision
+    """The revision in ``alembic_version`` (None: an empty database)."""
+    if not inspect(sync).has_table(VERSION_TABLE):
+        return None
+    rows = sync.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:  # several heads: only alembic knows what that means
+        from alembic.runtime.migration import MigrationContext
+
+        return MigrationContext.configure(sync).get_current_revision()
+    return str(rows[0]) if rows else None
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

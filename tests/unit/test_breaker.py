@@ -88,3 +88,18 @@ def test_breakers_one_per_host_snapshot() -> None:
     assert breakers.snapshot()["https://a"]["state"] == "open"
     assert breakers.snapshot()["https://b"] == {"state": "closed"}
     assert breakers.is_open("https://a/v3/conversations") and not breakers.is_open("https://b/")
+
+
+def test_breaker_steady_traffic_counts_only_the_window() -> None:
+    """Under a minute of steady calls only the last window's calls weigh against failures."""
+    clock = Clock()
+    breaker = CircuitBreaker("https://h", POLICY, clock)
+    for _ in range(6_000):  # 100 calls a second for a minute, 1,000 in the last window
+        clock.now += 0.01
+        breaker.record(True)
+    for _ in range(900):
+        breaker.record(False)
+    assert breaker.state is BreakerState.CLOSED
+    for _ in range(200):
+        breaker.record(False)
+    assert breaker.state is BreakerState.OPEN
