@@ -71,7 +71,6 @@ from core.store.evidence_cards import EVIDENCE_CARD_JOB
 from core.store.evidence_reminders import REMINDER_JOB
 from core.store.links import LINK_NOTE_JOB
 from core.store.posture import POLICY_ATTEST_JOB
-from core.store.roster_leavers import reassign_leaver
 from core.store.store import Store
 from core.tracing import configure_tracing
 from core.triage import TRIAGE_JOB
@@ -84,8 +83,6 @@ from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
 from web.posture import PostureApi
 from web.problems import problem_middleware
 from web.recording import Recorder, recording_middleware
-from web.scim import PREFIX as SCIM_PREFIX
-from web.scim import ScimService
 from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
 from wiring import defender as defender_wiring
@@ -373,6 +370,10 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         )
         app.router.add_post("/api/webhooks/servicenow", snow_webhook.handle)
     if settings.scim.enabled:  # Entra ID provisions the roster; leavers' work moves on
+        from core.store.roster_leavers import reassign_leaver
+        from web.scim import PREFIX as SCIM_PREFIX
+        from web.scim import ScimService
+
         scim = ScimService(store, settings.scim, on_leaver=reassign_leaver)
         app.add_subapp(SCIM_PREFIX, scim.app())
     if jsm is not None and settings.jsm.webhook_secrets:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -10,12 +10,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import console, on_store, settings_or_exit
-from connectors.resourcegraph.cmdb_sync import CmdbRun
 from core.errors import WardenError
 from core.store import cmdb_cis
 from core.store.cmdb_cis import StoredCi
 from core.store.store import Store
-from wiring.cmdb import sync_now
+
+if TYPE_CHECKING:  # the sync's code is imported when the command runs (ADR 9)
+    from connectors.resourcegraph.cmdb_sync import CmdbRun
 
 cmdb_cli = typer.Typer(help="The CMDB: Azure resources from Resource Graph as configuration items.")
 
@@ -68,6 +69,8 @@ def cmdb_sync(
             )
 
         async def work(store: Store) -> tuple[CmdbRun, dict[str, int], list[StoredCi]]:
+            from wiring.cmdb import sync_now
+
             run = await sync_now(settings, store, resume=resume, progress=show)
             untagged = await cmdb_cis.cis(
                 store, needing_tags=True, retired=False, limit=SHOWN_UNTAGGED
