@@ -294,10 +294,18 @@ def azure_resource_entity(resource_id: str, rng: random.Random) -> dict[str, Any
     }
 
 
-def first_alert(resource: dict[str, Any]) -> datetime.datetime:
-    """An incident resource's first activity (its first alert), else its creation time."""
-    props = resource["properties"]
-    text = str(props.get("firstActivityTimeUtc") or props["createdTimeUtc"])
+def first_alert(incident: Any) -> datetime.datetime:
+    """A stored incident's first alert: its alerts' earliest ``timeGenerated``, else its
+    first activity, else its creation."""
+    times = [
+        str(a["properties"]["timeGenerated"])
+        for a in incident.alerts
+        if a.get("properties", {}).get("timeGenerated")
+    ]
+    props = incident.resource["properties"]
+    text = (
+        min(times) if times else str(props.get("firstActivityTimeUtc") or props["createdTimeUtc"])
+    )
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
@@ -317,5 +325,5 @@ def deploy_to_incident(
         scope = incident.resource["id"].rsplit("/incidents/", 1)[0]
         entity["id"] = f"{scope}/Entities/{entity['name']}"
         incident.entities.append(entity)
-    when = first_alert(incident.resource)
+    when = first_alert(incident)
     return deployments.deploy_before(resource_id, when, minutes_before, name)

@@ -19,6 +19,7 @@ from connectors.arm_deployments.mapping import deployment_from_resource
 from connectors.http import RetryPolicy, resilient_client
 from core.breaker import Breakers
 from sandbox.arm import ArmSandbox, Fault, run_arm_sandbox
+from sandbox.arm_deployments import first_alert
 
 FAST = RetryPolicy(attempts=3, timeout=10.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
 OPERATIONS = {"Deployments_ListByResourceGroup", "Deployments_Get", "DeploymentOperations_List"}
@@ -132,9 +133,7 @@ async def test_deployments_before_an_incident_sit_minutes_before_its_first_alert
         resource_id = named[0]["properties"]["resourceId"]
         group = resource_id.split("/providers/")[0]
         items = [deployment_from_resource(i) async for i in client.list_raw(group, top=100)]
-        first = datetime.datetime.fromisoformat(
-            stored.resource["properties"]["firstActivityTimeUtc"]
-        )
+        first = first_alert(stored)
         before = [
             d
             for d in items
