@@ -177,3 +177,20 @@ def linked_card(number: int | None, link: IncidentLink, *, linked: bool, already
     url = safe_url(link.url)
     actions = [open_url(f"Open {link.external_id}", url)] if url is not None and linked else []
     return adaptive_card(body, actions)
+
+
+def deployment_linked_card(deployment: str, group: str, change: str, *, already: bool) -> JSON:
+    """The answer to ``link deployment``: the deployment (and its resource group) is linked
+    to the change, or already was."""
+    heading = (
+        f"{deployment} was already linked to {change}"
+        if already
+        else f"Linked deployment {deployment} to {change}"
+    )
+    where = group.rsplit("/", 1)[-1]
+    detail = f"Resource group {where}. The CMDB shows the link on the CIs it deployed."
+    body: list[JSON] = [
+        text_block(inert(heading), weight="bolder", color="good", size="medium"),
+        text_block(inert(detail)),
+    ]
+    return adaptive_card(body, [])
