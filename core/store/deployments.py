@@ -20,12 +20,13 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from core.deployments import Deployment, DeploymentLink, DeploymentNote
+from core.deployments import Deployment, DeploymentLink, DeploymentNote, resource_group_of
 from core.store import outbox
 from core.store.cards import redraw_cards
 from core.store.engine import insert_for
 from core.store.schema import (
     arm_deployments,
+    cmdb_cis,
     deployment_links,
     deployment_targets,
     incident_resource_lookups,
@@ -110,6 +111,14 @@ async def ask_groups(store: Store, groups: Sequence[str]) -> int:
         return len(rows)
 
     return await store.run_write(write, None)
+
+
+async def cmdb_groups(store: Store) -> list[str]:
+    """The resource groups (lower-case ids) of the active CMDB CIs."""
+    stmt = select(cmdb_cis.c.ci_id).where(cmdb_cis.c.retired_at.is_(None))
+    async with store.reading() as conn:
+        ids = [row.ci_id for row in (await conn.execute(stmt)).all()]
+    return sorted({g for g in (resource_group_of(i) for i in ids) if g is not None})
 
 
 def _bump(conn: Connection, store: Store, incident_key: str, now: float) -> None:
