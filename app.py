@@ -66,6 +66,7 @@ from core.settings import Mode, Settings, payload_cipher, settings_table
 from core.signing import WebhookVerifier
 from core.store.cmdb import CMDB_JOB
 from core.store.comments import COMMENT_JOB
+from core.store.deployments import DEPLOYMENTS_JOB
 from core.store.evidence import AUDIT_MIRROR_JOB
 from core.store.evidence_cards import EVIDENCE_CARD_JOB
 from core.store.evidence_reminders import REMINDER_JOB
@@ -86,6 +87,7 @@ from web.recording import Recorder, recording_middleware
 from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
 from wiring import defender as defender_wiring
+from wiring import deployments as deployments_wiring
 from wiring import evidence as evidence_wiring
 from wiring import sandboxes
 
@@ -199,6 +201,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             triage=triage is not None,
             itsm=links is not None and links.connected,
             cmdb=cmdb,
+            deployments=deployments_wiring.lookback_seconds(settings, incidents),
             ambiguous=AmbiguousPosts(  # a lost post's answer: look for the card through Graph
                 _channel_messages(settings, sentinel, breakers),
                 adapter if isinstance(adapter, TeamDirectory) else None,
@@ -256,6 +259,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         handlers.update(servicenow_setup.handlers(servicenow, store))
         if incidents is not None:
             handlers[CMDB_JOB] = CmdbLookup(incidents.client, servicenow.client, store)
+    reader = deployments_wiring.deployment_reader(settings, store, incidents)
+    if reader is not None:
+        handlers[DEPLOYMENTS_JOB] = reader
     handlers.update(held_jobs(settings))
     webhook = SentinelWebhook(
         WebhookVerifier(settings.webhook_secrets),

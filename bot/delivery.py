@@ -8,16 +8,21 @@ older card than the store holds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from bot.types import Card
 from cards.incident import comment_card, incident_card
 from core.errors import DeliveryError, Outcome
+from core.itsm import ConfigurationItem
 from core.metrics import Metrics
 from core.models import ConversationRef, Incident
 from core.store import card_sends
 from core.store import cmdb as cmdb_store
+from core.store import cmdb_cis as cmdb_cis_store
+from core.store import deployments as deployments_store
 from core.store import links as links_store
 from core.store import triage as triage_store
 from core.store.card_sends import CardSend
@@ -156,6 +161,11 @@ class IncidentCardDelivery:
     asked for its alert count yet: after the first post, and after the update that shows a
     new alert count (``core.store.cmdb.ask_lookup`` enqueues at most one per count).
 
+    With ``deployments`` (the look-back in seconds; Sentinel configured) the card also lists
+    the Azure CIs of the incident's resources and the latest ARM deployment that touched one
+    of them before the first alert; the first card job asks for the read
+    (``core.store.deployments.ask_incident``), which redraws the card when it is done.
+
     A post is committed as started (``core.store.card_sends``) before it leaves, and the
     card carries that post's marker; a job that finds its post started but never answered
     asks ``ambiguous`` whether the card arrived before posting it again.
@@ -169,6 +179,7 @@ class IncidentCardDelivery:
         triage: bool = False,
         itsm: bool = False,
         cmdb: bool = False,
+        deployments: float | None = None,
         ambiguous: AmbiguousPosts | None = None,
     ) -> None:
         self._store = store
@@ -176,6 +187,7 @@ class IncidentCardDelivery:
         self._triage = triage
         self._itsm = itsm
         self._cmdb = cmdb
+        self._deployments = deployments
         self._ambiguous = ambiguous or AmbiguousPosts(None, None)
 
     async def __call__(self, job: Job) -> None:
@@ -192,9 +204,9 @@ class IncidentCardDelivery:
         action = await triage_store.latest(self._store, incident_key)
         stored = await links_store.links_of(self._store, incident_key)
         cis = await cmdb_store.ci_set(self._store, incident_key) if self._cmdb else None
-        version = card_version(
-            incident, action, links_stamp(stored), cis.stamp if cis is not None else None
-        )
+        azure = await self._azure(incident_key)
+        stamps = [x for x in (cis.stamp if cis is not None else None, azure.stamp) if x]
+        version = card_version(incident, action, links_stamp(stored), max(stamps, default=None))
         posted = await self._store.posted_card(incident_key, conversation_id)
         if posted is None or posted.version < version:
             card = incident_card(
@@ -204,12 +216,28 @@ class IncidentCardDelivery:
                 version=version_key(incident),
                 links=[s.link for s in stored if s.active],
                 itsm=self._itsm,
-                cis=cis.items if cis is not None else (),
+                cis=_merged(cis.items if cis is not None else [], azure.items),
+                deployment=azure.view.note,
             )
             if not await self._show(job, conversation.ref, posted, card, version):
                 return
+        if self._deployments is not None and not azure.view.asked:
+            await deployments_store.ask_incident(self._store, incident_key)
         if self._cmdb and (cis is None or cis.alert_count != incident.alert_count):
             await cmdb_store.ask_lookup(self._store, incident_key, incident.alert_count)
+
+    async def _azure(self, incident_key: str) -> _Azure:
+        """The incident's Azure CIs and latest deployment (nothing when deployments are off)."""
+        if self._deployments is None:
+            return _Azure(deployments_store.IncidentDeployments(asked=True), [])
+        view = await deployments_store.incident_deployments(
+            self._store, incident_key, self._deployments
+        )
+        found = []
+        if view.resources:
+            stored = await cmdb_cis_store.cis(self._store, ids=view.resources, retired=False)
+            found = [ci.item for ci in stored]
+        return _Azure(view, found)
 
     async def _show(
         self,
@@ -269,6 +297,27 @@ class IncidentCardDelivery:
         log.info("a card post whose answer was lost is adopted (%s)", found)
         await card_sends.settle(self._store, incident_key, conversation_id, found, earlier.version)
         return PostedCard(found, earlier.version)
+
+
+@dataclass(frozen=True)
+class _Azure:
+    """The Azure side of an incident's card: the deployments view and the resources' CIs."""
+
+    view: deployments_store.IncidentDeployments
+    items: list[ConfigurationItem]
+
+    @property
+    def stamp(self) -> str | None:
+        """What it adds to the card's version."""
+        return self.view.stamp
+
+
+def _merged(
+    first: Sequence[ConfigurationItem], second: Sequence[ConfigurationItem]
+) -> list[ConfigurationItem]:
+    """``first`` then the CIs of ``second`` it lacks (by id)."""
+    known = {item.ci_id for item in first}
+    return [*first, *(item for item in second if item.ci_id not in known)]
 
 
 def _refused(exc: DeliveryError) -> bool:

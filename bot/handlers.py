@@ -175,6 +175,10 @@ class WardenBot:
         if name == "unsubscribe incidents":
             actor = message.user.aad_object_id or message.user.id
             return [unsubscribed_card(await self._store.unsubscribe(ref.conversation_id, by=actor))]
+        if name == "link deployment":
+            if self._links is None:
+                return [error_card("Not connected to ServiceNow", NOT_CONNECTED)]
+            return await self._links.link_deployment(message, parsed.values)
         if name in ("link", "unlink"):
             if self._links is None:
                 return [error_card("Not connected to ServiceNow", NOT_CONNECTED)]

@@ -16,11 +16,12 @@ import logging
 from bot.triage import Refusal, TriageDesk
 from bot.types import Card, CardAction, Message
 from cards.common import error_card
-from cards.links import SYSTEM_NAMES, linked_card
+from cards.links import SYSTEM_NAMES, deployment_linked_card, linked_card
 from core.actions import LinkData, TriageData
 from core.errors import DeliveryError, ItsmAmbiguous
 from core.itsm import IncidentLink, ItsmConnector, ItsmRecord, RecordType, normalize_reference
 from core.models import Incident
+from core.store import deployments as deployments_store
 from core.store import links as links_store
 from core.store import triage as triage_store
 from core.store.store import Store
@@ -103,6 +104,44 @@ class LinkDesk:
                 )
             ]
         return [linked_card(number, link, linked=True, already=not created)]
+
+    async def link_deployment(self, message: Message, values: dict[str, str]) -> list[Card]:
+        """``link deployment <name> to <change>``: the deployment must be one Warden has seen
+        (one of that name) and the change one the ITSM system has; else the reason, and
+        nothing is stored. The link records who made it, and when."""
+        if self._connector is None:
+            return [error_card("Not connected to ServiceNow", self.not_connected)]
+        clicked = CardAction(verb="link", user=message.user, conversation=message.conversation)
+        name = values["deployment"]
+        try:
+            actor = await self._triage.actor(clicked)
+            found = await deployments_store.by_name(self._store, name)
+            if not found:
+                raise Refusal(
+                    f"Warden has seen no deployment named {name}: it reads deployments of "
+                    "incidents' resource groups and after a CMDB sync. Nothing was linked."
+                )
+            if len(found) > 1:
+                groups = ", ".join(d.resource_group.rsplit("/", 1)[-1] for d in found[:5])
+                raise Refusal(
+                    f"{len(found)} deployments are named {name} (in {groups}); Warden "
+                    "cannot tell which one. Nothing was linked."
+                )
+            record = await self._lookup(values["record"])
+            if record.type is not RecordType.CHANGE_REQUEST:
+                raise Refusal(f"{record.number} is not a change request. Nothing was linked.")
+        except Refusal as refusal:
+            return [error_card("Nothing was linked", str(refusal))]
+        deployment = found[0]
+        created = await deployments_store.link(
+            self._store, deployment, record.number, actor.object_id, actor.display
+        )
+        log.info("a deployment was linked to a change (%s)", "new" if created else "already")
+        return [
+            deployment_linked_card(
+                deployment.name, deployment.resource_group, record.number, already=not created
+            )
+        ]
 
     async def link_action(self, action: CardAction, data: LinkData) -> Card:
         """*Link to ServiceNow…* on a card: the record read, linked, and the card redrawn."""

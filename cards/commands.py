@@ -79,6 +79,13 @@ COMMANDS: tuple[Command, ...] = (
         pattern=rf"#?(?P<incident>\d{{1,9}})\s+to\s+(?P<record>{_RECORD})",
     ),
     Command(
+        "link deployment",
+        "link deployment <deployment name> to <change number>",
+        "Record that an Azure deployment Warden has seen was made under a change (e.g. "
+        "CHG0030001).",
+        pattern=r"(?P<deployment>[a-z0-9][a-z0-9._()-]{0,63})\s+to\s+(?P<record>[a-z]{2,4}\d{7,12})",
+    ),
+    Command(
         "unlink",
         "unlink <incident number> from <record number>",
         "Remove an incident's link to an ITSM record.",

@@ -36,6 +36,7 @@ from cards.elements import (
 from cards.links import ci_rows, itsm_buttons, link_buttons, link_rows
 from cards.text import humanize_identifier, inert, localized, shorten
 from cards.verbs import CardVerb
+from core.deployments import DeploymentNote
 from core.itsm import ConfigurationItem, IncidentLink
 from core.models import Incident, IncidentStatus, Severity
 from core.triage import CLOSING_CHOICES, IncidentDetails, TriageAction, TriageState
@@ -85,6 +86,7 @@ def incident_card(
     links: Sequence[IncidentLink] = (),
     itsm: bool = False,
     cis: Sequence[ConfigurationItem] = (),
+    deployment: DeploymentNote | None = None,
 ) -> JSON:
     """The Adaptive Card that shows ``incident`` in a Teams conversation.
 
@@ -94,7 +96,9 @@ def incident_card(
     ``details`` lists alerts and entities; ``notice`` is a message to the person who clicked;
     ``links`` are the incident's standing ITSM links, and ``itsm`` (with triage) adds the
     buttons that link it to ServiceNow (see :mod:`cards.links`); ``cis`` are the CMDB
-    configuration items matching its entities, listed under the links when there are some.
+    configuration items matching its entities (ServiceNow's, and the Azure CIs of its
+    resources), listed under the links when there are some; ``deployment`` is the latest ARM
+    deployment that touched one of its resources before the first alert (a line under them).
     Untrusted text is neutralised (no ``{{``, no markdown links); only http(s) links become
     buttons; the description is shortened to :data:`DESCRIPTION_LIMIT` characters.
     """
@@ -106,6 +110,8 @@ def incident_card(
         body.append(_action_line(action, incident.key))
     body += link_rows(links)
     body += ci_rows(cis)
+    if deployment is not None:
+        body.append(_deployment_line(deployment))
     description = inert(incident.description or "")
     if description:
         body.append(rich_text(shorten(description, DESCRIPTION_LIMIT), spacing="medium"))
@@ -118,6 +124,17 @@ def incident_card(
         body.append(buttons)
     body.append(_footer(incident))
     return adaptive_card(body, _actions(incident, version if triage else None, links))
+
+
+def _deployment_line(note: DeploymentNote) -> JSON:
+    """``Deployed <name> <N> minutes before the first alert``, and the resource it touched."""
+    resource = inert(note.resource.rsplit("/", 1)[-1])
+    items = [
+        text_block(inert(note.line), size="small", weight="bolder"),
+        text_block(f"on {resource}", size="small", isSubtle=True, spacing="none"),
+    ]
+    style = "good" if note.state.lower() == "succeeded" else "warning"
+    return container(items, style=style, spacing="small")
 
 
 def severity_pill(severity: Severity) -> JSON:

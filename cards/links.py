@@ -42,6 +42,18 @@ CI_CLASSES = {
 }
 """How common CI classes are labelled (others: the class without ``cmdb_ci_``, in words)."""
 
+AZURE_TYPES = {
+    "microsoft.compute/virtualmachines": "Azure VM",
+    "microsoft.compute/disks": "Azure disk",
+    "microsoft.network/networkinterfaces": "Azure NIC",
+    "microsoft.network/publicipaddresses": "Azure public IP",
+    "microsoft.storage/storageaccounts": "Azure storage account",
+    "microsoft.web/sites": "Azure App Service",
+    "microsoft.sql/servers/databases": "Azure SQL database",
+    "microsoft.keyvault/vaults": "Azure Key Vault",
+}
+"""How common Azure resource types (CIs from the Resource Graph sync) are labelled."""
+
 
 def link_rows(links: Sequence[IncidentLink]) -> list[JSON]:
     """The heading and FactSet of the incident's links; nothing without a link."""
@@ -72,9 +84,11 @@ def ci_rows(cis: Sequence[ConfigurationItem]) -> list[JSON]:
 
 def ci_class(kind: str) -> str:
     """The label of a CI class: ``cmdb_ci_linux_server`` → ``Linux Server``."""
-    known = CI_CLASSES.get(kind.lower())
+    known = CI_CLASSES.get(kind.lower()) or AZURE_TYPES.get(kind.lower())
     if known is not None:
         return known
+    if "/" in kind:
+        return inert(f"Azure {kind.rsplit('/', 1)[-1]}")
     words = kind.lower().removeprefix("cmdb_ci_").replace("_", " ").strip()
     return inert(words.capitalize()) or "Configuration item"
 
@@ -163,3 +177,20 @@ def linked_card(number: int | None, link: IncidentLink, *, linked: bool, already
     url = safe_url(link.url)
     actions = [open_url(f"Open {link.external_id}", url)] if url is not None and linked else []
     return adaptive_card(body, actions)
+
+
+def deployment_linked_card(deployment: str, group: str, change: str, *, already: bool) -> JSON:
+    """The answer to ``link deployment``: the deployment (and its resource group) is linked
+    to the change, or already was."""
+    heading = (
+        f"{deployment} was already linked to {change}"
+        if already
+        else f"Linked deployment {deployment} to {change}"
+    )
+    where = group.rsplit("/", 1)[-1]
+    detail = f"Resource group {where}. The CMDB shows the link on the CIs it deployed."
+    body: list[JSON] = [
+        text_block(inert(heading), weight="bolder", color="good", size="medium"),
+        text_block(inert(detail)),
+    ]
+    return adaptive_card(body, [])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,6 +12,7 @@ from rich.table import Table
 from cli.common import console, on_store, settings_or_exit
 from core.errors import WardenError
 from core.store import cmdb_cis
+from core.store import deployments as deployments_store
 from core.store.cmdb_cis import StoredCi
 from core.store.store import Store
 
@@ -104,3 +105,40 @@ def _report(run: CmdbRun, counts: dict[str, int], untagged: list[StoredCi]) -> N
     console.print(_untagged_table(untagged))
     if needing > len(untagged):
         console.print(f"… and {needing - len(untagged)} more")
+
+
+@cmdb_cli.command("deployments")
+def cmdb_deployments(
+    resource: Annotated[str, typer.Argument(help="A CI's resource id, or its name.")],
+) -> None:
+    """The newest ARM deployments Warden read that touched a CI, and the changes linked."""
+
+    async def work(store: Store) -> tuple[list[StoredCi], dict[str, list[Any]], list[Any]]:
+        wanted = resource.strip().lower()
+        found = await cmdb_cis.cis(store, ids=[wanted]) if wanted.startswith("/") else []
+        if not found:
+            found = [c for c in await cmdb_cis.cis(store) if c.item.name.lower() == wanted][:5]
+        ids = [c.item.ci_id for c in found] or ([wanted] if wanted.startswith("/") else [])
+        deployed = await deployments_store.of_resources(store, ids)
+        seen = [d for items in deployed.values() for d in items]
+        return found, deployed, await deployments_store.links_of(store, seen)
+
+    found, deployed, links = on_store(work)
+    if not any(deployed.values()):
+        console.print(f"no deployment Warden has read touched {escape(resource)}")
+        raise typer.Exit(1 if not found else 0)
+    for ci_id, items in deployed.items():
+        table = Table("deployment", "state", "ended (UTC)", "changes", title=escape(ci_id))
+        for item in items:
+            changes = [
+                f"{x.change} by {x.linked_by}"
+                for x in links
+                if x.deployment_id == item.deployment_id
+            ]
+            table.add_row(
+                escape(item.name),
+                item.state,
+                f"{item.timestamp:%Y-%m-%d %H:%M}",
+                escape(", ".join(changes) or "—"),
+            )
+        console.print(table)

@@ -20,6 +20,7 @@ import graph
 from core.errors import DeliveryError, Outcome
 from core.settings import Settings
 from core.store.cmdb import CMDB_JOB
+from core.store.deployments import DEPLOYMENTS_JOB
 from core.store.evidence import AUDIT_MIRROR_JOB, EVIDENCE_FILE_JOB, EVIDENCE_LIST_JOB
 from core.store.evidence_outcomes import ITSM_EVIDENCE_JOB
 from core.store.links import ITSM_CREATE_JOB, ITSM_OUTCOME_JOB, LINK_NOTE_JOB
@@ -56,7 +57,7 @@ CONNECTORS: tuple[Connector, ...] = (
         connectors.sentinel.__version__,
         lambda s: bool(s.sentinel_workspaces or s.azure_client_id or s.webhook_secrets),
         "WARDEN_SENTINEL_WORKSPACES (poll) or WARDEN_SENTINEL_WEBHOOK_SECRETS (webhook)",
-        frozenset({TRIAGE_JOB, LINK_NOTE_JOB, CMDB_JOB}),
+        frozenset({TRIAGE_JOB, LINK_NOTE_JOB, CMDB_JOB, DEPLOYMENTS_JOB}),
     ),
     Connector(
         "policy",

@@ -31,6 +31,7 @@ from core.logs import SCRUBBER
 from core.settings_cmdb import CmdbSettings
 from core.settings_connectors import ConnectorFlags
 from core.settings_defender import DefenderSettings
+from core.settings_deployments import DeploymentSettings
 from core.settings_jsm import JsmSettings
 from core.settings_manifest import ManifestSettings
 from core.settings_scim import ScimSettings
@@ -351,6 +352,10 @@ class Settings(BaseSettings):
     cmdb: CmdbSettings = Field(
         default_factory=CmdbSettings,  # type: ignore[arg-type]
         description="The Resource Graph → CMDB CI sync (`WARDEN_CMDB__<FIELD>`).",
+    )
+    deployments: DeploymentSettings = Field(
+        default_factory=DeploymentSettings,  # type: ignore[arg-type]
+        description="ARM deployments on incident cards (`WARDEN_DEPLOYMENTS__<FIELD>`).",
     )
     scim: ScimSettings = Field(
         default_factory=ScimSettings,  # type: ignore[arg-type]

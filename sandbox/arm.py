@@ -39,6 +39,8 @@ from aiohttp import web
 
 from sandbox.arm_api import sandbox_middleware
 from sandbox.arm_control import add_control_routes
+from sandbox.arm_deployments import Deployments, deploy_to_incident
+from sandbox.arm_deployments_routes import add_deployment_control_routes
 from sandbox.arm_directory import Directory, DirectoryUser, default_users
 from sandbox.arm_graph import add_graph_routes
 from sandbox.arm_log import SandboxLog
@@ -120,6 +122,7 @@ class ArmSandbox(SandboxLog):
         self.store.add_workspace(DEFAULT_SCOPE)
         self.policy = PolicyStates(self.now, policy_page_size)
         self.resource_graph = ResourceGraph(tenant_id, self.clock)
+        self.deployments = Deployments(self.now)
         self.url = ""
         self.tls: TlsFiles | None = None
         self._seed_examples = seed_examples
@@ -162,6 +165,7 @@ class ArmSandbox(SandboxLog):
         app[ARM_SANDBOX_KEY] = self
         add_policy_control_routes(app, self)
         add_resource_graph_routes(app, self)
+        add_deployment_control_routes(app, self)
         add_control_routes(app, self)
         add_arm_routes(app, self)
         add_graph_routes(app, self)
@@ -261,6 +265,21 @@ class ArmSandbox(SandboxLog):
             made.append(self.store.insert(workspace, generated).render())
         return made
 
+    def seed_deployments(self, *, per_group: int = 6, random_seed: int | None = 0) -> int:
+        """Deployments in the groups of the Resource Graph resources; and, for each incident
+        of the default workspace, a resource it names, deployed 3 to 90 minutes before its
+        first alert (when there are resources). How many deployments were added."""
+        rows = list(self.resource_graph.rows.values())
+        added = self.deployments.seed(rows, per_group=per_group, random_seed=random_seed)
+        rng = random.Random(random_seed)  # noqa: S311 - sample data, not secrets
+        for number, stored in enumerate(self.workspace().incidents.values()):
+            if rows:
+                target = rng.choice(rows)["id"]
+                name = f"release-{number:04d}"
+                deploy_to_incident(self.deployments, stored, target, rng.randint(3, 90), name)
+                added += 1
+        return added
+
     def seed_policy_states(
         self, count: int, *, subscription: str = SUBSCRIPTION, random_seed: int | None = None
     ) -> list[dict[str, Any]]:
@@ -341,6 +360,7 @@ class ArmSandbox(SandboxLog):
         self.store.clear()
         self.policy.clear()
         self.resource_graph.clear()
+        self.deployments.clear()
         self._log.clear()
         self.clear_faults()
         self._offset = 0.0

@@ -20,6 +20,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from sandbox.arm_auth import authenticate_arm, authenticate_graph
+from sandbox.arm_deployments_routes import deployments_operation, is_deployments_path
+from sandbox.arm_deployments_routes import served_api_version as deployments_api_version
 from sandbox.arm_http import BODY_KEY, CLAIMS_KEY, MATCH_KEY, RECORD_KEY, Body, match_arm
 from sandbox.arm_policy_routes import is_policy_path, policy_operation, served_api_version
 from sandbox.arm_records import (
@@ -95,6 +97,8 @@ async def _new_record(request: web.Request, service: Service) -> RequestRecord:
             operation = policy_operation(request.method, request.path, request.query)
         elif is_resource_graph_path(request.path):
             operation = GRAPH_QUERY
+        elif is_deployments_path(request.path):
+            operation = deployments_operation(request.method, request.path)
     return RequestRecord(
         time=time.time(),
         service=service,
@@ -168,7 +172,10 @@ async def _answer(
     if service == "arm":
         request[CLAIMS_KEY] = authenticate_arm(sandbox, request.headers.get("Authorization"))
         record.app_id = request[CLAIMS_KEY].get("appid")
-        supported = graph_api_version(request.path, served_api_version(request.path, API_VERSION))
+        supported = deployments_api_version(
+            request.path,
+            graph_api_version(request.path, served_api_version(request.path, API_VERSION)),
+        )
         version_error = api_version_error(request.query.get("api-version"), supported)
         if version_error is not None:
             raise version_error

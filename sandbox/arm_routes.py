@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from sandbox.arm_deployments_routes import deployments, is_deployments_path
 from sandbox.arm_http import CLAIMS_KEY, MATCH_KEY, ArmMatch, request_json
 from sandbox.arm_policy_routes import is_policy_path, policy_insights
 from sandbox.arm_records import ArmError
@@ -62,6 +63,8 @@ class ArmRoutes:
         """Run the handler of the matched operation; ARM's 404/405 otherwise."""
         if is_policy_path(request.path):
             return await policy_insights(self.sandbox.policy, request)
+        if is_deployments_path(request.path):
+            return await deployments(self.sandbox.deployments, request)
         found = request[MATCH_KEY]
         if not found.allowed:
             message = (

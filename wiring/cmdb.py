@@ -23,6 +23,7 @@ from core.breaker import Breakers
 from core.errors import SettingsError
 from core.leader import leadership
 from core.settings import Settings
+from core.store import deployments as deployments_store
 from core.store.store import Store
 
 
@@ -64,7 +65,8 @@ async def sync_now(
     resume: bool = False,
     progress: Progress | None = None,
 ) -> CmdbRun:
-    """One sync run now (the command line, or the nightly job); the finished run.
+    """One sync run now (the command line, or the nightly job); the finished run. With
+    deployments on, a read of each resource group's deployments is queued in the outbox.
 
     Resumes a stopped run with ``resume``. ``store`` is the caller's. Raises
     ``CmdbSyncBusy`` while another replica syncs, and what ``CmdbSync.run`` raises.
@@ -76,4 +78,8 @@ async def sync_now(
         async with leadership(store, LEADER_NAME) as leading:
             if not leading:
                 raise CmdbSyncBusy("another Warden replica is syncing the CMDB right now")
-            return await sync.run(resume=resume, progress=progress)
+            run = await sync.run(resume=resume, progress=progress)
+    if settings.deployments.enabled and settings.sentinel_connected:
+        groups = await deployments_store.cmdb_groups(store)
+        await deployments_store.ask_groups(store, groups)
+    return run

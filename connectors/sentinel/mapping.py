@@ -381,6 +381,11 @@ class Entity(BaseModel):
     name: str = Field(min_length=1)
     kind: str = Field(min_length=1)
     friendly_name: str | None = Field(None, validation_alias=_in_properties("friendlyName"))
+    resource_id: str | None = Field(
+        None,
+        validation_alias=_in_properties("resourceId", "azureID"),
+        description="The Azure resource it is (AzureResource) or runs on (a Host's azureID).",
+    )
 
 
 def _record(model: type[_M], value: Any, what: str) -> _M:

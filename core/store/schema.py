@@ -175,6 +175,67 @@ cmdb_cis = Table(
 """Azure resources as CMDB CIs (``core.store.cmdb_cis``): ``owner`` sealed ("" for none),
 ``tags`` a JSON list; a CI is retired, never deleted, once runs stop seeing it."""
 
+arm_deployments = Table(
+    "arm_deployments",
+    metadata,
+    Column("deployment_id", String(1024), primary_key=True),
+    Column("resource_group", String(1024), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("name_key", String(256), nullable=False),
+    Column("state", String(64), nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("duration", String(64)),
+    Column("correlation_id", String(64)),
+    Column("error", Text),
+    Column("seen_at", Float, nullable=False),
+    Index("ix_arm_deployments_name", "name_key"),
+    Index("ix_arm_deployments_group", "resource_group", "timestamp"),
+)
+"""ARM deployments Warden has read (``core.store.deployments``), by lower-case ARM id;
+``name_key`` is the lower-case name a chat command finds one by."""
+
+deployment_targets = Table(
+    "deployment_targets",
+    metadata,
+    Column("deployment_id", String(1024), primary_key=True),
+    Column("resource_id", String(1024), primary_key=True),
+    Index("ix_deployment_targets_resource", "resource_id"),
+)
+"""The resources (lower-case ids) each deployment touched."""
+
+deployment_links = Table(
+    "deployment_links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", String(1024), nullable=False),
+    Column("change", String(64), nullable=False),
+    Column("linked_by", String(128), nullable=False),
+    Column("linked_by_name", Text, nullable=False),
+    Column("linked_at", Float, nullable=False),
+    Index("ux_deployment_links_link", "deployment_id", "change", unique=True),
+)
+"""Deployments linked to ITSM changes: who (Entra object id, sealed name) and when."""
+
+incident_resources = Table(
+    "incident_resources",
+    metadata,
+    Column("incident_key", String(1024), primary_key=True),
+    Column("resource_id", String(1024), primary_key=True),
+)
+"""The Azure resources (lower-case ids) an incident's entities name, as last read."""
+
+incident_resource_lookups = Table(
+    "incident_resource_lookups",
+    metadata,
+    Column("incident_key", String(1024), primary_key=True),
+    Column("first_alert_at", Float),
+    Column("asked_at", Float, nullable=False),
+    Column("looked_up_at", Float),
+    Column("changed_at", Float),
+)
+"""When an incident's resources and deployments were asked for, read, and last changed
+(``changed_at`` only grows: the card's version moves with it)."""
+
 incident_ci_lookups = Table(
     "incident_ci_lookups",
     metadata,
@@ -410,6 +471,7 @@ SEALED = (
     incident_links.c.linked_by_name,
     incident_cis.c.owner,
     cmdb_cis.c.owner,
+    deployment_links.c.linked_by_name,
     evidence_submissions.c.text,
     evidence_decisions.c.comment,
     audit_entries.c.body,

@@ -39,6 +39,7 @@ from cards import (
 from cards.incident import DESCRIPTION_LIMIT, SEVERITY_STYLES
 from cards.links import SEARCH_DATASET, linked_card
 from cards.verbs import CardVerb
+from core.deployments import DeploymentNote
 from core.itsm import ConfigurationItem, IncidentLink, ItsmSystem, RecordType
 from core.models import (
     ConversationKind,
@@ -142,6 +143,28 @@ CHANGE_LINK = IncidentLink(
 )
 
 
+def azure_cis() -> list[ConfigurationItem]:
+    """Two Azure resources as the Resource Graph sync stores them (ids lower-cased)."""
+    seen = datetime(2025, 3, 14, 8, 0, tzinfo=UTC)
+    group = "/subscriptions/s/resourcegroups/rg-web-prod/providers"
+    return [
+        ConfigurationItem(
+            ciId=f"{group}/microsoft.web/sites/app-web-prod-000001",
+            name="app-web-prod-000001",
+            type="microsoft.web/sites",
+            owner="Megan Bowen",
+            env="prod",
+            lastSeenUtc=seen,
+        ),
+        ConfigurationItem(
+            ciId=f"{group}/microsoft.cdn/profiles/cdn-web",
+            name="cdn-web",
+            type="microsoft.cdn/profiles",
+            lastSeenUtc=seen,
+        ),
+    ]
+
+
 def configuration_items(count: int) -> list[ConfigurationItem]:
     """``count`` CIs as the CMDB lookup stores them: a Linux web server first, then others."""
     seen = datetime(2025, 3, 14, 8, 0, tzinfo=UTC)
@@ -200,6 +223,15 @@ VARIANTS: dict[str, Callable[[], Card]] = {
         links=[CHANGE_LINK],
         itsm=True,
         cis=configuration_items(7),
+    ),
+    "incident_deployment_azure_cis": lambda: incident_card(
+        make_incident(),
+        cis=azure_cis(),
+        deployment=DeploymentNote(
+            name="webapp-release-20250314",
+            minutes=12,
+            resource=azure_cis()[0].ci_id,
+        ),
     ),
     "incident_triage_itsm_unlinked": lambda: incident_card(
         make_incident(), triage=True, version="v5", itsm=True

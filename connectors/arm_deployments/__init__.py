@@ -1,0 +1,1 @@
+"""ARM deployments of resource groups (Microsoft.Resources/deployments) and what they touched."""
