@@ -254,7 +254,7 @@ class IncidentCardDelivery:
             earlier = None
             if posted is None:
                 earlier = await card_sends.started(self._store, incident_key, conversation_id)
-                posted = await self._adopt(incident_key, ref, conversation_id, earlier)
+                posted = await self._adopt(job, incident_key, ref, conversation_id, earlier)
             if posted is None:
                 # one marker for every post of this card: each of them stays findable
                 marker = earlier.marker if earlier is not None else card_sends.new_marker()
@@ -265,7 +265,9 @@ class IncidentCardDelivery:
                     activity_id = await self._sender.post_card(ref, marked(card, marker))
                 except DeliveryError as exc:
                     if _refused(exc):
-                        await card_sends.refused(self._store, incident_key, conversation_id)
+                        await card_sends.refused(
+                            self._store, incident_key, conversation_id, job=job
+                        )
                     raise
             elif posted.version < version:
                 activity_id = posted.activity_id
@@ -278,11 +280,14 @@ class IncidentCardDelivery:
             await self._store.deactivate_conversation(conversation_id)
             log.warning("outbox job %s: conversation marked inactive (%s)", job.id, exc)
             return False
-        await card_sends.settle(self._store, incident_key, conversation_id, activity_id, version)
+        await card_sends.settle(
+            self._store, incident_key, conversation_id, activity_id, version, job=job
+        )
         return True
 
     async def _adopt(
         self,
+        job: Job,
         incident_key: str,
         ref: ConversationRef,
         conversation_id: str,
@@ -295,7 +300,9 @@ class IncidentCardDelivery:
         if found is None:
             return None
         log.info("a card post whose answer was lost is adopted (%s)", found)
-        await card_sends.settle(self._store, incident_key, conversation_id, found, earlier.version)
+        await card_sends.settle(
+            self._store, incident_key, conversation_id, found, earlier.version, job=job
+        )
         return PostedCard(found, earlier.version)
 
 

@@ -93,9 +93,19 @@ async def start(
 
 
 async def settle(
-    store: Store, incident_key: str, conversation_id: str, activity_id: str, version: str
+    store: Store,
+    incident_key: str,
+    conversation_id: str,
+    activity_id: str,
+    version: str,
+    *,
+    job: Job | None = None,
 ) -> None:
-    """Record where the card now sits, and that no post of it is in flight, in one commit."""
+    """Record where the card now sits, and that no post of it is in flight, in one commit.
+
+    With ``job``, only while its lease is still this worker's (``LeaseLost`` otherwise): the
+    worker that claimed the job since decides from what it reads, unmoved by this one.
+    """
     now = time.time()
     values = {"activity_id": activity_id, "version": version, "updated_at": now}
     upsert = store.insert(posted_cards).values(
@@ -105,12 +115,18 @@ async def settle(
         index_elements=["incident_key", "conversation_id"], set_=values
     )
     async with store.writing() as conn:
+        if job is not None:
+            await outbox.hold(conn, job)
         await conn.execute(upsert)
         await conn.execute(delete(card_sends).where(_where(incident_key, conversation_id)))
 
 
-async def refused(store: Store, incident_key: str, conversation_id: str) -> None:
+async def refused(
+    store: Store, incident_key: str, conversation_id: str, *, job: Job | None = None
+) -> None:
     """Forget the post in flight: Teams answered it with a refusal, so no card was made and
-    the next attempt posts without looking for one."""
+    the next attempt posts without looking for one (with ``job``: while its lease holds)."""
     async with store.writing() as conn:
+        if job is not None:
+            await outbox.hold(conn, job)
         await conn.execute(delete(card_sends).where(_where(incident_key, conversation_id)))
