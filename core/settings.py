@@ -29,6 +29,7 @@ from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
 from core.settings_cmdb import CmdbSettings
+from core.settings_costs import CostsSettings
 from core.settings_connectors import ConnectorFlags
 from core.settings_defender import DefenderSettings
 from core.settings_jsm import JsmSettings
@@ -351,6 +352,11 @@ class Settings(BaseSettings):
     cmdb: CmdbSettings = Field(
         default_factory=CmdbSettings,  # type: ignore[arg-type]
         description="The Resource Graph → CMDB CI sync (`WARDEN_CMDB__<FIELD>`).",
+    )
+    costs: CostsSettings = Field(
+        default_factory=CostsSettings,  # type: ignore[arg-type]
+        description="The Cost Management exports ingest (`WARDEN_COSTS__<FIELD>`); off when no "
+        "storage account is set.",
     )
     scim: ScimSettings = Field(
         default_factory=ScimSettings,  # type: ignore[arg-type]
