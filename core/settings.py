@@ -29,8 +29,8 @@ from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
 from core.settings_cmdb import CmdbSettings
-from core.settings_costs import CostsSettings
 from core.settings_connectors import ConnectorFlags
+from core.settings_costs import CostsSettings
 from core.settings_defender import DefenderSettings
 from core.settings_jsm import JsmSettings
 from core.settings_manifest import ManifestSettings

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,3 +190,29 @@ def write_export(
 def gz(text: str) -> bytes:
     """``text`` gzipped, as exports compress partitions."""
     return gzip.compress(text.encode(), compresslevel=1)
+
+
+def day_block(resources: int, meters: int, day: int, cost: float = 0.5) -> str:
+    """Actual-cost CSV rows (no header) of ``resources`` resources × ``meters`` meters on
+    November ``day``, each row costing ``cost``."""
+    lines = []
+    for index in range(resources):
+        rid = resource_id(index)
+        for meter in range(meters):
+            lines.append(
+                f"Main,Contoso,{SUBSCRIPTION},Prod,rg-app,westeurope,11/{day:02d}/2026,"
+                f'"Virtual Machines, D2",Virtual Machines,Meter {meter},24,0.1,{cost},EUR,{rid},'
+            )
+    return "\n".join(lines) + "\n"
+
+
+def big_partition(block: str, days: range, repeat: int) -> Iterator[bytes]:
+    """One gzip member of the header and ``block`` (for day 1) repeated ``repeat`` times for
+    each day of ``days``, compressed piece by piece."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    yield packer.compress((ACTUAL_HEADER + "\n").encode())
+    for day in days:
+        text = block.replace("11/01/2026", f"11/{day:02d}/2026").encode()
+        for _ in range(repeat):
+            yield packer.compress(text)
+    yield packer.flush()

@@ -50,13 +50,23 @@ class IngestProgress:
     kept: int = 0
     """Partitions already done at the same ETag, not read again."""
     resumed: int = 0
-    """Of ``kept``, those of a run that had not completed (a stopped run resumed)."""
+    """Partitions kept from runs not completed yet (a stopped run resumed); known at start."""
     quarantined: int = 0
     rows: int = 0
     bad_manifests: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[IngestProgress], None]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One run to ingest: its partitions' ETags, those kept as stored, and if it completed."""
+
+    manifest: Manifest
+    etags: dict[str, str]
+    keep: set[str]
+    complete: bool
 
 
 def newest_runs(manifests: list[Manifest]) -> list[Manifest]:
@@ -106,32 +116,39 @@ class CostIngest:
             except InvalidPayload as exc:
                 log.warning("cost exports: %s", exc)
                 state.bad_manifests.append(name)
-        chosen = newest_runs(manifests)
-        state.manifests = len(chosen)
-        state.partitions = sum(len(m.blobs) for m in chosen)
+        plans = [await self._plan(manifest, resume) for manifest in newest_runs(manifests)]
+        state.manifests = len(plans)
+        state.partitions = sum(len(plan.manifest.blobs) for plan in plans)
+        state.resumed = sum(len(plan.keep) for plan in plans if not plan.complete)
         if progress is not None:
             progress(state)
-        for manifest in chosen:
-            await self._manifest(manifest, state, resume, progress)
+        for plan in plans:
+            await self._follow(plan, state, progress)
         return state
 
-    async def _manifest(
-        self, manifest: Manifest, state: IngestProgress, resume: bool, progress: Progress | None
-    ) -> None:
-        """Ingest the partitions of one run that need it."""
+    async def _plan(self, manifest: Manifest, resume: bool) -> _Plan:
+        """What to do with one run: the ETag of each partition and those to keep."""
         etags = await self._client.etags(manifest.run_key)
-        names = [blob.name for blob in manifest.blobs]
-        checkpoints = await costs.blob_states(self._store, names)
+        checkpoints = await costs.blob_states(self._store, [b.name for b in manifest.blobs])
         complete = bool(await costs.completed_runs(self._store, [manifest.run_key]))
-        run = export_run(manifest)
+        keep = set()
         for blob in manifest.blobs:
-            saved, etag = checkpoints.get(blob.name), etags.get(blob.name, "")
-            closed = saved is not None and saved.status in (costs.DONE, costs.QUARANTINED)
-            if closed and saved is not None and saved.etag == etag and (resume or complete):
+            saved = checkpoints.get(blob.name)
+            if saved is None or saved.status not in (costs.DONE, costs.QUARANTINED):
+                continue
+            if saved.etag == etags.get(blob.name, "") and (resume or complete):
+                keep.add(blob.name)
+        return _Plan(manifest, etags, keep, complete)
+
+    async def _follow(self, plan: _Plan, state: IngestProgress, progress: Progress | None) -> None:
+        """Ingest the partitions of one run that need it."""
+        run = export_run(plan.manifest)
+        for blob in plan.manifest.blobs:
+            if blob.name in plan.keep:
                 state.kept += 1
-                state.resumed += 0 if complete else 1
             else:
-                await self._partition(manifest, run, blob, etag, state)
+                etag = plan.etags.get(blob.name, "")
+                await self._partition(plan.manifest, run, blob, etag, state)
             state.done += 1
             if progress is not None:
                 progress(state)

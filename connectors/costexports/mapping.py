@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ _RESOURCE = ("resourceid",)
 _DAY = ("date", "usagedate", "chargeperiodstart", "usagedatetime")
 _COST = ("costinbillingcurrency", "billedcost", "pretaxcost", "cost")
 _CURRENCY = ("billingcurrency", "billingcurrencycode", "currency")
-_TEXT_PIECE = 8 << 20
+_TEXT_PIECE = 1 << 20
 """Most text decompressed from one piece of a chunk at a time (bounds memory on gzip)."""
 
 
@@ -234,7 +233,7 @@ class CostParser:
         self._records(text[: cut + 1])
 
     def _records(self, block: str) -> None:
-        reader = csv.reader(io.StringIO(block))
+        reader = csv.reader(block.splitlines(keepends=True))
         if self._columns is None:
             header = next(reader, None)
             if header is None:

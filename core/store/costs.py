@@ -26,7 +26,6 @@ from sqlalchemy import Connection, delete, func, select, update
 from core.costs import ExportRun, ResourceDay
 from core.store.engine import insert_for
 from core.store.schema_costs import cost_daily, cost_export_blobs, cost_export_runs
-from core.store.sql import Statement
 from core.store.store import Store
 
 RUNNING, DONE, QUARANTINED, SUPERSEDED = "running", "done", "quarantined", "superseded"
@@ -53,19 +52,21 @@ class BlobState:
     updated_at: float
 
 
-_PREFIXES = ("b", "r", "d", "c", "u", "s", "g")
-"""The parameter prefix of each of ``_COLUMNS`` (``:b0, :r0…``)."""
-
-
 @lru_cache(maxsize=8)
-def _upsert(count: int) -> Statement:
-    """The multi-row upsert of ``count`` resource-days (cached per batch length)."""
-    values = ", ".join(
-        "(" + ", ".join(f":{prefix}{i}" for prefix in _PREFIXES) + ")" for i in range(count)
-    )
+def _upsert(dialect: str, count: int) -> str:
+    """The multi-row upsert of ``count`` resource-days, with positional parameters (SQLite
+    resolves named ones one by one, which costs seconds on a statement this wide)."""
+    width = len(_COLUMNS)
+    if dialect == "sqlite":
+        rows = ", ".join(["(" + ", ".join("?" * width) + ")"] * count)
+    else:
+        rows = ", ".join(
+            "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
+            for i in range(count)
+        )
     columns = ", ".join(_COLUMNS)
-    return Statement(
-        f"INSERT INTO cost_daily ({columns}) VALUES {values} "  # noqa: S608 - bound values only
+    return (
+        f"INSERT INTO cost_daily ({columns}) VALUES {rows} "  # noqa: S608 - bound values only
         "ON CONFLICT (blob_id, resource_id, day) DO UPDATE SET cost = cost_daily.cost + "
         "excluded.cost"
     )
@@ -73,11 +74,12 @@ def _upsert(count: int) -> Statement:
 
 def _write_days(conn: Connection, blob_id: int, days: Sequence[ResourceDay], size: int) -> None:
     """Upsert ``days`` for the partition, ``size`` per statement."""
+    dialect = conn.dialect.name
     for at in range(0, len(days), size):
         batch = days[at : at + size]
-        params: dict[str, Any] = {}
-        for i, day in enumerate(batch):
-            values = (
+        params: list[Any] = []
+        for day in batch:
+            params += (
                 blob_id,
                 day.resource_id,
                 day.day,
@@ -86,8 +88,11 @@ def _write_days(conn: Connection, blob_id: int, days: Sequence[ResourceDay], siz
                 day.subscription_id,
                 day.resource_group,
             )
-            params.update(zip((f"{prefix}{i}" for prefix in _PREFIXES), values, strict=True))
-        _upsert(len(batch)).run(conn, params)
+        sql = _upsert(dialect, len(batch))
+        if dialect == "sqlite":
+            conn.connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
+        else:
+            conn.exec_driver_sql(sql, tuple(params))
 
 
 async def blob_states(store: Store, names: Sequence[str]) -> dict[str, BlobState]:

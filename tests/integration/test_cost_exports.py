@@ -9,17 +9,21 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from azure.storage.blob import ContainerClient
 from pydantic import SecretStr
+from rich.console import Console
 from sqlalchemy import select
 
+from cli.cmdb import last_30_days, untagged_table
+from core.itsm import ConfigurationItem
 from core.settings import Settings
 from core.settings_costs import CostsSettings
 from core.store import cost_queries
+from core.store.cmdb_cis import StoredCi
 from core.store.schema_costs import cost_daily
 from core.store.store import Store
 from tests.azurite import (
@@ -222,3 +226,29 @@ async def test_cost_top_resources_ranks_a_resource_group_over_a_period(
     ]
     assert [t.cost for t in top] == pytest.approx([cost for _, cost in ranked])
     assert top[0].shown().endswith(" EUR")
+
+
+async def test_cmdb_cis_show_their_cost_of_the_last_30_days(
+    azurite: Azurite, container: ContainerClient, store: Store
+) -> None:
+    """A CI's row in the ``cmdb sync`` report shows what it cost over the last 30 days only;
+    a CI no export names shows a dash."""
+    today = datetime.now(UTC).date()
+    inside, outside = today - timedelta(days=3), today - timedelta(days=45)
+    rid = resource_id(7)
+    rows = [(rid, inside.isoformat(), 12.5), (rid, today.isoformat(), 1.25)]
+    rows.append((rid, outside.isoformat(), 100.0))
+    period = f"{outside:%Y%m%d}-{today:%Y%m%d}"
+    write_export(container, [gz(actual_rows(rows))], period=period)
+    await ingest_now(settings_for(azurite, container), store)
+    seen = datetime.now(UTC)
+    cis = [
+        StoredCi(ConfigurationItem(ciId=ci, name="vm", type="vm", lastSeenUtc=seen), True, 1, None)
+        for ci in (rid.lower(), resource_id(8).lower())
+    ]
+    costs = await last_30_days(store, cis)
+    assert {ci: cost.shown() for ci, cost in costs.items()} == {rid.lower(): "13.75 EUR"}
+    console = Console(width=300, record=True)
+    console.print(untagged_table(cis, costs))
+    shown = console.export_text()
+    assert "13.75 EUR" in shown and "100" not in shown
