@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from tests.processes import free_port
@@ -52,7 +53,7 @@ class Azurite:
         """The container ``name`` (created when missing)."""
         service = BlobServiceClient.from_connection_string(self.connection_string)
         client = service.get_container_client(name)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(ResourceExistsError):
             client.create_container()
         return client
 

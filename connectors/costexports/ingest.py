@@ -157,7 +157,7 @@ class CostIngest:
         self, manifest: Manifest, run: ExportRun, blob: ExportBlob, etag: str, state: IngestProgress
     ) -> None:
         """Stream one partition into the store, or quarantine it."""
-        blob_id = await costs.start_blob(self._store, run, blob.name, etag or "missing")
+        blob_id = await costs.start_blob(self._store, run, blob.name, etag)
         batch = self._settings.batch_size
         parser = CostParser(gzip=manifest.gzip or blob.name.endswith(".gz"))
         try:

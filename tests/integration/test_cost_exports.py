@@ -252,3 +252,20 @@ async def test_cmdb_cis_show_their_cost_of_the_last_30_days(
     console.print(untagged_table(cis, costs))
     shown = console.export_text()
     assert "13.75 EUR" in shown and "100" not in shown
+
+
+async def test_cost_ingest_partition_missing_from_storage_is_quarantined_once(
+    azurite: Azurite, container: ContainerClient, store: Store
+) -> None:
+    """A partition the manifest lists but storage lacks is quarantined as missing, and not
+    quarantined again by the next run."""
+    rows = rows_for(5, 2)
+    names = write_export(container, [gz(actual_rows(p)) for p in split(rows, 2)])
+    container.delete_blob(names[1])
+    settings = settings_for(azurite, container)
+    state = await ingest_now(settings, store)
+    assert (state.ingested, state.quarantined) == (1, 1)
+    [item] = await cost_queries.quarantined(store)
+    assert (item.name, "missing" in item.reason) == (names[1], True)
+    again = await ingest_now(settings, store)
+    assert (again.ingested, again.quarantined, again.kept) == (0, 0, 2)
