@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -105,7 +106,8 @@ async def ingest(settings: CostsSettings, state: Path) -> tuple[int, float, floa
     try:
         with PeakSampler() as sampler:
             started = time.perf_counter()
-            done = await ingest_now(Settings(costs=settings, auto_migrate=False), store)
+            values: dict[str, Any] = {"costs": settings, "auto_migrate": False}
+            done = await ingest_now(Settings(**values), store)
             seconds = time.perf_counter() - started
     finally:
         await store.close()
@@ -125,9 +127,11 @@ def main() -> None:
         run_azurite(Path(tmp)) as azurite,
     ):
         size = generate(azurite, megabytes)
-        settings = CostsSettings(
-            connection_string=SecretStr(azurite.connection_string), container=CONTAINER
-        )
+        options: dict[str, Any] = {
+            "connection_string": SecretStr(azurite.connection_string),
+            "container": CONTAINER,
+        }
+        settings = CostsSettings(**options)
         read, read_seconds = asyncio.run(bare_read(settings))
         rows, seconds, growth = asyncio.run(ingest(settings, Path(tmp)))
     read_rate, rate = read / read_seconds, rows / seconds
