@@ -46,6 +46,7 @@ bench: install
 	$(PY) -m bench.graph
 	$(PY) -m bench.fanout
 	$(PY) -m bench.cmdb
+	$(PY) -m bench.exports
 
 bench-quick: install
 	$(PY) -m bench.ingest --quick
@@ -57,6 +58,7 @@ bench-quick: install
 	$(PY) -m bench.graph --quick
 	$(PY) -m bench.fanout --quick
 	$(PY) -m bench.cmdb --quick
+	$(PY) -m bench.exports --quick
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

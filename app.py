@@ -31,6 +31,7 @@ from bot.triage import DetailsSource, TriageDesk
 from bot.unfurl import Unfurler
 from cards.commands import COMMANDS
 from cli import cmdb as cmdb_commands
+from cli import costs as cost_commands
 from cli import doctor as doctor_commands
 from cli import evidence as evidence_commands
 from cli import incidents as incident_commands
@@ -350,6 +351,10 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         )
     if REMINDERS in app and settings.evidence_reminder_seconds > 0:
         app.cleanup_ctx.append(lambda a: evidence_wiring.reminding(store, a[REMINDERS], settings))
+    if settings.costs.enabled and settings.costs.nightly_at is not None:
+        from wiring import costs as costs_wiring
+
+        app.cleanup_ctx.append(lambda _app: costs_wiring.nightly(settings, store))
     if playground:
         app.cleanup_ctx.append(lambda a: sandboxes.playground(a, settings))
     app.router.add_get("/healthz", healthz)
@@ -553,6 +558,7 @@ for area in (
     ops_commands,
     incident_commands,
     cmdb_commands,
+    cost_commands,
     evidence_commands,
     manifest_commands,
     doctor_commands,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -10,8 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import console, on_store, settings_or_exit
+from core.costs import ResourceCost
 from core.errors import WardenError
-from core.store import cmdb_cis
+from core.store import cmdb_cis, cost_queries
 from core.store import deployments as deployments_store
 from core.store.cmdb_cis import StoredCi
 from core.store.store import Store
@@ -21,6 +23,7 @@ if TYPE_CHECKING:  # the sync's code is imported when the command runs (ADR 9)
 
 cmdb_cli = typer.Typer(help="The CMDB: Azure resources from Resource Graph as configuration items.")
 
+Costs = dict[str, ResourceCost]
 SHOWN_UNTAGGED = 25
 """CIs needing tags listed after a sync at most (the count says how many in all)."""
 
@@ -30,14 +33,29 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(cmdb_cli, name="cmdb")
 
 
-def _untagged_table(items: list[StoredCi]) -> Table:
-    table = Table("resource", "type", "owner", "environment", title="CIs needing tags")
+def untagged_table(items: list[StoredCi], costs: dict[str, ResourceCost]) -> Table:
+    """The CIs needing tags, with what each cost over the last 30 days (when known)."""
+    table = Table(
+        "resource", "type", "owner", "environment", "cost (30 days)", title="CIs needing tags"
+    )
     for stored in items:
         item = stored.item
+        cost = costs.get(item.ci_id.lower())
         table.add_row(
-            escape(item.ci_id), item.type, escape(item.owner or "—"), escape(item.env or "—")
+            escape(item.ci_id),
+            item.type,
+            escape(item.owner or "—"),
+            escape(item.env or "—"),
+            cost.shown() if cost is not None else "—",
         )
     return table
+
+
+async def last_30_days(store: Store, items: list[StoredCi]) -> dict[str, ResourceCost]:
+    """What each CI cost over the last 30 days (UTC), from the ingested cost exports."""
+    end = datetime.now(UTC).date()
+    ids = [stored.item.ci_id for stored in items]
+    return await cost_queries.resource_costs(store, ids, end - timedelta(days=29), end)
 
 
 @cmdb_cli.command("sync")
@@ -69,26 +87,27 @@ def cmdb_sync(
                 description=f"run {run.run} · page {run.pages}",
             )
 
-        async def work(store: Store) -> tuple[CmdbRun, dict[str, int], list[StoredCi]]:
+        async def work(store: Store) -> tuple[CmdbRun, dict[str, int], list[StoredCi], Costs]:
             from wiring.cmdb import sync_now
 
             run = await sync_now(settings, store, resume=resume, progress=show)
             untagged = await cmdb_cis.cis(
                 store, needing_tags=True, retired=False, limit=SHOWN_UNTAGGED
             )
-            return run, await cmdb_cis.counts(store), untagged
+            costs = await last_30_days(store, untagged)
+            return run, await cmdb_cis.counts(store), untagged, costs
 
         try:
-            run, counts, untagged = on_store(work)
+            run, counts, untagged, costs = on_store(work)
         except WardenError as exc:
             console.print(
                 f"[red]CMDB sync stopped: {escape(str(exc))}[/] (run it with --resume to go on)"
             )
             raise typer.Exit(1) from None
-    _report(run, counts, untagged)
+    _report(run, counts, untagged, costs)
 
 
-def _report(run: CmdbRun, counts: dict[str, int], untagged: list[StoredCi]) -> None:
+def _report(run: CmdbRun, counts: dict[str, int], untagged: list[StoredCi], costs: Costs) -> None:
     """The summary of a finished run and the CIs that need tags."""
     console.print(
         f"CMDB sync {run.run} finished: {run.read} resource(s) in {run.pages} page(s), "
@@ -102,7 +121,7 @@ def _report(run: CmdbRun, counts: dict[str, int], untagged: list[StoredCi]) -> N
         console.print("every active CI has its owner and environment tags")
         return
     console.print(f"[yellow]{needing} CI(s) need tags (owner or environment missing)[/]")
-    console.print(_untagged_table(untagged))
+    console.print(untagged_table(untagged, costs))
     if needing > len(untagged):
         console.print(f"… and {needing - len(untagged)} more")
 

@@ -30,6 +30,7 @@ from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
 from core.settings_cmdb import CmdbSettings
 from core.settings_connectors import ConnectorFlags
+from core.settings_costs import CostsSettings
 from core.settings_defender import DefenderSettings
 from core.settings_deployments import DeploymentSettings
 from core.settings_jsm import JsmSettings
@@ -356,6 +357,11 @@ class Settings(BaseSettings):
     deployments: DeploymentSettings = Field(
         default_factory=DeploymentSettings,  # type: ignore[arg-type]
         description="ARM deployments on incident cards (`WARDEN_DEPLOYMENTS__<FIELD>`).",
+    )
+    costs: CostsSettings = Field(
+        default_factory=CostsSettings,  # type: ignore[arg-type]
+        description="The Cost Management exports ingest (`WARDEN_COSTS__<FIELD>`); off when no "
+        "storage account is set.",
     )
     scim: ScimSettings = Field(
         default_factory=ScimSettings,  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Cost Management exports in blob storage: manifests and partitions, ingested resumably."""
