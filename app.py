@@ -27,6 +27,7 @@ from bot.evidence_reminders import EvidenceReminders, ReminderDelivery
 from bot.handlers import WardenBot
 from bot.links import NOT_CONNECTED, LinkDesk
 from bot.receipts import ActivityReceipts
+from bot.roles import RoleGate
 from bot.triage import DetailsSource, TriageDesk
 from bot.unfurl import Unfurler
 from cards.commands import COMMANDS
@@ -90,6 +91,7 @@ from web.webhooks import SentinelWebhook
 from wiring import defender as defender_wiring
 from wiring import deployments as deployments_wiring
 from wiring import evidence as evidence_wiring
+from wiring import roles as roles_wiring
 from wiring import sandboxes
 
 if TYPE_CHECKING:
@@ -151,9 +153,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         else None
     )
     itsm_client = servicenow.client if servicenow is not None else jsm.client if jsm else None
-    triage = _triage_desk(
-        settings, store, breakers, incidents, defender, itsm=itsm_client is not None
-    )
+    roles = roles_wiring.role_gate(settings, breakers, sentinel)
+    triage = _triage_desk(store, incidents, defender, roles=roles, itsm=itsm_client is not None)
     links = None
     if triage is not None:
         links = LinkDesk(
@@ -175,6 +176,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         itsm=servicenow is not None,
         attest=attesting,
         personal=arm is None,  # the Playground's embedded sandbox keeps owner cards in channels
+        roles=roles,
     )
     adapter = TeamsAdapter(
         settings,
@@ -187,6 +189,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             evidence=evidence,
             connectors=connectors,
             switched_off=switched_off,
+            roles=roles,
         ),
         breakers,
         validator=validator,
@@ -226,6 +229,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         settings, store, breakers
     )
     handlers.update(evidence_wiring.evidence_sync(settings, store, breakers, mirror_closers))
+    mirror_closers.append(roles.aclose)
     if evidence is not None and catalog is not None:
         evidence.wake, evidence.members = worker.wake, adapter.member
         evidence.link_refusal = link_refusal(settings.evidence_link_hosts)
@@ -422,27 +426,16 @@ def _channel_messages(
 
 
 def _triage_desk(
-    settings: Settings,
     store: Store,
-    breakers: Breakers,
     sentinel: SentinelConnection | None,
     defender: defender_wiring.DefenderParts | None = None,
     *,
+    roles: RoleGate,
     itsm: bool = False,
 ) -> TriageDesk | None:
-    """Triage from cards, when Warden can write to Sentinel; responders checked in Graph."""
+    """Triage from cards, when Warden can write to Sentinel; responders checked by ``roles``."""
     if sentinel is None:
         return None
-    responders = None
-    if settings.responder_group_ids:
-        from graph.client import graph_client, graph_http
-        from graph.responders import ResponderGroups
-
-        http = graph_http(breakers, tls_verify(settings))
-        graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
-        responders = ResponderGroups(
-            graph, settings.responder_group_ids, ttl=settings.responder_cache_seconds, http=http
-        )
     sources: dict[IncidentSource, DetailsSource] = {
         IncidentSource.SENTINEL: SentinelDetails(sentinel.client)
     }
@@ -451,7 +444,7 @@ def _triage_desk(
 
         sources[IncidentSource.DEFENDER] = DefenderDetails(defender.client)
     details = defender_wiring.DetailsBySource(store, sources)
-    return TriageDesk(store, responders=responders, details=details, itsm=itsm)
+    return TriageDesk(store, roles=roles, details=details, itsm=itsm)
 
 
 async def _relaying(

@@ -24,8 +24,9 @@ from datetime import UTC, date, datetime
 from pydantic import BaseModel
 
 from bot.evidence_delivery import People
-from bot.triage import Refusal, Responders
-from bot.types import Card, CardAction, Message, User
+from bot.reviewers import ReviewerGroups
+from bot.roles import RoleGate
+from bot.types import Card, CardAction, Message, Refusal, User
 from cards.common import error_card
 from cards.evidence import owner_card, people_on, requested_card, reviewers_card
 from cards.verbs import CardVerb
@@ -34,6 +35,7 @@ from core.catalog import GUID, UPN, Catalog, EvidenceKind, PrincipalKind, Requir
 from core.errors import DeliveryError, EvidenceRefused, ResponderCheckUnavailable
 from core.evidence import DecisionKind, Evidence, RequestSource, Verdict, draft_for
 from core.models import ConversationKind, ConversationRef
+from core.roles import Grant, Role, RoleMap
 from core.store import evidence as evidence_store
 from core.store import evidence_cards as cards_store
 from core.store.evidence import FollowUp
@@ -83,40 +85,6 @@ def card_job(request_key: str, role: CardRole, conversation_id: str, *, by_key: 
     )
 
 
-class ReviewerGroups:
-    """Who may request and decide: members of a requirement's reviewer groups.
-
-    ``checker(group_ids)`` builds a membership check (``graph.responders.ResponderGroups``);
-    one is kept per set of groups, so its cache is shared by requirements with the same ones.
-    """
-
-    def __init__(
-        self,
-        checker: Callable[[Sequence[str]], Responders],
-        *,
-        close: Callable[[], Awaitable[None]],
-    ) -> None:
-        self._checker = checker
-        self._close = close
-        self._checks: dict[tuple[str, ...], Responders] = {}
-
-    async def is_reviewer(self, object_id: str, requirement: Requirement) -> bool:
-        """True when ``object_id`` is a member of one of the requirement's reviewer groups."""
-        return await self.is_member(object_id, [group.id for group in requirement.reviewers])
-
-    async def is_member(self, object_id: str, group_ids: Sequence[str]) -> bool:
-        """True when ``object_id`` is a member (transitively) of one of ``group_ids``."""
-        groups = tuple(sorted(group_ids))
-        check = self._checks.get(groups)
-        if check is None:
-            check = self._checks[groups] = self._checker(groups)
-        return await check.is_responder(object_id)
-
-    async def aclose(self) -> None:
-        """Release the Graph connections."""
-        await self._close()
-
-
 class EvidenceDesk:
     """Answers ``request evidence`` and the evidence verbs of the owner's and reviewers' cards."""
 
@@ -137,6 +105,7 @@ class EvidenceDesk:
         catalog: Catalog,
         *,
         reviewers: ReviewerGroups | None = None,
+        roles: RoleGate | None = None,
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
         itsm: bool = False,
         attest: bool = False,
@@ -144,8 +113,11 @@ class EvidenceDesk:
         """``itsm``: an ITSM system is connected, so a decision that ends a request is
         written there too (an ``itsm.evidence_outcome`` job in the decision's transaction).
         ``attest``: Azure Policy is connected, so the approval of a policy request is
-        attested there (a ``policy.attest`` job in the decision's transaction)."""
+        attested there (a ``policy.attest`` job in the decision's transaction).
+        ``roles``: who holds the reviewer role (none given: anyone does); a reviewer also
+        needs the requirement's reviewer groups (``reviewers``)."""
         self._store = store
+        self._roles = roles or RoleGate(RoleMap())
         self._itsm = itsm
         self._attest = attest
         self._catalog = catalog
@@ -173,7 +145,7 @@ class EvidenceDesk:
         try:
             owner = await self._owner(message, values.get("person"))
             due = self._due(values.get("due"))
-            actor = await self._actor(message.user, requirement, "request evidence")
+            actor, _grant = await self._actor(message.user, requirement, "request evidence")
         except Refusal as refusal:
             return [error_card("Evidence not requested", str(refusal))]
         draft = draft_for(
@@ -255,6 +227,10 @@ class EvidenceDesk:
 
     async def invalid(self, action: CardAction, problems: list[str]) -> Card | None:
         """The clicked card with what was wrong with its inputs; ``None`` if not shown here."""
+        return await self.noticed(action, "Nothing was changed: " + "; ".join(problems))
+
+    async def noticed(self, action: CardAction, notice: str) -> Card | None:
+        """The clicked card as it stands with ``notice`` on top; ``None`` if not shown here."""
         request_id = action.data.get("request")
         if not isinstance(request_id, str):
             return None
@@ -263,7 +239,6 @@ class EvidenceDesk:
             return None
         verb = CardVerb.parse(action.verb)
         role = CardRole.OWNER if verb is CardVerb.EVIDENCE_SUBMIT else CardRole.REVIEWERS
-        notice = "Nothing was changed: " + "; ".join(problems)
         return await self.card(request_id, role, requirement, notice=notice)
 
     async def card(
@@ -306,7 +281,7 @@ class EvidenceDesk:
     async def _submit(
         self, data: EvidenceSubmitData, action: CardAction, requirement: Requirement
     ) -> None:
-        actor = await self._actor(action.user, None, "hand in evidence")
+        actor, _grant = await self._actor(action.user, None, "hand in evidence")
         if data.kind == "link":
             refusal = self.link_refusal(data.link or "")
             if refusal is not None:
@@ -333,7 +308,7 @@ class EvidenceDesk:
     async def _decide(
         self, verb: CardVerb, data: EvidenceData, action: CardAction, requirement: Requirement
     ) -> None:
-        actor = await self._actor(action.user, requirement, "decide on evidence")
+        actor, grant = await self._actor(action.user, requirement, "decide on evidence")
         if isinstance(data, EvidenceRejectData):
             verdict = Verdict.model_validate({"kind": DecisionKind.REJECT, "comment": data.reason})
         elif isinstance(data, EvidenceChangesData):
@@ -367,6 +342,7 @@ class EvidenceDesk:
             seen=data.version,
             acts_for_owner=await self._for_owner_group(action.user, data.request, requirement),
             jobs=jobs,
+            allowed_by=grant.record() if grant is not None else None,
         )
         log.info("evidence %s recorded on request %s", verb.value, data.request)
 
@@ -390,11 +366,17 @@ class EvidenceDesk:
     def _redraws(self, request_id: str, action: CardAction) -> list[FollowUp]:
         return cards_store.redraw_jobs(request_id, action.conversation.conversation_id)
 
-    async def _actor(self, user: User, requirement: Requirement | None, doing: str) -> str:
-        """Who acts (Entra object id), remembered by name; a reviewer when ``requirement``."""
+    async def _actor(
+        self, user: User, requirement: Requirement | None, doing: str
+    ) -> tuple[str, Grant | None]:
+        """Who acts (Entra object id), remembered by name; with ``requirement``, a holder of
+        the reviewer role (the grant is returned) in one of its reviewer groups."""
         object_id = (user.aad_object_id or "").lower()
         if not object_id:
             raise Refusal("Warden could not tell who you are, so nothing was changed.")
+        grant = None
+        if requirement is not None:
+            grant = await self._roles.require(user, Role.REVIEWER)
         if requirement is not None and self._reviewers is not None:
             try:
                 allowed = await self._reviewers.is_reviewer(object_id, requirement)
@@ -409,7 +391,7 @@ class EvidenceDesk:
                     "nothing was changed."
                 )
         await cards_store.remember_name(self._store, object_id, user.name)
-        return object_id
+        return object_id, grant
 
     def _due(self, typed: str | None) -> date | None:
         if not typed:

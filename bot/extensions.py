@@ -17,12 +17,12 @@ import re
 from sqlalchemy import bindparam, select
 
 from bot.links import LinkDesk
-from bot.triage import Refusal
 from bot.types import (
     CardAction,
     ExtensionAction,
     LinkPreview,
     LinkQuery,
+    Refusal,
     SearchAnswer,
     SearchQuery,
     SearchResult,

@@ -13,7 +13,8 @@ from bot.evidence import EVIDENCE_DATA, EvidenceDesk
 from bot.evidence_files import AttachFileData, ChatFileDesk
 from bot.extensions import ExtensionDesk
 from bot.links import NOT_CONNECTED, LinkDesk, NotShownHereError
-from bot.router import parse_command
+from bot.roles import VERB_ROLES, RoleDenied, RoleGate
+from bot.router import Parsed, parse_command
 from bot.triage import TRIAGE_DATA, TriageDesk
 from bot.types import (
     Card,
@@ -23,6 +24,7 @@ from bot.types import (
     LinkQuery,
     Membership,
     Message,
+    Refusal,
     SearchAnswer,
     SearchQuery,
     TaskAnswer,
@@ -41,6 +43,7 @@ from cards.verbs import CardVerb
 from core.actions import LinkData, RefreshData, TriageData
 from core.breaker import Breakers
 from core.models import IncidentSource, Severity, Subscription
+from core.roles import Role, RoleMap
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,8 @@ _PLAIN = {
     "reason": "a rejection needs a reason",
 }
 """What a missing or bad input means, in words, by input id."""
+
+_LINK_VERBS = frozenset({CardVerb.LINK, CardVerb.CREATE_CHANGE})
 
 NO_CATALOG = "Warden has no requirement catalog: an operator sets WARDEN_REQUIREMENTS_FILE."
 
@@ -97,11 +102,15 @@ class WardenBot:
         evidence: EvidenceDesk | None = None,
         connectors: Mapping[str, Mapping[str, str]] | None = None,
         switched_off: Mapping[str, str] | None = None,
+        roles: RoleGate | None = None,
     ) -> None:
         """Answer with ``store``; triage, links and unfurling only when each is given.
         ``connectors``: each connector's title, version and state, for ``status``;
-        ``switched_off``: what a command of a connector switched off answers, by name."""
+        ``switched_off``: what a command of a connector switched off answers, by name;
+        ``roles``: the check of the role each command and card verb needs (none given: every
+        role is open to anyone)."""
         self._store = store
+        self._roles = roles or RoleGate(RoleMap())
         self._connectors = connectors or {}
         self._switched_off = switched_off or {}
         self._breakers = breakers
@@ -159,6 +168,20 @@ class WardenBot:
             if parsed.problem:
                 return [error_card("That command needs another look", parsed.problem)]
             return [help_card(suggestion=parsed.suggestion, unknown=message.text or None)]
+        try:
+            if parsed.command.name == "whoami":
+                return [await self._roles.whoami(message.user)]
+            await self._roles.require(message.user, parsed.command.role)
+        except RoleDenied as denied:
+            return [denied.card()]
+        except Refusal as refusal:
+            return [error_card("Nothing was done", str(refusal))]
+        return await self._command(message, parsed)
+
+    async def _command(self, message: Message, parsed: Parsed) -> list[Card]:
+        """Run a parsed command the person may run."""
+        assert parsed.command is not None
+        ref = message.conversation
         name = parsed.command.name
         if name == "subscribe incidents":
             if off := self._switched_off.get("sentinel"):
@@ -226,7 +249,24 @@ class WardenBot:
                 if card is not None:
                     return card
             return error_card("This button sent something unexpected", "Nothing was changed.")
+        try:
+            await self._roles.require(action.user, VERB_ROLES.get(verb, Role.OPERATOR))
+        except Refusal as refusal:
+            return await self._refused(verb, action, refusal)
         return await handler(action, data)
+
+    async def _refused(self, verb: CardVerb, action: CardAction, refusal: Refusal) -> Card:
+        """The clicked card with why nothing changed, or a card saying it on its own."""
+        card = None
+        if self._evidence is not None and verb in EVIDENCE_DATA:
+            card = await self._evidence.noticed(action, str(refusal))
+        elif self._triage is not None and (verb in TRIAGE_DATA or verb in _LINK_VERBS):
+            card = await self._triage.noticed(action, str(refusal))
+        if card is not None:
+            return card
+        if isinstance(refusal, RoleDenied):
+            return refusal.card()
+        return error_card("Nothing was changed", str(refusal))
 
     async def on_search(self, query: SearchQuery) -> SearchAnswer:
         """Typeahead choices (none while Warden cannot link records)."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.triage import Refusal, TriageDesk
-from bot.types import Card, CardAction, Message
+from bot.triage import TriageDesk
+from bot.types import Card, CardAction, Message, Refusal
 from cards.common import error_card
 from cards.links import SYSTEM_NAMES, deployment_linked_card, linked_card
 from core.actions import LinkData, TriageData

@@ -63,7 +63,7 @@ def closest(text: str) -> str | None:
     names = [c.name for c in COMMANDS]
     prefix = " ".join(lowered.split()[:2])
     for candidate in (lowered, prefix, lowered.split()[0] if lowered else ""):
-        match = difflib.get_close_matches(candidate, names, n=1, cutoff=0.6)
+        match = difflib.get_close_matches(candidate, names, n=1, cutoff=0.62)
         if match:
             return match[0]
     return None

@@ -19,7 +19,8 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from bot.types import Card, CardAction, Message
+from bot.roles import RoleGate
+from bot.types import Card, CardAction, Message, Refusal
 from cards.common import error_card
 from cards.incident import COMMENT_LIMIT, incident_card
 from cards.verbs import CardVerb
@@ -32,9 +33,10 @@ from core.actions import (
     StatusData,
     TriageData,
 )
-from core.errors import DeliveryError, ResponderCheckUnavailable
+from core.errors import DeliveryError
 from core.itsm import ConfigurationItem, IncidentLink
 from core.models import Incident, IncidentStatus, Owner
+from core.roles import Role, RoleMap
 from core.store import cmdb as cmdb_store
 from core.store import links as links_store
 from core.store import triage as triage_store
@@ -71,25 +73,11 @@ _CHANGES_FIELDS = frozenset(
 comment or a look at the alerts is fine from any card)."""
 
 
-class Responders(Protocol):
-    """Who may triage (``graph.responders.ResponderGroups``)."""
-
-    async def is_responder(self, object_id: str) -> bool:
-        """True when the person may triage; raises when that cannot be told now."""
-
-    async def aclose(self) -> None:
-        """Release what the check holds open."""
-
-
 class DetailsSource(Protocol):
     """Reads an incident's first alerts and entities from its source."""
 
     async def details(self, incident_key: str) -> IncidentDetails:
         """The alerts and entities; ``DeliveryError`` when the source does not answer."""
-
-
-class Refusal(Exception):
-    """A click that changes nothing; the message tells the person why."""
 
 
 class TriageDesk:
@@ -99,13 +87,14 @@ class TriageDesk:
         self,
         store: Store,
         *,
-        responders: Responders | None = None,
+        roles: RoleGate | None = None,
         details: DetailsSource | None = None,
         itsm: bool = False,
     ) -> None:
+        """``roles``: who holds the responder role (none given: anyone does)."""
         self._store = store
         self._itsm = itsm
-        self._responders = responders
+        self._roles = roles or RoleGate(RoleMap())
         self._details = details
         self.wake: Callable[[], None] = lambda: None
         """Called once a change is recorded (the outbox worker's ``wake``: start at once)."""
@@ -119,9 +108,7 @@ class TriageDesk:
         }
 
     async def aclose(self) -> None:
-        """Release the responder check's connections."""
-        if self._responders is not None:
-            await self._responders.aclose()
+        """Nothing to release: the role check is closed by whoever made it."""
 
     async def card(
         self,
@@ -193,6 +180,11 @@ class TriageDesk:
 
     async def invalid(self, action: CardAction, problems: list[str]) -> Card | None:
         """The card with what was wrong with the inputs; ``None`` when it was not posted here."""
+        return await self.noticed(action, "Nothing was changed: " + "; ".join(problems))
+
+    async def noticed(self, action: CardAction, notice: str) -> Card | None:
+        """The clicked card as it stands with ``notice`` on top; ``None`` when it was not
+        posted here."""
         incident_key = action.data.get("incident")
         if not isinstance(incident_key, str):
             return None
@@ -200,7 +192,7 @@ class TriageDesk:
         incident = await self._store.incident(incident_key) if posted else None
         if incident is None:
             return None
-        return await self.card(incident, notice="Nothing was changed: " + "; ".join(problems))
+        return await self.card(incident, notice=notice)
 
     async def thread_reply(self, incident_key: str, message: Message) -> list[Card]:
         """A reply in an incident card's thread becomes a Sentinel comment by its author.
@@ -229,26 +221,13 @@ class TriageDesk:
         return []
 
     async def actor(self, action: CardAction) -> Actor:
-        """Who clicked, when they may triage; ``Refusal`` otherwise (fails closed)."""
+        """Who clicked, when they hold the responder role (the grant is kept with them);
+        ``Refusal`` otherwise (fails closed)."""
         object_id = action.user.aad_object_id
         if not object_id:
             raise Refusal("Warden could not tell who you are, so nothing was changed.")
-        if self._responders is not None:
-            try:
-                allowed = await self._responders.is_responder(object_id)
-            except ResponderCheckUnavailable:  # fail closed
-                log.warning("responder check unavailable; triage refused")
-                raise Refusal(
-                    "Warden could not check that you are a responder just now; nothing was "
-                    "changed. Try again in a minute."
-                ) from None
-            if not allowed:
-                log.info("triage refused: not a responder")
-                raise Refusal(
-                    "Only members of the incident responder groups can change incidents; "
-                    "nothing was changed. Ask your SOC lead to add you."
-                )
-        return Actor(object_id=object_id, name=action.user.name or "")
+        grant = await self._roles.require(action.user, Role.RESPONDER)
+        return Actor(object_id=object_id, name=action.user.name or "", allowed_by=grant)
 
     async def _record(
         self,

@@ -14,6 +14,10 @@ from core.models import ConversationRef
 Card = dict[str, Any]
 
 
+class Refusal(Exception):
+    """An action that changes nothing; the message tells the person why."""
+
+
 @dataclass(frozen=True)
 class User:
     """The person behind an activity."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.models import Severity
+from core.roles import Role
 
 SEVERITY_CHOICES: tuple[str, ...] = tuple(member.value.lower() for member in Severity)
 """The words ``subscribe incidents`` accepts, least severe first; ``Severity.parse`` reads each."""
@@ -44,6 +45,9 @@ class Command:
     """A regular expression its arguments must match in full (named groups are the values),
     for commands whose arguments are not one word from ``choices``."""
 
+    role: Role | None = None
+    """The Warden role a person needs to run it; None: anyone in the conversation."""
+
 
 def _usage(name: str, choices: tuple[str, ...] = ()) -> str:
     """``name`` followed by its optional argument, e.g. ``subscribe incidents [low|high]``."""
@@ -61,11 +65,13 @@ COMMANDS: tuple[Command, ...] = (
         "Post incidents of that severity and above here (default: all severities).",
         SEVERITY_CHOICES,
         sources=SOURCE_CHOICES,
+        role=Role.OPERATOR,
     ),
     Command(
         "unsubscribe incidents",
         _usage("unsubscribe incidents"),
         "Stop posting incidents here.",
+        role=Role.OPERATOR,
     ),
     Command(
         "status",
@@ -77,6 +83,7 @@ COMMANDS: tuple[Command, ...] = (
         "link <incident number> to <record number>",
         "Link an incident whose card is here to an ITSM record (e.g. CHG0030001 or SEC-123).",
         pattern=rf"#?(?P<incident>\d{{1,9}})\s+to\s+(?P<record>{_RECORD})",
+        role=Role.RESPONDER,
     ),
     Command(
         "link deployment",
@@ -84,12 +91,14 @@ COMMANDS: tuple[Command, ...] = (
         "Record that an Azure deployment Warden has seen was made under a change (e.g. "
         "CHG0030001).",
         pattern=r"(?P<deployment>[a-z0-9][a-z0-9._()-]{0,63})\s+to\s+(?P<record>[a-z]{2,4}\d{7,12})",
+        role=Role.RESPONDER,
     ),
     Command(
         "unlink",
         "unlink <incident number> from <record number>",
         "Remove an incident's link to an ITSM record.",
         pattern=rf"#?(?P<incident>\d{{1,9}})\s+from\s+(?P<record>{_RECORD})",
+        role=Role.RESPONDER,
     ),
     Command(
         "request evidence",
@@ -99,7 +108,9 @@ COMMANDS: tuple[Command, ...] = (
             r"(?P<requirement>[a-z0-9][a-z0-9.-]*)\s+from"
             r"(?:\s+(?P<person>(?!due\b)\S+))?(?:\s+due\s+(?P<due>\S+))?"
         ),
+        role=Role.REVIEWER,
     ),
+    Command("whoami", _usage("whoami"), "Show your Warden roles and where each comes from."),
 )
 """Every command, in the order help lists them."""
 

@@ -33,7 +33,7 @@ Rules, and who checks what:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -200,11 +200,13 @@ def decide(
     seen: int,
     acts_for_owner: bool = False,
     at: datetime | None = None,
+    allowed_by: Mapping[str, JsonValue] | None = None,
 ) -> Transition:
     """Record a reviewer's ``verdict`` on the current submission (rules in the module doc).
 
     ``acts_for_owner``: the caller found that ``actor`` answers for the owner (e.g. a member
-    of the owning group); such a person cannot approve.
+    of the owning group); such a person cannot approve. ``allowed_by``: the role grant that
+    let ``actor`` decide (``core.roles.Grant.record``), kept in the audit entry.
     """
     check_version(request, seen)
     if request.status is not RequestStatus.SUBMITTED:
@@ -238,6 +240,8 @@ def decide(
         details["comment"] = verdict.comment
     changed = _advance(request, status, actor, now)
     details["status"] = status.value
+    if allowed_by is not None:
+        details["allowedBy"] = dict(allowed_by)
     return Transition(changed, (_audit(changed, action, details),), decision=decision)
 
 

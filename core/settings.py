@@ -15,7 +15,15 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -35,6 +43,7 @@ from core.settings_defender import DefenderSettings
 from core.settings_deployments import DeploymentSettings
 from core.settings_jsm import JsmSettings
 from core.settings_manifest import ManifestSettings
+from core.settings_roles import RolesSettings
 from core.settings_scim import ScimSettings
 from core.settings_servicenow import ServiceNowSettings
 from core.tls import ClientCertificate
@@ -243,8 +252,8 @@ class Settings(BaseSettings):
     )
     responder_group_ids: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated Entra group ids whose members may triage incidents from "
-        "cards (checked through Graph `checkMemberGroups`); empty: any member of the channel.",
+        description="Deprecated alias of `WARDEN_ROLES__RESPONDER_GROUPS` (its groups are added "
+        "there): Entra group ids whose members may triage incidents from cards.",
     )
     responder_cache_seconds: float = Field(
         300.0, ge=0, description="How long a person's responder membership is remembered."
@@ -381,6 +390,10 @@ class Settings(BaseSettings):
         default_factory=ConnectorFlags,
         description="Feature flags per connector (`WARDEN_CONNECTORS__<NAME>__ENABLED`).",
     )
+    roles: RolesSettings = Field(
+        default_factory=RolesSettings,  # type: ignore[arg-type]
+        description="Warden's roles from Entra groups and app roles (`WARDEN_ROLES__<FIELD>`).",
+    )
     manifest: ManifestSettings = Field(
         default_factory=ManifestSettings,  # type: ignore[arg-type]
         description="The Teams app package (`WARDEN_MANIFEST__<FIELD>`).",
@@ -398,6 +411,20 @@ class Settings(BaseSettings):
         """Init arguments, then the environment, then Azure Key Vault, then .env, defaults."""
         vault = KeyVaultSource(settings_cls)
         return init_settings, env_settings, vault, dotenv_settings, file_secret_settings
+
+    @model_validator(mode="after")
+    def _responder_alias(self) -> Settings:
+        """``WARDEN_RESPONDER_GROUP_IDS`` (the older name) adds its groups to the responders'."""
+        legacy = [g.lower() for g in self.responder_group_ids]
+        extra = [g for g in legacy if g not in self.roles.responder_groups]
+        if extra:
+            groups = [*self.roles.responder_groups, *extra]
+            self.roles = self.roles.model_copy(update={"responder_groups": groups})
+        legacy_ttl = "responder_cache_seconds" in self.model_fields_set
+        if legacy_ttl and "cache_seconds" not in self.roles.model_fields_set:
+            ttl = self.responder_cache_seconds
+            self.roles = self.roles.model_copy(update={"cache_seconds": ttl})
+        return self
 
     @property
     def sentinel_connected(self) -> bool:

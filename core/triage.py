@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.models import Incident, IncidentStatus, Owner, Severity
+from core.roles import Grant
 
 TRIAGE_JOB = "incident.triage"
 """The outbox job kind that writes a triage change to the incident's source."""
@@ -82,6 +83,8 @@ class Actor(BaseModel):
 
     object_id: str = Field(min_length=1)
     name: str = ""
+    allowed_by: Grant | None = None
+    """The role grant that allowed the action (``core.roles``), recorded with it."""
 
     @property
     def display(self) -> str:

@@ -5,7 +5,8 @@ One HTTPS server (a private test CA, see ``sandbox.arm_tls``) speaks three wire 
 * ARM, Sentinel incidents api-version 2025-12-01 under ``/subscriptions/...`` (routes in
   ``sandbox.arm_routes``, rules in ``sandbox.arm_rules``, OData in ``sandbox.arm_odata``);
 * Entra ID: ``POST /{tenant}/oauth2/v2.0/token`` and discovery (``sandbox.arm_login``);
-* Microsoft Graph ``POST /v1.0/users/{id}/checkMemberGroups`` (``sandbox.arm_graph``);
+* Microsoft Graph ``POST /v1.0/users/{id}/checkMemberGroups`` (``sandbox.arm_graph``), and
+  groups, service principals and users' ``appRoleAssignments`` (``sandbox.arm_approles``);
 * Azure Resource Graph ``POST /providers/Microsoft.ResourceGraph/resources``
   (``sandbox.arm_resourcegraph``, empty until seeded).
 
@@ -38,6 +39,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.arm_api import sandbox_middleware
+from sandbox.arm_approles import AppDirectory
 from sandbox.arm_control import add_control_routes
 from sandbox.arm_deployments import Deployments, deploy_to_incident
 from sandbox.arm_deployments_routes import add_deployment_control_routes
@@ -117,6 +119,8 @@ class ArmSandbox(SandboxLog):
         app = self.register_client(client_id or str(uuid.uuid4()), client_secret)
         self.client_id, self.client_secret = app.client_id, app.secret
         self.directory = Directory(default_users())
+        self.apps = AppDirectory()
+        """Groups' names, service principals and app role assignments (``sandbox.arm_approles``)."""
         self.default_author: dict[str, Any] = {"name": "Warden sandbox"}
         self.store = IncidentStore(self.now, self.directory, page_size)
         self.store.add_workspace(DEFAULT_SCOPE)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from sandbox.arm_approles import add_app_role_routes
 from sandbox.arm_http import CLAIMS_KEY, request_json
 from sandbox.arm_records import GraphError
 
@@ -105,8 +106,9 @@ class GraphRoutes:
 
 
 def add_graph_routes(app: web.Application, sandbox: ArmSandbox) -> None:
-    """Register the Graph routes (both spellings of the action)."""
+    """Register the Graph routes (both spellings of the action), groups and app roles too."""
     routes = GraphRoutes(sandbox)
+    add_app_role_routes(app, sandbox)
     app.router.add_post(
         "/v1.0/users/{userId}/checkMemberGroups",
         routes.check_member_groups,

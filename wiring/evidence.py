@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from bot.evidence import EvidenceDesk, ReviewerGroups
+from bot.evidence import EvidenceDesk
 from bot.evidence_reminders import LEADER_NAME as REMINDER_LEADER
 from bot.evidence_reminders import EvidenceReminders
+from bot.reviewers import ReviewerGroups
+from bot.roles import RoleGate
 from connectors.registry import is_on
 from connectors.sentinel.connection import SentinelConnection, tls_verify
 from connectors.sentinel.setup import credential as sentinel_credential
@@ -50,17 +52,18 @@ def evidence_desk(
     itsm: bool = False,
     attest: bool = False,
     personal: bool = True,
+    roles: RoleGate | None = None,
 ) -> EvidenceDesk | None:
     """Evidence requests from chat, when there is a catalog; reviewers checked in Graph when
     Warden has an Azure credential (without one, as in the sandbox, anyone may review).
     ``itsm``: ServiceNow is connected, so rejections and approvals are written there;
     ``attest``: Azure Policy is, so approved policy requests are attested there;
     ``personal``: with Graph, owners typed as UPNs are resolved and owner cards go to
-    personal chats (``graph.people``)."""
+    personal chats (``graph.people``); ``roles``: who holds the reviewer role."""
     if catalog is None:
         return None
     if sentinel is None:
-        return EvidenceDesk(store, catalog, itsm=itsm, attest=attest)
+        return EvidenceDesk(store, catalog, roles=roles, itsm=itsm, attest=attest)
     from graph.client import graph_client, graph_http
     from graph.people import People
     from graph.responders import ResponderGroups
@@ -71,7 +74,7 @@ def evidence_desk(
     reviewers = ReviewerGroups(
         lambda groups: ResponderGroups(graph, groups, ttl=ttl), close=http.aclose
     )
-    desk = EvidenceDesk(store, catalog, reviewers=reviewers, itsm=itsm, attest=attest)
+    desk = EvidenceDesk(store, catalog, reviewers=reviewers, roles=roles, itsm=itsm, attest=attest)
     if personal:
         desk.people = People(graph, bind_base=settings.graph_endpoint)
     return desk

@@ -15,7 +15,7 @@ never changed by two actions at once. The chain's ``seq`` is the primary key as 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -193,8 +193,10 @@ async def decide(
     seen: int,
     acts_for_owner: bool = False,
     jobs: Sequence[FollowUp] = (),
+    allowed_by: Mapping[str, JsonValue] | None = None,
 ) -> Transition:
-    """Record a reviewer's verdict on the current submission (``core.evidence.decide``)."""
+    """Record a reviewer's verdict on the current submission (``core.evidence.decide``);
+    ``allowed_by``: the role grant that let ``actor`` decide, kept in the audit entry."""
 
     def write(conn: Connection, _: None) -> Transition:
         serialise_writes(conn)
@@ -209,7 +211,13 @@ async def decide(
         )
         so_far = [convert.decision(store, row) for row in rows]
         change = decide_rule(
-            request, so_far, verdict, actor, seen=seen, acts_for_owner=acts_for_owner
+            request,
+            so_far,
+            verdict,
+            actor,
+            seen=seen,
+            acts_for_owner=acts_for_owner,
+            allowed_by=allowed_by,
         )
         assert change.decision is not None
         update_request(conn, request, change.request)

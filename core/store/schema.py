@@ -99,6 +99,7 @@ triage_actions = Table(
     Column("change", Text, nullable=False),
     Column("actor_id", String(128), nullable=False),
     Column("actor_name", Text, nullable=False),
+    Column("allowed_by", Text),  # JSON: the role grant that allowed the action (0019)
     Column("state", String(16), nullable=False),
     Column("detail", Text),
     Column("created_at", Float, nullable=False),

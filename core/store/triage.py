@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.itsm import ConfigurationItem, IncidentLink
 from core.models import Incident
+from core.roles import Grant
 from core.store import outbox
 from core.store.cards import redraw_cards
 from core.store.cmdb import read_cis
@@ -93,6 +94,7 @@ async def record(
         "change": store.cipher.encrypt(change.model_dump_json()),
         "actor_id": actor.object_id,
         "actor_name": store.cipher.encrypt(actor.name),
+        "allowed_by": actor.allowed_by.model_dump_json() if actor.allowed_by else None,
         "state": TriageState.PENDING.value,
         "detail": None,
         "created_at": now,
@@ -225,6 +227,7 @@ def _action(store: Store, row: Any) -> TriageAction:
         actor=Actor(
             object_id=row.actor_id,
             name=store.cipher.decrypt(row.actor_name, "triage_actions.actor_name", row.intent_id),
+            allowed_by=Grant.model_validate_json(row.allowed_by) if row.allowed_by else None,
         ),
         state=TriageState(row.state),
         detail=row.detail,

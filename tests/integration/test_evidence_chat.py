@@ -16,7 +16,7 @@ import pytest
 
 from app import STORE, WORKER
 from cards.verbs import CardVerb
-from core.audit_chain import verify
+from core.audit_chain import AuditAction, verify
 from core.evidence import RequestStatus
 from core.store import evidence as evidence_store
 from core.store import outbox
@@ -320,7 +320,11 @@ async def test_evidence_two_approvals_with_separation_of_duties(room: Room) -> N
     assert "changed after your card was drawn" in text_of(late)
 
     store = room.warden.client.server.app[STORE]
-    assert verify(await evidence_store.audit_entries(store)).ok
+    entries = await evidence_store.audit_entries(store)
+    assert verify(entries).ok
+    approvals = [entry for entry in entries if entry.action is AuditAction.APPROVED]
+    allowed = {"role": "reviewer", "source": "sandbox"}  # who was allowed to approve, and why
+    assert [entry.details.get("allowedBy") for entry in approvals] == [allowed, allowed]
 
 
 async def test_evidence_only_the_owner_submits(room: Room) -> None:

@@ -76,6 +76,7 @@ def test_commands_table_names_are_unique_lowercase_and_start_usage() -> None:
         "link",
         "unlink",
         "request evidence",
+        "whoami",
     ]
     for command in COMMANDS:
         assert command.name == " ".join(command.name.lower().split())
