@@ -32,9 +32,6 @@ OUTSIDE_CHANGE_JOB = "audit.outside_change"
 """Posts a card about changes made outside Warden: ``{"conversation_id", "changes",
 "summary"}`` (``bot.outside_changes``)."""
 
-SUMMARY_LIMIT = 20
-"""How many changes a summary card lists by name (the rest are counted)."""
-
 
 def checkpoint_name(source: str) -> str:
     """The checkpoint holding a source's delta link."""

@@ -51,6 +51,7 @@ from core.models import (
 )
 from core.triage import Actor, IncidentDetails, TriageAction, TriageChange, TriageState
 from tests.unit.evidence_card_samples import EVIDENCE_VARIANTS
+from tests.unit.outside_change_samples import OUTSIDE_CHANGE_VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -209,6 +210,7 @@ VARIANTS: dict[str, Callable[[], Card]] = {
     **{f"incident_severity_{s.value.lower()}": partial(severity_variant, s) for s in Severity},
     **{f"welcome_{k.value}": partial(welcome_card, "Warden", k) for k in ConversationKind},
     **EVIDENCE_VARIANTS,
+    **OUTSIDE_CHANGE_VARIANTS,
     "help_plain": lambda: help_card(),
     "help_unknown_suggestion": lambda: help_card(
         unknown="subscrbe", suggestion="subscribe incidents"
