@@ -26,6 +26,7 @@ from bot.evidence_delivery import EvidenceCardDelivery
 from bot.evidence_reminders import EvidenceReminders, ReminderDelivery
 from bot.handlers import WardenBot
 from bot.links import NOT_CONNECTED, LinkDesk
+from bot.outside_changes import OutsideChangeDelivery
 from bot.receipts import ActivityReceipts
 from bot.roles import RoleGate
 from bot.triage import DetailsSource, TriageDesk
@@ -68,6 +69,7 @@ from core.settings import Mode, Settings, payload_cipher, settings_table
 from core.signing import WebhookVerifier
 from core.store.cmdb import CMDB_JOB
 from core.store.comments import COMMENT_JOB
+from core.store.delta import OUTSIDE_CHANGE_JOB
 from core.store.deployments import DEPLOYMENTS_JOB
 from core.store.evidence import AUDIT_MIRROR_JOB
 from core.store.evidence_cards import EVIDENCE_CARD_JOB
@@ -89,6 +91,7 @@ from web.recording import Recorder, recording_middleware
 from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
 from wiring import defender as defender_wiring
+from wiring import delta as delta_wiring
 from wiring import deployments as deployments_wiring
 from wiring import evidence as evidence_wiring
 from wiring import roles as roles_wiring
@@ -213,13 +216,16 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             ),
         ),
         COMMENT_JOB: CommentReplyDelivery(store, adapter),
+        OUTSIDE_CHANGE_JOB: OutsideChangeDelivery(store, adapter),
     }
     worker = OutboxWorker(
         store,
         handlers,
         settings.outbox,
         pacer=pacer,
-        paced_kinds=frozenset({CARD_JOB, COMMENT_JOB, EVIDENCE_CARD_JOB, REMINDER_JOB}),
+        paced_kinds=frozenset(
+            {CARD_JOB, COMMENT_JOB, EVIDENCE_CARD_JOB, REMINDER_JOB, OUTSIDE_CHANGE_JOB}
+        ),
         metrics=metrics,
     )
     writer = IngestWriter(store, on_commit=worker.wake)
@@ -359,6 +365,11 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         from wiring import costs as costs_wiring
 
         app.cleanup_ctx.append(lambda _app: costs_wiring.nightly(settings, store))
+    if delta_wiring.watching_on(settings):  # evidence records changed outside Warden
+        wake = worker.wake
+        app.cleanup_ctx.append(
+            lambda _app: delta_wiring.watching(settings, store, breakers, on_change=wake)
+        )
     if playground:
         app.cleanup_ctx.append(lambda a: sandboxes.playground(a, settings))
     app.router.add_get("/healthz", healthz)

@@ -54,6 +54,9 @@ class AuditAction(StrEnum):
     RESOLVED_BY_POLICY = "resolved_by_policy"
     REASSIGNED = "reassigned"
     """The owner left (deprovisioned through SCIM): the request moved to their successor."""
+    CHANGED_OUTSIDE_WARDEN = "changed_outside_warden"
+    """Someone changed an evidence record in SharePoint without Warden (a file replaced, a
+    column edited, an audit item deleted); the actor is who SharePoint says did it."""
 
 
 class AuditDraft(BaseModel):

@@ -40,6 +40,7 @@ from core.settings_cmdb import CmdbSettings
 from core.settings_connectors import ConnectorFlags
 from core.settings_costs import CostsSettings
 from core.settings_defender import DefenderSettings
+from core.settings_delta import DeltaSettings
 from core.settings_deployments import DeploymentSettings
 from core.settings_jsm import JsmSettings
 from core.settings_manifest import ManifestSettings
@@ -216,6 +217,12 @@ class Settings(BaseSettings):
         "there. "
         "Unset (or unknown to Warden): the requests are opened and audited, no card is posted.",
     )
+    auditors_channel: str | None = Field(
+        None,
+        description="Conversation id of the auditors' channel, where evidence records changed "
+        "outside Warden (a file replaced, a column edited, an audit item deleted) are posted as "
+        "alert cards; Warden must be installed there. Unset: the changes are audited only.",
+    )
     evidence_reminder_seconds: float = Field(
         3600.0,
         ge=0,
@@ -376,6 +383,11 @@ class Settings(BaseSettings):
         default_factory=ScimSettings,  # type: ignore[arg-type]
         description="SCIM 2.0 provisioning from Entra ID (`WARDEN_SCIM__<FIELD>`); off when no "
         "token is set.",
+    )
+    delta: DeltaSettings = Field(
+        default_factory=DeltaSettings,  # type: ignore[arg-type]
+        description="Evidence-library change detection through Graph delta queries "
+        "(`WARDEN_DELTA__<FIELD>`); runs when SharePoint is configured.",
     )
     jsm: JsmSettings = Field(
         default_factory=JsmSettings,  # type: ignore[arg-type]

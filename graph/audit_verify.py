@@ -148,12 +148,17 @@ class EvidenceLibrary:
         value = fields.get("Sha256")
         return value if isinstance(value, str) and value else None
 
+    async def digest(self, item_id: str) -> str:
+        """The SHA-256 (hex) of a library file's bytes, downloaded and hashed as they stream."""
+        async with self.filer.download(item_id) as body:
+            _, digest = await sha256_of(body)
+        return digest
+
     async def check(self, file: SubmittedFile) -> str | None:
         """Why ``file`` does not match what the library holds, as ``kind: reason``; or None."""
         try:
             column = await self.sha256_column(file.item_id)
-            async with self.filer.download(file.item_id) as body:
-                _, digest = await sha256_of(body)
+            digest = await self.digest(file.item_id)
         except DeliveryError as exc:
             if exc.status != 404:
                 raise
@@ -228,13 +233,10 @@ async def _entry_finding(
     report: VerifyReport,
 ) -> Finding | None:
     """The first problem of one chain-valid entry: columns, store, file."""
-    where = f"seq {entry.seq} (list item {item.id})"
-    why = column_mismatch(entry, item.fields)
-    if why is not None:
-        return Finding(COLUMN_CHANGED, entry.seq, item.id, f"{where}: {why}")
-    if stored and entry.seq in stored and stored[entry.seq][0] != entry.hash:
-        reason = f"{where}: its hash is not the one Warden's store recorded"
-        return Finding(STORE_DIFFERS, entry.seq, item.id, reason)
+    stored_hash = stored[entry.seq][0] if entry.seq in stored else None
+    found = item_finding(entry, item, stored_hash)
+    if found is not None:
+        return found
     file = submitted_file(entry)
     if file is None or library is None:
         return None
@@ -243,7 +245,21 @@ async def _entry_finding(
     if problem is None:
         return None
     kind, _, reason = problem.partition(": ")
+    where = f"seq {entry.seq} (list item {item.id})"
     return Finding(kind, entry.seq, item.id, f"{where}: {reason}")
+
+
+def item_finding(entry: AuditEntry, item: ItemFields, stored_hash: str | None) -> Finding | None:
+    """What is wrong with the Audit Log ``item`` whose (hash-valid) body is ``entry``: a
+    column that disagrees with the body, or a hash other than ``stored_hash`` (Warden's)."""
+    where = f"seq {entry.seq} (list item {item.id})"
+    why = column_mismatch(entry, item.fields)
+    if why is not None:
+        return Finding(COLUMN_CHANGED, entry.seq, item.id, f"{where}: {why}")
+    if stored_hash is not None and stored_hash != entry.hash:
+        reason = f"{where}: its hash is not the one Warden's store recorded"
+        return Finding(STORE_DIFFERS, entry.seq, item.id, reason)
+    return None
 
 
 def _tail_finding(stored: dict[int, tuple[str, bool]], last: int) -> Finding | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -25,6 +25,7 @@ from sandbox.arm_auth import authenticate_graph
 from sandbox.arm_http import BODY_KEY, CLAIMS_KEY, RECORD_KEY, Body
 from sandbox.arm_records import GraphError, RequestRecord, SandboxError, auth_fields, status_error
 from sandbox.connector_faults import delay_or_drop, retry_after_header
+from sandbox.graph_changes import app_actor, set_actor
 from sandbox.graph_channels import CHANNEL_ROLES
 from sandbox.graph_security import security_roles
 
@@ -153,6 +154,7 @@ def _authenticate(sandbox: GraphSandbox, request: web.Request, record: RequestRe
     claims = authenticate_graph(sandbox.arm, header)
     request[CLAIMS_KEY] = claims
     record.app_id = claims.get("appid")
+    set_actor(_application(sandbox, str(claims.get("appid") or "")))
     if "/users/" in request.path or request.path.startswith("/v1.0/appCatalogs/"):
         return  # user and app-catalog routes check their own roles
     if request.path == "/v1.0/$batch":
@@ -165,6 +167,12 @@ def _authenticate(sandbox: GraphSandbox, request: web.Request, record: RequestRe
         needed = security_roles(request.method, request.path)
     if not roles & needed:
         raise GraphError(403, "accessDenied", "Access denied")
+
+
+def _application(sandbox: GraphSandbox, app_id: str) -> dict[str, Any]:
+    """The identitySet of the calling application (its registered display name)."""
+    client = sandbox.arm.clients.get(app_id.lower())
+    return app_actor(app_id, client.display_name if client is not None else app_id)
 
 
 def _decorate(response: web.StreamResponse, request: web.Request) -> None:

@@ -16,6 +16,10 @@
 ``POST   /_sandbox/security/seed``            201 ``{"value": [...]}``; body ``{"count"}``
 ``PATCH  /_sandbox/security/incidents/{id}``  200, changes it as the Defender portal would;
                                               ``{"readOnly": true}`` makes Warden's writes 403
+``PATCH|DELETE /_sandbox/sharepoint/lists/{list}/items/{item}``, ``PUT|DELETE
+/_sandbox/sharepoint/drives/{drive}/items/{item}[/content]``, ``POST /_sandbox/delta/expire``:
+                                   out-of-band edits as a person, and expiring delta tokens
+                                   (``sandbox.graph_outofband``)
 ``GET    /_sandbox/sharepoint``    200 text/html: a read-only page of sites, libraries,
                                    lists, items and files, as an auditor would browse it
 
@@ -32,6 +36,7 @@ from aiohttp.typedefs import Handler
 
 from sandbox.arm_records import GraphError, SandboxError
 from sandbox.connector_faults import Fault
+from sandbox.graph_outofband import add_out_of_band_routes
 from sandbox.graph_page import sharepoint_page
 
 if TYPE_CHECKING:
@@ -166,4 +171,5 @@ def add_graph_control_routes(app: web.Application, sandbox: GraphSandbox) -> Non
     add("POST", "/security/incidents", routes.add_incident)
     add("POST", "/security/seed", routes.seed_incidents)
     add("PATCH", "/security/incidents/{incidentId}", routes.portal_update)
+    add_out_of_band_routes(control, sandbox)
     app.add_subapp("/_sandbox/", control)

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from sandbox.arm_http import request_json
 from sandbox.arm_records import GraphError
+from sandbox.graph_delta import delta_page
 from sandbox.graph_files import DriveFiles, DriveItem
 from sandbox.graph_sharepoint import SharePointRoutes
 from sandbox.graph_store import Site, SpList, invalid, not_found
@@ -50,6 +51,8 @@ _ACTIONS = {
     "/listitem": "listitem",
     "/listitem/fields": "fields",
     "/createuploadsession": "session",
+    "/delta": "delta",
+    "/delta()": "delta",
     "/microsoft.graph.createuploadsession": "session",
 }
 
@@ -120,6 +123,20 @@ class DriveRoutes:
     ) -> web.Response:
         """GET a driveItem."""
         return web.json_response(self.render(site, library, item))
+
+    async def get_delta(
+        self, request: web.Request, site: Site, library: SpList, item: DriveItem
+    ) -> web.Response:
+        """GET the drive items changed since a token (``sandbox.graph_delta``)."""
+        current = list(library.drive_items.values())
+        return delta_page(
+            request,
+            self.store,
+            library,
+            current,
+            "file",
+            lambda found: self.render(site, library, found),
+        )
 
     async def get_children(
         self, request: web.Request, site: Site, library: SpList, item: DriveItem

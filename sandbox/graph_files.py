@@ -37,6 +37,8 @@ class DriveItem:
     size: int = 0
     version: int = 1
     list_item_id: int | None = None
+    seq: int = 0
+    modified_by: dict[str, Any] = field(default_factory=dict)
     guid: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
 
     @property
@@ -65,7 +67,7 @@ def render_item(
         "lastModifiedDateTime": item.modified,
         "webUrl": f"{web_root}{path.removeprefix('/drive/root:')}/{item.name}".rstrip("/"),
         "createdBy": {"application": {"displayName": "Warden"}},
-        "lastModifiedBy": {"application": {"displayName": "Warden"}},
+        "lastModifiedBy": item.modified_by or {"application": {"displayName": "Warden"}},
         "fileSystemInfo": {
             "createdDateTime": item.created,
             "lastModifiedDateTime": item.modified,

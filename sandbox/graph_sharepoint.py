@@ -19,6 +19,7 @@ from aiohttp import web
 
 from sandbox.arm_http import request_json
 from sandbox.arm_records import GraphError
+from sandbox.graph_delta import delta_page
 from sandbox.graph_store import Item, Site, SpList, invalid, not_found
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ _ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^/lists/(?P<list>[^/]+)$", "list"),
         (r"^/lists/(?P<list>[^/]+)/columns/?$", "columns"),
         (r"^/lists/(?P<list>[^/]+)/items/?$", "items"),
+        (r"^/lists/(?P<list>[^/]+)/items/delta(?:\(\))?$", "items_delta"),
         (r"^/lists/(?P<list>[^/]+)/items/(?P<item>[^/]+)$", "item"),
         (r"^/lists/(?P<list>[^/]+)/items/(?P<item>[^/]+)/fields$", "fields"),
         (r"^/drive$", "drive"),
@@ -203,7 +205,7 @@ class SharePointRoutes:
             "webUrl": f"{site.web_url}/Lists/{target.name}/{item.id}_.000",
             "contentType": {"id": "0x0100", "name": "Item"},
             "createdBy": {"application": {"displayName": "Warden"}},
-            "lastModifiedBy": {"application": {"displayName": "Warden"}},
+            "lastModifiedBy": item.modified_by or {"application": {"displayName": "Warden"}},
             "parentReference": {"id": target.id, "siteId": site.id},
         }
         if expand:
@@ -261,6 +263,20 @@ class SharePointRoutes:
         if start + top < len(chosen):
             body["@odata.nextLink"] = _page_url(request, start + top)
         return web.json_response(body)
+
+    async def get_items_delta(self, request: web.Request, site: Site, list: str) -> web.Response:
+        """GET the items changed since a token (``sandbox.graph_delta``)."""
+        target = self.store.list_of(site, list)
+        expand = _query(request).get("$expand")
+        items = list_items(target)
+        return delta_page(
+            request,
+            self.store,
+            target,
+            items,
+            "item",
+            lambda item: self.item_json(site, target, item, expand),
+        )
 
     async def post_items(self, request: web.Request, site: Site, list: str) -> web.Response:
         """POST an item ``{"fields": {...}}``: 201 with the listItem and its fields."""
@@ -326,6 +342,11 @@ class SharePointRoutes:
         """GET every document library drive of the site."""
         value = [self.sandbox.drive_json(site, x) for x in site.lists.values() if x.drive_id]
         return web.json_response({"value": value})
+
+
+def list_items(target: SpList) -> list[Item]:
+    """The current items of a list."""
+    return [*target.items.values()]
 
 
 def add_sharepoint_routes(app: web.Application, sandbox: GraphSandbox) -> None:

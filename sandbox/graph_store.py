@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.arm_records import GraphError
+from sandbox.graph_changes import bury, touch_item, touch_listed
 from sandbox.graph_columns import Column, builtin_columns, invalid, not_found
 from sandbox.graph_files import DriveItem, new_item_id
 
@@ -44,6 +45,8 @@ class Item:
     created: str
     modified: str
     version: int = 1
+    seq: int = 0
+    modified_by: dict[str, Any] = field(default_factory=dict)
 
     @property
     def etag(self) -> str:
@@ -67,6 +70,8 @@ class SpList:
     drive_id: str = ""
     drive_items: dict[str, DriveItem] = field(default_factory=dict)
     root_id: str = ""
+    change_seq: int = 0
+    tombstones: list[dict[str, Any]] = field(default_factory=list)
 
     def column(self, name: str) -> Column | None:
         """Return the column with this internal name (case-sensitive, as SharePoint)."""
@@ -104,6 +109,8 @@ class SharePointStore:
         self._now = now
         self.state_dir = state_dir
         self.sites: dict[str, Site] = {}
+        self.delta_epoch = 1
+        """Delta tokens of another epoch are expired (``sandbox.graph_delta``)."""
         if state_dir is not None and self._state_file.exists():
             self._load()
 
@@ -241,6 +248,7 @@ class SharePointStore:
         item = Item(target.next_item_id, str(uuid.uuid4()), fields, stamp, stamp)
         target.items[item.id] = item
         target.next_item_id += 1
+        touch_item(target, item)
         self.save()
         return item
 
@@ -270,6 +278,7 @@ class SharePointStore:
         item.version += 1
         item.modified = self.stamp()
         target.modified = item.modified
+        touch_listed(target, item)
         self.save()
         return item
 
@@ -278,6 +287,7 @@ class SharePointStore:
         if if_match is not None and if_match.strip() not in ("*", item.etag):
             raise GraphError(412, "resourceModified", "The eTag does not match.")
         del target.items[item.id]
+        bury(target, str(item.id), "item")
         self.save()
 
     # Persistence.
@@ -340,6 +350,8 @@ def _site_json(site: Site) -> dict[str, Any]:
                 "columns": [vars(column) for column in item.columns],
                 "items": [vars(entry) for entry in item.items.values()],
                 "root_id": item.root_id,
+                "change_seq": item.change_seq,
+                "tombstones": item.tombstones,
                 "drive_items": [vars(entry) for entry in item.drive_items.values()],
             }
         )

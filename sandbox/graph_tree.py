@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandbox.arm_records import GraphError
+from sandbox.graph_changes import touch_file
 from sandbox.graph_files import DriveItem, new_item_id, render_item
 from sandbox.graph_store import Item, Site, SpList, invalid, not_found
 
@@ -78,6 +79,7 @@ def ensure_folders(store: SharePointStore, library: SpList, start_id: str, path:
             stamp = store.stamp()
             found = DriveItem(new_item_id(), check_name(segment), current.id, True, stamp, stamp)
             library.drive_items[found.id] = found
+            touch_file(library, found)
         elif not found.folder:
             raise GraphError(409, "nameAlreadyExists", f"'{segment}' is a file, not a folder.")
         current = found
@@ -134,6 +136,7 @@ def store_file(
         if linked is not None:
             linked.version += 1
             linked.modified = stamp
+        touch_file(library, existing)
         store.save()
         return existing, False
     item = DriveItem(new_item_id(), name, parent.id, False, stamp, stamp)
@@ -143,6 +146,7 @@ def store_file(
     library.next_item_id += 1
     item.list_item_id = listed.id
     library.drive_items[item.id] = item
+    touch_file(library, item)
     store.save()
     return item, True
 

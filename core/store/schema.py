@@ -484,3 +484,12 @@ conversation names, responders' names and comments, CI owners' names, attestatio
 comments and the evidence audit log; keys, versions, severities, statuses
 and times stay in the clear because queries need them. A new column that holds personal data
 belongs here."""
+
+delta_items = Table(
+    "delta_items",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("item_id", String(128), primary_key=True),
+    Column("etag", String(256), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

@@ -52,6 +52,7 @@ from core.models import (
 )
 from core.triage import Actor, IncidentDetails, TriageAction, TriageChange, TriageState
 from tests.unit.evidence_card_samples import EVIDENCE_VARIANTS
+from tests.unit.outside_change_samples import OUTSIDE_CHANGE_VARIANTS
 from tests.unit.roles_card_samples import ROLES_VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -243,6 +244,7 @@ VARIANTS: dict[str, Callable[[], Card]] = {
     **{f"welcome_{k.value}": partial(welcome_card, "Warden", k) for k in ConversationKind},
     **EVIDENCE_VARIANTS,
     **ROLES_VARIANTS,
+    **OUTSIDE_CHANGE_VARIANTS,
     "help_plain": lambda: help_card(),
     "help_unknown_suggestion": lambda: help_card(
         unknown="subscrbe", suggestion="subscribe incidents"
