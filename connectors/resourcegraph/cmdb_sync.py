@@ -12,8 +12,10 @@ A resumed ``$skipToken`` the service no longer accepts restarts the run from its
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -68,6 +70,28 @@ class CiSink(Protocol):
     async def retire(self, ci_ids: Sequence[str]) -> int:
         """Mark the records of ``ci_ids`` retired; how many were written."""
         ...
+
+
+async def read_ahead(pages: AsyncIterator[ResourcePage]) -> AsyncIterator[ResourcePage]:
+    """``pages`` with the next one fetched while the caller works on the current one.
+
+    One page at most waits in memory; when the caller stops (an error, a cancel) the
+    fetch under way is cancelled and its page dropped: nothing past the checkpoint counts.
+    """
+    iterator = aiter(pages)
+    ahead = asyncio.ensure_future(anext(iterator))
+    try:
+        while True:
+            try:
+                page = await ahead
+            except StopAsyncIteration:
+                return
+            ahead = asyncio.ensure_future(anext(iterator))
+            yield page
+    finally:
+        ahead.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await ahead
 
 
 def _utc_now() -> datetime:
@@ -141,7 +165,7 @@ class CmdbSync:
             top=settings.page_size,
             skip_token=run.skip_token,
         )
-        async for page in pages:
+        async for page in read_ahead(pages):
             run = await self._store_page(run, page)
             if progress is not None:
                 progress(run)

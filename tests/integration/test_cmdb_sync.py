@@ -172,7 +172,7 @@ async def test_cmdb_sync_resume_continues_after_the_last_stored_page(
 
     def fail_after_two(run: CmdbRun) -> None:
         seen.append(run)
-        if run.pages == 2:
+        if run.pages == 1:  # page 2 is already being read ahead: page 3 is refused
             arm.add_fault(Fault(status=400, code="BadRequest", times=1, path="ResourceGraph"))
 
     with pytest.raises(ResourceGraphQueryError):
