@@ -31,7 +31,7 @@ from connectors.sentinel.mapping import Entity
 from connectors.sentinel.triage import locate
 from connectors.servicenow.errors import ServiceNowError, invalid_answer
 from connectors.servicenow.mapping import value
-from connectors.servicenow.query import CMDB_CI, Query, check_value
+from connectors.servicenow.query import CMDB_CI, SYS_USER, Query, check_value
 from connectors.servicenow.table import TableApi
 from core.errors import DeliveryError, ItsmAmbiguous, Outcome
 from core.itsm import ConfigurationItem, ItsmConnector
@@ -154,14 +154,21 @@ def ci_class(item: ConfigurationItem) -> str:
     return CI_CLASSES.get(item.type.lower(), CMDB_CI)
 
 
-def ci_fields(item: ConfigurationItem) -> dict[str, str]:
-    """The ``cmdb_ci`` fields Warden keeps for ``item`` (its id goes in ``correlation_id``)."""
+def ci_fields(item: ConfigurationItem, owned_by: str = "") -> dict[str, str]:
+    """The ``cmdb_ci`` fields Warden keeps for ``item`` (its id goes in ``correlation_id``);
+    ``owned_by`` is the sys_id of its owner's user ("" when none or not found)."""
     return {
         "name": item.name[:255],
         "short_description": f"Azure {item.type}"[:160],
         "environment": item.env or "",
+        "owned_by": owned_by,
         **ACTIVE,
     }
+
+
+def owner_key(item: ConfigurationItem) -> str:
+    """How ``item``'s owner tag is matched: trimmed, lower case ("" without one)."""
+    return (item.owner or "").strip().lower()
 
 
 class CmdbUpsert:
@@ -179,6 +186,12 @@ class CmdbUpsert:
         self._api = api
         self._slots = asyncio.Semaphore(concurrency)
         self._sleep = sleep
+        self._owners: dict[str, str] = {}  # owner key → sys_id ("": no one user), this run
+        self._unresolved: set[str] = set()
+
+    def owners_unresolved(self) -> int:
+        """Distinct owners so far that matched no user, or several (``owned_by`` empty)."""
+        return len(self._unresolved)
 
     async def upsert(self, items: Sequence[ConfigurationItem]) -> int:
         """Create or update the record of each CI; how many were written.
@@ -186,6 +199,7 @@ class CmdbUpsert:
         The batches' lookups and writes overlap, at most ``concurrency`` calls at a time;
         the first failure cancels the calls still waiting and is raised as it is.
         """
+        await self._resolve_owners(items)
         batches = [items[start : start + BATCH] for start in range(0, len(items), BATCH)]
         return sum(await _all(self._upsert_batch(batch) for batch in batches))
 
@@ -208,7 +222,7 @@ class CmdbUpsert:
 
     async def _one(self, item: ConfigurationItem, record: dict[str, Any] | None) -> bool:
         """Write one CI: PATCH what differs, or create it; True when something was sent."""
-        fields = ci_fields(item)
+        fields = ci_fields(item, self._owners.get(owner_key(item), ""))
         if record is None:
             await self._create(item, fields)
             return True
@@ -216,6 +230,31 @@ class CmdbUpsert:
         if changed:
             await self._patch(record, changed)
         return bool(changed)
+
+    async def _resolve_owners(self, items: Sequence[ConfigurationItem]) -> None:
+        """Find the user of each owner not looked up yet this run (cached for the run)."""
+        wanted = sorted({owner_key(item) for item in items} - {""} - self._owners.keys())
+        batches = [wanted[start : start + BATCH] for start in range(0, len(wanted), BATCH)]
+        await _all(self._owner_batch(batch) for batch in batches)
+
+    async def _owner_batch(self, owners: Sequence[str]) -> None:
+        """Match ``owners`` exactly (any case) on ``email`` or ``user_name``; one user each,
+        else none: an unknown or ambiguous owner is left empty, never guessed."""
+        listed = [owner for owner in owners if _listable(owner)]
+        records: list[dict[str, Any]] = []
+        if listed:
+            query = Query(SYS_USER).where_in(("email", "user_name"), listed)
+            async with self._slots:
+                records, _ = await self._api.page(SYS_USER, query, limit=2 * len(listed) + 1)
+        for owner in owners:
+            users = {
+                value(record, "sys_id")
+                for record in records
+                if owner in (value(record, "email").lower(), value(record, "user_name").lower())
+            }
+            self._owners[owner] = users.pop() if len(users) == 1 else ""
+            if not self._owners[owner]:
+                self._unresolved.add(owner)
 
     async def _existing(self, ci_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The one record of each id that has one; ``ItsmAmbiguous`` for doubles or strays."""
