@@ -46,6 +46,7 @@ from connectors.jsm import setup as jsm_setup
 from connectors.policy import evidence_poller
 from connectors.policy.attest_sync import attestation_handler
 from connectors.registry import enabled, held_jobs, is_on, off_messages, snapshot
+from connectors.resourcegraph.nightly import CmdbNightly
 from connectors.sentinel.comments import CommentRelay
 from connectors.sentinel.connection import SentinelConnection, tls_verify
 from connectors.sentinel.links import LinkNoteDelivery
@@ -90,6 +91,7 @@ from web.problems import problem_middleware
 from web.recording import Recorder, recording_middleware
 from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
+from wiring import cmdb as cmdb_wiring
 from wiring import defender as defender_wiring
 from wiring import delta as delta_wiring
 from wiring import deployments as deployments_wiring
@@ -110,6 +112,7 @@ BREAKERS = web.AppKey("breakers", Breakers)
 WORKER = web.AppKey("worker", OutboxWorker)
 CATALOG = web.AppKey("catalog", Catalog)
 REMINDERS = web.AppKey("reminders", EvidenceReminders)
+CMDB_NIGHTLY = web.AppKey("cmdb_nightly", CmdbNightly)
 
 
 def create_app(settings: Settings, *, playground: bool = False) -> web.Application:
@@ -359,6 +362,11 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
                 connection=sentinel,
             )
         )
+    if settings.cmdb.nightly:  # Azure resources → CMDB CIs, once a night, one replica
+        nightly = cmdb_wiring.nightly_sync(settings, store, metrics)
+        app[CMDB_NIGHTLY] = nightly
+        every = settings.cmdb.check_seconds
+        app.cleanup_ctx.append(lambda _app: cmdb_wiring.nightly(store, nightly, every))
     if REMINDERS in app and settings.evidence_reminder_seconds > 0:
         app.cleanup_ctx.append(lambda a: evidence_wiring.reminding(store, a[REMINDERS], settings))
     if settings.costs.enabled and settings.costs.nightly_at is not None:
@@ -378,7 +386,12 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         "/metrics", metrics_handler(metrics, lambda: refresh_gauges(metrics, store, breakers))
     )
     app.router.add_get(
-        "/readyz", readyz(lambda: readiness(store, worker, breakers, connectors=connectors))
+        "/readyz",
+        readyz(
+            lambda: readiness(
+                store, worker, breakers, connectors=connectors, cmdb=settings.cmdb.nightly
+            )
+        ),
     )
     posture = PostureApi(store, catalog, bearer=bearer, sandbox=settings.mode is Mode.SANDBOX)
     app.router.add_get("/api/posture", posture.handle)

@@ -1,4 +1,4 @@
-"""CMDB commands: sync Azure resources (Resource Graph) into CMDB CIs now."""
+"""CMDB commands: sync Azure resources (Resource Graph) into CMDB CIs now; the last run."""
 
 from __future__ import annotations
 
@@ -116,6 +116,11 @@ def _report(run: CmdbRun, counts: dict[str, int], untagged: list[StoredCi], cost
     )
     if run.skipped:
         console.print(f"[yellow]{run.skipped} row(s) were not resources and were skipped[/]")
+    if run.owners_unresolved:
+        console.print(
+            f"[yellow]{run.owners_unresolved} owner(s) matched no ServiceNow user (by e-mail "
+            "or user name): their CIs have no owned_by[/]"
+        )
     needing = counts["needing_tags"]
     if not needing:
         console.print("every active CI has its owner and environment tags")
@@ -161,3 +166,25 @@ def cmdb_deployments(
                 escape(", ".join(changes) or "—"),
             )
         console.print(table)
+
+
+@cmdb_cli.command("status")
+def cmdb_status() -> None:
+    """The newest sync run (finished, unfinished or failed) and the CMDB's CI counts."""
+    facts = on_store(cmdb_cis.summary)
+    if facts["run"] is None:
+        console.print("the CMDB has never been synced")
+        return
+    when = facts["finished_at"] or facts["started_at"]
+    console.print(
+        f"CMDB sync {facts['run']}: {facts['state']} ({when}), {facts['read']} resource(s) read; "
+        f"{facts['active']} active, {facts['retired']} retired, "
+        f"{facts['needing_tags']} needing tags"
+    )
+    if facts["owners_unresolved"]:
+        console.print(
+            f"[yellow]{facts['owners_unresolved']} owner(s) matched no ServiceNow user: "
+            "their CIs have no owned_by[/]"
+        )
+    if facts["error"]:
+        console.print(f"[red]stopped: {escape(str(facts['error']))}[/]")

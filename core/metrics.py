@@ -93,6 +93,23 @@ class Metrics:
             "When the last full Sentinel reconcile finished (Unix time; 0: none yet).",
             registry=r,
         )
+        self.cmdb_runs = Counter(
+            "warden_cmdb_sync_runs",
+            "Nightly CMDB sync runs by outcome (finished, failed: resumed later).",
+            ["outcome"],
+            registry=r,
+        )
+        self.cmdb_cis = Gauge(
+            "warden_cmdb_cis",
+            "CMDB CIs in the store: active, retired, needing_tags (active, owner/env missing).",
+            ["state"],
+            registry=r,
+        )
+        self.cmdb_last_success = Gauge(
+            "warden_cmdb_sync_last_success_timestamp_seconds",
+            "When the last CMDB sync finished (Unix time; 0: none yet).",
+            registry=r,
+        )
         self.delivery_ambiguous = Counter(
             "warden_delivery_ambiguous",
             "Card posts whose answer was lost, by what a look at the channel found "

@@ -9,10 +9,13 @@ come from the first of the named tags present on the resource.
 from __future__ import annotations
 
 import re
+from datetime import time
 from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
+
+from core.schedule import parse_time_of_day
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
 
@@ -60,11 +63,43 @@ class CmdbSettings(BaseModel):
         description="A CI missing from this many finished runs in a row is marked retired "
         "(never deleted).",
     )
+    nightly: bool = Field(
+        False,
+        description="Run the sync every night inside the server, on one replica at a time; a "
+        "run a stopped replica left half-way is resumed from its checkpoint.",
+    )
+    nightly_at: str = Field(
+        "01:30",
+        description="Time of day of the nightly sync, `HH:MM` in UTC; a night missed while "
+        "Warden was down is caught up when it starts.",
+    )
+    check_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often each replica checks whether the nightly sync is due (or left "
+        "unfinished by another replica).",
+    )
+    retry_seconds: float = Field(
+        900.0,
+        ge=0,
+        description="After a failed nightly run, how long before it is resumed.",
+    )
     servicenow_sync: bool = Field(
         False,
         description="Also upsert each CI into ServiceNow `cmdb_ci` (exact match on the Azure "
         "resource id in `correlation_id`); needs the ServiceNow connector.",
     )
+
+    @property
+    def nightly_time(self) -> time:
+        """``WARDEN_CMDB__NIGHTLY_AT`` as a time of day in UTC."""
+        return parse_time_of_day(self.nightly_at)
+
+    @field_validator("nightly_at")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        parse_time_of_day(value)
+        return value.strip()
 
     @field_validator("subscriptions", "owner_tags", "env_tags", mode="before")
     @classmethod

@@ -3,7 +3,8 @@
 Several subscriptions and resource groups, the common resource types, and owner/environment
 tags as real tenants have them: often missing, spelled differently (``owner``, ``Owner``,
 ``CreatedBy``; ``env``, ``Environment``) and with inconsistent values (``prod``,
-``Production``, ``PRD``). Generation is deterministic for a given ``random.Random``.
+``Production``, ``PRD``; an owner as an e-mail in any case, a user name, a display name or
+a team). Generation is deterministic for a given ``random.Random``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ _LOCATIONS = ("westeurope", "northeurope", "eastus", "uksouth")
 _OWNER_KEYS = ("owner", "Owner", "OWNER", "CreatedBy")
 _ENV_KEYS = ("environment", "Environment", "env", "ENV")
 _ENVS = ("prod", "Production", "PRD", "dev", "Development", "test", "UAT", "staging")
-_OWNERS = ("Adele Vance", "Megan Bowen", "Alex Wilber", "team-platform", "Lee Gu", "")
+_OWNERS = (
+    "david.loo@example.com",
+    "Beth.Anglin@example.com",
+    "abel.tuter",
+    "Adele Vance",
+    "team-platform",
+    "",
+)
 
 
 def generate_resource(

@@ -11,6 +11,7 @@ the sandbox, the description and a client shows up in tests.
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 import yaml
@@ -53,7 +54,13 @@ def _components() -> dict[str, Any]:
 
 def _validator(schema: dict[str, Any]) -> Draft7Validator:
     """Return a validator for a schema whose ``$ref`` s point into the components."""
-    return Draft7Validator({**_to_json_schema(schema), "components": _components()})
+    return _validator_of(json.dumps(schema, sort_keys=True))
+
+
+@functools.cache
+def _validator_of(schema: str) -> Draft7Validator:
+    """The validator of one schema (as JSON), built once: building one resolves the refs."""
+    return Draft7Validator({**_to_json_schema(json.loads(schema)), "components": _components()})
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:

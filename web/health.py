@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from core.breaker import Breakers
-from core.store import outbox
+from core.store import cmdb_cis, outbox
 from core.store.store import Store
 from core.worker import OutboxWorker
 from web.openapi import openapi_document
@@ -56,16 +56,21 @@ async def readiness(
     breakers: Breakers,
     *,
     connectors: dict[str, dict[str, str]] | None = None,
+    cmdb: bool = False,
 ) -> dict[str, Any]:
     """The facts ``/readyz`` reports: store and migrations, worker, outbox, breakers, and
-    each connector's version and state (informative: a connector off is not unready)."""
+    each connector's version and state (informative: a connector off is not unready);
+    with ``cmdb`` (the nightly sync runs here), its last run and CI counts (informative)."""
     store_facts = await store.check()
     counts = await outbox.counts(store) if store_facts.get("reachable") else {}
     dlq = sum(counts.get(status, 0) for status in outbox.DLQ)
-    return {
+    facts = {
         "store": {"ok": bool(store_facts.get("current")), **store_facts},
         "worker": {"ok": worker.running},
         "outbox": {"ok": True, "pending": counts.get("pending", 0), "dlq": dlq},
         "breakers": {"ok": True, "hosts": breakers.snapshot()},
         "connectors": {"ok": True, **(connectors or {})},
     }
+    if cmdb and store_facts.get("current"):
+        facts["cmdb"] = {"ok": True, **await cmdb_cis.summary(store)}
+    return facts

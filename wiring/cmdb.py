@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from connectors.http import resilient_client
@@ -14,6 +15,7 @@ from connectors.resourcegraph.cmdb_sync import (
     CmdbSyncBusy,
     Progress,
 )
+from connectors.resourcegraph.nightly import CmdbNightly
 from connectors.sentinel.setup import credential
 from connectors.servicenow.auth import authenticator
 from connectors.servicenow.cmdb import CmdbUpsert
@@ -21,7 +23,8 @@ from connectors.servicenow.sync import ServiceNowConnection
 from connectors.servicenow.table import TableApi
 from core.breaker import Breakers
 from core.errors import SettingsError
-from core.leader import leadership
+from core.leader import leadership, leading
+from core.metrics import Metrics
 from core.settings import Settings
 from core.store import deployments as deployments_store
 from core.store.store import Store
@@ -56,6 +59,30 @@ async def open_sync(settings: Settings, store: Store, stack: AsyncExitStack) -> 
         api = TableApi(connection.http, str(snow.instance_url), auth)
         sink = CmdbUpsert(api)
     return CmdbSync(client, store, settings.cmdb, sink=sink)
+
+
+def nightly_sync(settings: Settings, store: Store, metrics: Metrics | None) -> CmdbNightly:
+    """The nightly sync ``settings.cmdb`` describes; each run opens (and closes) its clients."""
+
+    async def open_one() -> tuple[CmdbSync, Callable[[], Awaitable[None]]]:
+        stack = AsyncExitStack()
+        try:
+            return await open_sync(settings, store, stack), stack.aclose
+        except BaseException:
+            await stack.aclose()
+            raise
+
+    cmdb = settings.cmdb
+    return CmdbNightly(
+        open_one, store, cmdb.nightly_time, retry_seconds=cmdb.retry_seconds, metrics=metrics
+    )
+
+
+async def nightly(store: Store, sync: CmdbNightly, every: float) -> AsyncIterator[None]:
+    """An aiohttp cleanup context: the nightly sync's checks every ``every`` seconds, on
+    the replica that leads ``cmdb-sync`` (the command line's ``cmdb sync`` leads it too)."""
+    async with leading(store, LEADER_NAME, sync.round, every=every):
+        yield
 
 
 async def sync_now(

@@ -12,8 +12,10 @@ A resumed ``$skipToken`` the service no longer accepts restarts the run from its
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -52,6 +54,11 @@ class CmdbRun(BaseModel):
     resumed: bool = Field(default=False, description="True once the run was resumed.")
     retired: int = Field(default=0, description="CIs this run marked retired.")
     finished_at: datetime | None = Field(default=None, description="When it finished.")
+    owners_unresolved: int = Field(
+        default=0, description="Owners ServiceNow has no one user for (owned_by left empty)."
+    )
+    error: str | None = Field(default=None, description="Why the run last stopped, if it did.")
+    failed_at: datetime | None = Field(default=None, description="When it last stopped so.")
 
 
 Progress = Callable[[CmdbRun], None]
@@ -68,6 +75,32 @@ class CiSink(Protocol):
     async def retire(self, ci_ids: Sequence[str]) -> int:
         """Mark the records of ``ci_ids`` retired; how many were written."""
         ...
+
+    def owners_unresolved(self) -> int:
+        """Distinct owners written so far that matched no one user (left empty)."""
+        ...
+
+
+async def read_ahead(pages: AsyncIterator[ResourcePage]) -> AsyncIterator[ResourcePage]:
+    """``pages`` with the next one fetched while the caller works on the current one.
+
+    One page at most waits in memory; when the caller stops (an error, a cancel) the
+    fetch under way is cancelled and its page dropped: nothing past the checkpoint counts.
+    """
+    iterator = aiter(pages)
+    ahead = asyncio.ensure_future(anext(iterator))
+    try:
+        while True:
+            try:
+                page = await ahead
+            except StopAsyncIteration:
+                return
+            ahead = asyncio.ensure_future(anext(iterator))
+            yield page
+    finally:
+        ahead.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await ahead
 
 
 def _utc_now() -> datetime:
@@ -92,6 +125,7 @@ class CmdbSync:
         self._settings = settings
         self._sink = sink
         self._clock = clock
+        self._latest = CmdbRun(run=1, started_at=clock())
 
     async def current(self) -> CmdbRun | None:
         """The checkpointed run, finished or not; None before the first (or if unreadable)."""
@@ -105,11 +139,23 @@ class CmdbSync:
             return None
 
     async def run(self, *, resume: bool = False, progress: Progress | None = None) -> CmdbRun:
-        """One run: resume the stopped one (``resume``), else a new one; the finished run."""
+        """One run: resume the stopped one (``resume``), else a new one; the finished run.
+
+        A ``WardenError`` that stops it is recorded on the checkpoint (``error``) and raised.
+        """
         run = self._begin(await self.current(), resume)
         await checkpoints.save(self._store, cmdb_store.CHECKPOINT, run.model_dump_json())
+        self._latest = run
         if progress is not None:
             progress(run)
+        try:
+            return await self._run(run, progress)
+        except WardenError as exc:
+            await self._record_failure(exc)
+            raise
+
+    async def _run(self, run: CmdbRun, progress: Progress | None) -> CmdbRun:
+        """Walk every page (from page 1 again if a resumed token is refused), then finish."""
         try:
             run = await self._walk(run, progress)
         except ResourceGraphQueryError:
@@ -120,6 +166,16 @@ class CmdbSync:
             run = await self._walk(run, progress)
         return await self._finish(run)
 
+    async def _record_failure(self, exc: WardenError) -> None:
+        """Save the last stored page's run with why it stopped (best effort)."""
+        failed = self._latest.model_copy(
+            update={"error": f"{type(exc).__name__}: {exc}"[:300], "failed_at": self._clock()}
+        )
+        try:
+            await checkpoints.save(self._store, cmdb_store.CHECKPOINT, failed.model_dump_json())
+        except WardenError:
+            log.warning("CMDB sync %d: could not record why it stopped", failed.run)
+
     def _begin(self, previous: CmdbRun | None, resume: bool) -> CmdbRun:
         """The run to do: the stopped one when resuming, else a new one (same number if
         the previous one never finished: it is done again, from page 1)."""
@@ -127,7 +183,7 @@ class CmdbSync:
         if previous is not None and previous.finished_at is None:
             if resume:
                 log.info("CMDB sync %d resumes after %d page(s)", previous.run, previous.pages)
-                return previous.model_copy(update={"resumed": True})
+                return previous.model_copy(update={"resumed": True, "error": None})
             return CmdbRun(run=previous.run, started_at=now)
         number = previous.run + 1 if previous is not None else 1
         return CmdbRun(run=number, started_at=now)
@@ -141,7 +197,7 @@ class CmdbSync:
             top=settings.page_size,
             skip_token=run.skip_token,
         )
-        async for page in pages:
+        async for page in read_ahead(pages):
             run = await self._store_page(run, page)
             if progress is not None:
                 progress(run)
@@ -175,6 +231,7 @@ class CmdbSync:
             }
         )
         await cmdb_store.store_page(self._store, items, run.run, after.model_dump_json())
+        self._latest = after
         return after
 
     async def _finish(self, run: CmdbRun) -> CmdbRun:
@@ -183,8 +240,13 @@ class CmdbSync:
         stale = await cmdb_store.stale_ids(self._store, run.run, after)
         if self._sink is not None and stale:
             await self._sink.retire(stale)
+        unresolved = self._sink.owners_unresolved() if self._sink is not None else 0
         done = run.model_copy(
-            update={"finished_at": self._clock(), "retired": run.retired + len(stale)}
+            update={
+                "finished_at": self._clock(),
+                "retired": run.retired + len(stale),
+                "owners_unresolved": unresolved,
+            }
         )
         retired = await cmdb_store.finish_run(self._store, run.run, after, done.model_dump_json())
         log.info(

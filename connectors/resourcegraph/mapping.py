@@ -19,7 +19,16 @@ from core.itsm import ConfigurationItem
 
 def tag_value(tags: Mapping[str, Any], names: Sequence[str]) -> str | None:
     """The value of the first of ``names`` present in ``tags`` (any case), or None."""
-    lowered = {str(key).strip().lower(): value for key, value in tags.items()}
+    return _first(_lowered(tags), names)
+
+
+def _lowered(tags: Mapping[str, Any]) -> dict[str, Any]:
+    """``tags`` keyed by trimmed, lower-case name."""
+    return {str(key).strip().lower(): value for key, value in tags.items()}
+
+
+def _first(lowered: Mapping[str, Any], names: Sequence[str]) -> str | None:
+    """The first non-blank value of ``names`` in lower-cased ``lowered``, trimmed."""
     for name in names:
         value = lowered.get(name.strip().lower())
         if value is not None and str(value).strip():
@@ -42,12 +51,13 @@ def ci_from_row(
         raise InvalidPayload("the row has no name", field="name")
     tags = row.get("tags")
     tags = tags if isinstance(tags, dict) else {}
+    lowered = _lowered(tags)
     return ConfigurationItem(
         ciId=resource_id.lower(),
         name=name,
         type=str(kind or "").lower(),
-        owner=tag_value(tags, owner_tags),
-        env=tag_value(tags, env_tags),
+        owner=_first(lowered, owner_tags),
+        env=_first(lowered, env_tags),
         tags=sorted(f"{key}={'' if value is None else value}" for key, value in tags.items()),
         lastSeenUtc=seen_at,
     )

@@ -21,6 +21,9 @@ from core.itsm import RecordType
 CMDB_CI = "cmdb_ci"
 """The base table of configuration items."""
 
+SYS_USER = "sys_user"
+"""The users table (read only: a CI's ``owned_by`` references one)."""
+
 _RECORD_FIELDS = (
     "sys_id",
     "number",
@@ -64,6 +67,7 @@ FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         RecordType.PROBLEM.value: _RECORD_FIELDS,
         RecordType.REQUEST_ITEM.value: _RECORD_FIELDS,
         CMDB_CI: _CI_FIELDS,
+        SYS_USER: ("sys_id", "user_name", "email", "active"),
     }
 )
 """Table → the fields Warden reads (``sysparm_fields``) and may name in a query."""
@@ -73,7 +77,7 @@ WRITABLE: Mapping[str, frozenset[str]] = MappingProxyType(
         table: frozenset(names) - {"sys_id", "number", "sys_updated_on", "sys_updated_by"}
         | {"work_notes", "comments", "assignment_group", "assigned_to"}
         for table, names in FIELDS.items()
-        if table != CMDB_CI
+        if table not in (CMDB_CI, SYS_USER)
     }
 )
 """Table → the fields Warden may write."""

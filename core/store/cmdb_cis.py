@@ -39,13 +39,13 @@ class StoredCi:
     retired_at: datetime | None
 
 
-def _row(store: Store, item: ConfigurationItem, run: int, now: float) -> dict[str, Any]:
-    """The ``cmdb_cis`` row of one CI seen by ``run`` (its owner sealed)."""
+def _row(item: ConfigurationItem, run: int, now: float, sealed: dict[str, str]) -> dict[str, Any]:
+    """The ``cmdb_cis`` row of one CI seen by ``run``; ``sealed`` holds each owner sealed."""
     return {
         "ci_id": item.ci_id,
         "name": item.name,
         "type": item.type,
-        "owner": store.cipher.encrypt(item.owner or ""),
+        "owner": sealed.get(item.owner or "", ""),
         "env": item.env,
         "tags": json.dumps(item.tags),
         "needs_tags": item.owner is None or item.env is None,
@@ -54,6 +54,11 @@ def _row(store: Store, item: ConfigurationItem, run: int, now: float) -> dict[st
         "last_seen_run": run,
         "retired_at": None,
     }
+
+
+def _sealed(store: Store, items: Sequence[ConfigurationItem]) -> dict[str, str]:
+    """Each distinct owner of ``items`` sealed once (a page holds few people, many CIs)."""
+    return {owner: store.cipher.encrypt(owner) for owner in {i.owner for i in items if i.owner}}
 
 
 def _checkpoint(conn: Connection, value: str) -> None:
@@ -71,6 +76,7 @@ async def store_page(
 
     def write(conn: Connection, _: None) -> None:
         now = time.time()
+        sealed = _sealed(store, unique)
         if unique:
             stmt: Any = insert_for(conn.dialect.name, cmdb_cis)
             refreshed = {name: stmt.excluded[name] for name in _REFRESHED}
@@ -78,7 +84,7 @@ async def store_page(
                 index_elements=["ci_id"],
                 set_={**refreshed, "last_seen_run": run, "retired_at": None},
             )
-            conn.execute(stmt, [_row(store, item, run, now) for item in unique])
+            conn.execute(stmt, [_row(item, run, now, sealed) for item in unique])
         _checkpoint(conn, checkpoint)
 
     await store.run_write(write, None)
@@ -162,3 +168,33 @@ def _stored(store: Store, row: Any) -> StoredCi:
     )
     retired = None if row.retired_at is None else datetime.fromtimestamp(row.retired_at, UTC)
     return StoredCi(item, bool(row.needs_tags), int(row.last_seen_run), retired)
+
+
+async def summary(store: Store) -> dict[str, Any]:
+    """The newest sync run as the checkpoint holds it, and the CI counts (for ``/readyz``,
+    ``status`` and ``cmdb status``): run, state, timestamps, CIs read, unresolved owners,
+    the error that stopped it, and the ``active``/``retired``/``needing_tags`` counts."""
+    async with store.reading() as conn:
+        saved = await conn.scalar(
+            select(checkpoints.c.value).where(checkpoints.c.name == CHECKPOINT)
+        )
+    run: dict[str, Any] = {}
+    if saved is not None:
+        try:
+            loaded = json.loads(saved)
+        except ValueError:
+            loaded = None
+        run = loaded if isinstance(loaded, dict) else {}
+    state = "never run" if not run else "finished" if run.get("finished_at") else "unfinished"
+    if state == "unfinished" and run.get("error"):
+        state = "failed"
+    return {
+        "state": state,
+        "run": run.get("run"),
+        "started_at": run.get("started_at"),
+        "finished_at": run.get("finished_at"),
+        "read": run.get("read", 0),
+        "owners_unresolved": run.get("owners_unresolved", 0),
+        "error": run.get("error"),
+        **await counts(store),
+    }

@@ -119,6 +119,30 @@ async def test_cmdb_sync_upserts_servicenow_exactly_once_per_resource(
     assert changed["sys_class_name"] == "cmdb_ci_vm_instance"
 
 
+async def test_cmdb_sync_owner_becomes_owned_by_only_for_exactly_one_user(
+    arm: ArmSandbox, snow: ServiceNowSandbox, store: Store
+) -> None:
+    """An owner tag that is a user's e-mail (any case) or user name sets ``owned_by`` to that
+    user; a display name or a team matches no one: left empty, and the run counts it."""
+    run = await sync_now(settings_for(arm, snow), store)
+    users = {
+        key.lower(): user["sys_id"]
+        for user in snow.records("sys_user")
+        for key in (user["email"], user["user_name"])
+        if key
+    }
+    owners = {s.item.ci_id: s.item.owner for s in await cmdb_cis.cis(store)}
+    unknown = set()
+    for record in azure_cis(snow):
+        owner = (owners[record["correlation_id"]] or "").lower()
+        assert record["owned_by"] == users.get(owner, ""), owner
+        if owner and owner not in users:
+            unknown.add(owner)
+    assert {"adele vance", "team-platform"} <= unknown
+    assert any(r["owned_by"] for r in azure_cis(snow))
+    assert run.owners_unresolved == len(unknown)
+
+
 async def test_cmdb_sync_adopts_an_existing_ci_with_the_resource_id(
     arm: ArmSandbox, snow: ServiceNowSandbox, store: Store
 ) -> None:
@@ -172,7 +196,7 @@ async def test_cmdb_sync_resume_continues_after_the_last_stored_page(
 
     def fail_after_two(run: CmdbRun) -> None:
         seen.append(run)
-        if run.pages == 2:
+        if run.pages == 1:  # page 2 is already being read ahead: page 3 is refused
             arm.add_fault(Fault(status=400, code="BadRequest", times=1, path="ResourceGraph"))
 
     with pytest.raises(ResourceGraphQueryError):

@@ -90,7 +90,14 @@ def test_fields_param_lists_correlation_and_sys_id() -> None:
     fields = fields_param("change_request").split(",")
     assert {"sys_id", "number", "correlation_id", "sys_updated_on", "state"} <= set(fields)
     with pytest.raises(ValueError, match="table"):
-        fields_param("sys_user")
+        fields_param("sys_user_group")
+
+
+def test_fields_param_reads_users_but_writable_refuses_them() -> None:
+    """Users are read (a CI owner's sys_id, by e-mail or user name), never written."""
+    assert {"sys_id", "email", "user_name"} <= set(fields_param("sys_user").split(","))
+    with pytest.raises(ValueError, match="sys_user"):
+        writable("sys_user", {"email": "x@example.com"})
 
 
 def test_writable_refuses_system_fields() -> None:
