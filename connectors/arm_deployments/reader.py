@@ -87,7 +87,15 @@ class DeploymentReader:
         except ValueError:
             await deployments_store.store_incident_resources(self._store, incident_key, [], None)
             return
-        resources = azure_resources(await self._incidents.list_entities(workspace, name))
+        try:
+            resources = azure_resources(await self._incidents.list_entities(workspace, name))
+        except DeliveryError as exc:
+            if exc.outcome is not Outcome.GONE:
+                raise
+            # the incident is gone from Sentinel: nothing to show, nothing for the DLQ
+            log.info("deployments of %s not read: %s", incident_key, exc)
+            await deployments_store.store_incident_resources(self._store, incident_key, [], None)
+            return
         first = await self._first_alert(incident_key, workspace, name)
         if first is not None and resources:
             window = (first - timedelta(minutes=self._settings.lookback_minutes), first)

@@ -130,3 +130,20 @@ async def test_card_arm_down_then_up_deployment_appears(
     arm.clear_faults()
     await desk.settled()
     assert "Deployed webapp-release-7 30 minutes before the first alert" in str(desk.card())
+
+
+async def test_deployments_incident_gone_from_sentinel_nothing_in_the_dlq(
+    start_warden: WardenFactory, arm: ArmSandbox
+) -> None:
+    """An incident Sentinel no longer has (deleted there): its deployments are not read, the
+    card stays as it is, and nothing waits in the dead-letter queue."""
+    desk = await _desk(start_warden, arm)
+    made = desk.arm.create_incident({"title": "Deleted before Warden asked", "severity": "High"})
+    desk.arm.workspace().incidents.pop(str(made["name"]).lower())
+    assert (await desk.warden.webhook(made)).status == 202
+    await desk.warden.connector.wait_for(
+        lambda s: desk.warden.card_posts(desk.conversation) or None
+    )
+    await desk.settled()
+    counts = await outbox.counts(desk.store)
+    assert not any(counts.get(status) for status in outbox.DLQ), counts
