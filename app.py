@@ -48,7 +48,7 @@ from connectors.sentinel.connection import SentinelConnection, tls_verify
 from connectors.sentinel.links import LinkNoteDelivery
 from connectors.sentinel.mapping import incident_from_webhook
 from connectors.sentinel.setup import polling
-from connectors.sentinel.triage import SentinelDetails, SentinelTriage
+from connectors.sentinel.triage import SentinelDetails
 from connectors.servicenow import setup as servicenow_setup
 from connectors.servicenow.cmdb import CmdbLookup
 from core.breaker import Breakers
@@ -78,7 +78,7 @@ from core.worker import Handler, OutboxWorker
 from graph.channel_messages import ChannelMessages
 from graph.client import graph_client, graph_http
 from graph.defender_poller import polling as defender_polling
-from graph.defender_triage import DefenderDetails, DefenderTriage
+from graph.defender_triage import DefenderDetails
 from graph.evidence_sync import (
     link_refusal,
 )
@@ -153,7 +153,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         else None
     )
     incidents = sentinel if enabled(settings, "sentinel") else None
-    defender = defender_wiring.connect(settings, breakers, incidents)
+    defender = defender_wiring.connect(settings, breakers, sentinel)
     servicenow = (
         servicenow_setup.connect(settings.servicenow, breakers)
         if enabled(settings, "servicenow")
@@ -166,7 +166,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     )
     itsm_client = servicenow.client if servicenow is not None else jsm.client if jsm else None
     triage = _triage_desk(
-        settings, store, breakers, incidents, defender, itsm=itsm_client is not None
+        settings, store, breakers, sentinel, incidents, defender, itsm=itsm_client is not None
     )
     links = None
     if triage is not None:
@@ -258,19 +258,12 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         attest = attestation_handler(settings, store, catalog, breakers, sentinel)
         handlers[POLICY_ATTEST_JOB] = attest[0]
         mirror_closers += [attest[1]] if attest[1] is not None else []
+    by_source = defender_wiring.triage_handler(settings, store, writer, incidents, defender)
+    if by_source is not None:
+        handlers[TRIAGE_JOB] = by_source
+    if defender is not None:
+        mirror_closers.append(defender.aclose)
     if incidents is not None:
-        attempts = settings.outbox.max_attempts
-        by_source: dict[IncidentSource, Handler] = {
-            IncidentSource.SENTINEL: SentinelTriage(
-                incidents.client, store, writer, max_attempts=attempts
-            )
-        }
-        if defender is not None:
-            by_source[IncidentSource.DEFENDER] = DefenderTriage(
-                defender.client, store, writer, people=defender.people, max_attempts=attempts
-            )
-            mirror_closers.append(defender.aclose)
-        handlers[TRIAGE_JOB] = defender_wiring.TriageBySource(store, by_source)
         handlers[LINK_NOTE_JOB] = LinkNoteDelivery(incidents.client, store)
     if jsm is not None:
         handlers.update(jsm_setup.handlers(jsm, store))
@@ -417,12 +410,14 @@ def _triage_desk(
     store: Store,
     breakers: Breakers,
     sentinel: SentinelConnection | None,
+    incidents: SentinelConnection | None,
     defender: defender_wiring.DefenderParts | None = None,
     *,
     itsm: bool = False,
 ) -> TriageDesk | None:
-    """Triage from cards, when Warden can write to Sentinel; responders checked in Graph."""
-    if sentinel is None:
+    """Triage from cards, when Warden can write to Sentinel or Defender XDR; responders
+    checked in Graph. ``sentinel`` is the Azure identity, ``incidents`` Sentinel when on."""
+    if sentinel is None or (incidents is None and defender is None):
         return None
     responders = None
     if settings.responder_group_ids:
@@ -431,9 +426,9 @@ def _triage_desk(
         responders = ResponderGroups(
             graph, settings.responder_group_ids, ttl=settings.responder_cache_seconds, http=http
         )
-    sources: dict[IncidentSource, DetailsSource] = {
-        IncidentSource.SENTINEL: SentinelDetails(sentinel.client)
-    }
+    sources: dict[IncidentSource, DetailsSource] = {}
+    if incidents is not None:
+        sources[IncidentSource.SENTINEL] = SentinelDetails(incidents.client)
     if defender is not None:
         sources[IncidentSource.DEFENDER] = DefenderDetails(defender.client)
     details = defender_wiring.DetailsBySource(store, sources)

@@ -9,10 +9,24 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cli import doctor_probes as probes
 from cli.common import console
-from cli.doctor_probes import PROBES
-from core.doctor import Check, run_doctor, summary
+from cli.doctor_sources import defender, jsm
+from core.doctor import Check, Probe, check_bot_identity, check_store, run_doctor, summary
 from core.settings import load_settings
+
+PROBES = (
+    Probe("Store", check_store),
+    Probe("Bot identity", check_bot_identity),
+    Probe("Microsoft Sentinel", probes.sentinel),
+    Probe("Microsoft Defender XDR", defender),
+    Probe("Azure Policy", probes.policy),
+    Probe("ServiceNow", probes.servicenow),
+    Probe("Jira Service Management", jsm),
+    Probe("SharePoint", probes.sharepoint),
+    Probe("Teams manifest", probes.teams_manifest),
+)
+"""Every check after the configuration's, in the order the table shows them."""
 
 MARKS = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]–[/]"}
 

@@ -40,6 +40,9 @@ from core.models import Incident
 from graph.defender_mapping import incident_from_graph
 from graph.sharepoint import call
 
+__version__ = "0.1.0"
+"""The Defender XDR connector's version (the ``graph`` package's is SharePoint's)."""
+
 PAGE_SIZE = 50
 """Incidents asked for per page (Graph's maximum for ``security/incidents``)."""
 
