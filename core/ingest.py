@@ -1,5 +1,9 @@
 """Ingest: an incident version and the card work it causes, committed in one transaction.
 
+On PostgreSQL the versions of one XDR incident (Sentinel's and Defender XDR's) are ingested
+one transaction at a time (an advisory lock per XDR id), so replicas racing never make two
+rows or two cards of it.
+
 ``IngestWriter`` is a group commit: concurrent requests queue their items, one writer task
 commits whatever has queued up in a single transaction, and each request is answered only
 after the transaction holding its own rows has committed. A failed commit answers every
@@ -21,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.crypto import PayloadCipher
 from core.errors import StoreUnavailable
+from core.leader import lock_key
 from core.models import Incident
 from core.store import outbox
 from core.store.sql import Statement, in_list
@@ -133,6 +138,7 @@ def ingest_batch(conn: Connection, items: list[Item], cipher: PayloadCipher) -> 
     Each item's trace context goes with its jobs, so their calls continue its trace;
     ``cipher`` encrypts what is stored.
     """
+    _lock_xdr_ids(conn, items)
     return [
         ingest_one(conn, incident, webhook_id, trace, cipher=cipher)
         for incident, webhook_id, trace in items
@@ -177,6 +183,23 @@ _INSERT_JOB = Statement(
     ":lease_until, :last_error, :created_at, :updated_at)"
 )
 """The hot path's statements, built once: ingest is the busiest write Warden makes."""
+
+
+_XDR_LOCK = Statement("SELECT pg_advisory_xact_lock(:key)")
+
+
+def _lock_xdr_ids(conn: Connection, items: list[Item]) -> None:
+    """On PostgreSQL, hold a transaction lock per XDR id of the batch, in sorted order.
+
+    Two replicas ingesting the Sentinel and the Defender XDR versions of one incident take
+    turns: the second waits for the first to commit, then finds its row as the twin (one
+    row, one card). Sorted, so two batches never wait on each other crosswise. SQLite has a
+    single writer and needs none.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for xdr_id in sorted({incident.xdr_id for incident, _, _ in items if incident.xdr_id}):
+        _XDR_LOCK.run(conn, {"key": lock_key(f"xdr:{xdr_id}")})
 
 
 def ingest_one(
