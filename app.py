@@ -52,7 +52,7 @@ from connectors.sentinel.connection import SentinelConnection, tls_verify
 from connectors.sentinel.links import LinkNoteDelivery
 from connectors.sentinel.mapping import incident_from_webhook
 from connectors.sentinel.setup import polling
-from connectors.sentinel.triage import SentinelDetails, SentinelTriage
+from connectors.sentinel.triage import SentinelDetails
 from connectors.servicenow import setup as servicenow_setup
 from connectors.servicenow.cmdb import CmdbLookup
 from connectors.ssrf_rules import link_refusal
@@ -147,7 +147,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         else None
     )
     incidents = sentinel if enabled(settings, "sentinel") else None
-    defender = defender_wiring.connect(settings, breakers, incidents)
+    defender = defender_wiring.connect(settings, breakers, sentinel)
     servicenow = (
         servicenow_setup.connect(settings.servicenow, breakers)
         if enabled(settings, "servicenow")
@@ -160,7 +160,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     )
     itsm_client = servicenow.client if servicenow is not None else jsm.client if jsm else None
     roles = roles_wiring.role_gate(settings, breakers, sentinel)
-    triage = _triage_desk(store, incidents, defender, roles=roles, itsm=itsm_client is not None)
+    triage = _triage_desk(
+        store, sentinel, incidents, defender, roles=roles, itsm=itsm_client is not None
+    )
     links = None
     if triage is not None:
         links = LinkDesk(
@@ -251,21 +253,12 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         attest = attestation_handler(settings, store, catalog, breakers, sentinel)
         handlers[POLICY_ATTEST_JOB] = attest[0]
         mirror_closers += [attest[1]] if attest[1] is not None else []
+    by_source = defender_wiring.triage_handler(settings, store, writer, incidents, defender)
+    if by_source is not None:
+        handlers[TRIAGE_JOB] = by_source
+    if defender is not None:
+        mirror_closers.append(defender.aclose)
     if incidents is not None:
-        attempts = settings.outbox.max_attempts
-        by_source: dict[IncidentSource, Handler] = {
-            IncidentSource.SENTINEL: SentinelTriage(
-                incidents.client, store, writer, max_attempts=attempts
-            )
-        }
-        if defender is not None:
-            from graph.defender_triage import DefenderTriage
-
-            by_source[IncidentSource.DEFENDER] = DefenderTriage(
-                defender.client, store, writer, people=defender.people, max_attempts=attempts
-            )
-            mirror_closers.append(defender.aclose)
-        handlers[TRIAGE_JOB] = defender_wiring.TriageBySource(store, by_source)
         handlers[LINK_NOTE_JOB] = LinkNoteDelivery(incidents.client, store)
     if jsm is not None:
         handlers.update(jsm_setup.handlers(jsm, store))
@@ -452,17 +445,19 @@ def _channel_messages(
 def _triage_desk(
     store: Store,
     sentinel: SentinelConnection | None,
+    incidents: SentinelConnection | None,
     defender: defender_wiring.DefenderParts | None = None,
     *,
     roles: RoleGate,
     itsm: bool = False,
 ) -> TriageDesk | None:
-    """Triage from cards, when Warden can write to Sentinel; responders checked by ``roles``."""
-    if sentinel is None:
+    """Triage from cards, when Warden can write to Sentinel or Defender XDR; responders
+    checked by ``roles``. ``sentinel`` is the Azure identity, ``incidents`` Sentinel when on."""
+    if sentinel is None or (incidents is None and defender is None):
         return None
-    sources: dict[IncidentSource, DetailsSource] = {
-        IncidentSource.SENTINEL: SentinelDetails(sentinel.client)
-    }
+    sources: dict[IncidentSource, DetailsSource] = {}
+    if incidents is not None:
+        sources[IncidentSource.SENTINEL] = SentinelDetails(incidents.client)
     if defender is not None:
         from graph.defender_triage import DefenderDetails
 

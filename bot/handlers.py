@@ -184,10 +184,10 @@ class WardenBot:
         ref = message.conversation
         name = parsed.command.name
         if name == "subscribe incidents":
-            if off := self._switched_off.get("sentinel"):
+            named = parsed.values.get("from", IncidentSource.SENTINEL.value).split()
+            if off := next(filter(None, map(self._switched_off.get, named)), None):
                 return [error_card("Incidents are switched off", off)]
             minimum = Severity.parse(parsed.argument) if parsed.argument else Severity.INFORMATIONAL
-            named = parsed.values.get("from", IncidentSource.SENTINEL.value).split()
             sub = Subscription(
                 conversation_id=ref.conversation_id,
                 min_severity=minimum,

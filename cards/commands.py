@@ -61,7 +61,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("help", _usage("help"), "Show what I can do."),
     Command(
         "subscribe incidents",
-        _usage("subscribe incidents", SEVERITY_CHOICES),
+        _usage("subscribe incidents", SEVERITY_CHOICES) + " [from defender]",
         "Post incidents of that severity and above here (default: all severities).",
         SEVERITY_CHOICES,
         sources=SOURCE_CHOICES,

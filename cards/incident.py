@@ -38,7 +38,7 @@ from cards.text import humanize_identifier, inert, localized, shorten
 from cards.verbs import CardVerb
 from core.deployments import DeploymentNote
 from core.itsm import ConfigurationItem, IncidentLink
-from core.models import Incident, IncidentStatus, Severity
+from core.models import Incident, IncidentSource, IncidentStatus, Severity
 from core.triage import CLOSING_CHOICES, IncidentDetails, TriageAction, TriageState
 
 TITLE_LIMIT = 200
@@ -107,7 +107,7 @@ def incident_card(
         body.append(container([text_block(inert(notice), weight="bolder")], style="warning"))
     body += [_header(incident), _title(incident), fact_set(_facts(incident))]
     if action is not None:
-        body.append(_action_line(action, incident.key))
+        body.append(_action_line(action, incident))
     body += link_rows(links)
     body += ci_rows(cis)
     if deployment is not None:
@@ -116,7 +116,7 @@ def incident_card(
     if description:
         body.append(rich_text(shorten(description, DESCRIPTION_LIMIT), spacing="medium"))
     if details is not None:
-        body += _details(details)
+        body += _details(details, SOURCE_NAMES[incident.source])
     if triage:
         buttons = _triage_buttons(incident, version)
         if itsm:
@@ -178,6 +178,7 @@ def _facts(incident: Incident) -> list[tuple[str, str]]:
         ("Labels", _joined(incident.labels)),
         ("Provider", inert(incident.provider_name or "")),
         ("Classification", humanize_identifier(inert(incident.classification or ""))),
+        ("Reported by", BOTH_SOURCES if reported_by_both(incident) else ""),
     ]
     return [(title, value) for title, value in rows if value]
 
@@ -215,21 +216,38 @@ def _actions(
     return actions
 
 
+SOURCE_NAMES: Mapping[IncidentSource, str] = MappingProxyType(
+    {IncidentSource.SENTINEL: "Sentinel", IncidentSource.DEFENDER: "Defender XDR"}
+)
+"""How a card names each incident source (triage goes to the stored version's source)."""
+
+BOTH_SOURCES = "Sentinel and Defender XDR"
+"""The *Reported by* fact of an incident both sources report (one card for both)."""
+
+
+def reported_by_both(incident: Incident) -> bool:
+    """True when Sentinel and Defender XDR both report ``incident``: a Sentinel version
+    carrying the XDR id, or a version shown under the key of the other source's."""
+    return len(incident.reported_by) > 1 or incident.source_key is not None
+
+
 ACTION_LOOKS: Mapping[TriageState, tuple[str, str]] = MappingProxyType(
     {
         TriageState.PENDING: ("Applying\u2026", "accent"),
-        TriageState.WAITING: ("Waiting for Sentinel", "warning"),
+        TriageState.WAITING: ("Waiting for {source}", "warning"),
         TriageState.APPLIED: ("Done", "good"),
         TriageState.CONFLICT: ("Not applied", "warning"),
         TriageState.FAILED: ("Not applied", "attention"),
     }
 )
-"""How each state of the newest triage action is labelled and coloured."""
+"""How each state of the newest triage action is labelled (``{source}``: the incident's
+source) and coloured."""
 
 
-def _action_line(action: TriageAction, incident_key: str) -> JSON:
+def _action_line(action: TriageAction, incident: Incident) -> JSON:
     """Who asked for what and how it went: ``Done: Severity High → Medium, by Ada · <time>``."""
     label, style = ACTION_LOOKS[action.state]
+    label = label.format(source=SOURCE_NAMES[incident.source])
     who = inert(action.actor.display)
     change = action.change
     owner = change.owner.object_id if change.owner else None
@@ -241,14 +259,14 @@ def _action_line(action: TriageAction, incident_key: str) -> JSON:
         items.append(text_block(inert(action.detail), size="small", isSubtle=True, spacing="none"))
     if action.state is TriageState.FAILED:
         retry = execute(
-            "Try again", CardVerb.RETRY, {"incident": incident_key, "action": action.intent_id}
+            "Try again", CardVerb.RETRY, {"incident": incident.key, "action": action.intent_id}
         )
         items.append({"type": "ActionSet", "actions": [retry]})
     return container(items, style=style, spacing="medium")
 
 
-def _details(details: IncidentDetails) -> list[JSON]:
-    """The alerts and entities, each a small FactSet under a heading."""
+def _details(details: IncidentDetails, source: str) -> list[JSON]:
+    """The alerts and entities, each a small FactSet under a heading (the rest in ``source``)."""
     parts: list[JSON] = []
     for heading, rows, more in (
         ("Alerts", details.alerts, details.more_alerts),
@@ -257,13 +275,14 @@ def _details(details: IncidentDetails) -> list[JSON]:
         parts.append(text_block(heading, weight="bolder", spacing="medium"))
         facts = [(inert(name), inert(value)) for name, value in rows]
         if more:
-            facts.append(("\u2026", f"{more} more in Sentinel"))
+            facts.append(("\u2026", f"{more} more in {source}"))
         parts.append(fact_set(facts) if facts else text_block("None", isSubtle=True))
     return parts
 
 
 def _triage_buttons(incident: Incident, version: str) -> JSON:
-    """Assign to me, Assign to…, Severity…, Activate or Reopen, Close…, Comment…."""
+    """Assign to me, Assign to…, Severity… (not for Defender XDR: Graph cannot change an
+    incident's severity), Activate or Reopen, Close…, Comment…."""
     data = {"incident": incident.key, "version": version}
     closed = incident.status is IncidentStatus.CLOSED
     actions = [
@@ -273,12 +292,15 @@ def _triage_buttons(incident: Incident, version: str) -> JSON:
             [_people_picker()],
             execute("Assign", CardVerb.ASSIGN, data),
         ),
-        _show_card(
-            "Severity\u2026",
-            [_severity_choice(incident.severity)],
-            execute("Change severity", CardVerb.SEVERITY, data),
-        ),
     ]
+    if incident.source is not IncidentSource.DEFENDER:
+        actions.append(
+            _show_card(
+                "Severity\u2026",
+                [_severity_choice(incident.severity)],
+                execute("Change severity", CardVerb.SEVERITY, data),
+            )
+        )
     if closed:
         actions.append(execute("Reopen", CardVerb.STATUS, {**data, "status": "Active"}))
     else:

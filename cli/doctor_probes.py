@@ -1,5 +1,6 @@
 """The doctor's probes of the outside world: Sentinel, Azure Policy, ServiceNow, SharePoint and
-the Teams package, each through the same client Warden itself uses.
+the Teams package, each through the same client Warden itself uses (JSM's and Defender XDR's
+are in ``cli.doctor_sources``; ``cli.doctor`` lists them all).
 
 Each probe makes one read its connector is allowed to do and says ✓ only when that read
 succeeded; a refusal names the role or variable that fixes it. A connector that is off or
@@ -22,9 +23,6 @@ from connectors.servicenow.setup import connect
 from core.breaker import Breakers
 from core.doctor import (
     Check,
-    Probe,
-    check_bot_identity,
-    check_store,
     failed,
     passed,
     sentinel_webhook_rows,
@@ -65,7 +63,7 @@ def brief(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
 
-def _host(url: str) -> str:
+def host_of(url: str) -> str:
     """Only the host (and port) of ``url``: never a path, query or credentials."""
     parsed = httpx.URL(url)
     return f"{parsed.host}:{parsed.port}" if parsed.port else parsed.host
@@ -81,13 +79,13 @@ def _arm_fix(exc: ArmServiceError, settings: Settings, grant: str, missing: str)
         return missing
     if exc.status is None or exc.status >= 500 or exc.code == "CredentialUnavailable":
         return (
-            f"ARM or Entra ID does not answer ({_host(settings.arm_endpoint)}): check "
+            f"ARM or Entra ID does not answer ({host_of(settings.arm_endpoint)}): check "
             "WARDEN_ARM_ENDPOINT, AZURE_AUTHORITY_HOST and the network"
         )
     return "see the detail"
 
 
-def _token_fix(exc: AzureError) -> str:
+def token_fix(exc: AzureError) -> str:
     """What fixes a credential that gave no token: its secret, or reaching Entra ID."""
     if isinstance(exc, ClientAuthenticationError):
         return CREDENTIAL_FIX
@@ -122,7 +120,7 @@ async def _arm_token(connection: SentinelConnection, settings: Settings) -> Chec
     try:
         await connection.credential.get_token(ARM_SCOPE)
     except AzureError as exc:
-        return failed(name, f"no ARM token: {brief(exc.message)}", _token_fix(exc))
+        return failed(name, f"no ARM token: {brief(exc.message)}", token_fix(exc))
     detail = (
         f"ARM token for {settings.azure_client_id or 'the managed identity'}; no workspace "
         "to read (WARDEN_SENTINEL_WORKSPACES is unset)"
@@ -190,7 +188,7 @@ async def servicenow(settings: Settings) -> list[Check]:
     connection = connect(config, Breakers())
     if connection is None:  # the registry says configured: an instance is set
         return [skipped("ServiceNow", "not configured")]
-    host = _host(str(config.instance_url))
+    host = host_of(str(config.instance_url))
     try:
         await connection.client.get(PROBE_CHANGE)
     except WardenError as exc:
@@ -235,7 +233,7 @@ async def sharepoint(settings: Settings) -> list[Check]:
         async with sharepoint_access(settings, token, verify=tls_verify(settings)) as access:
             return [await _read_site(access, settings)]
     except AzureError as exc:
-        return [failed("SharePoint", f"no Graph token: {brief(exc.message)}", _token_fix(exc))]
+        return [failed("SharePoint", f"no Graph token: {brief(exc.message)}", token_fix(exc))]
     finally:
         await token.close()
 
@@ -289,7 +287,7 @@ def _graph_fix(exc: DeliveryError, settings: Settings) -> str:
         )
     if exc.status is None or exc.status >= 500:
         return (
-            f"Graph does not answer ({_host(settings.graph_endpoint)}): check "
+            f"Graph does not answer ({host_of(settings.graph_endpoint)}): check "
             "WARDEN_GRAPH_ENDPOINT and the network"
         )
     return "see the detail"
@@ -310,15 +308,3 @@ async def teams_manifest(settings: Settings) -> list[Check]:
         fix = "set what each problem names, then `python app.py manifest build`"
         return [failed(name, "; ".join(found), fix)]
     return [passed(name, f"package valid for app {settings.microsoft_app_id}")]
-
-
-PROBES = (
-    Probe("Store", check_store),
-    Probe("Bot identity", check_bot_identity),
-    Probe("Microsoft Sentinel", sentinel),
-    Probe("Azure Policy", policy),
-    Probe("ServiceNow", servicenow),
-    Probe("SharePoint", sharepoint),
-    Probe("Teams manifest", teams_manifest),
-)
-"""Every check after the configuration's, in the order the table shows them."""

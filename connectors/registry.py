@@ -30,7 +30,7 @@ from core.triage import TRIAGE_JOB
 from core.worker import Handler
 
 HELD_WAIT = 300.0  # seconds between looks; once the flag is on, held jobs run within this
-Name = Literal["sentinel", "policy", "servicenow", "jsm", "sharepoint"]
+Name = Literal["sentinel", "policy", "servicenow", "jsm", "defender", "sharepoint"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,14 @@ CONNECTORS: tuple[Connector, ...] = (
         lambda s: s.jsm.enabled,
         "WARDEN_JSM__BASE_URL and its credentials",
         frozenset({ITSM_OUTCOME_JOB, ITSM_CREATE_JOB}),
+    ),
+    Connector(
+        "defender",
+        "Microsoft Defender XDR",
+        graph.DEFENDER_VERSION,
+        lambda s: s.defender.enabled and s.sentinel_connected,
+        "WARDEN_DEFENDER__ENABLED=true and Warden's Azure app identity (AZURE_CLIENT_ID)",
+        frozenset({TRIAGE_JOB}),
     ),
     Connector(
         "sharepoint",
@@ -140,7 +148,8 @@ def held_jobs(settings: Settings) -> dict[str, Handler]:
     """Handlers keeping the jobs of every switched-off connector waiting, by job kind.
 
     A kind that a switched-on connector also delivers (ServiceNow and JSM share the ITSM
-    jobs) is not held: that connector's handler takes it.
+    jobs, Sentinel and Defender XDR the triage job) is not held: that connector's handler
+    takes it, and holds the jobs meant for the one switched off (``wiring.defender``).
     """
     running = {kind for c in CONNECTORS if is_on(settings, c.name) for kind in c.jobs}
     return {

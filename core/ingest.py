@@ -1,5 +1,9 @@
 """Ingest: an incident version and the card work it causes, committed in one transaction.
 
+On PostgreSQL the versions of one XDR incident (Sentinel's and Defender XDR's) are ingested
+one transaction at a time (an advisory lock per XDR id), so replicas racing never make two
+rows or two cards of it.
+
 ``IngestWriter`` is a group commit: concurrent requests queue their items, one writer task
 commits whatever has queued up in a single transaction, and each request is answered only
 after the transaction holding its own rows has committed. A failed commit answers every
@@ -21,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.crypto import PayloadCipher
 from core.errors import StoreUnavailable
+from core.leader import lock_key
 from core.models import Incident
 from core.store import outbox
 from core.store.ingest_sql import IngestSql, Targets
@@ -178,6 +183,7 @@ def _join_twins(sql: IngestSql, items: list[Item]) -> list[Item]:
     reporting = [incident for incident, _id, _trace in items if incident.xdr_id]
     if not reporting:
         return items
+    _lock_xdr_ids(sql, sorted({str(incident.xdr_id) for incident in reporting}))
     stored, twins = sql.xdr_rows(
         sorted({str(incident.xdr_id) for incident in reporting}),
         sorted({incident.key for incident in reporting}),
@@ -192,6 +198,18 @@ def _join_twins(sql: IngestSql, items: list[Item]) -> list[Item]:
                 keys.append(incident.key)  # the first of the batch keeps the card
         joined.append((incident, webhook_id, trace))
     return joined
+
+
+def _lock_xdr_ids(sql: IngestSql, xdr_ids: list[str]) -> None:
+    """On PostgreSQL, hold a transaction lock per XDR id of the batch, in sorted order.
+
+    Two replicas ingesting the Sentinel and the Defender XDR versions of one incident take
+    turns: the second waits for the first to commit, then finds its row as the twin (one
+    row, one card). Sorted, so two batches never wait on each other crosswise. SQLite has a
+    single writer and needs none.
+    """
+    for xdr_id in xdr_ids:
+        sql.lock(lock_key(f"xdr:{xdr_id}"))
 
 
 def _receipts(items: list[Item], now: float) -> tuple[list[dict[str, object]], dict[str, int]]:

@@ -22,4 +22,5 @@ class ConnectorFlags(BaseModel):
     policy: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
     servicenow: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
     jsm: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
+    defender: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
     sharepoint: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]

@@ -37,8 +37,12 @@ from msgraph.graph_service_client import GraphServiceClient
 
 from core.errors import DeliveryError, Outcome
 from core.models import Incident
+from graph import DEFENDER_VERSION
 from graph.defender_mapping import incident_from_graph
 from graph.sharepoint import call
+
+__version__ = DEFENDER_VERSION
+"""The Defender XDR connector's version (the ``graph`` package's is SharePoint's)."""
 
 PAGE_SIZE = 50
 """Incidents asked for per page (Graph's maximum for ``security/incidents``)."""

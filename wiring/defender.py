@@ -1,9 +1,11 @@
 """Defender XDR wiring: the Graph security client, its poller, and triage by incident source.
 
-Defender XDR is on when ``WARDEN_DEFENDER__ENABLED`` is set and Warden has its Azure app
-identity (the Sentinel connection's credential, which Graph accepts too). A triage job goes
-to the source of the incident's stored version (``TriageBySource``); so does *Show alerts*
-(``DetailsBySource``).
+Defender XDR is on when ``WARDEN_DEFENDER__ENABLED`` is set, its feature flag
+(``WARDEN_CONNECTORS__DEFENDER__ENABLED``) is on and Warden has its Azure app identity (the
+Sentinel connection's credential, which Graph accepts too; Sentinel's own flag may be off).
+A triage job goes to the source of the incident's stored version (``TriageBySource``), and
+waits in the outbox while that source's connector is switched off; *Show alerts* goes to the
+source too (``DetailsBySource``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bot.triage import DetailsSource
+from connectors.registry import enabled, held, is_on
 from connectors.sentinel.connection import SentinelConnection, tls_verify
+from connectors.sentinel.triage import SentinelTriage
 from core.breaker import Breakers
 from core.errors import DeliveryError, Outcome
+from core.ingest import IngestWriter
 from core.models import IncidentSource
 from core.settings import Settings
 from core.store import triage as triage_store
@@ -51,7 +56,7 @@ def connect(
     settings: Settings, breakers: Breakers, sentinel: SentinelConnection | None
 ) -> DefenderParts | None:
     """Defender XDR's parts, or ``None`` when it is off or Warden has no Azure identity."""
-    if not settings.defender.enabled:
+    if not is_on(settings, "defender"):
         return None
     if sentinel is None:
         log.warning("Defender XDR is enabled but no Azure app identity is configured")
@@ -64,6 +69,39 @@ def connect(
     graph = graph_client(sentinel.credential, http, base_url=settings.graph_endpoint)
     client = DefenderClient(graph, page_size=settings.defender.page_size)
     return DefenderParts(client, People(graph, bind_base=settings.graph_endpoint), http)
+
+
+def triage_handler(
+    settings: Settings,
+    store: Store,
+    writer: IngestWriter,
+    sentinel: SentinelConnection | None,
+    defender: DefenderParts | None,
+) -> TriageBySource | None:
+    """The ``incident.triage`` handler of the sources Warden writes to; None when neither.
+
+    ``sentinel`` is the Sentinel connection when its flag is on. A source whose connector is
+    switched off gets a holding handler: its triage waits in the outbox, unspent.
+    """
+    if sentinel is None and defender is None:
+        return None
+    attempts = settings.outbox.max_attempts
+    by_source: dict[IncidentSource, Handler] = {}
+    if sentinel is not None:
+        by_source[IncidentSource.SENTINEL] = SentinelTriage(
+            sentinel.client, store, writer, max_attempts=attempts
+        )
+    elif not enabled(settings, "sentinel"):
+        by_source[IncidentSource.SENTINEL] = held("sentinel")
+    if defender is not None:
+        from graph.defender_triage import DefenderTriage
+
+        by_source[IncidentSource.DEFENDER] = DefenderTriage(
+            defender.client, store, writer, people=defender.people, max_attempts=attempts
+        )
+    elif not enabled(settings, "defender"):
+        by_source[IncidentSource.DEFENDER] = held("defender")
+    return TriageBySource(store, by_source)
 
 
 class TriageBySource:

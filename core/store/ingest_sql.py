@@ -75,6 +75,7 @@ _PG_OPEN = Statement(
     "WHERE conversation_id IN (SELECT id FROM conversations WHERE active) AND min_rank <= :rank"
 )
 """PostgreSQL opens a batch in one round trip: receipts, locked versions and card targets."""
+_PG_LOCK = Statement("SELECT pg_advisory_xact_lock(:key)")
 _PG_WAITING = Statement(
     "SELECT ordering_key FROM outbox WHERE status = 'pending' "
     "AND ordering_key = ANY(CAST(:keys AS text[]))"
@@ -221,6 +222,12 @@ class IngestSql:
             sql = "SELECT ordering_key FROM outbox WHERE status = 'pending' AND ordering_key IN "
             found = Statement(sql + fragment).run(self._conn, params)
         return {str(row[0]) for row in found.rows}
+
+    def lock(self, key: int) -> None:
+        """Hold the transaction lock ``key`` until the commit (PostgreSQL; SQLite has a single
+        writer and needs none)."""
+        if self._pg:
+            _PG_LOCK.run(self._conn, {"key": key})
 
     def add_jobs(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert outbox job rows, in order."""

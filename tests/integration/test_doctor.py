@@ -209,7 +209,7 @@ async def test_doctor_everything_configured_every_row_passes_exit_0(world: World
     ]
     assert {name: seen.mark(name) for name in passing} == dict.fromkeys(passing, "✓")
     assert seen.mark("Bot identity") == seen.mark("Teams manifest") == "–"
-    assert summary_of(seen.output) == (10, 8, 0, 2)
+    assert summary_of(seen.output) == (12, 8, 0, 4)  # JSM and Defender XDR: not configured
     assert world.arm.calls(successful=True), "the ARM reads really happened"
     assert any("change_request" in entry.summary() for entry in world.snow.requests)
     for secret in world.secrets():

@@ -28,7 +28,7 @@ from sandbox.jsm import JsmSandbox, run_jsm_sandbox
 from tests.integration.conftest import WardenFactory
 from tests.integration.triage_support import Desk, open_desk
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 HOOK_SECRET = "jira-admin-webhook-secret"
 

@@ -45,6 +45,7 @@ from core.models import (
     ConversationKind,
     ConversationStatus,
     Incident,
+    IncidentSource,
     IncidentStatus,
     Owner,
     Severity,
@@ -97,6 +98,24 @@ def full_incident() -> Incident:
         provider_name="Microsoft XDR",
         provider_url="https://security.microsoft.com/incidents/3177?tid=t1",
     )
+
+
+DEFENDER_KEY = "/security/incidents/2972395"
+
+
+def defender_incident(**changes: Any) -> Incident:
+    """The minimal incident as Defender XDR reports it (its own key, no Sentinel link)."""
+    fields: dict[str, Any] = {
+        "key": DEFENDER_KEY,
+        "name": "2972395",
+        "number": 2972395,
+        "incident_url": None,
+        "provider_name": "Microsoft Defender XDR",
+        "provider_url": "https://security.microsoft.com/incidents/2972395?tid=t1",
+        "source": IncidentSource.DEFENDER,
+        "xdr_id": "2972395",
+    }
+    return make_incident(**{**fields, **changes})
 
 
 def status(**changes: Any) -> ConversationStatus:
@@ -211,6 +230,12 @@ VARIANTS: dict[str, Callable[[], Card]] = {
         notice="This incident changed since your card was drawn.",
     ),
     "incident_minimal": lambda: incident_card(make_incident()),
+    "incident_defender_triage_waiting": lambda: incident_card(
+        defender_incident(), triage_action(TriageState.WAITING), triage=True, version="v7"
+    ),
+    "incident_both_sources": lambda: incident_card(
+        make_incident(provider_name="Microsoft XDR", xdr_id="2972395"), triage=True, version="v8"
+    ),
     "incident_triage_linked": lambda: incident_card(
         make_incident(),
         triage=True,
@@ -617,3 +642,51 @@ def test_incident_card_more_than_five_cis_counts_the_rest() -> None:
 def test_incident_card_no_cis_has_no_section() -> None:
     """Without CIs the card has no configuration items section."""
     assert "Configuration items" not in strings(incident_card(make_incident(), cis=[]))
+
+
+def test_incident_card_defender_waiting_names_defender_not_sentinel() -> None:
+    """A Defender XDR incident's waiting action says it waits for Defender XDR."""
+    card = incident_card(defender_incident(), triage_action(TriageState.WAITING), triage=True)
+    text = " ".join(strings(card))
+    assert "Waiting for Defender XDR" in text and "Sentinel" not in text
+
+
+def test_incident_card_sentinel_waiting_names_sentinel() -> None:
+    """A Sentinel incident's waiting action still says it waits for Sentinel."""
+    card = incident_card(make_incident(), triage_action(TriageState.WAITING), triage=True)
+    assert "Waiting for Sentinel" in " ".join(strings(card))
+
+
+def test_triage_defender_incident_offers_no_severity_button() -> None:
+    """Graph cannot change a Defender XDR incident's severity: no *Severity…* on its card."""
+    buttons = _buttons(incident_card(defender_incident(), triage=True, version="v"))
+    assert "Severity\u2026" not in buttons and "Change severity" not in buttons
+    assert {"Assign to me", "Activate", "Close\u2026", "Comment\u2026"} <= set(buttons)
+    sentinel = _buttons(incident_card(make_incident(), triage=True, version="v"))
+    assert "Severity\u2026" in sentinel
+
+
+@pytest.mark.parametrize(
+    "incident",
+    [
+        make_incident(xdr_id="2972395"),
+        defender_incident(key=KEY, source_key=DEFENDER_KEY),
+    ],
+    ids=["sentinel-version", "defender-version-joined"],
+)
+def test_incident_card_both_sources_says_reported_by_both(incident: Incident) -> None:
+    """One card for an incident both report: *Reported by* Sentinel and Defender XDR."""
+    assert facts(incident_card(incident))["Reported by"] == "Sentinel and Defender XDR"
+
+
+def test_incident_card_one_source_has_no_reported_by_row() -> None:
+    """A Sentinel-only or Defender-only incident has no *Reported by* row."""
+    assert "Reported by" not in facts(incident_card(make_incident()))
+    assert "Reported by" not in facts(incident_card(defender_incident()))
+
+
+def test_incident_card_defender_details_count_rest_in_defender() -> None:
+    """Alerts beyond those shown are counted "in Defender XDR" on a Defender card."""
+    details = IncidentDetails(alerts=(("Phish", "High"),), entities=(), more_alerts=4)
+    card = incident_card(defender_incident(), triage=True, version="v", details=details)
+    assert "4 more in Defender XDR" in strings(card)

@@ -62,7 +62,7 @@ def test_commands_subscribe_choices_match_severity_parse() -> None:
     subscribe = command_named("subscribe incidents")
     assert subscribe.choices == SEVERITY_CHOICES
     assert {Severity.parse(word) for word in subscribe.choices} == set(Severity)
-    assert subscribe.usage == "subscribe incidents [informational|low|medium|high]"
+    assert subscribe.usage == "subscribe incidents [informational|low|medium|high] [from defender]"
 
 
 def test_commands_table_names_are_unique_lowercase_and_start_usage() -> None:
