@@ -87,6 +87,7 @@ from web.problems import problem_middleware
 from web.recording import Recorder, recording_middleware
 from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
+from wiring import budgets as budgets_wiring
 from wiring import defender as defender_wiring
 from wiring import deployments as deployments_wiring
 from wiring import evidence as evidence_wiring
@@ -176,6 +177,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         attest=attesting,
         personal=arm is None,  # the Playground's embedded sandbox keeps owner cards in channels
     )
+    budget_desk = budgets_wiring.desk(settings, store, itsm_client)
     adapter = TeamsAdapter(
         settings,
         WardenBot(
@@ -187,6 +189,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             evidence=evidence,
             connectors=connectors,
             switched_off=switched_off,
+            budgets=budget_desk,
         ),
         breakers,
         validator=validator,
@@ -220,6 +223,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         metrics=metrics,
     )
     writer = IngestWriter(store, on_commit=worker.wake)
+    if budget_desk is not None:
+        budget_desk.wake = worker.wake
     if triage is not None:
         triage.wake = worker.wake
     handlers[AUDIT_MIRROR_JOB], mirror_closers = evidence_wiring.audit_mirror(
@@ -263,6 +268,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     reader = deployments_wiring.deployment_reader(settings, store, incidents)
     if reader is not None:
         handlers[DEPLOYMENTS_JOB] = reader
+    handlers.update(budgets_wiring.handlers(settings, store, adapter, itsm_client))
     handlers.update(held_jobs(settings))
     webhook = SentinelWebhook(
         WebhookVerifier(settings.webhook_secrets),
@@ -380,6 +386,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             on_change=worker.wake,
         )
         app.router.add_post("/api/webhooks/servicenow", snow_webhook.handle)
+    budgets_wiring.route(app, settings, store, worker.wake)
     if settings.scim.enabled:  # Entra ID provisions the roster; leavers' work moves on
         from core.store.roster_leavers import reassign_leaver
         from web.scim import PREFIX as SCIM_PREFIX

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from bot.budgets import BudgetDesk
 from bot.evidence import EVIDENCE_DATA, EvidenceDesk
 from bot.evidence_files import AttachFileData, ChatFileDesk
 from bot.extensions import ExtensionDesk
@@ -38,7 +39,7 @@ from cards.common import (
 )
 from cards.incident import incident_card
 from cards.verbs import CardVerb
-from core.actions import LinkData, RefreshData, TriageData
+from core.actions import BudgetData, LinkData, RefreshData, TriageData
 from core.breaker import Breakers
 from core.models import IncidentSource, Severity, Subscription
 from core.store.store import Store
@@ -52,6 +53,8 @@ VERB_DATA: dict[CardVerb, type[BaseModel]] = {
     **TRIAGE_DATA,
     **EVIDENCE_DATA,
     CardVerb.EVIDENCE_ATTACH_FILE: AttachFileData,
+    CardVerb.BUDGET_ACKNOWLEDGE: BudgetData,
+    CardVerb.BUDGET_OPEN_CHANGE: BudgetData,
 }
 """The data contract of each verb (``core.actions``)."""
 
@@ -83,6 +86,12 @@ def _problems(errors: list[ErrorDetails]) -> list[str]:
     return sorted(problems)
 
 
+def _alert(data: BaseModel) -> str:
+    """The alert key of a budget button's data."""
+    assert isinstance(data, BudgetData)
+    return data.alert
+
+
 class WardenBot:
     """The ``TurnHandler`` for Warden: one method per kind of turn."""
 
@@ -97,6 +106,7 @@ class WardenBot:
         evidence: EvidenceDesk | None = None,
         connectors: Mapping[str, Mapping[str, str]] | None = None,
         switched_off: Mapping[str, str] | None = None,
+        budgets: BudgetDesk | None = None,
     ) -> None:
         """Answer with ``store``; triage, links and unfurling only when each is given.
         ``connectors``: each connector's title, version and state, for ``status``;
@@ -126,6 +136,14 @@ class WardenBot:
         )
         if evidence is not None:
             self._actions[CardVerb.EVIDENCE_ATTACH_FILE] = self._files.attach
+        if budgets is not None:
+            desk = budgets
+            self._actions[CardVerb.BUDGET_ACKNOWLEDGE] = lambda action, data: desk.handle(
+                action, _alert(data), change=False
+            )
+            self._actions[CardVerb.BUDGET_OPEN_CHANGE] = lambda action, data: desk.handle(
+                action, _alert(data), change=True
+            )
 
     async def on_membership(self, change: Membership) -> list[Card]:
         """Remember a conversation the bot joined (and welcome it), or forget one it left."""

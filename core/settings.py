@@ -30,6 +30,7 @@ from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
 from core.settings_cmdb import CmdbSettings
 from core.settings_connectors import ConnectorFlags
+from core.settings_budgets import BudgetsSettings
 from core.settings_costs import CostsSettings
 from core.settings_defender import DefenderSettings
 from core.settings_deployments import DeploymentSettings
@@ -362,6 +363,11 @@ class Settings(BaseSettings):
         default_factory=CostsSettings,  # type: ignore[arg-type]
         description="The Cost Management exports ingest (`WARDEN_COSTS__<FIELD>`); off when no "
         "storage account is set.",
+    )
+    budgets: BudgetsSettings = Field(
+        default_factory=BudgetsSettings,  # type: ignore[arg-type]
+        description="Azure budget alerts as cards (`WARDEN_BUDGETS__<FIELD>`); off when no "
+        "webhook token is set.",
     )
     scim: ScimSettings = Field(
         default_factory=ScimSettings,  # type: ignore[arg-type]
