@@ -134,6 +134,6 @@ class BudgetDesk:
             self.wake()
         now = await budgets_store.stored(self._store, alert_key) or stored
         card = await draw(self._store, now, itsm=self._itsm)
-        if action.activity_id:
+        if action.activity_id and action.activity_id == now.activity_id:  # the answer redraws it
             await budgets_store.record_posted(self._store, now.key, action.activity_id, now.version)
         return card

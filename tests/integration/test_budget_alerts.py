@@ -14,6 +14,7 @@ from cards.verbs import CardVerb
 from core.costs import ExportRun, ResourceDay
 from core.settings_budgets import BudgetsSettings
 from core.settings_servicenow import ServiceNowSettings
+from core.store import budgets as budgets_store
 from core.store import costs as costs_store
 from core.store.store import Store
 from sandbox.servicenow import ServiceNowSandbox
@@ -211,7 +212,11 @@ async def test_budget_webhook_bad_body_is_400_naming_field(start_warden: WardenF
 
 async def click(warden: Warden, verb: CardVerb, key: str) -> dict[str, Any]:
     """Click a budget card's button in the finance channel; the card answered."""
+    stored = await budgets_store.stored(warden.client.server.app[STORE], key)
+    assert stored is not None and stored.activity_id is not None
     activity = invoke_activity(warden.connector.url, FINANCE, verb.value, {"alert": key})
+    activity["replyToId"] = stored.activity_id  # the card's own message
+    activity["conversation"]["id"] = f"{FINANCE};messageid={stored.activity_id}"
     response = await warden.client.post("/api/messages", json=activity)
     assert response.status == 200, await response.text()
     body: dict[str, Any] = (await response.json())["value"]
