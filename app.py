@@ -91,6 +91,7 @@ from web.problems import problem_middleware
 from web.recording import Recorder, recording_middleware
 from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
+from wiring import budgets as budgets_wiring
 from wiring import cmdb as cmdb_wiring
 from wiring import defender as defender_wiring
 from wiring import delta as delta_wiring
@@ -186,6 +187,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         personal=arm is None,  # the Playground's embedded sandbox keeps owner cards in channels
         roles=roles,
     )
+    budget_desk = budgets_wiring.desk(settings, store, itsm_client)
     adapter = TeamsAdapter(
         settings,
         WardenBot(
@@ -198,6 +200,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             connectors=connectors,
             switched_off=switched_off,
             roles=roles,
+            budgets=budget_desk,
         ),
         breakers,
         validator=validator,
@@ -234,6 +237,8 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         metrics=metrics,
     )
     writer = IngestWriter(store, on_commit=worker.wake)
+    if budget_desk is not None:
+        budget_desk.wake = worker.wake
     if triage is not None:
         triage.wake = worker.wake
     handlers[AUDIT_MIRROR_JOB], mirror_closers = evidence_wiring.audit_mirror(
@@ -269,6 +274,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     reader = deployments_wiring.deployment_reader(settings, store, incidents)
     if reader is not None:
         handlers[DEPLOYMENTS_JOB] = reader
+    handlers.update(budgets_wiring.handlers(settings, store, adapter, itsm_client))
     handlers.update(held_jobs(settings))
     webhook = SentinelWebhook(
         WebhookVerifier(settings.webhook_secrets),
@@ -401,6 +407,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             on_change=worker.wake,
         )
         app.router.add_post("/api/webhooks/servicenow", snow_webhook.handle)
+    budgets_wiring.route(app, settings, store, worker.wake)
     if settings.scim.enabled:  # Entra ID provisions the roster; leavers' work moves on
         from core.store.roster_leavers import reassign_leaver
         from web.scim import PREFIX as SCIM_PREFIX

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from bot.budgets import BudgetDesk
 from bot.evidence import EVIDENCE_DATA, EvidenceDesk
 from bot.evidence_files import AttachFileData, ChatFileDesk
 from bot.extensions import ExtensionDesk
@@ -40,7 +41,7 @@ from cards.common import (
 )
 from cards.incident import incident_card
 from cards.verbs import CardVerb
-from core.actions import LinkData, RefreshData, TriageData
+from core.actions import BudgetData, LinkData, RefreshData, TriageData
 from core.breaker import Breakers
 from core.models import IncidentSource, Severity, Subscription
 from core.roles import Role, RoleMap
@@ -55,6 +56,8 @@ VERB_DATA: dict[CardVerb, type[BaseModel]] = {
     **TRIAGE_DATA,
     **EVIDENCE_DATA,
     CardVerb.EVIDENCE_ATTACH_FILE: AttachFileData,
+    CardVerb.BUDGET_ACKNOWLEDGE: BudgetData,
+    CardVerb.BUDGET_OPEN_CHANGE: BudgetData,
 }
 """The data contract of each verb (``core.actions``)."""
 
@@ -88,6 +91,12 @@ def _problems(errors: list[ErrorDetails]) -> list[str]:
     return sorted(problems)
 
 
+def _alert(data: BaseModel) -> str:
+    """The alert key of a budget button's data."""
+    assert isinstance(data, BudgetData)
+    return data.alert
+
+
 class WardenBot:
     """The ``TurnHandler`` for Warden: one method per kind of turn."""
 
@@ -103,6 +112,7 @@ class WardenBot:
         connectors: Mapping[str, Mapping[str, str]] | None = None,
         switched_off: Mapping[str, str] | None = None,
         roles: RoleGate | None = None,
+        budgets: BudgetDesk | None = None,
     ) -> None:
         """Answer with ``store``; triage, links and unfurling only when each is given.
         ``connectors``: each connector's title, version and state, for ``status``;
@@ -135,6 +145,14 @@ class WardenBot:
         )
         if evidence is not None:
             self._actions[CardVerb.EVIDENCE_ATTACH_FILE] = self._files.attach
+        if budgets is not None:
+            desk = budgets
+            self._actions[CardVerb.BUDGET_ACKNOWLEDGE] = lambda action, data: desk.handle(
+                action, _alert(data), change=False
+            )
+            self._actions[CardVerb.BUDGET_OPEN_CHANGE] = lambda action, data: desk.handle(
+                action, _alert(data), change=True
+            )
 
     async def on_membership(self, change: Membership) -> list[Card]:
         """Remember a conversation the bot joined (and welcome it), or forget one it left."""

@@ -41,6 +41,8 @@ VERB_ROLES: Mapping[CardVerb, Role | None] = MappingProxyType(
         CardVerb.EVIDENCE_REJECT: Role.REVIEWER,
         CardVerb.EVIDENCE_REQUEST_CHANGES: Role.REVIEWER,
         CardVerb.EVIDENCE_ATTACH_FILE: None,
+        CardVerb.BUDGET_ACKNOWLEDGE: Role.OPERATOR,
+        CardVerb.BUDGET_OPEN_CHANGE: Role.OPERATOR,
     }
 )
 """The role each card verb needs (None: anyone the card was shown to; handing in evidence is
@@ -51,7 +53,7 @@ DOING: Mapping[Role, str] = MappingProxyType(
         Role.RESPONDER: "triage incidents or link them to records",
         Role.REVIEWER: "request evidence or decide on it",
         Role.AUDITOR: "read the audit trail",
-        Role.OPERATOR: "subscribe conversations or administer Warden",
+        Role.OPERATOR: "subscribe conversations, act on budget alerts or administer Warden",
     }
 )
 """What each role is needed for, as a denial says it."""

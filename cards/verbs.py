@@ -65,6 +65,12 @@ class CardVerb(StrEnum):
     EVIDENCE_ATTACH_FILE = "evidence.attach_file"
     """Hand in a file attached in chat for the request picked (``upload``, ``request``)."""
 
+    BUDGET_ACKNOWLEDGE = "budget.acknowledge"
+    """Record that the person who clicked has seen the budget alert (``alert``: its key)."""
+
+    BUDGET_OPEN_CHANGE = "budget.open_change"
+    """Open a change for the budget alert in the connected ITSM system (``alert``: its key)."""
+
     @classmethod
     def parse(cls, verb: str | None) -> CardVerb | None:
         """The member whose value is exactly ``verb``; ``None`` for an unknown or missing verb."""

@@ -24,6 +24,14 @@ class RefreshData(BaseModel):
     incident: str = Field(min_length=1, max_length=1024)
 
 
+class BudgetData(BaseModel):
+    """What a budget alert card's buttons send: the alert's key, and nothing else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alert: str = Field(min_length=1, max_length=768)
+
+
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 

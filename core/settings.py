@@ -36,6 +36,7 @@ from core.crypto import PayloadCipher, ensure_dev_key, is_valid_key
 from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
+from core.settings_budgets import BudgetsSettings
 from core.settings_cmdb import CmdbSettings
 from core.settings_connectors import ConnectorFlags
 from core.settings_costs import CostsSettings
@@ -378,6 +379,11 @@ class Settings(BaseSettings):
         default_factory=CostsSettings,  # type: ignore[arg-type]
         description="The Cost Management exports ingest (`WARDEN_COSTS__<FIELD>`); off when no "
         "storage account is set.",
+    )
+    budgets: BudgetsSettings = Field(
+        default_factory=BudgetsSettings,  # type: ignore[arg-type]
+        description="Azure budget alerts as cards (`WARDEN_BUDGETS__<FIELD>`); off when no "
+        "webhook token is set.",
     )
     scim: ScimSettings = Field(
         default_factory=ScimSettings,  # type: ignore[arg-type]

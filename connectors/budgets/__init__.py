@@ -1,0 +1,1 @@
+"""Azure budget notifications sent through an action group's webhook (mapping only)."""

@@ -1,0 +1,28 @@
+"""The budget alerts table (SQLAlchemy Core), created by migration 0022 (``core.store.budgets``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, String, Table, Text
+
+from core.store.schema import metadata
+
+budget_alerts = Table(
+    "budget_alerts",
+    metadata,
+    Column("alert_key", String(768), primary_key=True),
+    Column("alert", Text, nullable=False),
+    Column("conversation_id", String(512), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("activity_id", String(256)),
+    Column("posted_version", Integer),
+    Column("acknowledged_by", String(256)),
+    Column("acknowledged_at", Float),
+    Column("change_requested_by", String(256)),
+    Column("change_number", String(64)),
+    Column("change_url", String(1024)),
+    Column("received_at", Float, nullable=False),
+    Index("ix_budget_alerts_card", "conversation_id", "activity_id"),
+)
+"""One budget alert (``alert``: its JSON), the conversation its card goes to, and what was
+done from the card; ``version`` grows with each change, ``posted_version`` is what the card
+in Teams shows."""
