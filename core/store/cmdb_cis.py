@@ -162,3 +162,33 @@ def _stored(store: Store, row: Any) -> StoredCi:
     )
     retired = None if row.retired_at is None else datetime.fromtimestamp(row.retired_at, UTC)
     return StoredCi(item, bool(row.needs_tags), int(row.last_seen_run), retired)
+
+
+async def summary(store: Store) -> dict[str, Any]:
+    """The newest sync run as the checkpoint holds it, and the CI counts (for ``/readyz``,
+    ``status`` and ``cmdb status``): run, state, timestamps, CIs read, unresolved owners,
+    the error that stopped it, and the ``active``/``retired``/``needing_tags`` counts."""
+    async with store.reading() as conn:
+        saved = await conn.scalar(
+            select(checkpoints.c.value).where(checkpoints.c.name == CHECKPOINT)
+        )
+    run: dict[str, Any] = {}
+    if saved is not None:
+        try:
+            loaded = json.loads(saved)
+        except ValueError:
+            loaded = None
+        run = loaded if isinstance(loaded, dict) else {}
+    state = "never run" if not run else "finished" if run.get("finished_at") else "unfinished"
+    if state == "unfinished" and run.get("error"):
+        state = "failed"
+    return {
+        "state": state,
+        "run": run.get("run"),
+        "started_at": run.get("started_at"),
+        "finished_at": run.get("finished_at"),
+        "read": run.get("read", 0),
+        "owners_unresolved": run.get("owners_unresolved", 0),
+        "error": run.get("error"),
+        **await counts(store),
+    }
