@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel
 
-from bot.evidence_delivery import People
+from bot.evidence_delivery import People, resource_facts
 from bot.reviewers import ReviewerGroups
 from bot.roles import RoleGate
 from bot.types import Card, CardAction, Message, Refusal, User
@@ -254,8 +254,9 @@ class EvidenceDesk:
         if record is None:
             return error_card("Not available here", NOT_HERE)
         names = await cards_store.names_of(self._store, people_on(record))
+        known = await resource_facts(self._store, record.request.resources, self._today())
         draw = owner_card if role is CardRole.OWNER else reviewers_card
-        return draw(record, requirement, names, notice=notice)
+        return draw(record, requirement, names, notice=notice, resources=known)
 
     async def _shown_here(self, request_id: str, action: CardAction) -> Requirement | None:
         """The request's requirement, when a card of the request was posted here, or when

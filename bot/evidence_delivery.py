@@ -20,16 +20,22 @@ the channel.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import select
 
 from bot.delivery import CardSender
 from cards.evidence import owner_card, people_on, reviewers_card
+from cards.links import COST_DAYS
+from cards.resources import ResourceFacts
 from core.catalog import GUID, UPN, Catalog, Requirement
 from core.errors import DeliveryError, Outcome
 from core.evidence import EvidenceRequest
 from core.models import ConversationKind, ConversationRef
+from core.store import cmdb_cis as cmdb_cis_store
+from core.store import cost_queries
 from core.store import evidence as evidence_store
 from core.store import evidence_cards as cards_store
 from core.store.evidence_cards import CardRole, OwnerRoute, OwnerWay
@@ -38,6 +44,21 @@ from core.store.schema import evidence_requests
 from core.store.store import Conversation, Store
 
 log = logging.getLogger(__name__)
+
+
+async def resource_facts(
+    store: Store, resources: Sequence[str], today: date | None = None
+) -> ResourceFacts | None:
+    """The active Azure CIs of ``resources`` and what each cost over the :data:`COST_DAYS`
+    days up to ``today`` (UTC; default now), from the CMDB sync and the cost exports; None
+    when there is no resource to look up."""
+    ids = sorted({resource.lower() for resource in resources})
+    if not ids:
+        return None
+    end = today or datetime.now(UTC).date()
+    stored = await cmdb_cis_store.cis(store, ids=ids, retired=False)
+    costs = await cost_queries.resource_costs(store, ids, end - timedelta(days=COST_DAYS - 1), end)
+    return ResourceFacts({ci.item.ci_id.lower(): ci.item for ci in stored}, costs)
 
 
 class Person(Protocol):
@@ -120,7 +141,8 @@ class EvidenceCardDelivery:
             return
         names = await cards_store.names_of(self._store, people_on(record))
         draw = owner_card if role is CardRole.OWNER else reviewers_card
-        card = draw(record, requirement, names)
+        known = await resource_facts(self._store, request.resources)
+        card = draw(record, requirement, names, resources=known)
         if posted is None:
             activity_id = await self._sender.post_card(conversation.ref, card)
         else:

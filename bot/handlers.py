@@ -45,6 +45,7 @@ from core.actions import BudgetData, LinkData, RefreshData, TriageData
 from core.breaker import Breakers
 from core.models import IncidentSource, Severity, Subscription
 from core.roles import Role, RoleMap
+from core.store import cmdb_cis
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -232,7 +233,8 @@ class WardenBot:
             status = await self._store.conversation_status(ref.conversation_id)
             paused = self._breakers is not None and self._breakers.is_open(ref.service_url)
             status = status.model_copy(update={"delivery_paused": paused})
-            return [status_card(status, connectors=self._connectors)]
+            cmdb = await cmdb_cis.summary(self._store)
+            return [status_card(status, connectors=self._connectors, cmdb=cmdb)]
         return [help_card()]
 
     async def on_card_action(self, action: CardAction) -> Card:

@@ -9,7 +9,9 @@ user typed, an error message) passes through :func:`cards.text.inert`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 
 from cards.commands import COMMANDS, command_named
 from cards.elements import (
@@ -21,7 +23,7 @@ from cards.elements import (
     text_block,
     text_run,
 )
-from cards.text import inert, localized
+from cards.text import inert, localized, shorten
 from core.models import (
     ConversationKind,
     ConversationStatus,
@@ -128,10 +130,14 @@ def unsubscribed_card(had_subscription: bool) -> JSON:
 
 
 def status_card(
-    status: ConversationStatus, *, connectors: Mapping[str, Mapping[str, str]] | None = None
+    status: ConversationStatus,
+    *,
+    connectors: Mapping[str, Mapping[str, str]] | None = None,
+    cmdb: Mapping[str, Any] | None = None,
 ) -> JSON:
     """This conversation's subscription, incidents posted, last delivery and outbox counts,
-    and each connector's version and state when given.
+    each connector's version and state when given, and the CMDB sync's last run when
+    ``cmdb`` (``core.store.cmdb_cis.summary``, as ``/readyz`` reports it) names one.
 
     Dead jobs (deliveries that gave up) are highlighted in an attention container when any exist.
     """
@@ -158,9 +164,48 @@ def status_card(
         body.append(
             fact_set([(c["title"], f"{c['state']} · v{c['version']}") for c in connectors.values()])
         )
+    body += cmdb_rows(cmdb)
     if status.outbox_dead > 0:
         body.append(_dead_warning(status.outbox_dead))
     return adaptive_card(body)
+
+
+CMDB_STATES = {"finished": "good", "unfinished": "warning", "failed": "attention"}
+"""The colour of each state of the CMDB sync's last run."""
+
+
+def cmdb_rows(cmdb: Mapping[str, Any] | None) -> list[JSON]:
+    """``CMDB sync``: the last run's number, state and time, the CI counts and the error that
+    stopped it; nothing when the sync never ran."""
+    if not cmdb or cmdb.get("run") is None:
+        return []
+    state = str(cmdb.get("state", ""))
+    line = f"Run {cmdb['run']}: {inert(state)}"
+    when = _moment(cmdb.get("finished_at") or cmdb.get("started_at"))
+    if when is not None:
+        line += f" · {localized(when)}"
+    facts = [
+        ("CIs", f"{cmdb.get('active', 0)} active, {cmdb.get('retired', 0)} retired"),
+        ("Needing tags", str(cmdb.get("needing_tags", 0))),
+        ("Resources read", str(cmdb.get("read", 0))),
+    ]
+    rows: list[JSON] = [
+        text_block("CMDB sync", weight="bolder", spacing="medium"),
+        text_block(line, color=CMDB_STATES.get(state, "default"), spacing="small"),
+        fact_set(facts, spacing="small"),
+    ]
+    if cmdb.get("error"):
+        stopped = f"Stopped: {shorten(inert(str(cmdb['error'])), 300)}"
+        rows.append(text_block(stopped, color="attention", size="small", spacing="small"))
+    return rows
+
+
+def _moment(value: object) -> datetime | None:
+    """An ISO 8601 time from the sync's checkpoint, or None when there is none (or bad)."""
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def error_card(title: str, message: str, *, correlation_id: str | None = None) -> JSON:

@@ -22,6 +22,7 @@ from cards.elements import (
     safe_url,
     text_block,
 )
+from cards.resources import ResourceFacts, listed_resources, resource_rows
 from cards.text import inert, localized, shorten
 from cards.verbs import CardVerb
 from core.actions import ATTESTATION_LIMIT
@@ -64,12 +65,18 @@ def people_on(record: RequestRecord) -> list[str]:
 
 
 def owner_card(
-    record: RequestRecord, requirement: Requirement, names: Names, *, notice: str | None = None
+    record: RequestRecord,
+    requirement: Requirement,
+    names: Names,
+    *,
+    notice: str | None = None,
+    resources: ResourceFacts | None = None,
 ) -> JSON:
     """The owner's card: what is asked, by when, and (while awaited) two ways to answer.
 
     It mentions the owner (a Teams ``msteams.entities`` mention) and, after a change request,
-    shows the reviewer's comment above the inputs for the next version.
+    shows the reviewer's comment above the inputs for the next version. ``resources``: the
+    Azure CIs and costs known of the non-compliant resources (:mod:`cards.resources`).
     """
     request = record.request
     owner = person(names, request.owner)
@@ -83,18 +90,22 @@ def owner_card(
         fact_set(_request_facts(request, names)),
         rich_text(inert(requirement.guidance), spacing="medium"),
     ]
-    if request.resources:
-        listed = ", ".join(inert(r) for r in request.resources[:10])
-        body.append(text_block(f"Non-compliant resources: {listed}", isSubtle=True))
+    body += listed_resources(request.resources) + resource_rows(request.resources, resources)
     body += _history(record, names)
     actions = _answers(request, requirement) if request.status.awaiting_evidence else []
     return _mentioning(adaptive_card(body, actions), [(request.owner, owner)])
 
 
 def reviewers_card(
-    record: RequestRecord, requirement: Requirement, names: Names, *, notice: str | None = None
+    record: RequestRecord,
+    requirement: Requirement,
+    names: Names,
+    *,
+    notice: str | None = None,
+    resources: ResourceFacts | None = None,
 ) -> JSON:
-    """The reviewers' card: the current evidence, its SHA-256, approvals so far, the verdicts."""
+    """The reviewers' card: the current evidence, its SHA-256, approvals so far, the verdicts;
+    with ``resources``, the Azure CIs and costs known of the non-compliant resources."""
     request = record.request
     body: list[JSON] = _notice(notice)
     body += [
@@ -103,6 +114,7 @@ def reviewers_card(
         ),
         _status_line(request),
         fact_set(_request_facts(request, names)),
+        *resource_rows(request.resources, resources),
     ]
     current = _current(record)
     if current is not None:

@@ -10,11 +10,12 @@ FactSet row (``web-prd-01`` → ``Linux Server · Production · David Loo``), th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from cards.elements import JSON, adaptive_card, execute, fact_set, open_url, safe_url, text_block
 from cards.text import inert
 from cards.verbs import CardVerb
+from core.costs import ResourceCost
 from core.itsm import ConfigurationItem, IncidentLink, ItsmSystem
 
 SYSTEM_NAMES = {system: system.display_name for system in ItsmSystem}
@@ -66,12 +67,25 @@ def link_rows(links: Sequence[IncidentLink]) -> list[JSON]:
     ]
 
 
-def ci_rows(cis: Sequence[ConfigurationItem]) -> list[JSON]:
-    """The heading and FactSet of the incident's CIs (name · class · env · owner), the first
-    :data:`MAX_CIS`, then ``+N more``; nothing without a CI."""
+COST_DAYS = 30
+"""The days a cost shown on a card covers (``Cost (30 days): 12.34 EUR``), today included."""
+
+
+def cost_text(cost: ResourceCost) -> str:
+    """``Cost (30 days): 1,234.56 EUR``: what a resource cost over :data:`COST_DAYS`."""
+    return f"Cost ({COST_DAYS} days): {inert(cost.shown())}"
+
+
+def ci_rows(
+    cis: Sequence[ConfigurationItem], costs: Mapping[str, ResourceCost] | None = None
+) -> list[JSON]:
+    """The heading and FactSet of the CIs (name · class · env · owner, and what the CI cost
+    when ``costs``, by lower-cased CI id, knows it), the first :data:`MAX_CIS`, then
+    ``+N more``; nothing without a CI."""
     if not cis:
         return []
-    facts = [(inert(ci.name), _ci_line(ci)) for ci in cis[:MAX_CIS]]
+    known = costs or {}
+    facts = [(inert(ci.name), _ci_line(ci, known.get(ci.ci_id.lower()))) for ci in cis[:MAX_CIS]]
     parts = [
         text_block("Configuration items", weight="bolder", spacing="medium"),
         fact_set(facts, spacing="small"),
@@ -93,9 +107,11 @@ def ci_class(kind: str) -> str:
     return inert(words.capitalize()) or "Configuration item"
 
 
-def _ci_line(ci: ConfigurationItem) -> str:
-    """``Linux Server · Production · David Loo``: what is known of the CI."""
+def _ci_line(ci: ConfigurationItem, cost: ResourceCost | None = None) -> str:
+    """``Linux Server · Production · David Loo``: what is known of the CI (and its cost)."""
     parts = [ci_class(ci.type), inert(ci.env or ""), inert(ci.owner or "")]
+    if cost is not None:
+        parts.append(cost_text(cost))
     return " \u00b7 ".join(part for part in parts if part)
 
 

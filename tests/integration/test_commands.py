@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
+from app import STORE
+from connectors.resourcegraph.cmdb_sync import CmdbRun
+from core.itsm import ConfigurationItem
+from core.store import cmdb_cis
 from tests.integration.conftest import Warden, WardenFactory, incident
 from tests.support import TENANT, channel_id, install_activity, removal_activity
 
@@ -130,3 +135,48 @@ async def test_subscribe_unsubscribe_recorded_in_admin_audit(warden: Warden) -> 
     ]
     assert entries[1].details == {"min_severity": "High"}
     assert entries[0].actor == "2046feea-040d-4a46-9e2b-91c2941bfa70"
+
+
+def _text(card: dict[str, Any]) -> str:
+    """Every text block and fact of a card, joined."""
+    parts: list[str] = []
+    for item in card["body"]:
+        if item["type"] == "TextBlock":
+            parts.append(item["text"])
+        elif item["type"] == "FactSet":
+            parts += [f"{fact['title']}: {fact['value']}" for fact in item["facts"]]
+    return "\n".join(parts)
+
+
+async def test_status_cmdb_sync_never_run_shows_no_cmdb_section(warden: Warden) -> None:
+    """Before any CMDB sync, `status` says nothing about the CMDB."""
+    conversation = channel_id()
+    await warden.install(conversation)
+    assert "CMDB sync" not in _text(await warden.say(conversation, "status"))
+
+
+async def test_status_after_cmdb_sync_shows_its_last_run_and_counts(warden: Warden) -> None:
+    """`status` shows the CMDB sync's last run as its checkpoint holds it, with the CIs
+    stored and how many need tags (what `/readyz` reports)."""
+    store = warden.client.server.app[STORE]
+    seen = datetime.now(UTC)
+    tagged = ConfigurationItem(
+        ciId="/subscriptions/s/resourcegroups/rg/providers/microsoft.web/sites/app-1",
+        name="app-1",
+        type="microsoft.web/sites",
+        owner="Megan Bowen",
+        env="prod",
+        lastSeenUtc=seen,
+    )
+    untagged = tagged.model_copy(update={"ci_id": tagged.ci_id + "-b", "name": "app-1-b"})
+    untagged = untagged.model_copy(update={"owner": None, "env": None})
+    run = CmdbRun(run=1, started_at=seen, pages=1, read=2)
+    await cmdb_cis.store_page(store, [tagged, untagged], 1, run.model_dump_json())
+    done = run.model_copy(update={"finished_at": seen})
+    await cmdb_cis.finish_run(store, 1, 3, done.model_dump_json())
+    conversation = channel_id()
+    await warden.install(conversation)
+    shown = _text(await warden.say(conversation, "status"))
+    assert "CMDB sync" in shown and "Run 1: finished" in shown
+    assert "CIs: 2 active, 0 retired" in shown and "Needing tags: 1" in shown
+    assert "Resources read: 2" in shown and "Stopped:" not in shown

@@ -10,8 +10,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from cards.evidence import owner_card, requested_card, reviewers_card
+from cards.resources import ResourceFacts
 from core.catalog import Requirement
+from core.costs import ResourceCost
 from core.evidence import Decision, EvidenceRequest, Submission
+from core.itsm import ConfigurationItem
 from core.store.evidence import RequestRecord
 
 AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -81,6 +84,37 @@ def decision(kind: str, by: str, comment: str = "") -> Decision:
     )
 
 
+GROUP = "/subscriptions/0000/resourceGroups/rg-prod/providers"
+VM = f"{GROUP}/Microsoft.Compute/virtualMachines/vm-web-01"
+DISK = f"{GROUP}/Microsoft.Compute/disks/vm-web-01-os"
+ACCOUNT = f"{GROUP}/Microsoft.Storage/storageAccounts/stlogs01"
+POLICY_RESOURCES = {"source": "policy", "scope": VM.lower(), "resources": (VM, DISK, ACCOUNT)}
+
+
+def resource_facts() -> ResourceFacts:
+    """The VM and its disk as CMDB CIs (ids lower-cased, the disk untagged); costs for the
+    VM and the storage account, which the CMDB has not synced yet."""
+    seen = AT
+    vm = ConfigurationItem(
+        ciId=VM.lower(),
+        name="vm-web-01",
+        type="microsoft.compute/virtualmachines",
+        owner="Olivia Owner",
+        env="prod",
+        lastSeenUtc=seen,
+    )
+    disk = ConfigurationItem(
+        ciId=DISK.lower(), name="vm-web-01-os", type="microsoft.compute/disks", lastSeenUtc=seen
+    )
+    return ResourceFacts(
+        cis={vm.ci_id: vm, disk.ci_id: disk},
+        costs={
+            VM.lower(): ResourceCost(VM.lower(), 1234.5, "EUR"),
+            ACCOUNT.lower(): ResourceCost(ACCOUNT.lower(), 6.25, "EUR"),
+        },
+    )
+
+
 SUBMITTED = {"status": "submitted", "submission": 1, "submitted_by": OWNER, "version": 2}
 
 EVIDENCE_VARIANTS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -110,6 +144,18 @@ EVIDENCE_VARIANTS: dict[str, Callable[[], dict[str, Any]]] = {
         ),
         REQUIREMENT,
         NAMES,
+    ),
+    "evidence_owner_policy_cis_costs": lambda: owner_card(
+        RequestRecord(request(**POLICY_RESOURCES)),
+        REQUIREMENT,
+        NAMES,
+        resources=resource_facts(),
+    ),
+    "evidence_reviewers_policy_cis_costs": lambda: reviewers_card(
+        RequestRecord(request(**{**SUBMITTED, **POLICY_RESOURCES}), (SUBMISSION,)),
+        REQUIREMENT,
+        NAMES,
+        resources=resource_facts(),
     ),
     "evidence_requested_already_open": lambda: requested_card(
         request(), REQUIREMENT, NAMES, created=False

@@ -207,6 +207,23 @@ def configuration_items(count: int) -> list[ConfigurationItem]:
     return [first, *others][:count]
 
 
+def cmdb_summary(state: str, **changes: Any) -> dict[str, Any]:
+    """The CMDB sync's last run as ``core.store.cmdb_cis.summary`` reports it."""
+    facts = {
+        "state": state,
+        "run": 12,
+        "started_at": "2025-03-14T02:00:00Z",
+        "finished_at": "2025-03-14T02:07:31Z",
+        "read": 1840,
+        "owners_unresolved": 0,
+        "error": None,
+        "active": 1838,
+        "retired": 4,
+        "needing_tags": 211,
+    }
+    return {**facts, **changes}
+
+
 VARIANTS: dict[str, Callable[[], Card]] = {
     "incident_full": lambda: incident_card(full_incident()),
     "incident_triage_applying": lambda: incident_card(
@@ -277,6 +294,13 @@ VARIANTS: dict[str, Callable[[], Card]] = {
     "status_subscribed": lambda: status_card(status()),
     "status_unsubscribed_dead": lambda: status_card(
         status(subscription=None, last_delivery=None, outbox_pending=0, outbox_dead=2)
+    ),
+    "status_cmdb_finished": lambda: status_card(status(), cmdb=cmdb_summary("finished")),
+    "status_cmdb_failed": lambda: status_card(
+        status(),
+        cmdb=cmdb_summary(
+            "failed", finished_at=None, error="ResourceGraphError: 403 AuthorizationFailed"
+        ),
     ),
     "subscribed_medium": lambda: subscribed_card(
         Subscription(conversation_id="c1", min_severity=Severity.MEDIUM)
@@ -690,3 +714,18 @@ def test_incident_card_defender_details_count_rest_in_defender() -> None:
     details = IncidentDetails(alerts=(("Phish", "High"),), entities=(), more_alerts=4)
     card = incident_card(defender_incident(), triage=True, version="v", details=details)
     assert "4 more in Defender XDR" in strings(card)
+
+
+def test_status_card_cmdb_sync_never_run_shows_no_cmdb_section() -> None:
+    """A CMDB that was never synced adds nothing to the status card."""
+    never = {"state": "never run", "run": None, "active": 0, "retired": 0, "needing_tags": 0}
+    assert status_card(status(), cmdb=never) == status_card(status())
+
+
+def test_status_card_cmdb_sync_failed_shows_why_in_attention() -> None:
+    """A failed last run is coloured attention and says why it stopped (made inert)."""
+    card = status_card(status(), cmdb=cmdb_summary("failed", error="boom {{DATE(x)}}"))
+    texts = {b["text"]: b.get("color") for b in card["body"] if b["type"] == "TextBlock"}
+    assert any(t.startswith("Run 12: failed") and c == "attention" for t, c in texts.items())
+    stopped = [t for t in texts if t.startswith("Stopped: ")]
+    assert stopped and "{{" not in stopped[0]
