@@ -150,6 +150,13 @@ class Settings(BaseSettings):
         description="Port of the sandbox Microsoft Graph (SharePoint) that `make run` starts "
         "when no SharePoint site is configured, so evidence is filed in the Playground.",
     )
+    sandbox_azurite_port: int = Field(
+        56190,
+        ge=0,
+        le=65535,
+        description="Port of Azurite (blob storage) that `make run` starts, when it is installed "
+        "and no cost exports are configured, with a sample export for `costs ingest` (0: off).",
+    )
     var_dir: Path = Field(Path("var"), description="Directory for local state (SQLite, keys).")
     database_url: str | None = Field(
         None,
