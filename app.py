@@ -118,9 +118,10 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     if sandboxed and settings.requirements_file is None:  # so evidence can be requested
         settings = settings.model_copy(update={"requirements_file": EXAMPLE_CATALOG})
     catalog = load_catalog(settings.requirements_file) if settings.requirements_file else None
-    arm, sharepoint, snow_sandbox, azurite = None, None, None, False
+    arm, sharepoint, snow_sandbox, jsm_sandbox, azurite = None, None, None, None, False
     if sandboxed:
         settings, arm, sharepoint, snow_sandbox = sandboxes.embedded(settings, catalog)
+        settings, jsm_sandbox = sandboxes.embedded_jsm(settings)
         settings, azurite = sandboxes.embedded_costs(settings)
     connectors, switched_off = snapshot(settings), off_messages(settings)
     SCRUBBER.register_settings(settings)  # before anything can log a secret
@@ -300,6 +301,9 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     if snow_sandbox is not None:
         served = snow_sandbox
         app.cleanup_ctx.append(lambda _app: sandboxes.sandbox_servicenow(served, settings))
+    if jsm_sandbox is not None:
+        jira_sandbox = jsm_sandbox
+        app.cleanup_ctx.append(lambda _app: sandboxes.sandbox_jsm(jira_sandbox, settings))
     if azurite:
         ready, billed = asyncio.Event(), sandboxes.sample_resources(arm)
         app[sandboxes.AZURITE_READY] = ready

@@ -17,7 +17,11 @@ and the same ``checkMemberGroups`` as the ARM sandbox) is served beside it with 
 sandbox's identity and certificate, its state kept under ``var/graph-sandbox``, and Warden
 files evidence and mirrors the audit log there; its read-only page is ``/_sandbox/sharepoint``.
 The Playground's people are members of the catalog's reviewer groups in the sandbox directory,
-so whoever clicks in the Playground may request and review evidence (not their own).
+so whoever clicks in the Playground may request and review evidence (not their own). The
+same Graph sandbox serves Defender XDR's security incidents (Warden's identity holds their
+roles), and the ARM sandbox's Resource Graph is seeded with ``SEEDED_RESOURCES`` resources and
+their ARM deployments. ``attached`` points a command run beside ``make run`` (``cmdb sync``,
+``costs ingest``) at these sandboxes and at its Azurite.
 """
 
 from __future__ import annotations

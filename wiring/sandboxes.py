@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -29,6 +29,7 @@ from core.settings import Mode, Settings
 if TYPE_CHECKING:
     from sandbox.arm import ArmSandbox
     from sandbox.graph import GraphSandbox
+    from sandbox.jsm import JsmSandbox
     from sandbox.servicenow import ServiceNowSandbox
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,35 @@ def embedded(
         if not settings.sharepoint_site and enabled(settings, "sharepoint"):
             settings, sharepoint = embedded_sharepoint(settings, arm)
             settings = _with_defender(settings)  # the Graph sandbox serves its incidents
-    if not settings.servicenow.enabled and enabled(settings, "servicenow"):
+    if _itsm_wanted(settings, "servicenow"):
         settings, snow = embedded_servicenow(settings)
     return settings, arm, sharepoint, snow
+
+
+def _itsm_wanted(settings: Settings, name: Literal["servicenow", "jsm"]) -> bool:
+    """True when ``make run`` should connect the ``name`` sandbox: no ITSM system is
+    configured, ``WARDEN_SANDBOX_ITSM`` names it, and its connector is not switched off."""
+    configured = settings.servicenow.enabled or settings.jsm.enabled
+    return not configured and settings.sandbox_itsm == name and enabled(settings, name)
+
+
+def embedded_jsm(settings: Settings) -> tuple[Settings, JsmSandbox | None]:
+    """With ``WARDEN_SANDBOX_ITSM=jsm`` and no ITSM system configured, a sandbox Jira Service
+    Management (not yet serving) and ``settings`` connected to it, in ServiceNow's place."""
+    if not _itsm_wanted(settings, "jsm"):
+        return settings, None
+    from sandbox.embedded_jsm import embedded_jsm as make
+
+    return make(settings)
+
+
+async def sandbox_jsm(jsm: JsmSandbox, settings: Settings) -> AsyncIterator[None]:
+    """Serve the sandbox Jira Service Management for the Playground while Warden runs."""
+    from sandbox.embedded_jsm import serving_jsm
+
+    async with serving_jsm(jsm, settings) as running:
+        console.print(f"Sandbox Jira Service Management (project SEC): {running.url}")
+        yield
 
 
 def embedded_costs(settings: Settings) -> tuple[Settings, bool]:

@@ -46,6 +46,7 @@ def make_run_settings(tmp_path: Path, database_url: str) -> Settings:
         sandbox_arm_port=free_port(),
         sandbox_graph_port=free_port(),
         sandbox_servicenow_port=free_port(),
+        sandbox_jsm_port=free_port(),
         sandbox_azurite_port=0,  # Azurite only where a test ingests costs (it is heavy)
         evidence_link_hosts="localhost",
     )

@@ -229,3 +229,52 @@ async def test_make_run_costs_ingest_command_ingests_sample_export(
     finally:
         await store.close()
     assert len(top) == 3 and top[0].cost >= top[-1].cost > 0
+
+
+async def _readyz(running: Running) -> dict[str, Any]:
+    """The connectors' states ``/readyz`` shows."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{running.warden_url}/readyz") as answer,
+    ):
+        body: dict[str, Any] = await answer.json()
+    connectors: dict[str, Any] = body["checks"]["connectors"]
+    return connectors
+
+
+@pytest.mark.usefixtures("playground_installed")
+async def test_make_run_sandbox_itsm_jsm_connects_jsm_in_servicenow_place(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """By default ServiceNow is make run's ITSM; with ``WARDEN_SANDBOX_ITSM=jsm`` the JSM
+    sandbox serves on its port and ``/readyz`` shows JSM connected in ServiceNow's place."""
+    default = make_run_settings(tmp_path / "default", sqlite_url)
+    async with make_run(default) as running:
+        states = await _readyz(running)
+    assert states["servicenow"]["state"] == "on" and states["jsm"]["state"] != "on"
+    settings = make_run_settings(tmp_path, sqlite_url).model_copy(update={"sandbox_itsm": "jsm"})
+    async with make_run(settings) as running:
+        states = await _readyz(running)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"http://127.0.0.1:{settings.sandbox_jsm_port}/rest/api/3/issue/SEC-4"
+            ) as answer,
+        ):
+            refused = answer.status
+    assert states["jsm"]["state"] == "on", states
+    assert states["servicenow"]["state"] != "on", states
+    assert refused == 401  # the sandbox JSM serves, and wants Warden's credentials
+
+
+async def test_costs_ingest_without_make_run_says_what_to_configure(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """With no make run serving and nothing configured, ``costs ingest`` names the variables
+    to set instead of trying an Azurite that is not there."""
+    settings = make_run_settings(tmp_path, sqlite_url).model_copy(
+        update={"sandbox_azurite_port": free_port()}
+    )
+    code, out = await _command(settings, "costs", "ingest")
+    assert code == 1, out
+    assert "WARDEN_COSTS__CONNECTION_STRING" in out, out
