@@ -7,6 +7,7 @@ the Agents Playground) open and close in aiohttp's ``cleanup_ctx``. Nothing runs
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -126,9 +127,11 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     if sandboxed and settings.requirements_file is None:  # so evidence can be requested
         settings = settings.model_copy(update={"requirements_file": EXAMPLE_CATALOG})
     catalog = load_catalog(settings.requirements_file) if settings.requirements_file else None
-    arm, sharepoint, snow_sandbox = None, None, None
+    arm, sharepoint, snow_sandbox, jsm_sandbox, azurite = None, None, None, None, False
     if sandboxed:
         settings, arm, sharepoint, snow_sandbox = sandboxes.embedded(settings, catalog)
+        settings, jsm_sandbox = sandboxes.embedded_jsm(settings)
+        settings, azurite = sandboxes.embedded_costs(settings)
     connectors, switched_off = snapshot(settings), off_messages(settings)
     SCRUBBER.register_settings(settings)  # before anything can log a secret
     SCRUBBER.pepper = settings.log_pepper.get_secret_value().encode()
@@ -310,6 +313,13 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     if snow_sandbox is not None:
         served = snow_sandbox
         app.cleanup_ctx.append(lambda _app: sandboxes.sandbox_servicenow(served, settings))
+    if jsm_sandbox is not None:
+        jira_sandbox = jsm_sandbox
+        app.cleanup_ctx.append(lambda _app: sandboxes.sandbox_jsm(jira_sandbox, settings))
+    if azurite:
+        ready, billed = asyncio.Event(), sandboxes.sample_resources(arm)
+        app[sandboxes.AZURITE_READY] = ready
+        app.cleanup_ctx.append(lambda _app: sandboxes.sandbox_azurite(ready, settings, billed))
     app.cleanup_ctx.append(lambda _app: _bot_auth(http, validator, adapter))
     app.cleanup_ctx.append(lambda _app: _closing(sentinel, triage))
     app.cleanup_ctx.append(lambda _app: _closing_all(mirror_closers))

@@ -65,7 +65,9 @@ def cmdb_sync(
     ] = False,
 ) -> None:
     """Sync every Azure resource into the CMDB now; list the CIs that need owner/env tags."""
-    settings = settings_or_exit()
+    from wiring.sandboxes import attached  # make run's sandboxes, when running
+
+    settings = attached(settings_or_exit())
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

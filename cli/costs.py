@@ -42,7 +42,9 @@ def costs_ingest(
     ] = False,
 ) -> None:
     """Ingest every export's newest run now; list the partitions quarantined."""
-    settings = settings_or_exit()
+    from wiring.sandboxes import attached  # make run's sandboxes, when running
+
+    settings = attached(settings_or_exit())
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
         task, told = progress.add_task("listing exports", total=None), False

@@ -13,7 +13,7 @@ import secrets
 from datetime import UTC, time
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AliasChoices,
@@ -160,6 +160,25 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of the sandbox Microsoft Graph (SharePoint) that `make run` starts "
         "when no SharePoint site is configured, so evidence is filed in the Playground.",
+    )
+    sandbox_itsm: Literal["servicenow", "jsm"] = Field(
+        "servicenow",
+        description="The ITSM sandbox `make run` connects when no ITSM system is configured: "
+        "`servicenow`, or `jsm` to try Jira Service Management in its place.",
+    )
+    sandbox_jsm_port: int = Field(
+        56200,
+        ge=0,
+        le=65535,
+        description="Port of the sandbox Jira Service Management that `make run` starts when "
+        "`WARDEN_SANDBOX_ITSM` is `jsm`.",
+    )
+    sandbox_azurite_port: int = Field(
+        56190,
+        ge=0,
+        le=65535,
+        description="Port of Azurite (blob storage) that `make run` starts, when it is installed "
+        "and no cost exports are configured, with a sample export for `costs ingest` (0: off).",
     )
     var_dir: Path = Field(Path("var"), description="Directory for local state (SQLite, keys).")
     database_url: str | None = Field(

@@ -17,7 +17,11 @@ and the same ``checkMemberGroups`` as the ARM sandbox) is served beside it with 
 sandbox's identity and certificate, its state kept under ``var/graph-sandbox``, and Warden
 files evidence and mirrors the audit log there; its read-only page is ``/_sandbox/sharepoint``.
 The Playground's people are members of the catalog's reviewer groups in the sandbox directory,
-so whoever clicks in the Playground may request and review evidence (not their own).
+so whoever clicks in the Playground may request and review evidence (not their own). The
+same Graph sandbox serves Defender XDR's security incidents (Warden's identity holds their
+roles), and the ARM sandbox's Resource Graph is seeded with ``SEEDED_RESOURCES`` resources and
+their ARM deployments. ``attached`` points a command run beside ``make run`` (``cmdb sync``,
+``costs ingest``) at these sandboxes and at its Azurite.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import secrets
+import socket
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,9 @@ from core.settings import Settings
 from sandbox.arm import ArmSandbox, run_arm_sandbox
 from sandbox.arm_tls import make_tls_files
 from sandbox.arm_tokens import DEFAULT_GRAPH_ROLES
+from sandbox.azurite import connection_string as azurite_connection
+from sandbox.azurite import installed as azurite_installed
+from sandbox.connector_records import SANDBOX_TENANT_ID
 from sandbox.graph import DEFAULT_HOST, GraphSandbox, run_graph_sandbox
 from sandbox.playground import default_config
 from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
@@ -54,9 +62,18 @@ def sandbox_url(settings: Settings) -> str:
     return f"https://127.0.0.1:{settings.sandbox_arm_port}"
 
 
-GRAPH_ROLES = (*DEFAULT_GRAPH_ROLES, "Sites.Manage.All")
-"""Warden's Graph application roles in the sandbox: memberships, managers, and SharePoint
-(``Sites.Manage.All`` lets it provision the site's library and lists)."""
+GRAPH_ROLES = (
+    *DEFAULT_GRAPH_ROLES,
+    "Sites.Manage.All",
+    "SecurityIncident.ReadWrite.All",
+    "SecurityAlert.Read.All",
+)
+"""Warden's Graph application roles in the sandbox: memberships, managers, SharePoint
+(``Sites.Manage.All`` lets it provision the site's library and lists) and Defender XDR's
+incidents and alerts."""
+
+SEEDED_RESOURCES = 60
+"""Resources in the sandbox Resource Graph (``cmdb sync`` reads them; ARM deployments too)."""
 
 SHAREPOINT_SITE = f"{DEFAULT_HOST}:/sites/Compliance"
 """The sandbox SharePoint site of the evidence records (``WARDEN_SHAREPOINT_SITE``)."""
@@ -85,19 +102,25 @@ def embedded_sentinel(
             mail=str(person["email"]),
             groups=groups,
         )
+    arm.resource_graph.seed(SEEDED_RESOURCES)
+    arm.seed_deployments()
+    return connected_to_sentinel(settings, arm.tenant_id), arm
+
+
+def connected_to_sentinel(settings: Settings, tenant_id: str) -> Settings:
+    """``settings`` connected to the sandbox Sentinel served on ``WARDEN_SANDBOX_ARM_PORT``."""
     url = sandbox_url(settings)
-    connected = settings.model_copy(
+    return settings.model_copy(
         update={
             "arm_endpoint": url,
-            "arm_ca_bundle": arm.tls.ca_path,
+            "arm_ca_bundle": tls_dir(settings) / "ca.pem",
             "graph_endpoint": f"{url}/v1.0",
-            "azure_tenant_id": arm.tenant_id,
-            "azure_client_id": arm.client_id,
-            "azure_client_secret": secret,
+            "azure_tenant_id": tenant_id,
+            "azure_client_id": CLIENT_ID,
+            "azure_client_secret": SecretStr(f"sbx~{CLIENT_ID}"),
             "azure_authority_host": url,
         }
     )
-    return connected, arm
 
 
 def graph_port(settings: Settings) -> int:
@@ -177,6 +200,30 @@ async def serving(arm: ArmSandbox, port: int) -> AsyncIterator[ArmSandbox]:
     """Serve ``arm`` on ``port`` (with the certificate made by ``embedded_sentinel``)."""
     async with run_arm_sandbox(port=port, sandbox=arm) as running:
         yield running
+
+
+def attached(settings: Settings) -> Settings:
+    """``settings`` for a command run beside ``make run``: connected to its sandbox Sentinel
+    (ARM, Resource Graph, deployments) when no Sentinel is configured and its CA is under
+    ``var/arm-sandbox``, and to its Azurite when no cost exports are configured; each only
+    while it listens (otherwise the command says what is not configured)."""
+    ca = tls_dir(settings) / "ca.pem"
+    if not settings.sentinel_connected and ca.exists() and _listens(settings.sandbox_arm_port):
+        settings = connected_to_sentinel(settings, SANDBOX_TENANT_ID)
+    port = settings.sandbox_azurite_port
+    if not settings.costs.enabled and port and azurite_installed() and _listens(port):
+        costs = settings.costs.model_copy(
+            update={"connection_string": SecretStr(azurite_connection(port))}
+        )
+        settings = settings.model_copy(update={"costs": costs})
+    return settings
+
+
+def _listens(port: int) -> bool:
+    """True when something accepts connections on this machine's ``port``."""
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _control(settings: Settings) -> httpx.Client | None:

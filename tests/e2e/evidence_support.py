@@ -46,6 +46,8 @@ def make_run_settings(tmp_path: Path, database_url: str) -> Settings:
         sandbox_arm_port=free_port(),
         sandbox_graph_port=free_port(),
         sandbox_servicenow_port=free_port(),
+        sandbox_jsm_port=free_port(),
+        sandbox_azurite_port=0,  # Azurite only where a test ingests costs (it is heavy)
         evidence_link_hosts="localhost",
     )
 
@@ -57,6 +59,7 @@ class Running:
     settings: Settings
     warden_url: str
     playground_url: str
+    app: web.Application | None = None
 
     @property
     def ca(self) -> ssl.SSLContext:
@@ -89,7 +92,7 @@ async def make_run(settings: Settings) -> AsyncIterator[Running]:
     try:
         playground = f"http://127.0.0.1:{settings.playground_port}"
         assert app[PLAYGROUND_URL].endswith(f":{settings.playground_port}")
-        yield Running(settings, f"http://127.0.0.1:{settings.port}", playground)
+        yield Running(settings, f"http://127.0.0.1:{settings.port}", playground, app)
     finally:
         await runner.cleanup()
 
