@@ -125,6 +125,9 @@ class OutboxWorker:
             except StoreUnavailable as exc:
                 log.warning("outbox leases not renewed: %s", exc)
                 continue
+            except Exception:  # the renewals must go on whatever one round met
+                log.exception("outbox leases not renewed (unexpected error)")
+                continue
             for job in lost:
                 log.warning("outbox job %s: its lease was lost to another worker", job.id)
 

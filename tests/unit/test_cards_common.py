@@ -74,6 +74,7 @@ def test_commands_table_names_are_unique_lowercase_and_start_usage() -> None:
         "unsubscribe incidents",
         "status",
         "link",
+        "link deployment",
         "unlink",
         "request evidence",
         "whoami",
