@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
+from connectors.auth import Authenticator
 from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION
-from connectors.jsm.auth import Authenticator
 from connectors.jsm.errors import JsmUnavailable, error_from_response, invalid_answer
 from core.errors import DeliveryError, Outcome
 

@@ -9,56 +9,20 @@ at a time, and after a 401 the client ``forget``s it and fetches a new one once.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 import httpx
 from pydantic import SecretStr
 
+from connectors.auth import REFRESH_MARGIN, Authenticator, BasicAuth
 from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION
 from connectors.jsm.errors import JsmError, JsmRefused, error_from_response, invalid_answer
 from core.errors import DeliveryError
 from core.settings_jsm import JsmSettings
 
-REFRESH_MARGIN = 60.0
-"""Seconds before ``expires_in`` when a token is fetched again."""
-
-
-class Authenticator(Protocol):
-    """Gives the ``Authorization`` header of the next call."""
-
-    @property
-    def renewable(self) -> bool:
-        """True when a 401 may be cured by fetching a new token."""
-        ...
-
-    async def header(self) -> str:
-        """The ``Authorization`` header value."""
-        ...
-
-    def forget(self) -> None:
-        """Drop what the service refused with 401."""
-        ...
-
-
-@dataclass(frozen=True)
-class ApiToken:
-    """Basic auth with an Atlassian account's e-mail address and API token."""
-
-    email: str
-    token: SecretStr
-    renewable: bool = False
-
-    async def header(self) -> str:
-        """``Basic base64(email:token)``."""
-        raw = f"{self.email}:{self.token.get_secret_value()}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
-
-    def forget(self) -> None:
-        """Nothing to forget: a refused token stays refused."""
+ApiToken = BasicAuth
+"""Jira's API token: basic auth with the account's e-mail address and the token."""
 
 
 class OAuthClientCredentials:

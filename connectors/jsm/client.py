@@ -22,10 +22,11 @@ from typing import Any
 
 import httpx
 
+from connectors.auth import Authenticator
 from connectors.http import DEFAULT_TIMEOUT
 from connectors.jsm.adf import document
 from connectors.jsm.api import JiraApi
-from connectors.jsm.auth import Authenticator, authenticator
+from connectors.jsm.auth import authenticator
 from connectors.jsm.errors import JsmError, JsmNotFound, JsmRefused, invalid_answer
 from connectors.jsm.mapping import (
     FIELDS,

@@ -10,15 +10,14 @@ idempotent (the resilient layer may retry it).
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 import httpx
 from pydantic import SecretStr
 
+from connectors.auth import REFRESH_MARGIN, Authenticator
+from connectors.auth import BasicAuth as BasicAuth  # tests and callers name it here
 from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION
 from connectors.servicenow.errors import (
     ServiceNowError,
@@ -31,43 +30,6 @@ from core.settings_servicenow import ServiceNowSettings
 
 TOKEN_PATH = "/oauth_token.do"  # noqa: S105 - a path, not a secret
 """The instance's OAuth token endpoint."""
-
-REFRESH_MARGIN = 60.0
-"""Seconds before ``expires_in`` when a token is fetched again."""
-
-
-class Authenticator(Protocol):
-    """Gives the ``Authorization`` header of the next call."""
-
-    @property
-    def renewable(self) -> bool:
-        """True when a 401 may be cured by fetching new credentials (a new token)."""
-        ...
-
-    async def header(self) -> str:
-        """The ``Authorization`` header value."""
-        ...
-
-    def forget(self) -> None:
-        """Drop what the service refused with 401."""
-        ...
-
-
-@dataclass(frozen=True)
-class BasicAuth:
-    """HTTP basic auth with an integration user's name and password."""
-
-    username: str
-    password: SecretStr
-    renewable: bool = False
-
-    async def header(self) -> str:
-        """``Basic base64(user:password)``."""
-        raw = f"{self.username}:{self.password.get_secret_value()}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
-
-    def forget(self) -> None:
-        """Nothing to forget: a refused password stays refused."""
 
 
 class OAuthClientCredentials:

@@ -23,8 +23,9 @@ from typing import Any
 
 import httpx
 
+from connectors.auth import Authenticator
 from connectors.http import DEFAULT_TIMEOUT
-from connectors.servicenow.auth import Authenticator, authenticator
+from connectors.servicenow.auth import authenticator
 from connectors.servicenow.errors import (
     ServiceNowError,
     ServiceNowNotFound,

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
+from connectors.auth import Authenticator
 from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION, host_key
-from connectors.servicenow.auth import Authenticator
 from connectors.servicenow.errors import (
     ServiceNowUnavailable,
     error_from_response,
