@@ -19,7 +19,7 @@ from connectors.resourcegraph.mapping import ci_from_row
 from core.store import cmdb_cis, outbox
 from core.store import deployments as deployments_store
 from sandbox.arm import ArmSandbox, Fault, run_arm_sandbox
-from sandbox.arm_deployments import deploy_to_incident, first_alert
+from sandbox.arm_deployments import deploy_to_incident, first_alert, stamp
 from tests.integration.conftest import WardenFactory
 from tests.integration.triage_support import Desk, connected_settings
 
@@ -68,8 +68,18 @@ async def _incident_on(desk: Desk, resource_id: str, *deployed: tuple[str, float
 
 
 def _a_resource(arm: ArmSandbox) -> tuple[str, str]:
-    """The id and name of a seeded resource."""
-    row = sorted(arm.resource_graph.rows.values(), key=lambda r: r["id"])[0]
+    """The id and name of a seeded resource no seeded deployment touched in the last day
+    (the incident's first alert is within the last hour; the tests place their own)."""
+    since = stamp(arm.deployments.clock() - datetime.timedelta(days=1))
+    recent = {
+        target.lower()
+        for group in arm.deployments.groups.values()
+        for stored in group.values()
+        if stored.when >= since
+        for target in stored.targets
+    }
+    rows = sorted(arm.resource_graph.rows.values(), key=lambda r: r["id"])
+    row = next(r for r in rows if str(r["id"]).lower() not in recent)
     return str(row["id"]), str(row["name"])
 
 
