@@ -18,7 +18,7 @@ from cards.incident import comment_card, incident_card
 from core.errors import DeliveryError, Outcome
 from core.itsm import ConfigurationItem
 from core.metrics import Metrics
-from core.models import ConversationRef, Incident
+from core.models import ConversationRef, Incident, IncidentSource
 from core.store import card_sends
 from core.store import cmdb as cmdb_store
 from core.store import cmdb_cis as cmdb_cis_store
@@ -221,8 +221,12 @@ class IncidentCardDelivery:
             )
             if not await self._show(job, conversation.ref, posted, card, version):
                 return
-        if self._deployments is not None and not azure.view.asked:
-            await deployments_store.ask_incident(self._store, incident_key)
+        if self._deployments is not None:
+            if not azure.view.asked:
+                await deployments_store.ask_incident(self._store, incident_key)
+            if incident.source is IncidentSource.SENTINEL and incident.native_key != incident_key:
+                # a Defender XDR card whose Sentinel twin arrived: its entities name resources
+                await deployments_store.ask_incident(self._store, incident_key, incident.native_key)
         if self._cmdb and (cis is None or cis.alert_count != incident.alert_count):
             await cmdb_store.ask_lookup(self._store, incident_key, incident.alert_count)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -16,6 +16,7 @@ from core.signing import sign
 
 if TYPE_CHECKING:
     from connectors.sentinel.reconcile import ReconcileRun
+    from core.settings import Settings
 
 T = TypeVar("T")
 
@@ -81,6 +82,14 @@ def demo_incident(
     update: Annotated[
         bool, typer.Option("--update", help="Send a newer version of the last demo incident.")
     ] = False,
+    xdr: Annotated[
+        bool,
+        typer.Option(
+            "--xdr",
+            help="Raise it in the sandbox Defender XDR too (Sentinel reports it with the XDR "
+            "id: one card) on a resource deployed 12 minutes before its first alert.",
+        ),
+    ] = False,
     url: Annotated[str | None, typer.Option(help="Warden's base URL.")] = None,
 ) -> None:
     """Sign and post a realistic Sentinel incident to a running Warden."""
@@ -89,6 +98,9 @@ def demo_incident(
     from sandbox.sentinel_samples import sample_incident, updated_incident
 
     settings = settings_or_exit()
+    if xdr and update:
+        console.print("[red]--xdr raises a new incident: leave out --update[/]")
+        raise typer.Exit(2)
     last = settings.var_dir / "demo-last-incident.json"
     if update:
         if not last.exists():
@@ -101,7 +113,11 @@ def demo_incident(
         resource = sample_incident(severity=severity.capitalize(), title=title)
         props = resource["properties"]
         wanted = {k: props[k] for k in ("title", "description", "severity") if props.get(k)}
+        if xdr:
+            wanted.update(_in_defender(settings, str(props["title"])))
         resource = sandbox_create(settings, wanted) or resource  # in the sandbox Sentinel too
+        if xdr:
+            _deployed(settings, resource)
     body = json.dumps(resource).encode()
     headers = {"content-type": "application/json", **sign(settings.webhook_secrets[0], body)}
     base = url or f"http://{settings.host}:{settings.port}"
@@ -120,3 +136,28 @@ def demo_incident(
         f"sent incident #{props['incidentNumber']} ({props['severity']}, {props['status']}): "
         f"{props['title']}"
     )
+
+
+def _in_defender(settings: Settings, title: str) -> dict[str, str]:
+    """Raise ``title`` in the sandbox Defender XDR; the properties that make Sentinel's
+    incident its twin (Defender XDR's connector sets them so)."""
+    from sandbox.embedded import raise_defender_incident
+
+    made = raise_defender_incident(settings, {"displayName": title, "status": "active"})
+    if made is None:
+        console.print("[red]--xdr needs `make run`'s sandbox Defender XDR (the sandbox Graph)[/]")
+        raise typer.Exit(1)
+    return {"providerName": "Microsoft XDR", "providerIncidentId": str(made["id"])}
+
+
+def _deployed(settings: Settings, resource: dict[str, Any]) -> None:
+    """Deploy a resource the incident names 12 minutes before its first alert."""
+    from sandbox.embedded import deploy_before
+
+    name = f"release-{resource['properties']['incidentNumber']:04d}"
+    made = deploy_before(settings, str(resource["name"]), name, 12)
+    if made is None:
+        console.print("[red]--xdr needs `make run`'s sandbox Sentinel[/]")
+        raise typer.Exit(1)
+    targets = [r["id"].rsplit("/", 1)[-1] for r in made["properties"].get("outputResources", [])]
+    console.print(f"deployed {name} to {', '.join(targets)} 12 minutes before the first alert")

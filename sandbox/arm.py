@@ -41,7 +41,12 @@ from aiohttp import web
 from sandbox.arm_api import sandbox_middleware
 from sandbox.arm_approles import AppDirectory
 from sandbox.arm_control import add_control_routes
-from sandbox.arm_deployments import Deployments, deploy_to_incident
+from sandbox.arm_deployments import (
+    Deployments,
+    deploy_to_incident,
+    first_alert,
+    quiet_resource,
+)
 from sandbox.arm_deployments_routes import add_deployment_control_routes
 from sandbox.arm_directory import Directory, DirectoryUser, default_users
 from sandbox.arm_graph import add_graph_routes
@@ -283,6 +288,28 @@ class ArmSandbox(SandboxLog):
                 deploy_to_incident(self.deployments, stored, target, rng.randint(3, 90), name)
                 added += 1
         return added
+
+    def deploy_before_incident(
+        self,
+        incident: str,
+        name: str,
+        minutes_before: float,
+        resource_id: str | None = None,
+        scope: Scope | None = None,
+    ) -> dict[str, Any]:
+        """Make ``incident`` name ``resource_id`` (default: a Resource Graph resource no
+        deployment touched within a day of its first alert) and deploy it ``minutes_before``
+        that alert; returns the deployment. KeyError for an unknown incident, LookupError
+        when there is no such resource."""
+        stored = self.workspace(scope).incidents.get(incident.lower())
+        if stored is None:
+            raise KeyError(f"no incident {incident!r}")
+        if resource_id is None:
+            rows = self.resource_graph.rows.values()
+            chosen = quiet_resource(rows, self.deployments, first_alert(stored))
+            resource_id = str(chosen["id"])
+        made = deploy_to_incident(self.deployments, stored, resource_id, minutes_before, name)
+        return made.resource
 
     def seed_policy_states(
         self, count: int, *, subscription: str = SUBSCRIPTION, random_seed: int | None = None

@@ -15,6 +15,11 @@
                                             a new incident appears, as from an analytics rule
 ``PATCH  /_sandbox/incidents/{id}``         200 incident; body ``{"properties": {...}}``: a
                                             change "in the portal" (new etag and timestamp)
+``POST   /_sandbox/incidents/{id}/deployments`` 201 deployment; body ``{"name",
+                                            "minutesBefore"?, "resourceId"?}``: the incident
+                                            names the resource (default: one not deployed to
+                                            within a day of its first alert), deployed that
+                                            long before its first alert
 ``POST   /_sandbox/seed``                   201 ``{"value": [...]}``; body ``{"count": n}``
 ``GET    /_sandbox/users``                  200 ``{"value": [user...]}``
 ``PUT    /_sandbox/users/{id}/groups``      200 user; body ``{"groupIds": [...]}``
@@ -178,6 +183,25 @@ class _ControlRoutes:
             raise ArmError(400, "BadRequest", str(exc)) from None
         return web.json_response(updated)
 
+    async def deploy(self, request: web.Request) -> web.Response:
+        """Deploy a resource the incident names (added when new) before its first alert."""
+        body = _object(await _json_body(request))
+        name, minutes = body.get("name"), body.get("minutesBefore", 12)
+        resource_id = body.get("resourceId")
+        if not isinstance(name, str) or not name or not isinstance(minutes, int | float):
+            raise ArmError(400, "BadRequest", "name must be a string, minutesBefore a number")
+        if not (resource_id is None or isinstance(resource_id, str)):
+            raise ArmError(400, "BadRequest", "resourceId must be a string")
+        try:
+            made = self.sandbox.deploy_before_incident(
+                request.match_info["incidentId"], name, minutes, resource_id, self._guard(request)
+            )
+        except KeyError as exc:
+            raise ArmError(404, "NotFound", str(exc.args[0])) from None
+        except LookupError as exc:
+            raise ArmError(409, "Conflict", str(exc)) from None
+        return web.json_response(made, status=201)
+
     async def seed(self, request: web.Request) -> web.Response:
         """Add generated incidents."""
         count = _object(await _json_body(request)).get("count")
@@ -247,6 +271,7 @@ def add_control_routes(app: web.Application, sandbox: ArmSandbox) -> None:
     add("GET", "/incidents", routes.list_incidents)
     add("POST", "/incidents", routes.create_incident)
     add("PATCH", "/incidents/{incidentId}", routes.portal_update)
+    add("POST", "/incidents/{incidentId}/deployments", routes.deploy)
     add("POST", "/seed", routes.seed)
     add("GET", "/users", routes.users)
     add("PUT", "/users/{userId}/groups", routes.set_groups)

@@ -327,3 +327,28 @@ def deploy_to_incident(
         incident.entities.append(entity)
     when = first_alert(incident)
     return deployments.deploy_before(resource_id, when, minutes_before, name)
+
+
+def quiet_resource(
+    rows: Iterable[dict[str, Any]],
+    deployments: Deployments,
+    around: datetime.datetime,
+    *,
+    days: float = 1.0,
+) -> dict[str, Any]:
+    """The first of ``rows`` (Resource Graph resources, by id) that no deployment touched
+    within ``days`` days of ``around`` (an incident's first alert): a deployment placed just
+    before that alert is then the one a card shows. ``LookupError`` when there is none."""
+    window = datetime.timedelta(days=days)
+    since, until = stamp(around - window), stamp(around + window)
+    busy = {
+        target.lower()
+        for group in deployments.groups.values()
+        for stored in group.values()
+        if since <= stored.when <= until
+        for target in stored.targets
+    }
+    for row in sorted(rows, key=lambda r: str(r["id"])):
+        if str(row["id"]).lower() not in busy:
+            return row
+    raise LookupError(f"every resource was deployed to within {days:g} days of {around}")

@@ -226,27 +226,31 @@ def _listens(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _control(settings: Settings) -> httpx.Client | None:
-    """A client of the running sandbox's control API; ``None`` when none is running."""
+def _control(settings: Settings, base: str | None = None) -> httpx.Client | None:
+    """A client of a running sandbox's control API (the sandbox Sentinel's unless ``base``,
+    another sandbox sharing its CA, is given); ``None`` when none is running."""
     ca = tls_dir(settings) / "ca.pem"
     if not ca.exists():
         return None
-    client = httpx.Client(base_url=f"{sandbox_url(settings)}/_sandbox", verify=str(ca))
+    client = httpx.Client(base_url=f"{base or sandbox_url(settings)}/_sandbox", verify=str(ca))
     try:
-        client.get("/mode", timeout=2.0)
+        client.get("/faults", timeout=2.0)
     except httpx.HTTPError:
         client.close()
         return None
     return client
 
 
-def create_incident(settings: Settings, properties: dict[str, Any]) -> dict[str, Any] | None:
-    """Create an incident in the running sandbox Sentinel; ``None`` when none is running."""
-    client = _control(settings)
+def _call(
+    settings: Settings, method: str, path: str, body: dict[str, Any], base: str | None = None
+) -> dict[str, Any] | None:
+    """``method path`` on a running sandbox's control API, its JSON answer; ``None`` when no
+    sandbox is running."""
+    client = _control(settings, base)
     if client is None:
         return None
     try:
-        answer = client.post("/incidents", json={"properties": properties}, timeout=10.0)
+        answer = client.request(method, path, json=body, timeout=10.0)
         answer.raise_for_status()
         made: dict[str, Any] = answer.json()
         return made
@@ -254,17 +258,32 @@ def create_incident(settings: Settings, properties: dict[str, Any]) -> dict[str,
         client.close()
 
 
+def create_incident(settings: Settings, properties: dict[str, Any]) -> dict[str, Any] | None:
+    """Create an incident in the running sandbox Sentinel; ``None`` when none is running."""
+    return _call(settings, "POST", "/incidents", {"properties": properties})
+
+
 def change_incident(
     settings: Settings, name: str, properties: dict[str, Any]
 ) -> dict[str, Any] | None:
     """Change an incident as the portal would; ``None`` when no sandbox is running."""
-    client = _control(settings)
-    if client is None:
-        return None
-    try:
-        answer = client.patch(f"/incidents/{name}", json={"properties": properties}, timeout=10.0)
-        answer.raise_for_status()
-        changed: dict[str, Any] = answer.json()
-        return changed
-    finally:
-        client.close()
+    return _call(settings, "PATCH", f"/incidents/{name}", {"properties": properties})
+
+
+def deploy_before(
+    settings: Settings, name: str, deployment: str, minutes: float
+) -> dict[str, Any] | None:
+    """In the running sandbox Sentinel, make incident ``name`` name a resource of the sandbox
+    Resource Graph, deployed (``deployment``) ``minutes`` before its first alert; the
+    deployment, or ``None`` when no sandbox is running."""
+    body = {"name": deployment, "minutesBefore": minutes}
+    return _call(settings, "POST", f"/incidents/{name}/deployments", body)
+
+
+def raise_defender_incident(
+    settings: Settings, properties: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Raise an incident in the running sandbox Defender XDR (the sandbox Graph); ``None``
+    when none is running."""
+    base = f"https://127.0.0.1:{graph_port(settings)}"
+    return _call(settings, "POST", "/security/incidents", properties, base)

@@ -72,20 +72,30 @@ class DeploymentReader:
         """Read what the job names: an incident's resources, or a resource group."""
         incident_key = job.payload.get("incident_key")
         group = job.payload.get("resource_group")
+        read_key = job.payload.get("read_key")
         if isinstance(incident_key, str) and incident_key:
-            await self.incident(incident_key)
+            await self.incident(incident_key, read_key if isinstance(read_key, str) else None)
         elif isinstance(group, str) and resource_group_of(group) is not None:
             stored = await self.group(group)
             log.info("deployments (job %s): %d read in one resource group", job.id, stored)
         else:
             raise DeliveryError("the job names no incident or group", outcome=Outcome.FAIL)
 
-    async def incident(self, incident_key: str) -> None:
-        """Store the incident's resources and first alert; read their groups' deployments."""
+    async def incident(self, incident_key: str, read_key: str | None = None) -> None:
+        """Store the incident's resources and first alert; read their groups' deployments.
+
+        They are read from the Sentinel incident ``read_key`` (default ``incident_key``) and
+        stored under ``incident_key``. A key Sentinel does not know (a Defender XDR incident
+        with no Sentinel twin yet), or an incident gone from Sentinel, leaves the card's
+        incident with no resources; a twin that cannot be read leaves what is stored.
+        """
         try:
-            workspace, name = locate(incident_key)
+            workspace, name = locate(read_key or incident_key)
         except ValueError:
-            await deployments_store.store_incident_resources(self._store, incident_key, [], None)
+            if read_key is None:
+                await deployments_store.store_incident_resources(
+                    self._store, incident_key, [], None
+                )
             return
         try:
             resources = azure_resources(await self._incidents.list_entities(workspace, name))
@@ -93,8 +103,11 @@ class DeploymentReader:
             if exc.outcome is not Outcome.GONE:
                 raise
             # the incident is gone from Sentinel: nothing to show, nothing for the DLQ
-            log.info("deployments of %s not read: %s", incident_key, exc)
-            await deployments_store.store_incident_resources(self._store, incident_key, [], None)
+            log.info("deployments of %s not read: %s", read_key or incident_key, exc)
+            if read_key is None:
+                await deployments_store.store_incident_resources(
+                    self._store, incident_key, [], None
+                )
             return
         first = await self._first_alert(incident_key, workspace, name)
         if first is not None and resources:

@@ -70,19 +70,26 @@ def _when(value: float) -> datetime:
     return datetime.fromtimestamp(float(value), UTC)
 
 
-async def ask_incident(store: Store, incident_key: str) -> bool:
+async def ask_incident(store: Store, incident_key: str, read_key: str | None = None) -> bool:
     """Ask for a read of the incident's resources and deployments; False when one was asked
-    for already (nothing written). The marker and the job are one transaction."""
+    for already (nothing written). The marker and the job are one transaction.
+
+    ``read_key`` names the Sentinel incident to read them from when the card is kept under
+    another key (a Defender XDR incident whose Sentinel twin arrived later): its marker is
+    then the Sentinel key's, so the twin is read once, and what is read is stored under
+    ``incident_key``.
+    """
+    payload = {"incident_key": incident_key}
+    if read_key is not None and read_key != incident_key:
+        payload["read_key"] = read_key
     row = outbox.job_row(
-        DEPLOYMENTS_JOB,
-        deployments_ordering_key(incident_key),
-        {"incident_key": incident_key},
-        cipher=store.cipher,
+        DEPLOYMENTS_JOB, deployments_ordering_key(incident_key), payload, cipher=store.cipher
     )
+    marker_key = payload.get("read_key", incident_key)
 
     def write(conn: Connection, _: None) -> bool:
         stmt: Any = insert_for(conn.dialect.name, incident_resource_lookups).values(
-            incident_key=incident_key, asked_at=time.time()
+            incident_key=marker_key, asked_at=time.time()
         )
         if not conn.execute(stmt.on_conflict_do_nothing()).rowcount:
             return False

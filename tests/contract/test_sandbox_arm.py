@@ -9,6 +9,7 @@ with a validator built here from the contract (not the sandbox's own).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import re
 import ssl
@@ -26,6 +27,7 @@ from azure.identity.aio import ClientSecretCredential
 from jsonschema import Draft4Validator
 
 from sandbox.arm import DEFAULT_SCOPE, ArmSandbox, Fault, run_arm_sandbox
+from sandbox.arm_deployments import first_alert
 from sandbox.arm_odata import parse_instant
 from sandbox.arm_schema import response_definition, schema_errors
 from sandbox.arm_seed import EXAMPLE_SCOPE
@@ -871,6 +873,36 @@ async def test_control_portal_update_bumps_etag_and_create_adds_incident(
     assert (
         await http.patch("/_sandbox/incidents/none", json={"properties": {}})
     ).status_code == 404
+
+
+async def test_control_deploy_before_incident_names_resource_and_refuses_bad_input(
+    arm: ArmSandbox, http: httpx.AsyncClient
+) -> None:
+    """POST /_sandbox/incidents/{id}/deployments makes the incident name a resource deployed
+    that long before its first alert (a ListEntities entity, a listed deployment); an
+    unknown incident is 404, a body without a name 400."""
+    made = arm.create_incident({"title": "Web shell"})
+    resource = "/subscriptions/s1/resourceGroups/rg-web/providers/Microsoft.Web/sites/app-1"
+    answer = await http.post(
+        f"/_sandbox/incidents/{made['name']}/deployments",
+        json={"name": "release-9", "minutesBefore": 12, "resourceId": resource},
+    )
+    assert answer.status_code == 201, answer.text
+    deployment = answer.json()
+    assert deployment["properties"]["outputResources"] == [{"id": resource}]
+    stored = arm.workspace().incidents[str(made["name"]).lower()]
+    gap = first_alert(stored) - datetime.datetime.fromisoformat(
+        deployment["properties"]["timestamp"].replace("Z", "+00:00")
+    )
+    assert gap == datetime.timedelta(minutes=12)
+    names = [e.get("properties", {}).get("resourceId") for e in stored.entities]
+    assert resource in names
+    missing = await http.post(
+        "/_sandbox/incidents/none/deployments", json={"name": "r", "resourceId": resource}
+    )
+    assert missing.status_code == 404
+    unnamed = await http.post(f"/_sandbox/incidents/{made['name']}/deployments", json={})
+    assert unnamed.status_code == 400 and "name" in unnamed.text
 
 
 # Graph checkMemberGroups.

@@ -22,6 +22,7 @@ from sandbox.playground import Playground
 from sandbox.playground_client import Frame, PlaygroundClient
 from sandbox.servicenow import ServiceNowSandbox
 from tests.e2e.card_support import content, incident_card, triage_data
+from tests.integration.triage_support import connected_settings
 from tests.processes import free_port
 from tests.support import make_settings
 
@@ -40,13 +41,7 @@ async def warden_url(
         tmp_path,
         sqlite_url,
         port=port,
-        arm_endpoint=arm.url,
-        arm_ca_bundle=arm.ca_path,
-        graph_endpoint=arm.graph_url,
-        azure_tenant_id=arm.tenant_id,
-        azure_client_id=arm.client_id,
-        azure_client_secret=arm.client_secret,
-        azure_authority_host=arm.authority,
+        **connected_settings(arm),
         servicenow=ServiceNowSettings(
             instance_url=snow.url,
             username=snow.username,

@@ -19,6 +19,7 @@ from sandbox.arm import ArmSandbox
 from sandbox.playground import Playground
 from sandbox.playground_client import PlaygroundClient
 from tests.e2e.card_support import content, incident_card, triage_data
+from tests.integration.triage_support import connected_settings
 from tests.processes import free_port
 from tests.support import make_settings
 
@@ -33,13 +34,7 @@ async def warden_url(tmp_path: Path, sqlite_url: str, arm: ArmSandbox) -> AsyncI
         tmp_path,
         sqlite_url,
         port=port,
-        arm_endpoint=arm.url,
-        arm_ca_bundle=arm.ca_path,
-        graph_endpoint=arm.graph_url,
-        azure_tenant_id=arm.tenant_id,
-        azure_client_id=arm.client_id,
-        azure_client_secret=arm.client_secret,
-        azure_authority_host=arm.authority,
+        **connected_settings(arm),
     )
     runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()

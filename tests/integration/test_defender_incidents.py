@@ -213,3 +213,33 @@ async def _defender_desk(
     desk = _DefenderDesk(warden, arm, conversation, made["id"])
     await desk.settled()
     return desk
+
+
+async def test_defender_card_shows_deployment_once_sentinel_twin_arrives(
+    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+) -> None:
+    """Defender XDR reports first (its key keeps the card, and Defender names no Azure
+    resource); Sentinel's twin then names a resource deployed 12 minutes before the first
+    alert: the one card shows that deployment."""
+    warden = await start_warden(**_settings(arm, graph, sentinel_poll=True))
+    conversation = await _channel(warden, "subscribe incidents from sentinel and defender")
+    title = "Web shell on FIN-APP-01"
+    made = graph.security.add_incident({"displayName": title, "status": "active"})
+    await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
+    await _idle(warden)
+    twin = _xdr_twin(arm, made["id"], title)
+    group = f"/subscriptions/{DEFAULT_SCOPE.subscription}/resourceGroups/rg-fin"
+    resource = f"{group}/providers/Microsoft.Web/sites/fin-app-01"
+    arm.deploy_before_incident(twin["name"], "webapp-release-42", 12, resource)
+    note = "Deployed webapp-release-42 12 minutes before the first alert"
+    await warden.connector.wait_for(
+        lambda s: (
+            any(note in str(u.body) for u in s.updates(conversation, successful=True)) or None
+        ),
+        timeout=20,
+    )
+    await _idle(warden)
+    posts = warden.card_posts(conversation)
+    assert len(posts) == 1, [p.body for p in posts]
+    shown = str(warden.connector.updates(conversation, successful=True)[-1].body)
+    assert "/security/incidents/" in shown and note in shown

@@ -10,7 +10,7 @@ with the CI and the latest deployment before the first alert.
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -19,7 +19,7 @@ from connectors.resourcegraph.mapping import ci_from_row
 from core.store import cmdb_cis, outbox
 from core.store import deployments as deployments_store
 from sandbox.arm import ArmSandbox, Fault, run_arm_sandbox
-from sandbox.arm_deployments import deploy_to_incident, first_alert, stamp
+from sandbox.arm_deployments import deploy_to_incident, first_alert, quiet_resource
 from tests.integration.conftest import WardenFactory
 from tests.integration.triage_support import Desk, connected_settings
 
@@ -51,35 +51,26 @@ async def _desk(start_warden: WardenFactory, arm: ArmSandbox, **settings: object
     return Desk(warden, arm, conversation, "")
 
 
-async def _incident_on(desk: Desk, resource_id: str, *deployed: tuple[str, float]) -> str:
-    """A new incident naming ``resource_id``, deployed (name, minutes before its first
-    alert; negative: after it) as given; its card posted. Its name."""
+async def _incident_on(
+    desk: Desk, *deployed: tuple[str, float], before_post: Callable[[str], object] | None = None
+) -> tuple[str, str]:
+    """A new incident naming a seeded resource no seeded deployment touched near its first
+    alert, deployed (name, minutes before that alert; negative: after it) as given; its card
+    posted (``before_post`` is given the resource id first). The resource's id and name."""
     made = desk.arm.create_incident({"title": "Web shell on an App Service", "severity": "High"})
     stored = desk.arm.workspace().incidents[str(made["name"]).lower()]
+    rows = desk.arm.resource_graph.rows.values()
+    row = quiet_resource(rows, desk.arm.deployments, first_alert(stored))
     for name, minutes in deployed:
-        deploy_to_incident(desk.arm.deployments, stored, resource_id, minutes, name)
+        deploy_to_incident(desk.arm.deployments, stored, row["id"], minutes, name)
     desk.name = str(made["name"])
+    if before_post is not None:
+        before_post(row["id"])
     await _synced_cmdb(desk)
     assert (await desk.warden.webhook(made)).status == 202
     await desk.warden.connector.wait_for(
         lambda s: desk.warden.card_posts(desk.conversation) or None
     )
-    return desk.name
-
-
-def _a_resource(arm: ArmSandbox) -> tuple[str, str]:
-    """The id and name of a seeded resource no seeded deployment touched in the last day
-    (the incident's first alert is within the last hour; the tests place their own)."""
-    since = stamp(arm.deployments.clock() - datetime.timedelta(days=1))
-    recent = {
-        target.lower()
-        for group in arm.deployments.groups.values()
-        for stored in group.values()
-        if stored.when >= since
-        for target in stored.targets
-    }
-    rows = sorted(arm.resource_graph.rows.values(), key=lambda r: r["id"])
-    row = next(r for r in rows if str(r["id"]).lower() not in recent)
     return str(row["id"]), str(row["name"])
 
 
@@ -89,9 +80,8 @@ async def test_card_deployment_before_first_alert_shows_minutes_and_the_ci(
     """Of three deployments of the incident's resource (3 h and 12 min before the first
     alert, one after it), the card names the 12-minute one, and lists the resource's CI."""
     desk = await _desk(start_warden, arm)
-    resource_id, name = _a_resource(arm)
-    await _incident_on(
-        desk, resource_id, ("infra-old", 180), ("webapp-release-42", 12), ("hotfix-after", -5)
+    resource_id, name = await _incident_on(
+        desk, ("infra-old", 180), ("webapp-release-42", 12), ("hotfix-after", -5)
     )
     await desk.settled()
     card = str(desk.card())
@@ -112,8 +102,7 @@ async def test_card_deployment_outside_lookback_is_not_shown(
     """With a 60-minute look-back, a deployment 3 hours before the first alert is not shown;
     the CI still is."""
     desk = await _desk(start_warden, arm, deployments={"lookback_minutes": 60})
-    resource_id, name = _a_resource(arm)
-    await _incident_on(desk, resource_id, ("infra-old", 180))
+    _, name = await _incident_on(desk, ("infra-old", 180))
     await desk.settled()
     card = str(desk.card())
     assert "before the first alert" not in card
@@ -126,10 +115,13 @@ async def test_card_arm_down_then_up_deployment_appears(
     """ARM deployments down when the card is posted: the read waits in the outbox and the
     card shows no deployment; once ARM answers the read is retried and the card shows it."""
     desk = await _desk(start_warden, arm)
-    resource_id, _ = _a_resource(arm)
-    group = resource_id.split("/providers/")[0]
-    arm.add_fault(Fault(status=503, times=None, path=f"{group}/providers/Microsoft.Resources"))
-    await _incident_on(desk, resource_id, ("webapp-release-7", 30))
+
+    def arm_down(resource_id: str) -> None:
+        group = resource_id.split("/providers/")[0]
+        path = f"{group}/providers/Microsoft.Resources"
+        arm.add_fault(Fault(status=503, times=None, path=path))
+
+    await _incident_on(desk, ("webapp-release-7", 30), before_post=arm_down)
 
     async def read_failed() -> bool:
         jobs = await outbox.list_jobs(desk.store, outbox.PENDING)

@@ -125,6 +125,8 @@ async def _command(settings: Settings, *args: str) -> tuple[int, str]:
         WARDEN_DATABASE_URL=str(settings.database_url),
         WARDEN_MODE="sandbox",
         WARDEN_SANDBOX_ARM_PORT=str(settings.sandbox_arm_port),
+        WARDEN_SANDBOX_GRAPH_PORT=str(settings.sandbox_graph_port),
+        WARDEN_SENTINEL_WEBHOOK_SECRETS=",".join(settings.webhook_secrets),
         WARDEN_SANDBOX_AZURITE_PORT=str(settings.sandbox_azurite_port),
         COLUMNS="250",
     )
@@ -181,6 +183,45 @@ async def test_make_run_defender_subscription_incident_arrives_as_card(
             )
     assert card.conversation_id == channel
     assert "Active" in content(card)
+
+
+@pytest.mark.usefixtures("playground_installed")
+async def test_make_run_demo_incident_xdr_one_card_from_both_sources_with_deployment(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """``demo incident --xdr`` raises the incident in the sandbox Defender XDR and Sentinel's
+    twin of it: a channel subscribed to both gets ONE card saying so, with the deployment
+    the command placed 12 minutes before the first alert."""
+    settings = make_run_settings(tmp_path, sqlite_url).model_copy(
+        update={"defender": DefenderSettings.model_validate({"poll_seconds": 0.3})}
+    )
+    title = "Web shell dropped on a finance App Service"
+    async with make_run(settings) as running, PlaygroundClient(running.playground_url) as client:
+        config = await client.test_config()
+        channel = config.general_channel_id
+        async with client.stream() as stream:
+            await client.install(channel)
+            await client.send_message(channel, "subscribe incidents from sentinel and defender")
+            await stream.wait_for(lambda f: "Subscribed" in content(f))
+            code, out = await _command(
+                settings, "demo", "incident", "--xdr", "--title", title, "--url", running.warden_url
+            )
+            assert code == 0, out
+            assert "12 minutes before the first alert" in out, out
+            card = await stream.wait_for(
+                lambda f: (
+                    title in content(f)
+                    and "Sentinel and Defender XDR" in content(f)
+                    and "12 minutes before the first alert" in content(f)
+                ),
+                timeout=40,
+            )
+            posts = {f.message_id for f in stream.frames if f.action == "createMessage"}
+            assert card.message_id in posts
+            cards = [
+                f for f in stream.frames if f.action == "createMessage" and title in content(f)
+            ]
+            assert len(cards) == 1, [content(f) for f in cards]
 
 
 @pytest.mark.usefixtures("playground_installed")
