@@ -1,0 +1,39 @@
+"""Budget scopes subscribed from Teams: which conversation takes a scope's budget alerts.
+
+``subscribe budgets <scope>`` stores a row; the budget webhook routes with these rows and
+the settings' map (``WARDEN_BUDGETS__CHANNELS``), a row winning over the map for one scope.
+
+Revision ID: 0023
+Revises: 0022
+Create Date: 2026-11-26
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0023"
+down_revision = "0022"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Create budget_subscriptions."""
+    op.create_table(
+        "budget_subscriptions",
+        sa.Column("scope_key", sa.String(256), primary_key=True),
+        sa.Column("conversation_id", sa.String(512), nullable=False),
+        sa.Column("created_by", sa.String(256)),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+    op.create_index(
+        "ix_budget_subscriptions_conversation", "budget_subscriptions", ["conversation_id"]
+    )
+
+
+def downgrade() -> None:
+    """Drop budget_subscriptions."""
+    op.drop_index("ix_budget_subscriptions_conversation", table_name="budget_subscriptions")
+    op.drop_table("budget_subscriptions")
