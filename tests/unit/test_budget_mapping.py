@@ -146,45 +146,30 @@ def test_common_schema_unparseable_fired_time_uses_received() -> None:
     assert budget_alert(body, now=NOW).fired_at == NOW
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "BudgetName",
-        "SubscriptionId",
-        "Budget",
-        "SpendingAmount",
-        "NotificationThresholdAmount",
-        "BudgetStartDate",
-    ],
-)
-def test_budget_schema_missing_field_is_named(name: str) -> None:
-    """Each required field of the budget alert schema, missing, is named in the error."""
-    body = copy.deepcopy(BUDGET_SCHEMA)
-    del body["data"][name]
-    with pytest.raises(InvalidPayload) as raised:
-        budget_alert(body, now=NOW)
-    assert raised.value.field == f"data.{name}"
-    assert f"data.{name}" in str(raised.value)
+BUDGET_REQUIRED = ("BudgetName", "SubscriptionId", "Budget", "SpendingAmount")
+COMMON_REQUIRED = ("Scope", "BudgetName", "BudgetThreshold", "SpentAmount")
+BOTH_REQUIRED = ("NotificationThresholdAmount", "BudgetStartDate")
 
 
 @pytest.mark.parametrize(
-    "name",
-    [
-        "Scope",
-        "BudgetName",
-        "BudgetThreshold",
-        "SpentAmount",
-        "NotificationThresholdAmount",
-        "BudgetStartDate",
+    ("sample", "at", "name"),
+    [(BUDGET_SCHEMA, ("data",), n) for n in BUDGET_REQUIRED + BOTH_REQUIRED]
+    + [
+        (ACTUAL_COMMON, ("data", "alertContext", "AlertData"), n)
+        for n in COMMON_REQUIRED + BOTH_REQUIRED
     ],
 )
-def test_common_schema_missing_field_is_named(name: str) -> None:
-    """Each required field of a common-schema budget alert, missing, is named in the error."""
-    body = copy.deepcopy(ACTUAL_COMMON)
-    del body["data"]["alertContext"]["AlertData"][name]
+def test_missing_field_is_named(sample: dict[str, Any], at: tuple[str, ...], name: str) -> None:
+    """Each required field of either schema, missing, is named in the error."""
+    body = copy.deepcopy(sample)
+    parent = body
+    for step in at:
+        parent = parent[step]
+    del parent[name]
     with pytest.raises(InvalidPayload) as raised:
         budget_alert(body, now=NOW)
-    assert raised.value.field == f"data.alertContext.AlertData.{name}"
+    field = ".".join((*at, name))
+    assert raised.value.field == field and field in str(raised.value)
 
 
 @pytest.mark.parametrize(
