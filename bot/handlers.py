@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from bot.budget_commands import BUDGET_COMMANDS, budget_command
 from bot.budgets import BudgetDesk
 from bot.evidence import EVIDENCE_DATA, EvidenceDesk
 from bot.evidence_files import AttachFileData, ChatFileDesk
@@ -45,7 +46,7 @@ from core.actions import BudgetData, LinkData, RefreshData, TriageData
 from core.breaker import Breakers
 from core.models import IncidentSource, Severity, Subscription
 from core.roles import Role, RoleMap
-from core.store import cmdb_cis
+from core.store import budget_subscriptions, cmdb_cis
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class WardenBot:
         self._triage = triage
         self._links = links
         self._evidence = evidence
+        self._budgets_on = budgets is not None
         self._extensions = ExtensionDesk(store, links, unfurler) if links is not None else None
         self._active: set[str] = set()  # conversations this process saw saved as active
         self._actions: dict[CardVerb, Callable[[CardAction, BaseModel], Awaitable[Card]]] = {
@@ -217,6 +219,11 @@ class WardenBot:
         if name == "unsubscribe incidents":
             actor = message.user.aad_object_id or message.user.id
             return [unsubscribed_card(await self._store.unsubscribe(ref.conversation_id, by=actor))]
+        if name in BUDGET_COMMANDS:
+            card = await budget_command(
+                self._store, message, name, parsed.values, enabled=self._budgets_on
+            )
+            return [card]
         if name == "link deployment":
             if self._links is None:
                 return [error_card("Not connected to ServiceNow", NOT_CONNECTED)]
@@ -232,7 +239,10 @@ class WardenBot:
         if name == "status":
             status = await self._store.conversation_status(ref.conversation_id)
             paused = self._breakers is not None and self._breakers.is_open(ref.service_url)
-            status = status.model_copy(update={"delivery_paused": paused})
+            budgets = await budget_subscriptions.scopes_of(self._store, ref.conversation_id)
+            status = status.model_copy(
+                update={"delivery_paused": paused, "budget_scopes": tuple(budgets)}
+            )
             cmdb = await cmdb_cis.summary(self._store)
             return [status_card(status, connectors=self._connectors, cmdb=cmdb)]
         return [help_card()]

@@ -2,7 +2,9 @@
 
 An ``audit.outside_change`` job (``core.store.delta``) carries the changes themselves (its
 payload is sealed at rest, as every outbox payload), so the card shows what the watch found
-even if SharePoint changes again before the job runs.
+even if SharePoint changes again before the job runs. It carries the alert keys of its
+changes too: a job run again after its card was posted (the worker stopped before the job
+was marked done) finds them posted and posts nothing (``core.store.delta.record_posted``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from bot.delivery import CardSender
 from cards.outside_changes import outside_change_card, outside_changes_summary_card
 from core.errors import DeliveryError, Outcome
 from core.outside_changes import OutsideChange
+from core.store import delta as delta_store
 from core.store.outbox import Job
 from core.store.store import Store
 
@@ -45,8 +48,13 @@ class OutsideChangeDelivery:
         if not conversation.active or not changes:
             log.info("outbox job %s skipped: nothing to post or channel inactive", job.id)
             return
+        keys = [[str(part) for part in key] for key in payload.get("alerts") or []]
+        if await delta_store.already_posted(self._store, keys):
+            log.info("outbox job %s skipped: its card was posted already", job.id)
+            return
         if payload.get("summary") or len(changes) > 1:
             card = outside_changes_summary_card(changes)
         else:
             card = outside_change_card(changes[0])
-        await self._sender.post_card(conversation.ref, card)
+        activity_id = await self._sender.post_card(conversation.ref, card)
+        await delta_store.record_posted(self._store, keys, activity_id)

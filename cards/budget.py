@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cards.elements import JSON, adaptive_card, execute, fact_set, open_url, safe_url, text_block
+from cards.commands import command_named
+from cards.elements import (
+    JSON,
+    adaptive_card,
+    execute,
+    fact_set,
+    open_url,
+    rich_text,
+    safe_url,
+    text_block,
+    text_run,
+)
 from cards.text import inert
 from cards.verbs import CardVerb
-from core.budgets import BudgetAlert, BudgetCard
+from core.budgets import BudgetAlert, BudgetCard, scope_path
 from core.costs import ResourceCost
 
 TOP_RESOURCES = 5
@@ -86,3 +97,42 @@ def _actions(key: str, state: BudgetCard, *, itsm: bool) -> list[JSON]:
     if state.change_number and url:
         actions.append(open_url(f"Open {inert(state.change_number)}", url))
     return actions
+
+
+def budget_subscribed_card(key: str, moved_from: str | None) -> JSON:
+    """The reply to ``subscribe budgets``: scope ``key``'s alerts come here from now on
+    (``moved_from``: the conversation that had them until now)."""
+    scope = inert(scope_path(key))
+    lines = [
+        text_block("Subscribed to budget alerts", weight="bolder", color="good", size="medium"),
+        text_block(f"I'll post the budget alerts of {scope} to this conversation."),
+    ]
+    if moved_from:
+        lines.append(text_block("They no longer go to the conversation that had them before."))
+    if "/" not in key:
+        lines.append(
+            text_block("A resource group subscribed elsewhere keeps its own alerts.", isSubtle=True)
+        )
+    stop = f"{command_named('unsubscribe budgets').name} {scope}"
+    lines.append(rich_text("To stop, type ", _command(stop), ".", spacing="medium"))
+    return adaptive_card(lines)
+
+
+def budget_unsubscribed_card(key: str, had: bool) -> JSON:
+    """The reply to ``unsubscribe budgets``; says so when this conversation did not have it."""
+    scope = inert(scope_path(key))
+    if had:
+        heading = text_block("Unsubscribed from budget alerts", weight="bolder", size="medium")
+        detail = text_block(
+            f"I won't post the budget alerts of {scope} here any more; they go where the "
+            "settings send them, else to the operators' channel."
+        )
+    else:
+        heading = text_block("Not subscribed", weight="bolder", size="medium")
+        detail = text_block(f"This conversation wasn't subscribed to {scope}; nothing changed.")
+    return adaptive_card([heading, detail])
+
+
+def _command(text: str) -> JSON:
+    """``text`` as a command to type: a bold monospace ``TextRun``."""
+    return text_run(text, fontType="monospace", weight="bolder")

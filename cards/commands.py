@@ -48,6 +48,16 @@ class Command:
     role: Role | None = None
     """The Warden role a person needs to run it; None: anyone in the conversation."""
 
+    menu: bool = True
+    """Listed in the Teams command menu (the manifest's command lists take at most
+    :data:`MENU_MAX`); help lists every command either way."""
+
+
+MENU_MAX = 10
+"""How many commands a Teams command list may hold (the manifest schema's ``maxItems``)."""
+
+_SCOPE_USAGE = "<subscription id | /subscriptions/<id>/resourceGroups/<group>>"
+
 
 def _usage(name: str, choices: tuple[str, ...] = ()) -> str:
     """``name`` followed by its optional argument, e.g. ``subscribe incidents [low|high]``."""
@@ -72,6 +82,21 @@ COMMANDS: tuple[Command, ...] = (
         _usage("unsubscribe incidents"),
         "Stop posting incidents here.",
         role=Role.OPERATOR,
+    ),
+    Command(
+        "subscribe budgets",
+        f"subscribe budgets {_SCOPE_USAGE}",
+        "Post the Azure budget alerts of a subscription or resource group here.",
+        pattern=r"(?P<scope>\S+)",
+        role=Role.OPERATOR,
+    ),
+    Command(
+        "unsubscribe budgets",
+        f"unsubscribe budgets {_SCOPE_USAGE}",
+        "Stop posting that scope's budget alerts here.",
+        pattern=r"(?P<scope>\S+)",
+        role=Role.OPERATOR,
+        menu=False,
     ),
     Command(
         "status",
@@ -113,6 +138,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("whoami", _usage("whoami"), "Show your Warden roles and where each comes from."),
 )
 """Every command, in the order help lists them."""
+
+MENU_COMMANDS: tuple[Command, ...] = tuple(command for command in COMMANDS if command.menu)
+"""The commands of the Teams command menu (the manifest), in help's order."""
 
 
 def command_named(name: str) -> Command:

@@ -24,6 +24,7 @@ from cards.elements import (
     text_run,
 )
 from cards.text import inert, localized, shorten
+from core.budgets import scope_path
 from core.models import (
     ConversationKind,
     ConversationStatus,
@@ -135,8 +136,8 @@ def status_card(
     connectors: Mapping[str, Mapping[str, str]] | None = None,
     cmdb: Mapping[str, Any] | None = None,
 ) -> JSON:
-    """This conversation's subscription, incidents posted, last delivery and outbox counts,
-    each connector's version and state when given, and the CMDB sync's last run when
+    """This conversation's subscription, budget scopes, incidents posted, last delivery and
+    outbox counts, each connector's version and state when given, and the CMDB sync's last run when
     ``cmdb`` (``core.store.cmdb_cis.summary``, as ``/readyz`` reports it) names one.
 
     Dead jobs (deliveries that gave up) are highlighted in an attention container when any exist.
@@ -159,6 +160,9 @@ def status_card(
         ),
         text_block(f"Last delivery: {last}", isSubtle=True, spacing="small"),
     ]
+    if status.budget_scopes:
+        scopes = ", ".join(inert(scope_path(key)) for key in status.budget_scopes)
+        body.append(fact_set([("Budget alerts", scopes)], spacing="small"))
     if connectors:
         body.append(text_block("Connectors", weight="bolder", spacing="medium"))
         body.append(

@@ -8,6 +8,7 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -64,9 +65,47 @@ class BudgetCard:
     change_requested: bool = False
 
 
-def channel_for(alert: BudgetAlert, channels: Mapping[str, str], operators: str) -> str:
+_GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_SCOPE_TEXT = re.compile(
+    rf"(?:/subscriptions/)?(?P<sub>{_GUID})(?:/resourcegroups/(?P<rg>[-\w.()]{{0,89}}[-\w()]))?/?",
+    re.IGNORECASE,
+)
+SCOPE_HELP = (
+    "give a subscription id (e.g. 11111111-2222-3333-4444-555555555555) or a resource group "
+    "as /subscriptions/<subscription id>/resourceGroups/<group name>"
+)
+"""What a budget scope looks like, for the error that refuses another."""
+
+
+def scope_key(text: str) -> str:
+    """The routing key of a typed budget scope: ``<subscription>`` or ``<subscription>/<group>``,
+    lower case; ``ValueError`` saying what a scope looks like when ``text`` is none."""
+    found = _SCOPE_TEXT.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"“{text.strip()}” is not a budget scope: {SCOPE_HELP}.")
+    key = found["sub"].lower()
+    return f"{key}/{found['rg'].lower()}" if found["rg"] else key
+
+
+def scope_path(key: str) -> str:
+    """The ARM path of a routing key (``/subscriptions/<id>[/resourceGroups/<group>]``)."""
+    subscription, _, group = key.partition("/")
+    path = f"/subscriptions/{subscription}"
+    return f"{path}/resourceGroups/{group}" if group else path
+
+
+def channel_for(
+    alert: BudgetAlert,
+    channels: Mapping[str, str],
+    operators: str,
+    chat: Mapping[str, str] | None = None,
+) -> str:
     """The conversation of ``alert``: its resource group's, else its subscription's, else
-    the operators' (keys are lower case: ``<subscription>`` or ``<subscription>/<group>``)."""
+    the operators' (keys are lower case: ``<subscription>`` or ``<subscription>/<group>``).
+    ``chat`` holds the scopes subscribed from Teams (``subscribe budgets``): they count with
+    ``channels`` (the settings' map) and win over it for the same scope; a resource group's
+    mapping, from either, wins over its subscription's."""
+    channels = {**channels, **(chat or {})}
     subscription = alert.subscription_id.lower()
     if alert.resource_group:
         found = channels.get(f"{subscription}/{alert.resource_group.lower()}")

@@ -190,3 +190,7 @@ class ConversationStatus(BaseModel):
         default=False,
         description="The Teams connector's circuit breaker is open: sends are held back.",
     )
+    budget_scopes: tuple[str, ...] = Field(
+        default=(),
+        description="Budget scopes subscribed here (``subscribe budgets``), as routing keys.",
+    )

@@ -29,7 +29,8 @@ class BudgetsSettings(BaseModel):
         default_factory=dict,
         description="JSON map of a subscription id, or `<subscription id>/<resource group>`, "
         "to the conversation id where its budget alerts are posted (a resource group's entry "
-        "wins over its subscription's).",
+        "wins over its subscription's; a scope subscribed in Teams with `subscribe budgets` "
+        "wins over its entry here).",
     )
     operators_channel: str | None = Field(
         None,

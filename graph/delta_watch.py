@@ -6,7 +6,8 @@ a checkpoint). Each change is classified (``made_by_warden``): the eTag Warden a
 accounted for, or Warden's own application id as ``lastModifiedBy.application``, means
 Warden made it; anything else was made outside Warden, is described against Warden's record
 (``graph.delta_describe``) and recorded (``core.store.delta.record_round``): an audit entry
-each, and a card each for the auditors' channel.
+each, and a card each for the auditors' channel, once per change however often it is read
+(keyed by source, item id and the item's eTag).
 
 The first round of a source only learns what is there (nothing to compare with yet). A link
 Graph no longer honours (410 Gone) starts a full resync: every item is compared with the
@@ -133,7 +134,9 @@ class ChangeWatch:
             if baseline or made_by_warden(change, before, self._app_id):
                 continue
             found.changes.append(await self._describe(source, change))
-        await delta_store.record_round(self._store, found, self._channel)
+            version = delta_store.alert_version(change.etag, change.deleted, before)
+            found.versions[change.item_id] = version
+        found.changes = await delta_store.record_round(self._store, found, self._channel)
         return found
 
     async def _read(self, source: Source, link: str | None) -> DeltaRound:

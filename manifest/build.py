@@ -4,7 +4,7 @@
 take this installation's values. A string that is exactly one placeholder is replaced by the
 value whatever its type (the command lists are arrays), and a value of ``None`` removes its
 key (no ServiceNow: no link unfurling). The bot's commands come from
-:data:`cards.commands.COMMANDS` and the message extension's command id from
+:data:`cards.commands.MENU_COMMANDS` and the message extension's command id from
 :data:`bot.extensions.LINK_COMMAND`, so the package cannot drift from what the bot answers.
 
 :func:`problems` is the one place that says whether a package would be valid; ``manifest
@@ -27,7 +27,7 @@ from jsonschema import Draft4Validator, Draft6Validator, ValidationError, valida
 from jsonschema.exceptions import best_match
 
 from bot.extensions import DIALOG_TITLE, LINK_COMMAND
-from cards.commands import COMMANDS
+from cards.commands import COMMANDS, MENU_COMMANDS, MENU_MAX
 from core.errors import WardenError
 from core.settings import Settings, env_name
 from core.settings_manifest import is_host_name
@@ -172,8 +172,11 @@ def _settings_problems(settings: Settings) -> list[str]:
 
 
 def _command_problems() -> list[str]:
-    """Commands too long for Teams' command menu (the schema allows more than Teams shows)."""
+    """Too many commands for Teams' command menu, or ones too long for it (the schema
+    allows longer ones than Teams shows)."""
     found = []
+    if len(MENU_COMMANDS) > MENU_MAX:
+        found.append(f"{len(MENU_COMMANDS)} commands in the menu; Teams takes {MENU_MAX}")
     for command in COMMANDS:
         if len(command.name) > COMMAND_TITLE_MAX:
             found.append(f"command {command.name!r}: longer than {COMMAND_TITLE_MAX} characters")
@@ -194,7 +197,7 @@ def _values(settings: Settings) -> dict[str, Any]:
     website = manifest.website_url or f"https://{host}/"
     snow = servicenow_host(settings)
     domains = [host] + ([snow] if snow and snow != host else [])
-    commands = [{"title": c.name, "description": c.summary} for c in COMMANDS]
+    commands = [{"title": c.name, "description": c.summary} for c in MENU_COMMANDS]
     return {
         "appId": app_id,
         "publicHost": host,

@@ -2,7 +2,10 @@
 
 An action group's webhook carries no signature, so the URL given to it carries a secret
 token (compared in constant time with each of ``WARDEN_BUDGETS__WEBHOOK_TOKENS``; any one
-opens it). Both the budget alert schema and the common alert schema are accepted. 202 means
+opens it). Both the budget alert schema and the common alert schema are accepted. The card
+goes to the conversation that subscribed the alert's resource group, else its subscription
+(``subscribe budgets`` in Teams, or ``WARDEN_BUDGETS__CHANNELS``; Teams' wins for one scope),
+else the operators' channel. 202 means
 the alert and its card are committed (a resend of the same alert — same budget, scope,
 period and threshold — answers 202 with ``duplicate: true`` and posts no second card);
 401 wrong or missing token; 400 names the field of a body that is not a budget alert;
@@ -21,6 +24,7 @@ from aiohttp import web
 
 from core.budgets import BudgetAlert, channel_for
 from core.errors import InvalidPayload, StoreUnavailable
+from core.store import budget_subscriptions
 from core.store import budgets as budgets_store
 from core.store.store import Store
 from web.problems import problem
@@ -73,8 +77,9 @@ class BudgetWebhook:
             return problem(400, "Not JSON", f"The body is not JSON: {exc.msg}.", slug="json")
         except InvalidPayload as exc:
             return problem(400, "Not a budget alert", str(exc), slug="budget", field=exc.field)
-        conversation = channel_for(alert, self._channels, self._operators)
         try:
+            chat = await budget_subscriptions.routes(self._store, alert.subscription_id)
+            conversation = channel_for(alert, self._channels, self._operators, chat)
             new = await budgets_store.record_alert(self._store, alert, conversation)
         except StoreUnavailable:
             return problem(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.posture import PolicyPosture, PostureStatus
+from web.openapi_budgets import BUDGET_SCHEMA, COMMON_SCHEMA, budget_webhook
 
 PROBLEM = {
     "type": "object",
@@ -195,8 +196,17 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": {
             "/api/webhooks/sentinel": _webhook(),
+            "/api/webhooks/budgets": budget_webhook(_problem, _json),
             "/api/posture": _posture(),
             **_health(),
         },
-        "components": {"schemas": {"Problem": PROBLEM, "Incident": INCIDENT, **_posture_schemas()}},
+        "components": {
+            "schemas": {
+                "Problem": PROBLEM,
+                "Incident": INCIDENT,
+                "BudgetAlertSchema": BUDGET_SCHEMA,
+                "CommonAlertSchemaBudget": COMMON_SCHEMA,
+                **_posture_schemas(),
+            }
+        },
     }

@@ -55,10 +55,26 @@ def _budget_schema(data: dict[str, Any], received: datetime) -> BudgetAlert:
     )
 
 
+# The common alert schema of a cost budget alert, as Microsoft's samples show it
+# (MicrosoftDocs/azure-docs, articles/azure-monitor/alerts/
+# alerts-common-schema-test-action-definitions.md, "Actual Cost Budget" and "Forecasted
+# Budget"): essentials.monitoringService "CostAlerts", firedDateTime set, alertRule, severity
+# and alertTargetIDs null; alertContext.AlertCategory "budgets" and alertContext.AlertData
+# with Scope ("/subscriptions/<id>/", trailing slash), ThresholdType ("Actual" or
+# "Forecasted"), BudgetType, BudgetThreshold (the budget's amount), NotificationThresholdAmount
+# (the threshold's amount), BudgetName, BudgetId, BudgetStartDate ("2022-11-01"),
+# BudgetCreator, Unit, SpentAmount, and ForecastedTotalForPeriod on forecast alerts only; the
+# amounts are text with a currency sign and thousands separators ("$11,111.00").
 def _common_schema(data: dict[str, Any], received: datetime) -> BudgetAlert:
     """The common alert schema's ``data`` of a cost budget alert."""
     where = "data.alertContext"
     context = _object(data, "alertContext", where)
+    category = context.get("AlertCategory")
+    if isinstance(category, str) and category.lower() != "budgets":
+        raise InvalidPayload(
+            f"{where}.AlertCategory is {category!r}, not 'budgets': not a budget alert",
+            field=f"{where}.AlertCategory",
+        )
     found_essentials = data.get("essentials")
     essentials = found_essentials if isinstance(found_essentials, dict) else {}
     alert_data = _object(context, "AlertData", f"{where}.AlertData")

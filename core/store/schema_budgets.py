@@ -1,4 +1,5 @@
-"""The budget alerts table (SQLAlchemy Core), created by migration 0022 (``core.store.budgets``)."""
+"""The budget alerts tables (SQLAlchemy Core), created by migrations 0022 and 0023
+(``core.store.budgets``)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,16 @@ budget_alerts = Table(
 """One budget alert (``alert``: its JSON), the conversation its card goes to, and what was
 done from the card; ``version`` grows with each change, ``posted_version`` is what the card
 in Teams shows."""
+
+budget_subscriptions = Table(
+    "budget_subscriptions",
+    metadata,
+    Column("scope_key", String(256), primary_key=True),
+    Column("conversation_id", String(512), nullable=False),
+    Column("created_by", String(256)),
+    Column("created_at", Float, nullable=False),
+    Index("ix_budget_subscriptions_conversation", "conversation_id"),
+)
+"""Budget scopes subscribed from Teams (``subscribe budgets``, migration 0023): the
+conversation where alerts of ``scope_key`` (``<subscription>`` or ``<subscription>/<group>``,
+lower case) are posted."""

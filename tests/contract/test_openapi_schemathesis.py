@@ -24,6 +24,7 @@ from web.openapi import openapi_document
 
 ROOT = Path(__file__).resolve().parents[2]
 schema = schemathesis.openapi.from_dict(openapi_document())
+BUDGET_TOKEN = "budget-token-" + "c" * 24
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,8 @@ def warden_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "WARDEN_VAR_DIR": str(tmp_path_factory.mktemp("var")),
         "WARDEN_PORT": str(port),
         "WARDEN_SENTINEL_WEBHOOK_SECRETS": SECRET,
+        "WARDEN_BUDGETS__WEBHOOK_TOKENS": BUDGET_TOKEN,
+        "WARDEN_BUDGETS__OPERATORS_CHANNEL": "19:operators@thread.tacv2",
     }
     env.pop("WARDEN_DATABASE_URL", None)
     proc = subprocess.Popen(
@@ -90,4 +93,47 @@ def test_openapi_signed_webhook_answers_conform(warden_url: str) -> None:
             f"{warden_url}/api/webhooks/sentinel", data=payload, headers=headers
         )
         assert response.status_code == status
+        operation.validate_response(response)
+
+
+def test_openapi_budget_webhook_answers_conform(warden_url: str) -> None:
+    """The answers only the right token can reach (202 for both schemas, a resend, 400)
+    also match the document."""
+    operation = schema["/api/webhooks/budgets"]["POST"]
+    budget = {
+        "schemaId": "AIP Budget Notification",
+        "data": {
+            "SubscriptionId": "11111111-2222-3333-4444-555555555555",
+            "ResourceGroup": "",
+            "SpendingAmount": "1050.25",
+            "BudgetStartDate": "2026-11-01",
+            "Budget": "1000",
+            "Unit": "EUR",
+            "BudgetName": "prod-monthly",
+            "NotificationThresholdAmount": "800",
+        },
+    }
+    common = {
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {"monitoringService": "CostAlerts"},
+            "alertContext": {
+                "AlertCategory": "budgets",
+                "AlertData": {
+                    "Scope": "/subscriptions/11111111-2222-3333-4444-555555555555/",
+                    "ThresholdType": "Forecasted",
+                    "BudgetThreshold": "$50.00",
+                    "NotificationThresholdAmount": "$50.00",
+                    "BudgetName": "forecast",
+                    "BudgetStartDate": "2026-11-01",
+                    "SpentAmount": "$9.99",
+                    "ForecastedTotalForPeriod": "$61.10",
+                },
+            },
+        },
+    }
+    url = f"{warden_url}/api/webhooks/budgets?token={BUDGET_TOKEN}"
+    for body, status in ((budget, 202), (budget, 202), (common, 202), ({"data": {}}, 400)):
+        response = requests.post(url, json=body)
+        assert response.status_code == status, response.text
         operation.validate_response(response)

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from jsonschema import Draft7Validator
 from pydantic import SecretStr
 
 from app import STORE
@@ -256,3 +257,42 @@ async def test_budget_card_open_change_creates_servicenow_change(
     updates = warden.connector.updates(FINANCE, successful=True)
     last = updates[-1].body["attachments"][0]["content"]
     assert f"Change {change['number']} opened" in texts(last)
+
+
+def _validator(document: dict[str, Any], schema: dict[str, Any]) -> Draft7Validator:
+    """A validator of ``schema`` whose ``#/components/...`` references read ``document``."""
+    return Draft7Validator({**schema, "components": document["components"]})
+
+
+async def test_budget_webhook_in_openapi_document_with_both_bodies_and_answers(
+    start_warden: WardenFactory,
+) -> None:
+    """The served OpenAPI document describes the budget webhook: both schemas' bodies
+    validate against its request body, and its 202, 400 and 401 answers match."""
+    warden = await budget_warden(start_warden)
+    document = await (await warden.client.get("/openapi.json")).json()
+    served = {
+        (route.method, route.resource.canonical)
+        for route in warden.client.server.app.router.routes()
+        if route.resource is not None
+    }
+    assert ("POST", "/api/webhooks/budgets") in served
+    operation = document["paths"]["/api/webhooks/budgets"]["post"]
+    assert [p["name"] for p in operation["parameters"]] == ["token"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    for sample in (budget_schema(), common_schema(f"/subscriptions/{SUB}/resourceGroups/web")):
+        assert not list(_validator(document, body).iter_errors(sample))
+    assert list(_validator(document, body).iter_errors({"schemaId": "x", "data": {}}))
+    answers = {
+        202: await send(warden, budget_schema()),
+        400: await send(warden, budget_schema(Budget="lots")),
+        401: await send(warden, budget_schema(), token="x" * 30),
+    }
+    for status, response in answers.items():
+        assert response.status == status
+        content = operation["responses"][str(status)]["content"]
+        [(media, described)] = content.items()
+        assert response.content_type == media
+        assert not list(
+            _validator(document, described["schema"]).iter_errors(await response.json())
+        )

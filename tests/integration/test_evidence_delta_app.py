@@ -4,11 +4,17 @@ reaches the auditors' channel as a card (real app, real botbuilder, real msgraph
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
+from sqlalchemy import select, update
 
+from app import STORE, WORKER
 from core.settings_delta import DeltaSettings
+from core.store import outbox
+from core.store.delta import OUTSIDE_CHANGE_JOB
+from core.store.schema import outbox as outbox_table
 from graph.audit_verify import SharePointAccess
 from graph.sharepoint import create_item
 from sandbox.arm import ArmSandbox
@@ -51,7 +57,9 @@ async def test_app_out_of_band_edit_reaches_auditors_channel_as_card(
     access: SharePointAccess,
     app_identity: tuple[str, str],
 ) -> None:
-    """A person editing an Evidence Requests item: the auditors' channel gets the alert card."""
+    """A person editing an Evidence Requests item: the auditors' channel gets the alert card;
+    the card's job run again (its worker stopped after posting, before marking it done)
+    posts no second card."""
     ref = await requests_list(access)
     await create_item(access.graph, ref, {"Title": "ISO-A.8.13 EVR-1", "RequestId": "EVR-1"})
     client_id, secret = app_identity
@@ -80,3 +88,33 @@ async def test_app_out_of_band_edit_reaches_auditors_channel_as_card(
     assert card is not None
     text = str(card)
     assert "edited by Megan Bowen" in text and "evidence request item" in text
+    await rerun_card_job(warden)
+    alerts = [p for p in warden.connector.posts(auditors, successful=True) if _alert(p.body)]
+    assert len(alerts) == 1
+
+
+async def rerun_card_job(warden: Any) -> None:
+    """Put the done ``audit.outside_change`` job back to pending, as a lease that ran out
+    after the post would, and wait until the worker has run it again."""
+    store = warden.client.server.app[STORE]
+    table = outbox_table
+    kind = table.c.kind == OUTSIDE_CHANGE_JOB
+    await warden.client.server.app[WORKER].wait_until(
+        lambda: _status_is(store, kind, outbox.DONE), within=30
+    )
+    async with store.writing() as conn:
+        await conn.execute(
+            update(table)
+            .where(kind)
+            .values(status=outbox.PENDING, next_attempt_at=time.time(), lease_until=None)
+        )
+    await warden.client.server.app[WORKER].wait_until(
+        lambda: _status_is(store, kind, outbox.DONE), within=30
+    )
+
+
+async def _status_is(store: Any, where: Any, status: str) -> bool:
+    """Whether every job matching ``where`` has ``status`` (and there is one)."""
+    async with store.reading() as conn:
+        found = (await conn.execute(select(outbox_table.c.status).where(where))).scalars().all()
+    return bool(found) and all(value == status for value in found)

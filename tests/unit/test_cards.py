@@ -52,6 +52,7 @@ from core.models import (
     Subscription,
 )
 from core.triage import Actor, IncidentDetails, TriageAction, TriageChange, TriageState
+from tests.unit.budget_card_samples import BUDGET_VARIANTS
 from tests.unit.evidence_card_samples import EVIDENCE_VARIANTS
 from tests.unit.outside_change_samples import OUTSIDE_CHANGE_VARIANTS
 from tests.unit.roles_card_samples import ROLES_VARIANTS
@@ -287,6 +288,7 @@ VARIANTS: dict[str, Callable[[], Card]] = {
     **EVIDENCE_VARIANTS,
     **ROLES_VARIANTS,
     **OUTSIDE_CHANGE_VARIANTS,
+    **BUDGET_VARIANTS,
     "help_plain": lambda: help_card(),
     "help_unknown_suggestion": lambda: help_card(
         unknown="subscrbe", suggestion="subscribe incidents"
@@ -294,6 +296,9 @@ VARIANTS: dict[str, Callable[[], Card]] = {
     "status_subscribed": lambda: status_card(status()),
     "status_unsubscribed_dead": lambda: status_card(
         status(subscription=None, last_delivery=None, outbox_pending=0, outbox_dead=2)
+    ),
+    "status_budget_scopes": lambda: status_card(
+        status(budget_scopes=("11111111-2222-3333-4444-555555555555/web",))
     ),
     "status_cmdb_finished": lambda: status_card(status(), cmdb=cmdb_summary("finished")),
     "status_cmdb_failed": lambda: status_card(

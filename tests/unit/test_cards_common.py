@@ -72,6 +72,8 @@ def test_commands_table_names_are_unique_lowercase_and_start_usage() -> None:
         "help",
         "subscribe incidents",
         "unsubscribe incidents",
+        "subscribe budgets",
+        "unsubscribe budgets",
         "status",
         "link",
         "link deployment",

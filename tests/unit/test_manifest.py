@@ -15,7 +15,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from bot.extensions import LINK_COMMAND
-from cards.commands import COMMANDS
+from cards.commands import MENU_COMMANDS
 from core.settings import Settings
 from core.settings_manifest import ManifestSettings
 from core.settings_servicenow import ServiceNowSettings
@@ -83,7 +83,7 @@ def test_build_package_realistic_settings_writes_valid_zip(tmp_path: Path) -> No
 
 
 def test_render_bot_uses_app_id_scopes_files_and_every_command() -> None:
-    """The bot is the app id, installable everywhere, takes files, lists COMMANDS per scope."""
+    """The bot is the app id, installable everywhere, takes files, lists the menu per scope."""
     manifest = render(_settings())
     (bot,) = manifest["bots"]
     assert manifest["id"] == bot["botId"] == APP_ID
@@ -92,7 +92,7 @@ def test_render_bot_uses_app_id_scopes_files_and_every_command() -> None:
     assert sorted(scope for lst in bot["commandLists"] for scope in lst["scopes"]) == sorted(
         bot["scopes"]
     )
-    expected = [{"title": c.name, "description": c.summary} for c in COMMANDS]
+    expected = [{"title": c.name, "description": c.summary} for c in MENU_COMMANDS]
     assert all(lst["commands"] == expected for lst in bot["commandLists"])
 
 

@@ -39,7 +39,7 @@ def test_manifest_build_out_writes_zip_and_summary(workdir: Path) -> None:
         assert json.loads(archive.read("manifest.json"))["bots"][0]["botId"] == APP_ID
     assert str(out) in result.output
     assert APP_ID in result.output and "warden.contoso.com" in result.output
-    assert "9 in personal, team, groupChat" in result.output
+    assert "10 in personal, team, groupChat" in result.output
 
 
 def test_manifest_build_without_app_id_exits_1_with_reason(

@@ -40,7 +40,8 @@ def test_parse_bad_severity_problem_names_choices() -> None:
         ("subscribe incident", "subscribe incidents"),
         ("stauts", "status"),
         ("hlep", "help"),
-        ("unsubscribe", "unsubscribe incidents"),
+        ("unsubscribe", "unsubscribe budgets"),
+        ("unsubscribe incident", "unsubscribe incidents"),
     ],
 )
 def test_parse_typo_suggests_closest(text: str, suggestion: str) -> None:
@@ -59,3 +60,19 @@ def test_message_text_mention_and_markup_removed() -> None:
     """The @mention and Teams markup are stripped and white space folded."""
     raw = "<at>Warden</at>&nbsp; subscribe <b>incidents</b>\n high"
     assert message_text(raw) == "subscribe incidents high"
+
+
+@pytest.mark.parametrize("name", ["subscribe budgets", "unsubscribe budgets"])
+def test_parse_budget_command_scope_is_its_value(name: str) -> None:
+    """A budget command takes one scope word, lower-cased, as ``values["scope"]``."""
+    scope = "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/Web"
+    parsed = parse_command(f"{name.title()} {scope}")
+    assert parsed.command is not None and parsed.command.name == name
+    assert parsed.values == {"scope": scope.lower()}
+
+
+def test_parse_budget_command_without_scope_names_usage() -> None:
+    """``subscribe budgets`` alone is refused with the usage that names the scope."""
+    parsed = parse_command("subscribe budgets")
+    assert parsed.command is None
+    assert parsed.problem is not None and "<subscription id" in parsed.problem
