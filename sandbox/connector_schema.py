@@ -3,6 +3,11 @@
 The sandbox reads ``contracts/botframework-activity-v3.schema.json`` (draft-04,
 derived from the Connector swagger) and never imports product code. Each
 validator is built once per process and shared by every sandbox instance.
+
+A body is first checked by ``jsonschema_rs`` (compiled, about 400 times faster than the
+pure-Python validator on an incident card's activity); only a body it refuses goes through
+``jsonschema`` for the error a client is shown. Both check draft-04 without formats, so the
+answer is the same; the fast check keeps the sandbox from bounding the delivery benchmark.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import best_match
 
@@ -50,8 +56,20 @@ def definition_validator(name: str) -> Draft4Validator:
     return Draft4Validator(schema)
 
 
+@functools.cache
+def _fast_validator(name: str) -> jsonschema_rs.Draft4Validator:
+    """The compiled twin of ``definition_validator(name)`` (formats unchecked, as there)."""
+    document = activity_schema_document()
+    if name not in document["definitions"]:
+        raise KeyError(f"no definition {name!r} in {ACTIVITY_SCHEMA_PATH.name}")
+    schema = {"$ref": f"#/definitions/{name}", "definitions": document["definitions"]}
+    return jsonschema_rs.Draft4Validator(schema, validate_formats=False)
+
+
 def schema_error(name: str, body: object) -> str | None:
     """Return a short description of why ``body`` fails definition ``name``, or None if valid."""
+    if _fast_validator(name).is_valid(body):
+        return None
     error = best_match(definition_validator(name).iter_errors(body))
     if error is None:
         return None
