@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -56,6 +56,7 @@ from core.breaker import Breakers
 from core.catalog import Catalog, load_catalog
 from core.errors import WardenError
 from core.ingest import CARD_JOB, IngestWriter
+from core.itsm import ItsmSystem
 from core.leader import leading
 from core.logs import SCRUBBER, configure_logging
 from core.metrics import Metrics
@@ -149,7 +150,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     servicenow, itsm_client = itsm.servicenow, itsm.directory.default
     roles = roles_wiring.role_gate(settings, breakers, sentinel)
     triage = _triage_desk(
-        store, sentinel, incidents, defender, roles=roles, itsm=itsm.directory.connected
+        store, sentinel, incidents, defender, roles=roles, itsm=itsm.directory.systems
     )
     links = itsm_wiring.link_desk(settings, store, triage, itsm)
     unfurler = itsm_wiring.unfurler(settings, itsm)
@@ -192,7 +193,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             store,
             adapter,
             triage=triage is not None,
-            itsm=links is not None and links.connected,
+            itsm=itsm.directory.systems if links is not None else (),
             cmdb=cmdb,
             deployments=deployments_wiring.lookback_seconds(settings, incidents),
             ambiguous=AmbiguousPosts(  # a lost post's answer: look for the card through Graph
@@ -405,7 +406,7 @@ def _triage_desk(
     defender: defender_wiring.DefenderParts | None = None,
     *,
     roles: RoleGate,
-    itsm: bool = False,
+    itsm: Sequence[ItsmSystem] = (),
 ) -> TriageDesk | None:
     """Triage from cards, when Warden can write to Sentinel or Defender XDR; responders
     checked by ``roles``. ``sentinel`` is the Azure identity, ``incidents`` Sentinel when on."""
