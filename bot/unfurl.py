@@ -74,28 +74,34 @@ def _origin(parts: SplitResult) -> tuple[str, str, int | None] | None:
     return scheme, parts.hostname.lower(), port
 
 
-def parse_record_url(url: str, instance_url: str) -> RecordRef | None:
-    """The record ``url`` names, when it is a record URL of the instance at ``instance_url``."""
+def _same_origin(url: str, base_url: str) -> tuple[SplitResult, SplitResult] | None:
+    """``url`` and ``base_url`` split, when ``url`` is an http(s) URL of the same scheme,
+    host and port as ``base_url``, without credentials; else None."""
     try:
-        parts, instance = urlsplit(url.strip()), urlsplit(instance_url.strip())
+        parts, base = urlsplit(url.strip()), urlsplit(base_url.strip())
     except ValueError:
         return None
     origin = _origin(parts)
-    if origin is None or origin != _origin(instance) or parts.username or parts.password:
+    if origin is None or origin != _origin(base) or parts.username or parts.password:
         return None
-    return _record_of(parts.path, parts.query, depth=0)
+    return parts, base
+
+
+def parse_record_url(url: str, instance_url: str) -> RecordRef | None:
+    """The record ``url`` names, when it is a record URL of the instance at ``instance_url``."""
+    split = _same_origin(url, instance_url)
+    if split is None:
+        return None
+    return _record_of(split[0].path, split[0].query, depth=0)
 
 
 def parse_issue_url(url: str, site_url: str) -> str | None:
     """The issue key ``url`` names (upper-cased), when it is a ``/browse/KEY`` URL of the
     Jira site at ``site_url``."""
-    try:
-        parts, site = urlsplit(url.strip()), urlsplit(site_url.strip())
-    except ValueError:
+    split = _same_origin(url, site_url)
+    if split is None:
         return None
-    origin = _origin(parts)
-    if origin is None or origin != _origin(site) or parts.username or parts.password:
-        return None
+    parts, site = split
     found = _BROWSE.fullmatch(parts.path.removeprefix(site.path.rstrip("/")).lstrip("/"))
     if found is None or not is_issue_key(found["key"]):
         return None

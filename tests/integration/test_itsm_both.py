@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from core.settings_jsm import JsmSettings
 from core.settings_servicenow import ServiceNowSettings
 from core.store import links as links_store
 from sandbox.arm import ArmSandbox
-from sandbox.jsm import JsmSandbox, run_jsm_sandbox
+from sandbox.jsm import JsmSandbox
 from sandbox.servicenow import ServiceNowSandbox
 from tests.integration.conftest import WardenFactory
 from tests.integration.triage_support import Desk, open_desk
@@ -31,13 +30,6 @@ from tests.support import install_activity
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 DATASET = "warden.itsm.records"
-
-
-@pytest.fixture
-async def jsm() -> AsyncIterator[JsmSandbox]:
-    """The JSM sandbox with its example requests (SEC-4: the VPN certificate change)."""
-    async with run_jsm_sandbox() as served:
-        yield served
 
 
 def _snow(snow: ServiceNowSandbox) -> ServiceNowSettings:
