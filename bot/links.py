@@ -23,7 +23,7 @@ from cards.common import error_card
 from cards.links import SYSTEM_NAMES, deployment_linked_card, linked_card
 from core.actions import LinkData, TriageData
 from core.errors import DeliveryError, ItsmAmbiguous
-from core.itsm import IncidentLink, ItsmRecord, RecordType, normalize_reference
+from core.itsm import IncidentLink, ItsmRecord, ItsmSystem, RecordType, normalize_reference
 from core.itsm_directory import EXAMPLES, ItsmDirectory, ItsmNotConnected, system_of
 from core.models import Incident
 from core.store import deployments as deployments_store
@@ -68,6 +68,11 @@ class LinkDesk:
     def connected(self) -> bool:
         """True when an ITSM system is configured."""
         return self._itsm.connected
+
+    @property
+    def systems(self) -> tuple[ItsmSystem, ...]:
+        """The connected ITSM systems."""
+        return self._itsm.systems
 
     async def command(self, message: Message, name: str, values: dict[str, str]) -> list[Card]:
         """``link <n> to <record>`` or ``unlink <n> from <record>``."""

@@ -132,6 +132,13 @@ _RECORD_LABELS = {
 """Per system: the label and placeholder of the record box."""
 
 
+def record_box(systems: Sequence[ItsmSystem]) -> tuple[str, str]:
+    """The label and placeholder of a box taking a record of ``systems``."""
+    if len(systems) == 1:
+        return _RECORD_LABELS[systems[0]]
+    return "ServiceNow number or Jira issue key", "CHG0030001 or SEC-123"
+
+
 def itsm_buttons(
     incident_key: str,
     version: str,
@@ -146,12 +153,8 @@ def itsm_buttons(
     support ``Data.Query``; elsewhere the search box stays empty), so the card works in both.
     """
     data = {"incident": incident_key, "version": version}
-    if len(systems) == 1:
-        title = f"Link to {SYSTEM_NAMES[systems[0]]}\u2026"
-        label, placeholder = _RECORD_LABELS[systems[0]]
-    else:
-        title = "Link to a record\u2026"
-        label, placeholder = "ServiceNow number or Jira issue key", "CHG0030001 or SEC-123"
+    title = f"Link to {SYSTEM_NAMES[systems[0]]}\u2026" if len(systems) == 1 else None
+    label, placeholder = record_box(systems)
     typed = {
         "type": "Input.Text",
         "id": "record",
@@ -170,7 +173,7 @@ def itsm_buttons(
     buttons: list[JSON] = [
         {
             "type": "Action.ShowCard",
-            "title": title,
+            "title": title or "Link to a record\u2026",
             "card": {
                 "type": "AdaptiveCard",
                 "body": [typed, search],

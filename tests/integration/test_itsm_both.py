@@ -182,3 +182,25 @@ async def test_search_returns_both_systems_records_labelled_by_system(
     keyed = {**value, "queryText": "SEC-4"}
     by_key = await _answer(desk, _invoke(desk, "application/search", keyed))
     assert [r["value"] for r in by_key["value"]["results"]] == ["SEC-4"]
+
+
+async def test_link_to_incident_action_prefills_a_jira_key_and_links_it(
+    start_warden: WardenFactory, arm: ArmSandbox, snow: ServiceNowSandbox, jsm: JsmSandbox
+) -> None:
+    """*Link to incident…* on a message naming SEC-4: the dialog asks for a record of either
+    system with SEC-4 prefilled; submitting links the incident to the Jira issue."""
+    desk = await _both(start_warden, arm, snow, jsm)
+    value: dict[str, Any] = {
+        "commandId": "linkToIncident",
+        "commandContext": "message",
+        "messagePayload": {"id": "1", "body": {"contentType": "html", "content": "<p>SEC-4</p>"}},
+    }
+    answer = await _answer(desk, _invoke(desk, "composeExtension/fetchTask", value))
+    card = answer["task"]["value"]["card"]["content"]
+    [box] = [item for item in card["body"] if item.get("id") == "record"]
+    assert box["value"] == "SEC-4" and box["label"] == "ServiceNow number or Jira issue key"
+    chosen = {**value, "data": {"incident": desk.key, "record": box["value"]}}
+    done = await _answer(desk, _invoke(desk, "composeExtension/submitAction", chosen))
+    assert "Jira Service Management SEC-4" in str(done)
+    [stored] = await links_store.links_of(desk.store, desk.key)
+    assert (stored.link.system, stored.link.external_id) == (ItsmSystem.JSM, "SEC-4")

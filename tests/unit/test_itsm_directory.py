@@ -10,9 +10,14 @@ import pytest
 
 from bot.unfurl import parse_issue_url
 from cards.links import itsm_buttons
+from connectors.registry import held
+from core.errors import DeliveryError, Outcome
 from core.itsm import ItsmConnector, ItsmRecord, ItsmSystem, RecordType
 from core.itsm_directory import ItsmDirectory, ItsmNotConnected, system_of
 from core.settings_itsm import ItsmSettings
+from core.store.links import ITSM_CREATE_JOB, ITSM_OUTCOME_JOB
+from core.store.outbox import Job
+from wiring.itsm import ItsmJobsBySystem
 
 SITE = "https://contoso.atlassian.net"
 
@@ -118,3 +123,41 @@ def test_itsm_buttons_name_the_connected_system() -> None:
     both = itsm_buttons("k", "v", systems=(ItsmSystem.SERVICENOW, ItsmSystem.JSM))[0]
     assert both["title"] == "Link to a record\u2026"
     assert both["card"]["body"][0]["placeholder"] == "CHG0030001 or SEC-123"
+
+
+def _job(kind: str, **payload: Any) -> Job:
+    return Job(id=1, kind=kind, ordering_key="k", conversation_id=None, payload=payload, attempts=0)
+
+
+async def test_jobs_go_to_the_system_they_name_and_wait_for_one_not_running() -> None:
+    """An outcome naming JSM runs JSM's handler; a create naming none runs the default's; a
+    job of a system not running is kept in the outbox (retry, no attempt spent)."""
+    ran: list[str] = []
+
+    def recorder(name: str) -> Any:
+        async def handle(job: Job) -> None:
+            ran.append(name)
+
+        return handle
+
+    routed = ItsmJobsBySystem(
+        {ItsmSystem.SERVICENOW: recorder("servicenow"), ItsmSystem.JSM: recorder("jsm")},
+        {},
+        ItsmSystem.JSM,
+    )
+    await routed(_job(ITSM_OUTCOME_JOB, system="servicenow"))
+    await routed(_job(ITSM_OUTCOME_JOB, system="jsm"))
+    await routed(_job(ITSM_CREATE_JOB))
+    assert ran == ["servicenow", "jsm", "jsm"]
+    waiting = ItsmJobsBySystem(
+        {ItsmSystem.SERVICENOW: recorder("servicenow")},
+        {ItsmSystem.JSM: held("jsm")},
+        ItsmSystem.SERVICENOW,
+    )
+    with pytest.raises(DeliveryError) as caught:
+        await waiting(_job(ITSM_OUTCOME_JOB, system="jsm"))
+    assert caught.value.outcome is Outcome.RETRY and caught.value.attempted is False
+    assert "WARDEN_CONNECTORS__JSM__ENABLED=false" in str(caught.value)
+    with pytest.raises(DeliveryError) as unknown:
+        await waiting(_job(ITSM_OUTCOME_JOB, system="remedy"))
+    assert unknown.value.outcome is Outcome.FAIL
