@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -26,12 +26,10 @@ from bot.evidence import card_job, quarter
 from bot.evidence_delivery import EvidenceCardDelivery
 from bot.evidence_reminders import EvidenceReminders, ReminderDelivery
 from bot.handlers import WardenBot
-from bot.links import NOT_CONNECTED, LinkDesk
 from bot.outside_changes import OutsideChangeDelivery
 from bot.receipts import ActivityReceipts
 from bot.roles import RoleGate
 from bot.triage import DetailsSource, TriageDesk
-from bot.unfurl import Unfurler
 from cards.commands import COMMANDS
 from cli import cmdb as cmdb_commands
 from cli import costs as cost_commands
@@ -43,7 +41,6 @@ from cli import ops as ops_commands
 from cli import replay as replay_commands
 from cli.common import console, settings_or_exit
 from connectors.entra import EntraTokenValidator
-from connectors.jsm import setup as jsm_setup
 from connectors.policy import evidence_poller
 from connectors.policy.attest_sync import attestation_handler
 from connectors.registry import enabled, held_jobs, is_on, off_messages, snapshot
@@ -54,13 +51,12 @@ from connectors.sentinel.links import LinkNoteDelivery
 from connectors.sentinel.mapping import incident_from_webhook
 from connectors.sentinel.setup import polling
 from connectors.sentinel.triage import SentinelDetails
-from connectors.servicenow import setup as servicenow_setup
-from connectors.servicenow.cmdb import CmdbLookup
 from connectors.ssrf_rules import link_refusal
 from core.breaker import Breakers
 from core.catalog import Catalog, load_catalog
 from core.errors import WardenError
 from core.ingest import CARD_JOB, IngestWriter
+from core.itsm import ItsmSystem
 from core.leader import leading
 from core.logs import SCRUBBER, configure_logging
 from core.metrics import Metrics
@@ -69,7 +65,6 @@ from core.pacing import Pacer
 from core.recording import Redactor
 from core.settings import Mode, Settings, payload_cipher, settings_table
 from core.signing import WebhookVerifier
-from core.store.cmdb import CMDB_JOB
 from core.store.comments import COMMENT_JOB
 from core.store.delta import OUTSIDE_CHANGE_JOB
 from core.store.deployments import DEPLOYMENTS_JOB
@@ -85,12 +80,10 @@ from core.worker import Handler, OutboxWorker
 from web.access import correlation_middleware
 from web.health import healthz, openapi, readiness, readyz
 from web.health import switched_off as sentinel_off
-from web.jsm_webhook import JsmWebhook
 from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
 from web.posture import PostureApi
 from web.problems import problem_middleware
 from web.recording import Recorder, recording_middleware
-from web.servicenow_webhook import ServiceNowWebhook
 from web.webhooks import SentinelWebhook
 from wiring import budgets as budgets_wiring
 from wiring import cmdb as cmdb_wiring
@@ -98,6 +91,7 @@ from wiring import defender as defender_wiring
 from wiring import delta as delta_wiring
 from wiring import deployments as deployments_wiring
 from wiring import evidence as evidence_wiring
+from wiring import itsm as itsm_wiring
 from wiring import roles as roles_wiring
 from wiring import sandboxes
 
@@ -152,32 +146,14 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     )
     incidents = sentinel if enabled(settings, "sentinel") else None
     defender = defender_wiring.connect(settings, breakers, sentinel)
-    servicenow = (
-        servicenow_setup.connect(settings.servicenow, breakers)
-        if enabled(settings, "servicenow")
-        else None
-    )
-    jsm = (  # the second ITSM system: chat links go to it when ServiceNow is not connected
-        jsm_setup.connect(settings.jsm, breakers)
-        if servicenow is None and enabled(settings, "jsm")
-        else None
-    )
-    itsm_client = servicenow.client if servicenow is not None else jsm.client if jsm else None
+    itsm = itsm_wiring.connect(settings, breakers)  # ServiceNow, JSM, or both
+    servicenow, itsm_client = itsm.servicenow, itsm.directory.default
     roles = roles_wiring.role_gate(settings, breakers, sentinel)
     triage = _triage_desk(
-        store, sentinel, incidents, defender, roles=roles, itsm=itsm_client is not None
+        store, sentinel, incidents, defender, roles=roles, itsm=itsm.directory.systems
     )
-    links = None
-    if triage is not None:
-        links = LinkDesk(
-            store,
-            triage,
-            itsm_client,
-            not_connected=switched_off.get("servicenow", NOT_CONNECTED),
-        )
-    unfurler = None
-    if servicenow is not None:
-        unfurler = Unfurler(str(settings.servicenow.instance_url), servicenow.client)
+    links = itsm_wiring.link_desk(settings, store, triage, itsm)
+    unfurler = itsm_wiring.unfurler(settings, itsm)
     attesting = is_on(settings, "policy") and catalog is not None  # as the poller runs
     evidence = evidence_wiring.evidence_desk(
         settings,
@@ -217,7 +193,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             store,
             adapter,
             triage=triage is not None,
-            itsm=links is not None and links.connected,
+            itsm=itsm.directory.systems if links is not None else (),
             cmdb=cmdb,
             deployments=deployments_wiring.lookback_seconds(settings, incidents),
             ambiguous=AmbiguousPosts(  # a lost post's answer: look for the card through Graph
@@ -268,12 +244,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         mirror_closers.append(defender.aclose)
     if incidents is not None:
         handlers[LINK_NOTE_JOB] = LinkNoteDelivery(incidents.client, store)
-    if jsm is not None:
-        handlers.update(jsm_setup.handlers(jsm, store))
-    if servicenow is not None:
-        handlers.update(servicenow_setup.handlers(servicenow, store))
-        if incidents is not None:
-            handlers[CMDB_JOB] = CmdbLookup(incidents.client, servicenow.client, store)
+    handlers.update(itsm_wiring.handlers(settings, store, itsm, incidents))
     reader = deployments_wiring.deployment_reader(settings, store, incidents)
     if reader is not None:
         handlers[DEPLOYMENTS_JOB] = reader
@@ -342,20 +313,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
                 settings.defender, polled_defender, writer, store, metrics
             )
         )
-    if servicenow is not None:
-        snow = servicenow
-        app.cleanup_ctx.append(
-            lambda _app: servicenow_setup.polling(
-                snow, store, settings.servicenow, on_change=worker.wake, metrics=metrics
-            )
-        )
-    if jsm is not None:
-        jira = jsm
-        app.cleanup_ctx.append(
-            lambda _app: jsm_setup.polling(
-                jira, store, settings.jsm, on_change=worker.wake, metrics=metrics
-            )
-        )
+    itsm_wiring.polling(app, settings, store, itsm, wake=worker.wake, metrics=metrics)
     if is_on(settings, "policy") and catalog is not None:
         polled, channel = catalog, settings.evidence_channel
         cards = evidence_poller.EvidenceCards(channel, card_job) if channel else None
@@ -407,16 +365,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     app.router.add_post("/api/messages", adapter.handle)
     sentinel_on = enabled(settings, "sentinel")
     app.router.add_post("/api/webhooks/sentinel", webhook.handle if sentinel_on else sentinel_off)
-    if servicenow is not None and settings.servicenow.webhook_secrets:
-        secrets = [s.get_secret_value() for s in settings.servicenow.webhook_secrets]
-        snow_webhook = ServiceNowWebhook(
-            WebhookVerifier(secrets),
-            store,
-            servicenow_setup.webhook_parser(settings.servicenow),
-            max_bytes=settings.webhook_max_bytes,
-            on_change=worker.wake,
-        )
-        app.router.add_post("/api/webhooks/servicenow", snow_webhook.handle)
+    itsm_wiring.routes(app, settings, store, itsm, wake=worker.wake)
     budgets_wiring.route(app, settings, store, worker.wake)
     if settings.scim.enabled:  # Entra ID provisions the roster; leavers' work moves on
         from core.store.roster_leavers import reassign_leaver
@@ -425,15 +374,6 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
 
         scim = ScimService(store, settings.scim, on_leaver=reassign_leaver)
         app.add_subapp(SCIM_PREFIX, scim.app())
-    if jsm is not None and settings.jsm.webhook_secrets:
-        jsm_webhook = JsmWebhook(
-            [s.get_secret_value() for s in settings.jsm.webhook_secrets],
-            store,
-            jsm.client.get,
-            max_bytes=settings.webhook_max_bytes,
-            on_change=worker.wake,
-        )
-        app.router.add_post("/api/webhooks/jsm", jsm_webhook.handle)
     return app
 
 
@@ -466,7 +406,7 @@ def _triage_desk(
     defender: defender_wiring.DefenderParts | None = None,
     *,
     roles: RoleGate,
-    itsm: bool = False,
+    itsm: Sequence[ItsmSystem] = (),
 ) -> TriageDesk | None:
     """Triage from cards, when Warden can write to Sentinel or Defender XDR; responders
     checked by ``roles``. ``sentinel`` is the Azure identity, ``incidents`` Sentinel when on."""

@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 from bot.types import Card
 from cards.incident import comment_card, incident_card
 from core.errors import DeliveryError, Outcome
-from core.itsm import ConfigurationItem
+from core.itsm import ConfigurationItem, ItsmSystem
 from core.metrics import Metrics
 from core.models import ConversationRef, Incident, IncidentSource
 from core.store import card_sends
@@ -177,7 +177,7 @@ class IncidentCardDelivery:
         sender: CardSender,
         *,
         triage: bool = False,
-        itsm: bool = False,
+        itsm: bool | Sequence[ItsmSystem] = False,
         cmdb: bool = False,
         deployments: float | None = None,
         ambiguous: AmbiguousPosts | None = None,

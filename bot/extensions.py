@@ -32,6 +32,7 @@ from bot.unfurl import Unfurler
 from cards.common import error_card
 from cards.extensions import INCIDENT_INPUT_ID, RECORD_INPUT_ID, IncidentChoice, link_dialog
 from cards.links import SEARCH_DATASET, SYSTEM_NAMES
+from core.itsm import ItsmSystem
 from core.models import Incident
 from core.store import triage as triage_store
 from core.store.schema import incidents, posted_cards
@@ -49,6 +50,7 @@ MAX_INCIDENTS = 25
 """Incidents the dialog lists at most (the newest cards first)."""
 
 _RECORD_NUMBER = re.compile(r"\b(?:CHG|INC)[0-9]{7,12}\b", re.IGNORECASE)
+_ISSUE_KEY = re.compile(r"(?<![\w-])[A-Z][A-Z0-9_]{0,9}-[1-9][0-9]{0,9}(?![\w-])")
 _CARDS_HERE = (
     select(incidents.c.key, incidents.c.payload)
     .select_from(incidents.join(posted_cards, posted_cards.c.incident_key == incidents.c.key))
@@ -58,10 +60,14 @@ _CARDS_HERE = (
 )
 
 
-def record_number_in(text: str) -> str:
-    """The first CHG… or INC… number in ``text``, upper-cased; "" when there is none."""
+def record_number_in(text: str, *, issue_keys: bool = False) -> str:
+    """The first CHG… or INC… number in ``text``, upper-cased; else, with ``issue_keys``,
+    the first Jira issue key written in capitals (``SEC-12``); "" when there is none."""
     found = _RECORD_NUMBER.search(text)
-    return found[0].upper() if found is not None else ""
+    if found is not None:
+        return found[0].upper()
+    key = _ISSUE_KEY.search(text) if issue_keys else None
+    return key[0] if key is not None else ""
 
 
 class ExtensionDesk:
@@ -93,7 +99,8 @@ class ExtensionDesk:
             return TaskAnswer(
                 DIALOG_TITLE, error_card("Not connected to ServiceNow", self._links.not_connected)
             )
-        return await self._dialog(action, record_number_in(action.message_text))
+        jira = ItsmSystem.JSM in self._links.systems
+        return await self._dialog(action, record_number_in(action.message_text, issue_keys=jira))
 
     async def submit(self, action: ExtensionAction) -> TaskAnswer:
         """Link the chosen incident to the record given; the dialog again, saying why, if not."""
@@ -136,7 +143,9 @@ class ExtensionDesk:
     ) -> TaskAnswer:
         """The dialog listing the incidents whose cards are in the action's conversation."""
         choices = await self._incidents_here(action.conversation.conversation_id)
-        return TaskAnswer(DIALOG_TITLE, link_dialog(choices, record, notice=notice))
+        systems = self._links.systems
+        card = link_dialog(choices, record, notice=notice, systems=systems)
+        return TaskAnswer(DIALOG_TITLE, card)
 
     async def _incidents_here(self, conversation_id: str) -> list[IncidentChoice]:
         """The incidents whose cards are in the conversation, newest card first."""

@@ -6,6 +6,10 @@ or that Warden's account cannot read, is refused with the reason and nothing is 
 card's *Link to ServiceNow…* does the same for the incident it shows, and *Create change*
 asks the outbox to create a change request from the incident and link it (the create never
 sits in the click's path). Only responders may link, as only they may triage.
+
+The record's form says its system (``CHG0030001`` is ServiceNow's, ``SEC-123`` Jira's); the
+``ItsmDirectory`` reads it there, and says what to configure when that system is not
+connected. A change is created in the directory's default system.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from cards.common import error_card
 from cards.links import SYSTEM_NAMES, deployment_linked_card, linked_card
 from core.actions import LinkData, TriageData
 from core.errors import DeliveryError, ItsmAmbiguous
-from core.itsm import IncidentLink, ItsmConnector, ItsmRecord, RecordType, normalize_reference
+from core.itsm import IncidentLink, ItsmRecord, ItsmSystem, RecordType, normalize_reference
+from core.itsm_directory import EXAMPLES, ItsmDirectory, ItsmNotConnected, system_of
 from core.models import Incident
 from core.store import deployments as deployments_store
 from core.store import links as links_store
@@ -48,25 +53,30 @@ class LinkDesk:
         self,
         store: Store,
         triage: TriageDesk,
-        connector: ItsmConnector | None,
+        itsm: ItsmDirectory,
         *,
         not_connected: str = NOT_CONNECTED,
     ) -> None:
-        """Check people and draw cards with ``triage``; read records through ``connector``.
-        ``not_connected``: what people are told when there is no connector (why)."""
+        """Check people and draw cards with ``triage``; read records through ``itsm``.
+        ``not_connected``: what people are told when no system is connected (why)."""
         self._store = store
         self._triage = triage
-        self._connector = connector
+        self._itsm = itsm
         self.not_connected = not_connected
 
     @property
     def connected(self) -> bool:
         """True when an ITSM system is configured."""
-        return self._connector is not None
+        return self._itsm.connected
+
+    @property
+    def systems(self) -> tuple[ItsmSystem, ...]:
+        """The connected ITSM systems."""
+        return self._itsm.systems
 
     async def command(self, message: Message, name: str, values: dict[str, str]) -> list[Card]:
         """``link <n> to <record>`` or ``unlink <n> from <record>``."""
-        if self._connector is None:
+        if not self.connected:
             return [error_card("Not connected to ServiceNow", self.not_connected)]
         number = int(values["incident"])
         conversation = message.conversation.conversation_id
@@ -83,14 +93,11 @@ class LinkDesk:
         try:
             actor = await self._triage.actor(clicked)
             if name == "unlink":
-                system = self._connector.system
                 try:
+                    system = system_of(values["record"])
                     record = normalize_reference(system, values["record"])
-                except ValueError:
-                    raise Refusal(
-                        f"{values['record'].upper()} is not a {system.display_name} "
-                        "record; nothing changed."
-                    ) from None
+                except ValueError as exc:
+                    raise Refusal(f"{exc}; nothing changed.") from None
                 removed = await links_store.unlink(self._store, incident, system, record, actor)
                 if removed is None:
                     raise Refusal(f"#{number} is not linked to {record}; nothing changed.")
@@ -109,7 +116,7 @@ class LinkDesk:
         """``link deployment <name> to <change>``: the deployment must be one Warden has seen
         (one of that name) and the change one the ITSM system has; else the reason, and
         nothing is stored. The link records who made it, and when."""
-        if self._connector is None:
+        if not self.connected:
             return [error_card("Not connected to ServiceNow", self.not_connected)]
         clicked = CardAction(verb="link", user=message.user, conversation=message.conversation)
         name = values["deployment"]
@@ -161,17 +168,21 @@ class LinkDesk:
     ) -> tuple[IncidentLink, bool]:
         """Link ``incident`` to record ``number`` for whoever acted: the link, and whether it
         is new. ``Refusal`` saying why when they may not, or the record cannot be read."""
-        if self._connector is None:
+        if not self.connected:
             raise Refusal(self.not_connected)
         actor = await self._triage.actor(action)
         return await self._link(incident, actor, number)
 
     async def create_change(self, action: CardAction, data: TriageData) -> Card:
-        """*Create change*: the create is queued (ServiceNow writes never sit in a click)."""
+        """*Create change*: the create is queued in the default system (ITSM writes never
+        sit in a click)."""
         shown = await self._shown(action, data)
+        system = self._itsm.default_system
         try:
-            if self._connector is None:
+            if system is None:
                 raise Refusal(self.not_connected)
+            if self._itsm.default is None:
+                raise Refusal(self._itsm.not_connected_message(system))
             actor = await self._triage.actor(action)
             standing = [
                 link for link in shown.standing_links if link.type is RecordType.CHANGE_REQUEST
@@ -180,22 +191,33 @@ class LinkDesk:
                 raise Refusal(f"It is linked to change {standing[0].external_id} already.")
         except Refusal as refusal:
             return await self._triage.card(shown.incident, notice=str(refusal), shown=shown)
-        await links_store.request_change(self._store, shown.incident.key, actor)
+        await links_store.request_change(self._store, shown.incident.key, actor, system)
         self._triage.wake()
-        notice = "Creating a change request in ServiceNow; the card shows it once it exists."
+        notice = (
+            f"Creating a change request in {system.display_name}; the card shows it once it exists."
+        )
         return await self._triage.card(shown.incident, notice=notice, shown=shown)
 
     async def search(self, text: str) -> list[tuple[str, str]]:
         """Typeahead: ``(title, number)`` of the records matching ``text`` (none on failure)."""
-        if self._connector is None or len(text.strip()) < 3:
+        if not self.connected or len(text.strip()) < 3:
             return []
         try:
             async with asyncio.timeout(LOOKUP_SECONDS):
-                found = await self._connector.search(text, types=SEARCH_TYPES, limit=10)
+                found = await self._itsm.search(text, types=SEARCH_TYPES, limit=10)
         except (DeliveryError, TimeoutError):
             log.warning("record search failed")
             return []
-        return [(f"{r.number} \u00b7 {r.short_description}"[:120], r.number) for r in found]
+        several = len(self._itsm.systems) > 1  # then each result says its system
+        return [
+            (
+                " \u00b7 ".join(
+                    [r.number, *([r.system.display_name] if several else []), r.short_description]
+                )[:120],
+                r.number,
+            )
+            for r in found
+        ]
 
     async def _shown(self, action: CardAction, data: TriageData) -> triage_store.Shown:
         """The incident whose card was clicked here; ``NotShownHereError`` when it is not."""
@@ -217,17 +239,20 @@ class LinkDesk:
         return link, created
 
     async def _lookup(self, number: str) -> ItsmRecord:
-        """The record, read now; ``Refusal`` saying why when it cannot be linked."""
-        assert self._connector is not None
-        system = self._connector.system.display_name
+        """The record, read now from the system its form names; ``Refusal`` saying why when
+        it cannot be linked (not a reference, its system not connected, not readable)."""
         try:
-            wanted = normalize_reference(self._connector.system, number)
+            connector = self._itsm.for_reference(number)
+            wanted = normalize_reference(connector.system, number)
         except ValueError:
-            example = "CHG0030001" if system == "ServiceNow" else "SEC-123"
-            raise Refusal(f"{number.upper()} is not a {system} record (e.g. {example}).") from None
+            examples = " or ".join(EXAMPLES[s] for s in self._itsm.systems)
+            raise Refusal(f"{number.upper()} is not a record number (e.g. {examples}).") from None
+        except ItsmNotConnected as exc:
+            raise Refusal(f"{exc.user_message} Nothing was linked.") from None
+        system = connector.system.display_name
         try:
             async with asyncio.timeout(LOOKUP_SECONDS):
-                found = await self._connector.get(wanted)
+                found = await connector.get(wanted)
         except ItsmAmbiguous as exc:
             raise Refusal(exc.user_message) from None
         except (DeliveryError, TimeoutError):

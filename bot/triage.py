@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -34,7 +34,7 @@ from core.actions import (
     TriageData,
 )
 from core.errors import DeliveryError
-from core.itsm import ConfigurationItem, IncidentLink
+from core.itsm import ConfigurationItem, IncidentLink, ItsmSystem
 from core.models import Incident, IncidentStatus, Owner
 from core.roles import Role, RoleMap
 from core.store import cmdb as cmdb_store
@@ -89,7 +89,7 @@ class TriageDesk:
         *,
         roles: RoleGate | None = None,
         details: DetailsSource | None = None,
-        itsm: bool = False,
+        itsm: bool | Sequence[ItsmSystem] = False,
     ) -> None:
         """``roles``: who holds the responder role (none given: anyone does)."""
         self._store = store

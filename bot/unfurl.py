@@ -9,6 +9,9 @@ record, a record Warden cannot read, a slow instance) leaves the link plain. The
 - ``/nav_to.do?uri=<classic form>``, the framed classic form (encoded or not);
 - ``/now/nav/ui/classic/params/target/<classic form, percent-encoded>``, Next Experience;
 - ``/now/<workspace…>/record/<table>/<sys_id>``, the workspaces.
+
+With Jira Service Management connected, an issue URL of the configured Jira site,
+``/browse/<KEY>`` (the key only: a query or fragment is ignored), unfurls the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 from bot.types import LinkPreview, LinkQuery
 from cards.extensions import record_card
 from core.errors import DeliveryError
-from core.itsm import ItsmRecord, RecordType
+from core.itsm import ItsmRecord, RecordType, is_issue_key
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ _SYS_ID = re.compile(r"[0-9a-f]{32}")
 _NUMBER_QUERY = re.compile(r"number=([A-Za-z]{2,4}[0-9]{7,12})")
 _WORKSPACE = re.compile(r"now/(?:[\w.-]+/)+record/(?P<table>\w+)/(?P<key>[0-9a-f]{32})(?:/.*)?")
 _CLASSIC_TARGET = "now/nav/ui/classic/params/target/"
+_BROWSE = re.compile(r"browse/(?P<key>[A-Za-z][A-Za-z0-9_]{0,9}-[1-9][0-9]{0,9})/?")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -70,16 +74,38 @@ def _origin(parts: SplitResult) -> tuple[str, str, int | None] | None:
     return scheme, parts.hostname.lower(), port
 
 
-def parse_record_url(url: str, instance_url: str) -> RecordRef | None:
-    """The record ``url`` names, when it is a record URL of the instance at ``instance_url``."""
+def _same_origin(url: str, base_url: str) -> tuple[SplitResult, SplitResult] | None:
+    """``url`` and ``base_url`` split, when ``url`` is an http(s) URL of the same scheme,
+    host and port as ``base_url``, without credentials; else None."""
     try:
-        parts, instance = urlsplit(url.strip()), urlsplit(instance_url.strip())
+        parts, base = urlsplit(url.strip()), urlsplit(base_url.strip())
     except ValueError:
         return None
     origin = _origin(parts)
-    if origin is None or origin != _origin(instance) or parts.username or parts.password:
+    if origin is None or origin != _origin(base) or parts.username or parts.password:
         return None
-    return _record_of(parts.path, parts.query, depth=0)
+    return parts, base
+
+
+def parse_record_url(url: str, instance_url: str) -> RecordRef | None:
+    """The record ``url`` names, when it is a record URL of the instance at ``instance_url``."""
+    split = _same_origin(url, instance_url)
+    if split is None:
+        return None
+    return _record_of(split[0].path, split[0].query, depth=0)
+
+
+def parse_issue_url(url: str, site_url: str) -> str | None:
+    """The issue key ``url`` names (upper-cased), when it is a ``/browse/KEY`` URL of the
+    Jira site at ``site_url``."""
+    split = _same_origin(url, site_url)
+    if split is None:
+        return None
+    parts, site = split
+    found = _BROWSE.fullmatch(parts.path.removeprefix(site.path.rstrip("/")).lstrip("/"))
+    if found is None or not is_issue_key(found["key"]):
+        return None
+    return found["key"].upper()
 
 
 def _record_of(path: str, query: str, *, depth: int) -> RecordRef | None:
@@ -127,28 +153,52 @@ def _ref(table: str, *, key: str | None = None, number: str | None = None) -> Re
     return RecordRef(kind, key=key, number=number)
 
 
+class IssueReader(Protocol):
+    """What unfurling reads Jira issues with (the JSM connector)."""
+
+    async def get(self, number: str) -> ItsmRecord | None:
+        """The issue with this key, or None when none can be read."""
+        ...
+
+
 class Unfurler:
-    """Turns a pasted record URL of the configured instance into a compact card of it."""
+    """Turns a pasted record URL of the configured instance (or Jira site) into a compact
+    card of it."""
 
     def __init__(
-        self, instance_url: str, reader: RecordReader, *, timeout: float = UNFURL_SECONDS
+        self,
+        instance_url: str | None,
+        reader: RecordReader | None,
+        *,
+        jira: tuple[str, IssueReader] | None = None,
+        timeout: float = UNFURL_SECONDS,
     ) -> None:
-        """Understand URLs of ``instance_url``; read records with ``reader``."""
+        """Understand URLs of ``instance_url`` (read with ``reader``) and, with ``jira``
+        (the site people browse, and the issue reader), issue URLs of that site."""
         self._instance_url = instance_url
         self._reader = reader
+        self._jira = jira
         self._timeout = timeout
 
     async def unfurl(self, query: LinkQuery) -> LinkPreview | None:
         """The record's card and preview; None for another URL or an unreadable record."""
-        ref = parse_record_url(query.url, self._instance_url)
-        if ref is None:
+        ref, key = None, None
+        if self._instance_url is not None and self._reader is not None:
+            ref = parse_record_url(query.url, self._instance_url)
+        if ref is None and self._jira is not None:
+            key = parse_issue_url(query.url, self._jira[0])
+        if ref is None and key is None:
             return None
         try:
             async with asyncio.timeout(self._timeout):
-                if ref.key is not None:
+                if key is not None:
+                    assert self._jira is not None
+                    record = await self._jira[1].get(key)
+                elif ref is not None and ref.key is not None:
+                    assert self._reader is not None
                     record = await self._reader.get_by_key(ref.type, ref.key)
                 else:
-                    assert ref.number is not None
+                    assert self._reader is not None and ref is not None and ref.number
                     record = await self._reader.get(ref.number)
         except (DeliveryError, TimeoutError):  # ItsmAmbiguous is a DeliveryError
             log.warning("unfurl: the record could not be read")

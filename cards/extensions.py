@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cards.elements import JSON, adaptive_card, fact_set, open_url, safe_url, text_block
-from cards.links import SYSTEM_NAMES
+from cards.links import SYSTEM_NAMES, record_box
 from cards.text import inert, localized, shorten
-from core.itsm import ItsmRecord
+from core.itsm import ItsmRecord, ItsmSystem
 
 CHOICE_TITLE_LIMIT = 80
 """Characters of an incident's choice title at most."""
@@ -41,12 +41,18 @@ class IncidentChoice:
 
 
 def link_dialog(
-    incidents: Sequence[IncidentChoice], record: str = "", *, notice: str | None = None
+    incidents: Sequence[IncidentChoice],
+    record: str = "",
+    *,
+    notice: str | None = None,
+    systems: Sequence[ItsmSystem] = (ItsmSystem.SERVICENOW,),
 ) -> JSON:
-    """The *Link to incident…* dialog: pick an incident here, give a record number, *Link*.
+    """The *Link to incident…* dialog: pick an incident here, give a record of ``systems``
+    (a ServiceNow number, a Jira issue key), *Link*.
 
     Without incidents it says so and offers nothing to submit.
     """
+    label, placeholder = record_box(systems)
     body: list[JSON] = []
     if notice:
         body.append(text_block(inert(notice), color="attention"))
@@ -72,10 +78,10 @@ def link_dialog(
         {
             "type": "Input.Text",
             "id": RECORD_INPUT_ID,
-            "label": "ServiceNow record number",
+            "label": label,
             "isRequired": True,
-            "errorMessage": "Give a record number, e.g. CHG0030001.",
-            "placeholder": "CHG0030001 or INC0010001",
+            "errorMessage": f"Give a record, e.g. {placeholder}.",
+            "placeholder": placeholder,
             "maxLength": 20,
             "value": inert(record),
         },

@@ -37,7 +37,7 @@ from cards.links import ci_rows, itsm_buttons, link_buttons, link_rows
 from cards.text import humanize_identifier, inert, localized, shorten
 from cards.verbs import CardVerb
 from core.deployments import DeploymentNote
-from core.itsm import ConfigurationItem, IncidentLink
+from core.itsm import ConfigurationItem, IncidentLink, ItsmSystem
 from core.models import Incident, IncidentSource, IncidentStatus, Severity
 from core.triage import CLOSING_CHOICES, IncidentDetails, TriageAction, TriageState
 
@@ -84,7 +84,7 @@ def incident_card(
     details: IncidentDetails | None = None,
     notice: str | None = None,
     links: Sequence[IncidentLink] = (),
-    itsm: bool = False,
+    itsm: bool | Sequence[ItsmSystem] = False,
     cis: Sequence[ConfigurationItem] = (),
     deployment: DeploymentNote | None = None,
 ) -> JSON:
@@ -94,8 +94,9 @@ def incident_card(
     for what, and how it went); ``triage`` adds the triage buttons, whose data carries
     ``version`` (the stored version drawn) so a click on an older card is recognised;
     ``details`` lists alerts and entities; ``notice`` is a message to the person who clicked;
-    ``links`` are the incident's standing ITSM links, and ``itsm`` (with triage) adds the
-    buttons that link it to ServiceNow (see :mod:`cards.links`); ``cis`` are the CMDB
+    ``links`` are the incident's standing ITSM links, and ``itsm`` (with triage: the
+    connected ITSM systems, True for ServiceNow) adds the buttons that link it to a record
+    (see :mod:`cards.links`); ``cis`` are the CMDB
     configuration items matching its entities (ServiceNow's, and the Azure CIs of its
     resources), listed under the links when there are some; ``deployment`` is the latest ARM
     deployment that touched one of its resources before the first alert (a line under them).
@@ -119,8 +120,11 @@ def incident_card(
         body += _details(details, SOURCE_NAMES[incident.source])
     if triage:
         buttons = _triage_buttons(incident, version)
-        if itsm:
-            buttons["actions"] += itsm_buttons(incident.key, version, can_create=not links)
+        systems = (ItsmSystem.SERVICENOW,) if itsm is True else tuple(itsm or ())
+        if systems:
+            buttons["actions"] += itsm_buttons(
+                incident.key, version, can_create=not links, systems=systems
+            )
         body.append(buttons)
     body.append(_footer(incident))
     return adaptive_card(body, _actions(incident, version if triage else None, links))

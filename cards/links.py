@@ -125,18 +125,41 @@ def link_buttons(links: Sequence[IncidentLink]) -> list[JSON]:
     return buttons
 
 
-def itsm_buttons(incident_key: str, version: str, *, can_create: bool = True) -> list[JSON]:
-    """*Link to ServiceNow…* and, unless linked already, *Create change*.
+_RECORD_LABELS = {
+    ItsmSystem.SERVICENOW: ("ServiceNow record number", "CHG0030001 or INC0010001"),
+    ItsmSystem.JSM: ("Jira issue key", "SEC-123"),
+}
+"""Per system: the label and placeholder of the record box."""
+
+
+def record_box(systems: Sequence[ItsmSystem]) -> tuple[str, str]:
+    """The label and placeholder of a box taking a record of ``systems``."""
+    if len(systems) == 1:
+        return _RECORD_LABELS[systems[0]]
+    return "ServiceNow number or Jira issue key", "CHG0030001 or SEC-123"
+
+
+def itsm_buttons(
+    incident_key: str,
+    version: str,
+    *,
+    can_create: bool = True,
+    systems: Sequence[ItsmSystem] = (ItsmSystem.SERVICENOW,),
+) -> list[JSON]:
+    """*Link to ServiceNow…* (or the one system connected; *Link to a record…* with
+    several) and, unless linked already, *Create change*.
 
     The record is typed (every client) or found with a typeahead search (clients that
     support ``Data.Query``; elsewhere the search box stays empty), so the card works in both.
     """
     data = {"incident": incident_key, "version": version}
+    title = f"Link to {SYSTEM_NAMES[systems[0]]}\u2026" if len(systems) == 1 else None
+    label, placeholder = record_box(systems)
     typed = {
         "type": "Input.Text",
         "id": "record",
-        "label": "ServiceNow record number",
-        "placeholder": "CHG0030001 or INC0010001",
+        "label": label,
+        "placeholder": placeholder,
         "maxLength": 20,
     }
     search = {
@@ -150,7 +173,7 @@ def itsm_buttons(incident_key: str, version: str, *, can_create: bool = True) ->
     buttons: list[JSON] = [
         {
             "type": "Action.ShowCard",
-            "title": "Link to ServiceNow\u2026",
+            "title": title or "Link to a record\u2026",
             "card": {
                 "type": "AdaptiveCard",
                 "body": [typed, search],

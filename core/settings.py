@@ -43,6 +43,7 @@ from core.settings_costs import CostsSettings
 from core.settings_defender import DefenderSettings
 from core.settings_delta import DeltaSettings
 from core.settings_deployments import DeploymentSettings
+from core.settings_itsm import ItsmSettings
 from core.settings_jsm import JsmSettings
 from core.settings_manifest import ManifestSettings
 from core.settings_roles import RolesSettings
@@ -419,6 +420,10 @@ class Settings(BaseSettings):
         description="The Jira Service Management connector (`WARDEN_JSM__<FIELD>`); off when no "
         "site URL is set.",
     )
+    itsm: ItsmSettings = Field(
+        default_factory=ItsmSettings,  # type: ignore[arg-type]
+        description="ServiceNow and JSM together (`WARDEN_ITSM__<FIELD>`).",
+    )
     defender: DefenderSettings = Field(
         default_factory=DefenderSettings,  # type: ignore[arg-type]
         description="Defender XDR incidents through Graph security (`WARDEN_DEFENDER__<FIELD>`).",
@@ -603,6 +608,7 @@ def load_settings(**overrides: Any) -> Settings:
         problems = [f"{env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
     problems = bot_credential_problems(settings) + certificate_problems(settings)
+    problems += _itsm_problems(settings)
     if problems:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
     if settings.requirements_file is not None:
@@ -647,6 +653,16 @@ def bot_credential_problems(settings: Settings) -> list[str]:
     if production and site and not site.startswith("https://"):
         problems.append("WARDEN_JSM__BASE_URL: must be https in production mode")
     return problems
+
+
+def _itsm_problems(settings: Settings) -> list[str]:
+    """A default ITSM system that is not configured (the sandbox one counts, in sandbox mode)."""
+    snow, jsm = settings.servicenow.enabled, settings.jsm.enabled
+    embedded = settings.mode is Mode.SANDBOX and not (snow or jsm)
+    return settings.itsm.problems(
+        servicenow=snow or (embedded and settings.sandbox_itsm == "servicenow"),
+        jsm=jsm or (embedded and settings.sandbox_itsm == "jsm"),
+    )
 
 
 def certificate_problems(settings: Settings) -> list[str]:

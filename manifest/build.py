@@ -133,6 +133,19 @@ def servicenow_host(settings: Settings) -> str | None:
     return urlsplit(url).hostname if url else None
 
 
+def jira_host(settings: Settings) -> str | None:
+    """The Jira site's host name people open issues at (``/browse/KEY`` links Warden
+    unfurls); None when JSM is off."""
+    url = settings.jsm.browse_url if settings.jsm.enabled else ""
+    return urlsplit(url).hostname if url else None
+
+
+def unfurled_hosts(settings: Settings) -> list[str]:
+    """The host names whose record links Warden unfurls: ServiceNow's, then Jira's."""
+    hosts = [servicenow_host(settings), jira_host(settings)]
+    return list(dict.fromkeys(host for host in hosts if host))
+
+
 def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -162,12 +175,15 @@ def _settings_problems(settings: Settings) -> list[str]:
             f"{env_name(('manifest', 'website_url'))}: not set; Teams requires a support page "
             "(https://…) in the package"
         )
-    host = servicenow_host(settings)
-    if host is not None and not is_host_name(host):
-        found.append(
-            f"{env_name(('servicenow', 'instance_url'))}: {host} is not a domain name; Teams "
-            "unfurls links of domains only"
-        )
+    for variable, host in (
+        (("servicenow", "instance_url"), servicenow_host(settings)),
+        (("jsm", "site_url"), jira_host(settings)),
+    ):
+        if host is not None and not is_host_name(host):
+            found.append(
+                f"{env_name(variable)}: {host} is not a domain name; Teams unfurls links of "
+                "domains only"
+            )
     return found
 
 
@@ -195,8 +211,8 @@ def _values(settings: Settings) -> dict[str, Any]:
     app_id = app_id if _GUID.fullmatch(app_id) else _NO_APP_ID
     host = manifest.public_host or _NO_HOST
     website = manifest.website_url or f"https://{host}/"
-    snow = servicenow_host(settings)
-    domains = [host] + ([snow] if snow and snow != host else [])
+    unfurled = unfurled_hosts(settings)
+    domains = [host] + [other for other in unfurled if other != host]
     commands = [{"title": c.name, "description": c.summary} for c in MENU_COMMANDS]
     return {
         "appId": app_id,
@@ -211,7 +227,9 @@ def _values(settings: Settings) -> dict[str, Any]:
         "commandLists": [{"scopes": [scope], "commands": commands} for scope in BOT_SCOPES],
         "linkCommand": LINK_COMMAND,
         "linkTitle": DIALOG_TITLE,
-        "messageHandlers": [{"type": "link", "value": {"domains": [snow]}}] if snow else None,
+        "messageHandlers": (
+            [{"type": "link", "value": {"domains": unfurled}}] if unfurled else None
+        ),
         "validDomains": domains,
     }
 

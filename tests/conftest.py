@@ -14,6 +14,7 @@ import pytest
 
 from sandbox.arm import ArmSandbox, run_arm_sandbox
 from sandbox.connector import ConnectorSandbox, run_connector_sandbox
+from sandbox.jsm import JsmSandbox, run_jsm_sandbox
 from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -100,3 +101,10 @@ async def snow() -> AsyncIterator[ServiceNowSandbox]:
     """The ServiceNow sandbox with its seed records."""
     async with run_servicenow_sandbox() as sandbox:
         yield sandbox
+
+
+@pytest.fixture
+async def jsm() -> AsyncIterator[JsmSandbox]:
+    """The Jira Service Management sandbox with its example requests (project SEC)."""
+    async with run_jsm_sandbox() as served:
+        yield served

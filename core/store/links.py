@@ -169,9 +169,14 @@ async def unlink(
     return await store.run_write(write, None)
 
 
-async def request_change(store: Store, incident_key: str, actor: Actor) -> None:
-    """Queue the creation of the incident's change request (linked once it exists)."""
+async def request_change(
+    store: Store, incident_key: str, actor: Actor, system: ItsmSystem | None = None
+) -> None:
+    """Queue the creation of the incident's change request in ``system`` (linked once it
+    exists); a job without a system goes to the default one."""
     payload = {"incident_key": incident_key, "actor": actor.display, "actor_id": actor.object_id}
+    if system is not None:
+        payload["system"] = system.value
     row = outbox.job_row(
         ITSM_CREATE_JOB, f"itsm-create|{incident_key}", payload, cipher=store.cipher
     )

@@ -7,7 +7,6 @@ are made with the ``link`` command; every write goes through the real client ove
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -24,20 +23,13 @@ from connectors.jsm.webhook import hub_signature
 from core.settings_jsm import JsmSettings
 from core.store import links as links_store
 from sandbox.arm import ArmSandbox
-from sandbox.jsm import JsmSandbox, run_jsm_sandbox
+from sandbox.jsm import JsmSandbox
 from tests.integration.conftest import WardenFactory
 from tests.integration.triage_support import Desk, open_desk
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 HOOK_SECRET = "jira-admin-webhook-secret"
-
-
-@pytest.fixture
-async def jsm() -> AsyncIterator[JsmSandbox]:
-    """The JSM sandbox with its example requests."""
-    async with run_jsm_sandbox() as served:
-        yield served
 
 
 async def _desk(start_warden: WardenFactory, arm: ArmSandbox, jsm: JsmSandbox, **more: Any) -> Desk:

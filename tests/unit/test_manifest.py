@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from bot.extensions import LINK_COMMAND
 from cards.commands import MENU_COMMANDS
 from core.settings import Settings
+from core.settings_jsm import JsmSettings
 from core.settings_manifest import ManifestSettings
 from core.settings_servicenow import ServiceNowSettings
 from manifest import icons
@@ -288,3 +289,24 @@ def test_icons_committed_are_the_drawn_ones(tmp_path: Path) -> None:
         assert (committed.mode, committed.size) == (fresh.mode, fresh.size)
         assert committed.tobytes() == fresh.tobytes(), f"run `python -m manifest.icons` ({name})"
     assert icons.icon_problems() == []
+
+
+def test_render_with_jira_unfurls_the_jira_site_too() -> None:
+    """JSM configured beside ServiceNow: the Jira site people browse joins the unfurled and
+    valid domains; the package stays valid."""
+    jira = JsmSettings.model_validate(
+        {
+            "base_url": "https://api.atlassian.com/ex/jira/cloud-1",
+            "site_url": "https://contoso.atlassian.net",
+            "email": "warden@contoso.com",
+            "api_token": "t",
+        }
+    )
+    settings = _settings(jsm=jira)
+    manifest = render(settings)
+    handlers = manifest["composeExtensions"][0]["messageHandlers"]
+    assert handlers == [
+        {"type": "link", "value": {"domains": [SNOW_HOST, "contoso.atlassian.net"]}}
+    ]
+    assert manifest["validDomains"] == [HOST, SNOW_HOST, "contoso.atlassian.net"]
+    assert problems(settings) == [] and _schema_errors(manifest) == []

@@ -106,6 +106,14 @@ def test_record_number_in_message_finds_first_chg_or_inc() -> None:
     assert record_number_in("PRB0040001 only, and XCHG00300011") == ""
 
 
+def test_record_number_in_message_finds_jira_key_when_asked() -> None:
+    """With JSM connected, a capitalised issue key is found (a ServiceNow number first)."""
+    assert record_number_in("Tracked in SEC-12, see UTF-8", issue_keys=True) == "SEC-12"
+    assert record_number_in("SEC-12 and CHG0030001", issue_keys=True) == "CHG0030001"
+    assert record_number_in("tracked in sec-12 (utf-8)", issue_keys=True) == ""
+    assert record_number_in("Tracked in SEC-12") == ""
+
+
 def test_search_query_reads_text_dataset_and_clamped_paging() -> None:
     """``application/search``: text trimmed, dataset kept, skip/top clamped, thread dropped."""
     value = {"queryText": " vpn ", "dataset": "d", "queryOptions": {"skip": -3, "top": 999}}
