@@ -12,25 +12,22 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from azure.identity.aio import ClientSecretCredential
 from jsonschema import Draft7Validator
 from msgraph.generated.models.security.alert_classification import AlertClassification
 from msgraph.generated.models.security.alert_determination import AlertDetermination
 from msgraph.generated.models.security.incident import Incident as GraphIncident
 from msgraph.generated.models.security.incident_status import IncidentStatus as GraphStatus
 
-from core.breaker import Breakers
-from graph.client import graph_client, graph_http
 from graph.security import DefenderClient
-from sandbox.arm import ArmSandbox, run_arm_sandbox
-from sandbox.graph import Fault, GraphSandbox, run_graph_sandbox
+from sandbox.arm import ArmSandbox
+from sandbox.graph import Fault, GraphSandbox
+from tests.contract import test_defender_client as defender
 from tests.contract.test_sandbox_graph import _openapi_to_jsonschema
 
 CONTRACT = yaml.safe_load(
@@ -41,12 +38,11 @@ CONTRACT = yaml.safe_load(
     ).read_text()
 )
 COMPONENTS = _openapi_to_jsonschema(CONTRACT["components"])
-ROLES = ["SecurityIncident.ReadWrite.All", "SecurityAlert.Read.All"]
-LONG_AGO = datetime(2000, 1, 1, tzinfo=timezone.utc)
 INCIDENTS = "/security/incidents"
 INCIDENT = "/security/incidents/{incident-id}"
 COMMENTS = "/security/incidents/{incident-id}/comments"
 ALERTS = "/security/alerts_v2"
+GRAPH = "https://graph.microsoft.com"
 
 
 def _schema_ref(node: dict[str, Any]) -> str:
@@ -80,49 +76,27 @@ def assert_error(answer: httpx.Response, path: str, method: str, status: int, co
     assert answer.json()["error"]["code"] == code
 
 
-@pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The ARM sandbox (token endpoint, TLS CA) without incidents."""
-    async with run_arm_sandbox(sandbox=ArmSandbox(seed_examples=False)) as served:
-        yield served
-
-
-@pytest.fixture
-async def graph(arm: ArmSandbox) -> AsyncIterator[GraphSandbox]:
-    """The Graph sandbox."""
-    async with run_graph_sandbox(arm) as served:
-        yield served
+arm = defender.arm
+"""The ARM sandbox without incidents (the Defender client tests' fixture)."""
+graph = defender.graph
+"""The Graph sandbox: the Defender client tests' fixture."""
 
 
 @pytest.fixture
 async def http(arm: ArmSandbox, graph: GraphSandbox) -> AsyncIterator[httpx.AsyncClient]:
     """httpx with a token of an app holding the security roles, based at ``/v1.0/``."""
-    app = arm.register_client("warden-security-raw", graph_roles=ROLES)
-    token = arm.issue_token("https://graph.microsoft.com", client_id=app.client_id)
-    async with httpx.AsyncClient(
-        base_url=graph.graph_url + "/",
-        verify=arm.ssl_context(),
-        headers={"Authorization": f"Bearer {token}"},
-    ) as client:
-        yield client
+    app = arm.register_client("warden-security-raw", graph_roles=defender.ROLES)
+    bearer = {"Authorization": f"Bearer {arm.issue_token(GRAPH, client_id=app.client_id)}"}
+    base = f"{graph.graph_url}/"
+    async with httpx.AsyncClient(base_url=base, verify=arm.ssl_context(), headers=bearer) as raw:
+        yield raw
 
 
 @pytest.fixture
 async def client(arm: ArmSandbox, graph: GraphSandbox) -> AsyncIterator[DefenderClient]:
     """Warden's Defender client (real msgraph-sdk and azure-identity) on the sandbox."""
-    app = arm.register_client("warden-security", graph_roles=ROLES)
-    async with ClientSecretCredential(
-        arm.tenant_id,
-        app.client_id,
-        app.secret,
-        authority=arm.authority,
-        connection_verify=str(arm.ca_path),
-    ) as credential:
-        transport = graph_http(Breakers(), arm.ssl_context())
-        try:
-            yield DefenderClient(graph_client(credential, transport, base_url=graph.graph_url))
-        finally:
-            await transport.aclose()
+    async for made in defender._client(arm, graph, defender.ROLES):
+        yield made
 
 
 async def test_security_list_incidents_expanded_pages_match_contract(
@@ -244,7 +218,7 @@ async def test_security_refusals_and_unknown_incident_answer_contract_errors(
     silenced = await http.post(f"{target}/comments", json={"comment": "hello"})
     assert_error(silenced, COMMENTS, "post", 403, "Forbidden")
     reader = arm.register_client("warden-reader", graph_roles=["SecurityIncident.Read.All"])
-    token = arm.issue_token("https://graph.microsoft.com", client_id=reader.client_id)
+    token = arm.issue_token(GRAPH, client_id=reader.client_id)
     no_role = await http.patch(
         target, json={"status": "inProgress"}, headers={"Authorization": f"Bearer {token}"}
     )
