@@ -186,8 +186,8 @@ class SecurityStore:
             "incidentId": incident.resource["id"],
             "status": "new",
             "severity": incident.resource["severity"],
-            "classification": None,
-            "determination": None,
+            "classification": "unknown",  # an enum: Graph answers "unknown", never null
+            "determination": "unknown",
             "serviceSource": source,
             "detectionSource": "antivirus" if "Endpoint" in source else "automatedInvestigation",
             "title": f"{category} activity observed",
