@@ -134,14 +134,20 @@ class ConnectorSandbox(RequestLog[RequestRecord]):
         self._conversations.setdefault(conversation_id, {})
 
     def post_activity(
-        self, conversation_id: str, body: dict[str, Any], reply_to_id: str | None = None
+        self,
+        conversation_id: str,
+        body: dict[str, Any],
+        reply_to_id: str | None = None,
+        *,
+        owned: bool = False,
     ) -> StoredActivity:
-        """Store a new activity (creating the conversation lazily) and return it."""
+        """Store a new activity (creating the conversation lazily) and return it; a copy of
+        ``body`` unless it is ``owned`` (nobody else holds it)."""
         self.ensure_member(conversation_id)
         stored = StoredActivity(
             id=self.next_activity_id(),
             conversation_id=conversation_id,
-            body=copy.deepcopy(body),
+            body=body if owned else copy.deepcopy(body),
             reply_to_id=reply_to_id,
         )
         self._conversations.setdefault(conversation_id, {})[stored.id] = stored
@@ -178,11 +184,12 @@ class ConnectorSandbox(RequestLog[RequestRecord]):
         raise ConnectorError(404, "ActivityNotFound", "Activity not found in conversation.")
 
     def update_activity(
-        self, conversation_id: str, activity_id: str, body: dict[str, Any]
+        self, conversation_id: str, activity_id: str, body: dict[str, Any], *, owned: bool = False
     ) -> StoredActivity:
-        """Replace a stored activity's body; raises ConnectorError 403/404."""
+        """Replace a stored activity's body (a copy unless ``owned``); raises ConnectorError
+        403/404."""
         stored = self.find_activity(conversation_id, activity_id)
-        stored.replace(copy.deepcopy(body))
+        stored.replace(body if owned else copy.deepcopy(body))
         return stored
 
     def delete_activity(self, conversation_id: str, activity_id: str) -> None:

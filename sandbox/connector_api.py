@@ -39,6 +39,7 @@ class _Body:
 
     value: Any = None
     error: ConnectorError | None = None
+    raw: bytes = b""
 
 
 BODY_KEY = web.RequestKey("connector_sandbox_body", _Body)
@@ -109,7 +110,7 @@ async def _read_body(request: web.Request) -> _Body:
         message = f"Content-Type must be application/json, not {content_type!r}"
         return _Body(error=ConnectorError(415, "BadArgument", message))
     try:
-        return _Body(value=json.loads(raw))
+        return _Body(value=json.loads(raw), raw=raw)
     except ValueError:
         return _Body(error=ConnectorError(400, "BadArgument", "Request body is not valid JSON"))
 
@@ -192,12 +193,17 @@ def _json(request: web.Request, definition: str) -> dict[str, Any]:
 
 
 def _activity(request: web.Request) -> dict[str, Any]:
-    """Return the request's activity body, answering 400 if the Connector would refuse it."""
+    """Return the request's activity body, answering 400 if the Connector would refuse it.
+
+    The body is a parse of its own (the request log keeps the first one), so the sandbox
+    stores it as it is, without a deep copy.
+    """
     body = _json(request, "Activity")
     problem = activity_error(body)
     if problem is not None:
         raise ConnectorError(400, "BadArgument", problem)
-    return body
+    owned: dict[str, Any] = json.loads(request[BODY_KEY].raw)
+    return owned
 
 
 def _resource(request: web.Request, resource_id: str, status: int) -> web.Response:
@@ -243,7 +249,7 @@ class _ConnectorRoutes:
         """SendToConversation: 201 ResourceResponse with the new activity id."""
         conversation_id = request.match_info["conversationId"]
         self.sandbox.ensure_member(conversation_id)
-        stored = self.sandbox.post_activity(conversation_id, _activity(request))
+        stored = self.sandbox.post_activity(conversation_id, _activity(request), owned=True)
         return _resource(request, stored.id, 201)
 
     async def reply(self, request: web.Request) -> web.Response:
@@ -252,7 +258,7 @@ class _ConnectorRoutes:
         self.sandbox.ensure_member(conversation_id)
         body = _activity(request)
         stored = self.sandbox.post_activity(
-            conversation_id, body, reply_to_id=request.match_info["activityId"]
+            conversation_id, body, reply_to_id=request.match_info["activityId"], owned=True
         )
         return _resource(request, stored.id, 201)
 
@@ -262,7 +268,7 @@ class _ConnectorRoutes:
         activity_id = request.match_info["activityId"]
         self.sandbox.ensure_member(conversation_id)
         body = _activity(request)
-        self.sandbox.update_activity(conversation_id, activity_id, body)
+        self.sandbox.update_activity(conversation_id, activity_id, body, owned=True)
         return _resource(request, activity_id, 200)
 
     async def delete(self, request: web.Request) -> web.Response:
