@@ -16,7 +16,7 @@ import re
 
 from sqlalchemy import bindparam, select
 
-from bot.links import LinkDesk
+from bot.links import NOT_CONNECTED_TITLE, LinkDesk
 from bot.types import (
     CardAction,
     ExtensionAction,
@@ -97,7 +97,7 @@ class ExtensionDesk:
             return TaskAnswer(message="Warden does not know that action.")
         if not self._links.connected:
             return TaskAnswer(
-                DIALOG_TITLE, error_card("Not connected to ServiceNow", self._links.not_connected)
+                DIALOG_TITLE, error_card(NOT_CONNECTED_TITLE, self._links.not_connected)
             )
         jira = ItsmSystem.JSM in self._links.systems
         return await self._dialog(action, record_number_in(action.message_text, issue_keys=jira))
@@ -108,7 +108,8 @@ class ExtensionDesk:
             return TaskAnswer(message="Warden does not know that action.")
         key, number = action.data.get(INCIDENT_INPUT_ID), action.data.get(RECORD_INPUT_ID)
         if not isinstance(number, str) or not number.strip():
-            return await self._dialog(action, "", notice="Give a record number, e.g. CHG0030001.")
+            notice = "Give a record number or issue key, e.g. CHG0030001 or SEC-123."
+            return await self._dialog(action, "", notice=notice)
         conversation = action.conversation.conversation_id
         shown = (
             await triage_store.shown_here(self._store, key, conversation)

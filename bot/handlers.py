@@ -14,7 +14,7 @@ from bot.budgets import BudgetDesk
 from bot.evidence import EVIDENCE_DATA, EvidenceDesk
 from bot.evidence_files import AttachFileData, ChatFileDesk
 from bot.extensions import ExtensionDesk
-from bot.links import NOT_CONNECTED, LinkDesk, NotShownHereError
+from bot.links import NOT_CONNECTED, NOT_CONNECTED_TITLE, LinkDesk, NotShownHereError
 from bot.roles import VERB_ROLES, RoleDenied, RoleGate
 from bot.router import Parsed, parse_command
 from bot.triage import TRIAGE_DATA, TriageDesk
@@ -68,7 +68,7 @@ _PLAIN = {
     "classification": "choose how the incident ends",
     "severity": "choose a severity",
     "assignee": "pick a person",
-    "record": "give a record number, e.g. CHG0030001",
+    "record": "give a record number or issue key, e.g. CHG0030001 or SEC-123",
     "link": "give an https:// link",
     "attestation": "write the attestation (at most 4,000 characters)",
     "reason": "a rejection needs a reason",
@@ -226,11 +226,11 @@ class WardenBot:
             return [card]
         if name == "link deployment":
             if self._links is None:
-                return [error_card("Not connected to ServiceNow", NOT_CONNECTED)]
+                return [error_card(NOT_CONNECTED_TITLE, NOT_CONNECTED)]
             return await self._links.link_deployment(message, parsed.values)
         if name in ("link", "unlink"):
             if self._links is None:
-                return [error_card("Not connected to ServiceNow", NOT_CONNECTED)]
+                return [error_card(NOT_CONNECTED_TITLE, NOT_CONNECTED)]
             return await self._links.command(message, name, parsed.values)
         if name == "request evidence":
             if self._evidence is None:
@@ -307,7 +307,7 @@ class WardenBot:
     async def on_extension_fetch(self, action: ExtensionAction) -> TaskAnswer:
         """The dialog of a message extension action."""
         if self._extensions is None:
-            return TaskAnswer("Warden", error_card("Not connected to ServiceNow", NOT_CONNECTED))
+            return TaskAnswer("Warden", error_card(NOT_CONNECTED_TITLE, NOT_CONNECTED))
         return await self._extensions.fetch(action)
 
     async def on_extension_submit(self, action: ExtensionAction) -> TaskAnswer:

@@ -41,9 +41,11 @@ SEARCH_TYPES = (RecordType.CHANGE_REQUEST, RecordType.INCIDENT)
 """What *Link to ServiceNow…* searches."""
 
 NOT_CONNECTED = (
-    "Warden is not connected to ServiceNow, so it cannot link records. An administrator sets "
-    "WARDEN_SERVICENOW__INSTANCE_URL and its credentials."
+    "Warden is not connected to an ITSM system, so it cannot link records. An administrator "
+    "sets WARDEN_SERVICENOW__INSTANCE_URL (ServiceNow) or WARDEN_JSM__BASE_URL (Jira Service "
+    "Management) and its credentials."
 )
+NOT_CONNECTED_TITLE = "Not connected to an ITSM system"
 
 
 class LinkDesk:
@@ -77,7 +79,7 @@ class LinkDesk:
     async def command(self, message: Message, name: str, values: dict[str, str]) -> list[Card]:
         """``link <n> to <record>`` or ``unlink <n> from <record>``."""
         if not self.connected:
-            return [error_card("Not connected to ServiceNow", self.not_connected)]
+            return [error_card(NOT_CONNECTED_TITLE, self.not_connected)]
         number = int(values["incident"])
         conversation = message.conversation.conversation_id
         incident = await links_store.incident_by_number(self._store, conversation, number)
@@ -117,7 +119,7 @@ class LinkDesk:
         (one of that name) and the change one the ITSM system has; else the reason, and
         nothing is stored. The link records who made it, and when."""
         if not self.connected:
-            return [error_card("Not connected to ServiceNow", self.not_connected)]
+            return [error_card(NOT_CONNECTED_TITLE, self.not_connected)]
         clicked = CardAction(verb="link", user=message.user, conversation=message.conversation)
         name = values["deployment"]
         try:
