@@ -271,3 +271,47 @@ def big_partition(block: str, days: range, repeat: int) -> Iterator[bytes]:
         for _ in range(repeat):
             yield packer.compress(text)
     yield packer.flush()
+
+
+def big_parquet(
+    resources: int, meters: int, days: range, repeat: int, *, random_costs: bool = False
+) -> bytes:
+    """An actual-cost Parquet partition (snappy): for each day of ``days``, ``repeat`` times
+    ``resources`` × ``meters`` rows costing 0.5 each (or a random cost below 40, incompressible,
+    with ``random_costs``), in row groups of about 1 Mi rows."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    ids = pa.array([resource_id(i) for i in range(resources) for _ in range(meters)])
+    per_write = max(1, (1 << 20) // len(ids))
+    schema = pa.schema(
+        [
+            ("SubscriptionId", pa.string()),
+            ("Date", pa.string()),
+            ("CostInBillingCurrency", pa.float64()),
+            ("BillingCurrency", pa.string()),
+            ("ResourceId", pa.string()),
+        ]
+    )
+    sink = io.BytesIO()
+    with pq.ParquetWriter(sink, schema, compression="snappy") as writer:
+        for day in days:
+            for first in range(0, repeat, per_write):
+                size = min(per_write, repeat - first) * len(ids)
+                cost = pc.multiply(pc.random(size), 40.0) if random_costs else pa.repeat(0.5, size)
+                writer.write_table(
+                    pa.table(
+                        [
+                            pa.repeat(SUBSCRIPTION, size),
+                            pa.repeat(f"11/{day:02d}/2026", size),
+                            cost,
+                            pa.repeat("EUR", size),
+                            pa.concat_arrays([ids] * (size // len(ids))),
+                        ],
+                        schema=schema,
+                    )
+                )
+    return sink.getvalue()

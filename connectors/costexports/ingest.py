@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from connectors.costexports.client import ExportsClient
@@ -96,6 +97,13 @@ def export_run(manifest: Manifest) -> ExportRun:
     )
 
 
+def _parquet_thread() -> ThreadPoolExecutor:
+    """pyarrow's one thread (started on first use): its allocator keeps memory per thread,
+    so one thread reads every Parquet partition of a run (a pool's threads would each keep
+    their own)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="warden-parquet")
+
+
 class CostIngest:
     """Ingest runs from an export container into the store."""
 
@@ -104,12 +112,14 @@ class CostIngest:
         self._client = client
         self._store = store
         self._settings = settings
+        self._parquet_thread = _parquet_thread()
 
     async def run(
         self, *, resume: bool = False, progress: Progress | None = None
     ) -> IngestProgress:
         """One ingest of every export's newest run; what it did."""
         state = IngestProgress()
+        self._parquet_thread = _parquet_thread()
         manifests: list[Manifest] = []
         for name in await self._client.manifest_names(self._settings.export_path):
             try:
@@ -123,8 +133,11 @@ class CostIngest:
         state.resumed = sum(len(plan.keep) for plan in plans if not plan.complete)
         if progress is not None:
             progress(state)
-        for plan in plans:
-            await self._follow(plan, state, progress)
+        try:
+            for plan in plans:
+                await self._follow(plan, state, progress)
+        finally:
+            self._parquet_thread.shutdown(wait=False, cancel_futures=True)
         return state
 
     async def _plan(self, manifest: Manifest, resume: bool) -> _Plan:
@@ -200,8 +213,9 @@ class CostIngest:
         batch = self._settings.batch_size
         reader = ParquetCosts()
         source = await self._client.ranged(blob.name, etag)
-        await asyncio.to_thread(reader.open, source)
-        while await asyncio.to_thread(reader.step):
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._parquet_thread, reader.open, source)
+        while await loop.run_in_executor(self._parquet_thread, reader.step):
             if reader.pending >= batch:
                 await costs.add_costs(self._store, blob_id, reader.take(), batch=batch)
         return reader

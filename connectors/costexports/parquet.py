@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.costexports.errors import CorruptPartition
 from connectors.costexports.mapping import Columns, CostSums
+from core.costs import ResourceDay
 
-BATCH_ROWS = 65_536
-"""Rows decoded at a time."""
+BATCH_ROWS = 8192
+"""Rows decoded at a time (with text columns read as dictionaries, well under a MB)."""
+FOLD_ROWS = 50_000
+"""Partial sums kept in Arrow before they are added to the Python sums (``pending`` counts
+those only; ``take`` adds the partial ones first)."""
 READ_BYTES = 1 << 20
 """pyarrow's read buffer per column (it streams pages through it)."""
 
@@ -50,6 +54,13 @@ class ParquetCosts(CostSums):
 
     _batches: Iterator[Any] | None = None
     _names: tuple[str, str, str, str | None] = ("", "", "", None)
+    _partials: list[Any] = field(default_factory=list)
+    _partial_rows: int = 0
+
+    def take(self) -> list[ResourceDay]:
+        """The resource-days summed since the last take (see ``CostSums.take``)."""
+        self._fold()
+        return super().take()
 
     def open(self, source: io.IOBase) -> None:
         """Read the footer of ``source`` and check its columns; ``CorruptPartition`` if the
@@ -78,6 +89,13 @@ class ParquetCosts(CostSums):
         currency = names[at.currency] if at.currency is not None else None
         self._names = (names[at.resource], names[at.day], names[at.cost], currency)
         read = [name for name in self._names if name is not None]
+        text = [name for name in read if _kind(schema.field(name).type) == "text"]
+        try:  # text columns as dictionaries: a batch holds indices, not a string per row
+            file = pq.ParquetFile(
+                source, buffer_size=READ_BYTES, pre_buffer=False, read_dictionary=text
+            )
+        except (pa.ArrowException, OSError) as exc:
+            raise CorruptPartition(f"not a readable Parquet file: {exc}") from None
         self._batches = file.iter_batches(batch_size=BATCH_ROWS, columns=read, use_threads=False)
 
     def step(self) -> bool:
@@ -119,16 +137,33 @@ class ParquetCosts(CostSums):
         day = pc.fill_null(pc.cast(kept.column(day_name), pa.string()), "")
         table = pa.table({"resource": kept.column(resource_name), "day": day, "cost": cost})
         summed = table.group_by(["resource", "day"], use_threads=False).aggregate([("cost", "sum")])
-        sums = self._sums
-        for key_resource, key_day, total in zip(
-            summed.column("resource").to_pylist(),
-            summed.column("day").to_pylist(),
-            summed.column("cost_sum").to_pylist(),
-            strict=True,
-        ):
-            key = (key_resource, key_day)
-            sums[key] = sums.get(key, 0.0) + total
+        resource_key = pc.cast(summed.column("resource"), pa.string())
+        self._partials.append(summed.set_column(0, "resource", resource_key))
+        self._partial_rows += summed.num_rows
+        if self._partial_rows >= FOLD_ROWS:
+            self._fold()
         if not self.currency and currency_name is not None:
             found = pc.drop_null(kept.column(currency_name))
             if len(found):
                 self.currency = str(found[0].as_py())
+
+    def _fold(self) -> None:
+        """Add the batches' partial sums (kept in Arrow) to the sums, summed once more."""
+        import pyarrow as pa
+
+        if not self._partials:
+            return
+        table = pa.concat_tables(self._partials)
+        self._partials, self._partial_rows = [], 0
+        summed = table.group_by(["resource", "day"], use_threads=False).aggregate(
+            [("cost_sum", "sum")]
+        )
+        sums = self._sums
+        for resource, day, total in zip(
+            summed.column("resource").to_pylist(),
+            summed.column("day").to_pylist(),
+            summed.column("cost_sum_sum").to_pylist(),
+            strict=True,
+        ):
+            key = (resource, day)
+            sums[key] = sums.get(key, 0.0) + total
