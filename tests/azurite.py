@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContainerClient
@@ -156,6 +157,8 @@ def write_export(
     manifest; the partitions' blob names."""
     folder = f"{directory}/{export}/{period}/{run_id}"
     suffix = ".csv.gz" if compression == "gzip" else ".csv"
+    if file_format == "Parquet":
+        suffix = ".snappy.parquet" if compression == "snappy" else ".parquet"
     names = [f"{folder}/part_0_{i + 1:04d}{suffix}" for i in range(len(partitions))]
     for name, data in zip(names, partitions, strict=True):
         container.upload_blob(name, data, overwrite=True)
@@ -188,6 +191,57 @@ def write_export(
     return names
 
 
+def parquet_rows(
+    rows: Iterable[tuple[str, str, float]], *, focus: bool = False, compression: str = "snappy"
+) -> bytes:
+    """A Parquet partition (pyarrow) of (resource id, day, cost) rows: actual-cost columns
+    (``MM/DD/YYYY`` text dates, double costs) or FOCUS ones (``YYYY-MM-DD`` days as UTC
+    timestamps, decimal costs), in two row groups."""
+    import decimal
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    listed = list(rows)
+    ids, days, costs = [r[0] for r in listed], [r[1] for r in listed], [r[2] for r in listed]
+    text = pa.array(["x"] * len(listed))
+    if focus:
+        moments = [datetime.fromisoformat(day).replace(tzinfo=UTC) for day in days]
+        columns = {
+            "BilledCost": pa.array([decimal.Decimal(str(c)) for c in costs], pa.decimal128(18, 6)),
+            "BillingAccountId": text,
+            "BillingCurrency": pa.array(["EUR"] * len(listed)),
+            "ChargePeriodStart": pa.array(moments, pa.timestamp("us", tz="UTC")),
+            "EffectiveCost": pa.array(costs, pa.float64()),
+            "ResourceId": pa.array(ids),
+            "ServiceName": text,
+        }
+    else:
+        columns = {
+            "SubscriptionId": pa.array([SUBSCRIPTION] * len(listed)),
+            "Date": pa.array(days),
+            "MeterName": text,
+            "Quantity": pa.array([24.0] * len(listed)),
+            "CostInBillingCurrency": pa.array(costs, pa.float64()),
+            "BillingCurrency": pa.array(["EUR"] * len(listed)),
+            "ResourceId": pa.array(ids),
+        }
+    return parquet_bytes(columns, compression=compression, row_group=max(1, -(-len(listed) // 2)))
+
+
+def parquet_bytes(columns: dict[str, Any], *, compression: str = "snappy", row_group: int) -> bytes:
+    """A Parquet file (pyarrow) of ``columns`` (names to arrays or lists), ``row_group`` rows
+    a row group."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(pa.table(columns), sink, compression=compression, row_group_size=row_group)
+    return sink.getvalue()
+
+
 def gz(text: str) -> bytes:
     """``text`` gzipped, as exports compress partitions."""
     return gzip.compress(text.encode(), compresslevel=1)
@@ -217,3 +271,47 @@ def big_partition(block: str, days: range, repeat: int) -> Iterator[bytes]:
         for _ in range(repeat):
             yield packer.compress(text)
     yield packer.flush()
+
+
+def big_parquet(
+    resources: int, meters: int, days: range, repeat: int, *, random_costs: bool = False
+) -> bytes:
+    """An actual-cost Parquet partition (snappy): for each day of ``days``, ``repeat`` times
+    ``resources`` × ``meters`` rows costing 0.5 each (or a random cost below 40, incompressible,
+    with ``random_costs``), in row groups of about 1 Mi rows."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    ids = pa.array([resource_id(i) for i in range(resources) for _ in range(meters)])
+    per_write = max(1, (1 << 20) // len(ids))
+    schema = pa.schema(
+        [
+            ("SubscriptionId", pa.string()),
+            ("Date", pa.string()),
+            ("CostInBillingCurrency", pa.float64()),
+            ("BillingCurrency", pa.string()),
+            ("ResourceId", pa.string()),
+        ]
+    )
+    sink = io.BytesIO()
+    with pq.ParquetWriter(sink, schema, compression="snappy") as writer:
+        for day in days:
+            for first in range(0, repeat, per_write):
+                size = min(per_write, repeat - first) * len(ids)
+                cost = pc.multiply(pc.random(size), 40.0) if random_costs else pa.repeat(0.5, size)
+                writer.write_table(
+                    pa.table(
+                        [
+                            pa.repeat(SUBSCRIPTION, size),
+                            pa.repeat(f"11/{day:02d}/2026", size),
+                            cost,
+                            pa.repeat("EUR", size),
+                            pa.concat_arrays([ids] * (size // len(ids))),
+                        ],
+                        schema=schema,
+                    )
+                )
+    return sink.getvalue()

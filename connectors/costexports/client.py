@@ -1,12 +1,14 @@
 """The export container, through azure-storage-blob's async client: manifests and partitions.
 
-Partitions are read in chunks of ``CHUNK_BYTES`` (the first GET included), each download
-pinned to the ETag listed (``If-Match``), so a partition rewritten while it is read fails
-instead of mixing two versions.
+CSV partitions are read in chunks of ``CHUNK_BYTES`` (the first GET included); Parquet ones
+through ``ranged``, a seekable file whose reads are ranged GETs. Every download is pinned to
+the ETag listed (``If-Match``), so a partition rewritten while it is read fails instead of
+mixing two versions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,12 +18,15 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
-from connectors.costexports.errors import CorruptPartition, storage_error
+from connectors.costexports.errors import CorruptPartition, CostExportsError, storage_error
 from connectors.costexports.mapping import Manifest, manifest_from_json
+from connectors.costexports.ranged import RangedBlob
 from core.settings_costs import CostsSettings
 
 CHUNK_BYTES = 4 << 20
 """Bytes per download request (and most bytes of a partition held at a time)."""
+RANGE_SECONDS = 300.0
+"""Longest wait for one ranged download of a Parquet partition."""
 MANIFEST = "manifest.json"
 
 
@@ -106,5 +111,49 @@ class ExportsClient:
                 yield chunk
         except ResourceNotFoundError:
             raise CorruptPartition("the manifest lists it but the blob is missing") from None
+        except AzureError as exc:
+            raise storage_error(exc, name) from None
+
+    async def ranged(self, name: str, etag: str) -> RangedBlob:
+        """The partition as of ``etag`` as a seekable file for a worker thread: each read is
+        a ranged download run on this event loop (which must stay free while it reads).
+
+        ``CorruptPartition`` when it is gone; its reads raise ``CostExportsError`` (as
+        ``chunks`` does) when storage refuses them.
+        """
+        blob = self._container.get_blob_client(name)
+        try:
+            properties = await blob.get_blob_properties(
+                etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceNotFoundError:
+            raise CorruptPartition("the manifest lists it but the blob is missing") from None
+        except AzureError as exc:
+            raise storage_error(exc, name) from None
+        loop = asyncio.get_running_loop()
+
+        def fetch(offset: int, length: int) -> bytes:
+            ranged = asyncio.run_coroutine_threadsafe(self._range(name, etag, offset, length), loop)
+            try:
+                return ranged.result(timeout=RANGE_SECONDS)
+            except TimeoutError:
+                ranged.cancel()
+                raise CostExportsError(f"blob storage did not answer a read of {name}") from None
+
+        return RangedBlob(fetch, int(properties.size))
+
+    async def _range(self, name: str, etag: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of the partition from ``offset``, as of ``etag``."""
+        try:
+            downloader = await self._container.download_blob(
+                name,
+                offset=offset,
+                length=length,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+            return await downloader.readall()
+        except ResourceNotFoundError:
+            raise CorruptPartition("the blob was deleted while it was read") from None
         except AzureError as exc:
             raise storage_error(exc, name) from None

@@ -2,8 +2,9 @@
 
 A run lists the manifests under the export path and keeps, for each export and period, the
 newest run (Cost Management rewrites the whole period each time). Each partition of it is
-streamed (``ExportsClient.chunks`` → ``CostParser``), summed per resource and day, upserted
-in batches, and checkpointed when its last batch is durable (``core.store.costs``).
+streamed (CSV: ``ExportsClient.chunks`` → ``CostParser``; Parquet: ``ExportsClient.ranged``
+→ ``ParquetCosts``, row group by row group), summed per resource and day, upserted in
+batches, and checkpointed when its last batch is durable (``core.store.costs``).
 
 A partition already done at the same ETag is not read again, so running the ingest twice
 changes nothing. A run killed half-way leaves its partitions done so far checkpointed:
@@ -17,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from connectors.costexports.client import ExportsClient
 from connectors.costexports.errors import CorruptPartition
-from connectors.costexports.mapping import CostParser, ExportBlob, Manifest
+from connectors.costexports.mapping import CostParser, CostSums, ExportBlob, Manifest
 from core.costs import ExportRun
 from core.errors import InvalidPayload, WardenError
 from core.settings_costs import CostsSettings
@@ -95,6 +97,13 @@ def export_run(manifest: Manifest) -> ExportRun:
     )
 
 
+def _parquet_thread() -> ThreadPoolExecutor:
+    """pyarrow's one thread (started on first use): its allocator keeps memory per thread,
+    so one thread reads every Parquet partition of a run (a pool's threads would each keep
+    their own)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="warden-parquet")
+
+
 class CostIngest:
     """Ingest runs from an export container into the store."""
 
@@ -103,12 +112,14 @@ class CostIngest:
         self._client = client
         self._store = store
         self._settings = settings
+        self._parquet_thread = _parquet_thread()
 
     async def run(
         self, *, resume: bool = False, progress: Progress | None = None
     ) -> IngestProgress:
         """One ingest of every export's newest run; what it did."""
         state = IngestProgress()
+        self._parquet_thread = _parquet_thread()
         manifests: list[Manifest] = []
         for name in await self._client.manifest_names(self._settings.export_path):
             try:
@@ -122,8 +133,11 @@ class CostIngest:
         state.resumed = sum(len(plan.keep) for plan in plans if not plan.complete)
         if progress is not None:
             progress(state)
-        for plan in plans:
-            await self._follow(plan, state, progress)
+        try:
+            for plan in plans:
+                await self._follow(plan, state, progress)
+        finally:
+            self._parquet_thread.shutdown(wait=False, cancel_futures=True)
         return state
 
     async def _plan(self, manifest: Manifest, resume: bool) -> _Plan:
@@ -159,22 +173,49 @@ class CostIngest:
         """Stream one partition into the store, or quarantine it."""
         blob_id = await costs.start_blob(self._store, run, blob.name, etag)
         batch = self._settings.batch_size
-        parser = CostParser(gzip=manifest.gzip or blob.name.endswith(".gz"))
         try:
-            if manifest.file_format.lower() != "csv":
-                raise CorruptPartition(f"{manifest.file_format} partitions are not read (CSV only)")
             if not etag:
                 raise CorruptPartition("the manifest lists it but the blob is missing")
-            async for chunk in self._client.chunks(blob.name, etag):
-                await asyncio.to_thread(parser.feed, chunk)
-                if parser.pending >= batch:
-                    await costs.add_costs(self._store, blob_id, parser.take(), batch=batch)
-            parser.finish()
-            await costs.finish_blob(self._store, blob_id, parser.rows, parser.take(), batch=batch)
+            file_format = manifest.file_format.lower()
+            if file_format == "csv":
+                sums = await self._csv(manifest, blob, etag, blob_id)
+            elif file_format == "parquet":
+                sums = await self._parquet(blob, etag, blob_id)
+            else:
+                raise CorruptPartition(
+                    f"{manifest.file_format} partitions are not read (CSV and Parquet only)"
+                )
+            await costs.finish_blob(self._store, blob_id, sums.rows, sums.take(), batch=batch)
         except CorruptPartition as exc:
             log.warning("cost exports: quarantined %s: %s", blob.name, exc)
             await costs.quarantine_blob(self._store, blob_id, str(exc))
             state.quarantined += 1
             return
         state.ingested += 1
-        state.rows += parser.rows
+        state.rows += sums.rows
+
+    async def _csv(self, manifest: Manifest, blob: ExportBlob, etag: str, blob_id: int) -> CostSums:
+        """A CSV partition read chunk by chunk, its sums stored a batch at a time but the last."""
+        batch = self._settings.batch_size
+        parser = CostParser(gzip=manifest.gzip or blob.name.endswith(".gz"))
+        async for chunk in self._client.chunks(blob.name, etag):
+            await asyncio.to_thread(parser.feed, chunk)
+            if parser.pending >= batch:
+                await costs.add_costs(self._store, blob_id, parser.take(), batch=batch)
+        parser.finish()
+        return parser
+
+    async def _parquet(self, blob: ExportBlob, etag: str, blob_id: int) -> CostSums:
+        """A Parquet partition read record batch by record batch (pyarrow in a worker thread,
+        its ranged downloads on this loop), its sums stored a batch at a time but the last."""
+        from connectors.costexports.parquet import ParquetCosts
+
+        batch = self._settings.batch_size
+        reader = ParquetCosts()
+        source = await self._client.ranged(blob.name, etag)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._parquet_thread, reader.open, source)
+        while await loop.run_in_executor(self._parquet_thread, reader.step):
+            if reader.pending >= batch:
+                await costs.add_costs(self._store, blob_id, reader.take(), batch=batch)
+        return reader

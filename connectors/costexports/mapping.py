@@ -10,7 +10,8 @@ finds either set by name, case-insensitively.
 
 ``CostParser`` is fed the partition's bytes as they arrive (gunzipped and decoded
 incrementally, cut at record boundaries) and sums cost per (resource, day); it never holds
-more than one chunk of text and the sums not yet taken.
+more than one chunk of text and the sums not yet taken. Parquet partitions are summed the
+same way (``CostSums``) by ``connectors.costexports.parquet``.
 """
 
 from __future__ import annotations
@@ -147,17 +148,50 @@ def parse_day(text: str) -> str:
 
 
 @dataclass
-class CostParser:
-    """Sums a partition's cost per (resource, day) from its bytes, fed chunk by chunk."""
+class CostSums:
+    """Cost summed per (resource, day) as a partition is read, until taken."""
 
-    gzip: bool = False
     rows: int = 0
     """Data rows read so far."""
     unattributed: int = 0
     """Rows without a resource id (marketplace, support…), not summed."""
     currency: str = ""
-    _columns: Columns | None = None
     _sums: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> int:
+        """Resource-days summed and not yet taken."""
+        return len(self._sums)
+
+    def take(self) -> list[ResourceDay]:
+        """The resource-days summed since the last take, one per (lower-cased resource, day)
+        (ids that differ in case, or times of one day, add up); ``CorruptPartition`` for a
+        bad date."""
+        taken, self._sums = self._sums, {}
+        merged: dict[tuple[str, str], float] = {}
+        days: dict[str, str] = {}
+        for (resource, raw_day), cost in taken.items():
+            day = days.get(raw_day)
+            if day is None:
+                try:
+                    day = days[raw_day] = parse_day(raw_day)
+                except ValueError:
+                    raise CorruptPartition(f"not a date: {raw_day[:40]!r}") from None
+            key = (resource.lower(), day)
+            merged[key] = merged.get(key, 0.0) + cost
+        out: list[ResourceDay] = []
+        for (resource, day), cost in merged.items():
+            subscription, group = scope_of(resource)
+            out.append(ResourceDay(resource, day, cost, self.currency, subscription, group))
+        return out
+
+
+@dataclass
+class CostParser(CostSums):
+    """Sums a CSV partition's cost per (resource, day) from its bytes, fed chunk by chunk."""
+
+    gzip: bool = False
+    _columns: Columns | None = None
     _carry: str = ""
     _unzip: Any = None
     _decode: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8-sig")())
@@ -165,11 +199,6 @@ class CostParser:
     def __post_init__(self) -> None:
         if self.gzip:
             self._unzip = zlib.decompressobj(wbits=31)
-
-    @property
-    def pending(self) -> int:
-        """Resource-days summed and not yet taken."""
-        return len(self._sums)
 
     def feed(self, data: bytes) -> None:
         """Read the next bytes of the partition; ``CorruptPartition`` on bad data."""
@@ -196,23 +225,6 @@ class CostParser:
             self._records(rest if rest.endswith("\n") else rest + "\n")
         if self._columns is None:
             raise CorruptPartition("empty partition: no header")
-
-    def take(self) -> list[ResourceDay]:
-        """The resource-days summed since the last take; ``CorruptPartition`` for a bad date."""
-        taken, self._sums = self._sums, {}
-        out: list[ResourceDay] = []
-        days: dict[str, str] = {}
-        for (resource, raw_day), cost in taken.items():
-            day = days.get(raw_day)
-            if day is None:
-                try:
-                    day = days[raw_day] = parse_day(raw_day)
-                except ValueError:
-                    raise CorruptPartition(f"not a date: {raw_day[:40]!r}") from None
-            lowered = resource.lower()
-            subscription, group = scope_of(lowered)
-            out.append(ResourceDay(lowered, day, cost, self.currency, subscription, group))
-        return out
 
     def _decoded(self, data: bytes, *, final: bool) -> str:
         try:

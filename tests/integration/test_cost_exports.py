@@ -7,24 +7,18 @@ PostgreSQL.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from pathlib import Path
 
 import pytest
 from azure.storage.blob import ContainerClient
-from pydantic import SecretStr
 from rich.console import Console
-from sqlalchemy import select
 
 from cli.cmdb import last_30_days, untagged_table
 from core.itsm import ConfigurationItem
-from core.settings import Settings
-from core.settings_costs import CostsSettings
 from core.store import cost_queries
 from core.store.cmdb_cis import StoredCi
-from core.store.schema_costs import cost_daily
 from core.store.store import Store
 from tests.azurite import (
     SUBSCRIPTION,
@@ -32,14 +26,22 @@ from tests.azurite import (
     actual_rows,
     focus_rows,
     gz,
+    parquet_bytes,
+    parquet_rows,
     resource_id,
     run_azurite,
     write_export,
 )
+from tests.integration.costs_support import (
+    by_resource_day,
+    costs_of,
+    daily_rows,
+    expected,
+    rows_for,
+    settings_for,
+    split,
+)
 from wiring.costs import ingest_now
-
-NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
-Row = tuple[str, str, float]
 
 
 @pytest.fixture(scope="module")
@@ -66,56 +68,6 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         await opened.close()
 
 
-def settings_for(azurite: Azurite, container: ContainerClient, **costs: Any) -> Settings:
-    """Settings that ingest the exports of ``container`` in Azurite."""
-    options = CostsSettings(
-        connection_string=SecretStr(azurite.connection_string),
-        container=container.container_name,
-        **costs,
-    )
-    values: dict[str, Any] = {"costs": options, "auto_migrate": False}
-    return Settings(**values)
-
-
-def rows_for(resources: int, days: int, *, us_dates: bool = True, scale: float = 1.0) -> list[Row]:
-    """Two rows per resource per day (two meters), costs that differ per resource and day."""
-    out: list[Row] = []
-    for day in range(1, days + 1):
-        shown = f"11/{day:02d}/2026" if us_dates else f"2026-11-{day:02d}"
-        for index in range(resources):
-            rid = resource_id(index, "rg-app" if index % 2 else "rg-data")
-            out.append((rid, shown, round(scale * (index + 1) * 0.25, 4)))
-            out.append((rid, shown, round(scale * day * 0.01, 4)))
-    return out
-
-
-def expected(rows: list[Row]) -> dict[str, float]:
-    """The cost per resource (lower-cased id) the rows add up to."""
-    sums: dict[str, float] = defaultdict(float)
-    for rid, _, cost in rows:
-        sums[rid.lower()] += cost
-    return dict(sums)
-
-
-def split(rows: list[Row], parts: int) -> list[list[Row]]:
-    """``rows`` in ``parts`` partitions (a resource-day may span two)."""
-    size = -(-len(rows) // parts)
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
-
-
-async def costs_of(store: Store, rows: list[Row]) -> dict[str, float]:
-    """The stored cost of every resource the rows name, over November."""
-    found = await cost_queries.resource_costs(store, [r[0] for r in rows], *NOVEMBER)
-    return {rid: item.cost for rid, item in found.items()}
-
-
-async def daily_rows(store: Store) -> list[tuple[Any, ...]]:
-    """Every stored resource-day, in a stable order."""
-    stmt = select(cost_daily).order_by(cost_daily.c.blob_id, cost_daily.c.resource_id)
-    async with store.reading() as conn:
-        return [tuple(row) for row in (await conn.execute(stmt)).all()]
-
-
 async def test_cost_ingest_gzip_csv_sums_cost_per_resource_per_day(
     azurite: Azurite, container: ContainerClient, store: Store
 ) -> None:
@@ -139,20 +91,27 @@ async def test_cost_ingest_focus_columns_are_read_like_actual_cost(
     assert await costs_of(store, rows) == pytest.approx(expected(rows))
 
 
+@pytest.mark.parametrize("file_format", ["Csv", "Parquet"])
 async def test_cost_ingest_rerun_of_the_same_export_changes_nothing(
-    azurite: Azurite, container: ContainerClient, store: Store
+    azurite: Azurite, container: ContainerClient, store: Store, file_format: str
 ) -> None:
-    """A second run reads no partition; a partition rewritten with the same content (a new
-    ETag) is read again and the costs stay the same."""
+    """A second run (CSV or Parquet) reads no partition; a partition rewritten with the same
+    content (a new ETag) is read again and the costs stay the same."""
     rows = rows_for(30, 8)
-    names = write_export(container, [gz(actual_rows(part)) for part in split(rows, 4)])
+    if file_format == "Csv":
+        parts = [gz(actual_rows(part)) for part in split(rows, 4)]
+        names = write_export(container, parts)
+    else:
+        parts = [parquet_rows(part) for part in split(rows, 4)]
+        names = write_export(container, parts, file_format="Parquet", compression="snappy")
     settings = settings_for(azurite, container, batch_size=100)
     await ingest_now(settings, store)
     before = await daily_rows(store)
+    assert await costs_of(store, rows) == pytest.approx(expected(rows))
     again = await ingest_now(settings, store)
     assert (again.ingested, again.kept, again.rows) == (0, 4, 0)
     assert await daily_rows(store) == before
-    container.upload_blob(names[1], gz(actual_rows(split(rows, 4)[1])), overwrite=True)
+    container.upload_blob(names[1], parts[1], overwrite=True)
     third = await ingest_now(settings, store)
     assert (third.ingested, third.kept) == (1, 3)
     assert await costs_of(store, rows) == pytest.approx(expected(rows))
@@ -269,3 +228,84 @@ async def test_cost_ingest_partition_missing_from_storage_is_quarantined_once(
     assert (item.name, "missing" in item.reason) == (names[1], True)
     again = await ingest_now(settings, store)
     assert (again.ingested, again.quarantined, again.kept) == (0, 0, 2)
+
+
+@pytest.mark.parametrize(
+    ("compression", "focus"), [("snappy", False), ("none", True)], ids=["snappy-actual", "focus"]
+)
+async def test_cost_ingest_parquet_lands_the_same_costs_as_the_csv_export(
+    azurite: Azurite,
+    container: ContainerClient,
+    store: Store,
+    tmp_path: Path,
+    compression: str,
+    focus: bool,
+) -> None:
+    """A Parquet export (snappy actual-cost, or uncompressed FOCUS with timestamps and
+    decimals) stores the same cost per resource per day as the same rows exported as CSV."""
+    rows = rows_for(25, 6, us_dates=not focus)
+    parts = split(rows, 3)
+    write_export(
+        container,
+        [parquet_rows(part, focus=focus, compression=compression) for part in parts],
+        file_format="Parquet",
+        compression=compression,
+    )
+    state = await ingest_now(settings_for(azurite, container), store)
+    assert (state.ingested, state.quarantined, state.rows) == (3, 0, len(rows))
+    as_csv = azurite.container(f"csv-{uuid.uuid4().hex[:12]}")
+    text = focus_rows if focus else actual_rows
+    write_export(as_csv, [gz(text(part)) for part in parts])
+    csv_store = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'csv.db'}")
+    await csv_store.upgrade()
+    try:
+        await ingest_now(settings_for(azurite, as_csv), csv_store)
+        wanted = by_resource_day(await daily_rows(csv_store))
+    finally:
+        await csv_store.close()
+    landed = by_resource_day(await daily_rows(store))
+    assert landed.keys() == wanted.keys() and len(landed) == 25 * 6
+    assert {k: v[1:] for k, v in landed.items()} == {k: v[1:] for k, v in wanted.items()}
+    assert {k: v[0] for k, v in landed.items()} == pytest.approx(
+        {k: v[0] for k, v in wanted.items()}
+    )
+
+
+async def test_cost_ingest_corrupt_parquet_partitions_are_quarantined_and_the_rest_ingested(
+    azurite: Azurite, container: ContainerClient, store: Store
+) -> None:
+    """Bad magic, a truncated footer, a missing cost column, a cost of the wrong type and a
+    cost that is not a number are quarantined with their names and reasons; the good
+    partition's costs are stored, and the next run reads none of them again."""
+    good = rows_for(10, 3)
+    whole = parquet_rows(rows_for(3, 2))
+    rid, day = [resource_id(1)], ["11/01/2026"]
+    names = write_export(
+        container,
+        [
+            parquet_rows(good),
+            b"PAR1 this is not a parquet file at all, only text",
+            whole[: len(whole) - 6],
+            parquet_bytes({"ResourceId": rid, "Date": day, "Amount": [1.0]}, row_group=1),
+            parquet_bytes(
+                {"ResourceId": rid, "Date": day, "CostInBillingCurrency": [True]}, row_group=1
+            ),
+            parquet_bytes(
+                {"ResourceId": rid, "Date": day, "CostInBillingCurrency": ["zero"]}, row_group=1
+            ),
+        ],
+        file_format="Parquet",
+        compression="snappy",
+    )
+    state = await ingest_now(settings_for(azurite, container), store)
+    assert (state.ingested, state.quarantined) == (1, 5)
+    assert await costs_of(store, good) == pytest.approx(expected(good))
+    listed = {item.name: item.reason for item in await cost_queries.quarantined(store)}
+    assert set(listed) == set(names[1:])
+    assert "not a readable Parquet file" in listed[names[1]]
+    assert "not a readable Parquet file" in listed[names[2]]
+    assert "costinbillingcurrency" in listed[names[3]]
+    assert "CostInBillingCurrency is bool" in listed[names[4]]
+    assert "not a number" in listed[names[5]]
+    again = await ingest_now(settings_for(azurite, container), store)
+    assert (again.ingested, again.quarantined, again.kept) == (0, 0, 6)

@@ -42,6 +42,7 @@ NOT_WIRED = (
     "PIL",  # manifest icons: the manifest commands only
     "sandbox.embedded",  # the embedded sandboxes: --playground only
     "cli.doctor_probes",  # the doctor command only
+    "pyarrow",  # Parquet cost export partitions: read by the ingest only
 )
 
 
@@ -63,7 +64,8 @@ def _started_modules(var_dir: Path, **env: str) -> set[str]:
 
 def test_start_without_tenant_loads_no_unwired_sdks(tmp_path: Path) -> None:
     """A sandbox start with nothing connected leaves Graph, Azure identity, botbuilder,
-    PIL, the embedded sandboxes and the doctor's probes unloaded, yet serves (store, bot)."""
+    PIL, pyarrow, the embedded sandboxes and the doctor's probes unloaded, yet serves (store,
+    bot)."""
     loaded = _started_modules(tmp_path)
     assert {"core.store.store", "bot.outbound", "core.worker"} <= loaded
     assert [name for name in NOT_WIRED if name in loaded] == []

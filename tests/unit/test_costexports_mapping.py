@@ -102,3 +102,16 @@ def test_manifest_keys_name_the_export_period_and_run() -> None:
         "d/e/20261101-20261130/r1",
         True,
     )
+
+
+def test_cost_parser_ids_differing_in_case_and_times_of_one_day_add_up() -> None:
+    """One resource-day written with two id casings and two times is taken once, summed
+    (a batch upsert may not meet one key twice)."""
+    text = (
+        "ResourceId,ChargePeriodStart,BilledCost\n"
+        f"{RID},2026-11-02T00:00:00Z,1\n"
+        f"{RID.lower()},2026-11-02T00:00:00Z,2\n"
+        f"{RID},2026-11-02T12:00:00Z,4\n"
+    )
+    taken = parsed(text.encode(), 10_000).take()
+    assert [(d.resource_id, d.day, d.cost) for d in taken] == [(RID.lower(), "2026-11-02", 7.0)]
