@@ -9,11 +9,13 @@ the card, since the click's work was done by its first delivery.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
 from core.store import receipts
+from core.store.group_commit import GroupCommit
 from core.store.store import Store
 
 ACTED_ON = frozenset({"message", "conversationUpdate", "installationUpdate"})
@@ -30,6 +32,10 @@ class ActivityReceipts:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._batches: GroupCommit[tuple[str, str], bool] = GroupCommit(self._record)
+
+    async def _record(self, deliveries: Sequence[tuple[str, str]]) -> list[bool]:
+        return await receipts.first_deliveries(self._store, deliveries)
 
     @staticmethod
     def key(activity: dict[str, Any]) -> str | None:
@@ -47,8 +53,10 @@ class ActivityReceipts:
         return receipts.activity_key(conversation, activity_id)
 
     async def first(self, key: str, activity: dict[str, Any]) -> bool:
-        """Record the activity's receipt; False when it was delivered (and acted on) before."""
-        return await receipts.first_delivery(self._store, key, str(activity.get("type")))
+        """Record the activity's receipt; False when it was delivered (and acted on) before.
+
+        Receipts of activities arriving together are committed together (group commit)."""
+        return await self._batches.submit((key, str(activity.get("type"))))
 
     async def forget(self, key: str) -> None:
         """Drop a receipt: acting on the activity failed, so its redelivery must act."""

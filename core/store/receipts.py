@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
+from typing import Any
 
+from sqlalchemy import Connection
+
+from core.store.engine import insert_for
 from core.store.schema import webhook_receipts
 from core.store.store import Store
 
@@ -24,17 +29,37 @@ def activity_key(conversation_id: str, activity_id: str) -> str:
     return f"activity:{digest[:48]}"
 
 
-async def first_delivery(store: Store, key: str, what: str) -> bool:
-    """Record ``key``; False when it was recorded before (the delivery is a repeat)."""
-    stmt = store.insert(webhook_receipts).values(
-        webhook_id=key,
-        incident_key=ACTIVITY_KIND,
-        incident_name=what[:256],
-        received_at=time.time(),
+async def first_deliveries(store: Store, deliveries: Sequence[tuple[str, str]]) -> list[bool]:
+    """Record each ``(key, what)`` in one transaction; for each, False when its key was
+    recorded before (or earlier in ``deliveries``): that delivery is a repeat."""
+    return await store.run_write(_record, deliveries)
+
+
+def _record(conn: Connection, deliveries: Sequence[tuple[str, str]]) -> list[bool]:
+    now = time.time()
+    rows: dict[str, dict[str, object]] = {}
+    for key, what in deliveries:
+        rows.setdefault(
+            key,
+            {
+                "webhook_id": key,
+                "incident_key": ACTIVITY_KIND,
+                "incident_name": what[:256],
+                "received_at": now,
+            },
+        )
+    insert: Any = insert_for(conn.dialect.name, webhook_receipts)
+    stmt = (
+        insert.values(list(rows.values()))
+        .on_conflict_do_nothing()
+        .returning(webhook_receipts.c.webhook_id)
     )
-    async with store.writing() as conn:
-        result = await conn.execute(stmt.on_conflict_do_nothing())
-    return bool(result.rowcount)
+    fresh = {row.webhook_id for row in conn.execute(stmt)}
+    answers = []
+    for key, _ in deliveries:
+        answers.append(key in fresh)
+        fresh.discard(key)  # a second delivery of the same key in the batch is a repeat
+    return answers
 
 
 async def forget(store: Store, key: str) -> None:

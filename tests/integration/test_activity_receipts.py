@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from cards.verbs import CardVerb
 from sandbox.arm import ArmSandbox
 from tests.integration.conftest import Warden, WardenFactory
@@ -56,3 +58,17 @@ async def test_card_click_delivered_twice_comments_once(
     assert first.status == again.status == 200
     assert (await again.json())["value"] == "This was already done."
     assert sum("Checked the VPN logs" in c for c in desk.comments()) == 1
+
+
+async def test_same_message_delivered_at_once_many_times_answered_once(warden: Warden) -> None:
+    """Five deliveries of one ``help`` message at the same moment (their receipts go in one
+    transaction): one is acted on (201), the others acknowledged (200); one reply posted."""
+    conversation = channel_id("burst")
+    await warden.install(conversation)
+    activity = message_activity(warden.connector.url, conversation, "help")
+    before = len(warden.connector.posts())
+    answers = await asyncio.gather(
+        *(warden.client.post("/api/messages", json=activity) for _ in range(5))
+    )
+    assert sorted(a.status for a in answers) == [200, 200, 200, 200, 201]
+    assert len(warden.connector.posts()) == before + 1
