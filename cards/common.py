@@ -8,6 +8,7 @@ user typed, an error message) passes through :func:`cards.text.inert`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -79,10 +80,7 @@ def help_card(*, suggestion: str | None = None, unknown: str | None = None) -> J
     if suggestion is not None:
         body.append(rich_text("Did you mean ", _command_run(inert(suggestion)), "?"))
     body.append(text_block("Here is what I can do:", weight="bolder", spacing="medium"))
-    body.extend(
-        rich_text(_command_run(command.usage), f" \u2014 {command.summary}", spacing="small")
-        for command in COMMANDS
-    )
+    body.extend(_command_rows())
     body.append(
         text_block(
             "In a channel or group chat, @mention me before the command.",
@@ -92,6 +90,16 @@ def help_card(*, suggestion: str | None = None, unknown: str | None = None) -> J
         )
     )
     return adaptive_card(body)
+
+
+@functools.cache
+def _command_rows() -> tuple[JSON, ...]:
+    """One line per command (built once: the list never changes while Warden runs; cards
+    are never changed after they are built, so every help card can share them)."""
+    return tuple(
+        rich_text(_command_run(command.usage), f" \u2014 {command.summary}", spacing="small")
+        for command in COMMANDS
+    )
 
 
 def subscribed_card(subscription: Subscription) -> JSON:

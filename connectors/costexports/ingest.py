@@ -16,6 +16,7 @@ A corrupt one is quarantined with the reason and the others go on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -214,8 +215,22 @@ class CostIngest:
         reader = ParquetCosts()
         source = await self._client.ranged(blob.name, etag)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._parquet_thread, reader.open, source)
-        while await loop.run_in_executor(self._parquet_thread, reader.step):
-            if reader.pending >= batch:
-                await costs.add_costs(self._store, blob_id, reader.take(), batch=batch)
+        thread = self._parquet_thread
+        await loop.run_in_executor(thread, reader.open, source)
+        writing: asyncio.Task[None] | None = None  # one store write beside the decoding
+        try:
+            while await loop.run_in_executor(thread, reader.step):
+                if reader.pending >= batch:
+                    taken = await loop.run_in_executor(thread, reader.take)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.create_task(
+                        costs.add_costs(self._store, blob_id, taken, batch=batch)
+                    )
+            if writing is not None:
+                await writing
+        finally:  # a partition given up (quarantined) waits for its write in flight first
+            if writing is not None and not writing.done():
+                with contextlib.suppress(Exception):
+                    await writing
         return reader

@@ -8,6 +8,7 @@ of webhook receipts (``webhook_receipts``) and its retention (``outbox.purge``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Sequence
@@ -48,13 +49,8 @@ def _record(conn: Connection, deliveries: Sequence[tuple[str, str]]) -> list[boo
                 "received_at": now,
             },
         )
-    insert: Any = insert_for(conn.dialect.name, webhook_receipts)
-    stmt = (
-        insert.values(list(rows.values()))
-        .on_conflict_do_nothing()
-        .returning(webhook_receipts.c.webhook_id)
-    )
-    fresh = {row.webhook_id for row in conn.execute(stmt)}
+    inserted = conn.execute(_insert(conn.dialect.name), list(rows.values()))
+    fresh = {row.webhook_id for row in inserted}
     answers = []
     for key, _ in deliveries:
         answers.append(key in fresh)
@@ -67,3 +63,11 @@ async def forget(store: Store, key: str) -> None:
     stmt = webhook_receipts.delete().where(webhook_receipts.c.webhook_id == key)
     async with store.writing() as conn:
         await conn.execute(stmt)
+
+
+@functools.cache
+def _insert(dialect: str) -> Any:
+    """The receipts' INSERT, one statement for any number of rows (its compiled form is
+    cached): new keys inserted, known ones skipped, the inserted keys returned."""
+    insert: Any = insert_for(dialect, webhook_receipts)
+    return insert.on_conflict_do_nothing().returning(webhook_receipts.c.webhook_id)
