@@ -148,6 +148,9 @@ def sentinel_env(arm: ArmSandbox) -> dict[str, str]:
         "AZURE_AUTHORITY_HOST": arm.authority,
         "WARDEN_RESPONDER_GROUP_IDS": RESPONDERS,
         "WARDEN_PACING__ENABLED": "false",  # the sandbox connector is not Teams
+        # the ARM sandbox serves from this process, beside the load: reading the deployments
+        # of the 576 seeded incidents would slow the load, not Warden's clicks
+        "WARDEN_DEPLOYMENTS__ENABLED": "false",
     }
 
 
