@@ -161,3 +161,47 @@ def _deployed(settings: Settings, resource: dict[str, Any]) -> None:
         raise typer.Exit(1)
     targets = [r["id"].rsplit("/", 1)[-1] for r in made["properties"].get("outputResources", [])]
     console.print(f"deployed {name} to {', '.join(targets)} 12 minutes before the first alert")
+
+
+@demo_cli.command("budget")
+def demo_budget(
+    scope: Annotated[
+        str,
+        typer.Option(
+            help="Subscription id, or /subscriptions/<id>/resourceGroups/<group>; default: "
+            "the sandbox subscription whose costs `costs ingest` loads."
+        ),
+    ] = "7f0e4a2c-6b1d-4c3e-9a8f-2d5b6c7e8f90",
+    spent: Annotated[float, typer.Option(help="Spent so far this month.")] = 1050.25,
+    budget: Annotated[float, typer.Option(help="The month's budget.")] = 1000.0,
+    threshold: Annotated[float, typer.Option(help="The threshold met.")] = 800.0,
+    url: Annotated[str | None, typer.Option(help="Warden's base URL.")] = None,
+) -> None:
+    """Send a realistic Azure budget alert (budget alert schema) to a running Warden."""
+    from core.budgets import scope_key
+    from sandbox.budget_samples import budget_alert
+    from wiring.sandboxes import budget_token
+
+    settings = settings_or_exit()
+    token = budget_token(settings)
+    if token is None:
+        console.print("[red]budget alerts are off: set WARDEN_BUDGETS__WEBHOOK_TOKENS[/]")
+        raise typer.Exit(1)
+    try:
+        subscription, _, group = scope_key(scope).partition("/")
+    except ValueError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from None
+    body = budget_alert(
+        subscription, resource_group=group, spent=spent, budget=budget, threshold=threshold
+    )
+    base = url or f"http://{settings.host}:{settings.port}"
+    try:
+        answer = httpx.post(f"{base}/api/webhooks/budgets", params={"token": token}, json=body)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]Warden is not reachable at {base}: {exc}[/]")
+        raise typer.Exit(1) from None
+    if answer.status_code != 202:
+        console.print(f"[red]{answer.status_code}: {escape(answer.text)}[/]")
+        raise typer.Exit(1)
+    console.print(f"sent budget alert: {spent:g} of {budget:g} spent (threshold {threshold:g})")

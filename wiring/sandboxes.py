@@ -54,6 +54,35 @@ def attached(settings: Settings) -> Settings:
     return attach(settings)
 
 
+SANDBOX_BUDGET_TOKEN = "sandbox-budget-alerts-token-0001"  # noqa: S105 - sandbox mode only
+"""The budget webhook's token in ``make run`` (sandbox mode only; ``demo budget`` sends it)."""
+
+PLAYGROUND_GENERAL = "team-id"
+"""The Playground's General channel (its team's id): ``make run``'s operators' channel."""
+
+
+def _with_budgets(settings: Settings) -> Settings:
+    """``settings`` with the budget webhook on (the sandbox token; unmapped alerts to the
+    Playground's General channel) unless budget alerts are configured."""
+    if settings.budgets.webhook_tokens:
+        return settings
+    budgets = settings.budgets.model_copy(
+        update={
+            "webhook_tokens": [SecretStr(SANDBOX_BUDGET_TOKEN)],
+            "operators_channel": settings.budgets.operators_channel or PLAYGROUND_GENERAL,
+        }
+    )
+    return settings.model_copy(update={"budgets": budgets})
+
+
+def budget_token(settings: Settings) -> str | None:
+    """The token a command run beside Warden sends with a budget alert: the first one
+    configured, else ``make run``'s in sandbox mode; ``None`` when there is none."""
+    if settings.budgets.webhook_tokens:
+        return settings.budgets.webhook_tokens[0].get_secret_value()
+    return SANDBOX_BUDGET_TOKEN if settings.mode is Mode.SANDBOX else None
+
+
 def _with_defender(settings: Settings) -> Settings:
     """``settings`` with Defender XDR on (polling the Graph sandbox) unless configured."""
     chosen = settings.defender.model_fields_set
@@ -82,7 +111,7 @@ def embedded(
             settings = _with_defender(settings)  # the Graph sandbox serves its incidents
     if _itsm_wanted(settings, "servicenow"):
         settings, snow = embedded_servicenow(settings)
-    return settings, arm, sharepoint, snow
+    return _with_budgets(settings), arm, sharepoint, snow
 
 
 def _itsm_wanted(settings: Settings, name: Literal["servicenow", "jsm"]) -> bool:

@@ -225,6 +225,38 @@ async def test_make_run_demo_incident_xdr_one_card_from_both_sources_with_deploy
 
 
 @pytest.mark.usefixtures("playground_installed")
+async def test_make_run_demo_budget_card_in_the_subscribed_channel(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """With nothing configured the budget webhook is on: ``subscribe budgets <sub>`` in
+    General, then ``demo budget`` beside make run posts the alert's card there; an alert of
+    a scope nobody subscribed goes to General too (the operators' channel)."""
+    settings = make_run_settings(tmp_path, sqlite_url)
+    scope = SEED_SUBSCRIPTIONS[0]
+    async with make_run(settings) as running, PlaygroundClient(running.playground_url) as client:
+        config = await client.test_config()
+        channel = config.general_channel_id
+        async with client.stream() as stream:
+            await client.install(channel)
+            await client.send_message(channel, f"subscribe budgets {scope}")
+            await stream.wait_for(lambda f: scope in content(f) and "udget" in content(f))
+            mark = stream.mark()
+            code, out = await _command(
+                settings, "demo", "budget", "--scope", scope, "--url", running.warden_url
+            )
+            assert code == 0, out
+            card = await stream.wait_for(
+                lambda f: f.action == "createMessage" and "prod-monthly" in content(f),
+                since=mark,
+                timeout=30,
+            )
+            bad, out = await _command(settings, "demo", "budget", "--scope", "not-a-scope")
+    assert card.conversation_id == channel
+    assert "1,050.25" in content(card) or "1050.25" in content(card), content(card)
+    assert bad == 2 and "is not a budget scope" in out, out
+
+
+@pytest.mark.usefixtures("playground_installed")
 async def test_make_run_cmdb_sync_command_stores_sandbox_resources(
     tmp_path: Path, sqlite_url: str
 ) -> None:
