@@ -185,7 +185,7 @@ def _row(store: Store, incident_key: str, item: ConfigurationItem, now: float) -
         "type": item.type,
         "owner": store.cipher.encrypt(item.owner or ""),
         "env": item.env,
-        "tags": json.dumps(item.tags),
+        "tags": store.cipher.encrypt(json.dumps(item.tags)) if item.tags else "[]",
         "last_seen_at": item.last_seen_utc.timestamp(),
         "found_at": now,
     }
@@ -200,6 +200,6 @@ def _item(store: Store, row: Any) -> ConfigurationItem:
         type=row.type,
         owner=owner or None,
         env=row.env,
-        tags=json.loads(row.tags),
+        tags=json.loads(store.cipher.decrypt(row.tags, "incident_cis.tags", str(row.id))),
         lastSeenUtc=datetime.fromtimestamp(float(row.last_seen_at), UTC),
     )

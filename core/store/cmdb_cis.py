@@ -39,15 +39,19 @@ class StoredCi:
     retired_at: datetime | None
 
 
-def _row(item: ConfigurationItem, run: int, now: float, sealed: dict[str, str]) -> dict[str, Any]:
-    """The ``cmdb_cis`` row of one CI seen by ``run``; ``sealed`` holds each owner sealed."""
+def _row(
+    store: Store, item: ConfigurationItem, run: int, now: float, sealed: dict[str, str]
+) -> dict[str, Any]:
+    """The ``cmdb_cis`` row of one CI seen by ``run``; ``sealed`` holds each owner sealed,
+    and its tags are sealed too (an owner or a creator tag names a person)."""
+    sealed_tags = store.cipher.encrypt(json.dumps(item.tags)) if item.tags else "[]"
     return {
         "ci_id": item.ci_id,
         "name": item.name,
         "type": item.type,
         "owner": sealed.get(item.owner or "", ""),
         "env": item.env,
-        "tags": json.dumps(item.tags),
+        "tags": sealed_tags,
         "needs_tags": item.owner is None or item.env is None,
         "first_seen_at": now,
         "last_seen_at": item.last_seen_utc.timestamp(),
@@ -84,7 +88,7 @@ async def store_page(
                 index_elements=["ci_id"],
                 set_={**refreshed, "last_seen_run": run, "retired_at": None},
             )
-            conn.execute(stmt, [_row(item, run, now, sealed) for item in unique])
+            conn.execute(stmt, [_row(store, item, run, now, sealed) for item in unique])
         _checkpoint(conn, checkpoint)
 
     await store.run_write(write, None)
@@ -163,7 +167,7 @@ def _stored(store: Store, row: Any) -> StoredCi:
         type=row.type,
         owner=owner or None,
         env=row.env,
-        tags=json.loads(row.tags),
+        tags=json.loads(store.cipher.decrypt(row.tags, "cmdb_cis.tags", str(row.ci_id))),
         lastSeenUtc=datetime.fromtimestamp(float(row.last_seen_at), UTC),
     )
     retired = None if row.retired_at is None else datetime.fromtimestamp(row.retired_at, UTC)

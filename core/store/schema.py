@@ -174,7 +174,8 @@ cmdb_cis = Table(
     Index("ix_cmdb_cis_seen", "retired_at", "last_seen_run"),
 )
 """Azure resources as CMDB CIs (``core.store.cmdb_cis``): ``owner`` sealed ("" for none),
-``tags`` a JSON list; a CI is retired, never deleted, once runs stop seeing it."""
+``tags`` a sealed JSON list ("[]" for none); a CI is retired, never deleted, once runs stop
+seeing it."""
 
 arm_deployments = Table(
     "arm_deployments",
@@ -471,7 +472,9 @@ SEALED = (
     triage_actions.c.actor_name,
     incident_links.c.linked_by_name,
     incident_cis.c.owner,
+    incident_cis.c.tags,
     cmdb_cis.c.owner,
+    cmdb_cis.c.tags,
     deployment_links.c.linked_by_name,
     evidence_submissions.c.text,
     evidence_decisions.c.comment,
@@ -480,9 +483,9 @@ SEALED = (
 )
 """Columns encrypted at rest: written through ``Store.cipher`` (``core.crypto``), named
 ``table.column`` in errors. They hold incident titles, descriptions and owners, job payloads,
-conversation names, responders' names and comments, CI owners' names, attestations, reviewers'
-comments and the evidence audit log; keys, versions, severities, statuses
-and times stay in the clear because queries need them. A new column that holds personal data
+conversation names, responders' names and comments, CI owners' names and tags, attestations,
+reviewers' comments and the evidence audit log; keys, versions, severities, statuses and times
+stay in the clear because queries need them. A new column that holds personal data
 belongs here."""
 
 delta_items = Table(

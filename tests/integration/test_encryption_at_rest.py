@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import STORE, create_app
 from core.crypto import DEV_KEY_FILE, PREFIX, PayloadCipher, UnreadablePayload
 from core.errors import SettingsError
-from core.store import admin_audit, outbox, rekey
+from core.itsm import ConfigurationItem
+from core.store import admin_audit, cmdb_cis, outbox, rekey
 from core.store.schema import SEALED
+from core.store.schema import cmdb_cis as cmdb_cis_table
 from core.store.schema import outbox as outbox_table
 from core.store.store import Store
 from sandbox.sentinel_samples import updated_incident
@@ -188,6 +192,37 @@ async def test_encryption_unreadable_job_quarantined_not_stalling(database_url: 
     finally:
         await writer.close()
         await reader.close()
+
+
+async def test_encryption_cmdb_ci_tags_sealed_and_read_back(database_url: str) -> None:
+    """A CI's tags (its owner tag names a person) are sealed in ``cmdb_cis``; the CI reads
+    back with them; a CI stored before tags were sealed still reads, and ``keys rotate``
+    seals it."""
+    store = Store.from_url(database_url, cipher=PayloadCipher([ENCRYPTION_KEY]))
+    try:
+        await store.upgrade()
+        tags = [f"owner={OWNER_EMAIL}", "env=prod"]
+        item = ConfigurationItem(
+            ciId="/subscriptions/s1/resourcegroups/rg/providers/microsoft.web/sites/app1",
+            name="app1",
+            type="microsoft.web/sites",
+            owner=OWNER_EMAIL,
+            env="prod",
+            tags=tags,
+            lastSeenUtc=datetime.now(UTC),
+        )
+        await cmdb_cis.store_page(store, [item], 1, "{}")
+        assert not [v for v in await _sealed_values(database_url) if OWNER_EMAIL in v]
+        (stored,) = await cmdb_cis.cis(store, ids=[item.ci_id])
+        assert stored.item.tags == tags and stored.item.owner == OWNER_EMAIL
+        async with store.writing() as conn:  # as a release before sealed tags wrote it
+            await conn.execute(update(cmdb_cis_table).values(tags=json.dumps(tags)))
+        (legacy,) = await cmdb_cis.cis(store, ids=[item.ci_id])
+        assert legacy.item.tags == tags
+        await rekey.rotate(store, actor="test", batch_size=10)
+        assert not [v for v in await _sealed_values(database_url) if OWNER_EMAIL in v]
+    finally:
+        await store.close()
 
 
 def test_encryption_production_without_keys_refuses_to_start(tmp_path: Path) -> None:
