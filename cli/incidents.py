@@ -121,14 +121,7 @@ def demo_incident(
     body = json.dumps(resource).encode()
     headers = {"content-type": "application/json", **sign(settings.webhook_secrets[0], body)}
     base = url or f"http://{settings.host}:{settings.port}"
-    try:
-        answer = httpx.post(f"{base}/api/webhooks/sentinel", content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        console.print(f"[red]Warden is not reachable at {base}: {exc}[/]")
-        raise typer.Exit(1) from None
-    if answer.status_code != 202:
-        console.print(f"[red]{answer.status_code}: {answer.text}[/]")
-        raise typer.Exit(1)
+    _accepted(base, "/api/webhooks/sentinel", content=body, headers=headers)
     last.parent.mkdir(parents=True, exist_ok=True)
     last.write_text(json.dumps(resource), encoding="utf-8")
     props = resource["properties"]
@@ -196,12 +189,17 @@ def demo_budget(
         subscription, resource_group=group, spent=spent, budget=budget, threshold=threshold
     )
     base = url or f"http://{settings.host}:{settings.port}"
+    _accepted(base, "/api/webhooks/budgets", params={"token": token}, json=body)
+    console.print(f"sent budget alert: {spent:g} of {budget:g} spent (threshold {threshold:g})")
+
+
+def _accepted(base: str, path: str, **request: Any) -> None:
+    """POST to a running Warden's webhook; exit 1 saying why unless it answers 202."""
     try:
-        answer = httpx.post(f"{base}/api/webhooks/budgets", params={"token": token}, json=body)
+        answer = httpx.post(f"{base}{path}", **request)
     except httpx.HTTPError as exc:
-        console.print(f"[red]Warden is not reachable at {base}: {exc}[/]")
+        console.print(f"[red]Warden is not reachable at {base}: {escape(str(exc))}[/]")
         raise typer.Exit(1) from None
     if answer.status_code != 202:
         console.print(f"[red]{answer.status_code}: {escape(answer.text)}[/]")
         raise typer.Exit(1)
-    console.print(f"sent budget alert: {spent:g} of {budget:g} spent (threshold {threshold:g})")
