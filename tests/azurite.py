@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -24,6 +23,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
+from sandbox.azurite import BINARY, installed
 from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,12 +62,10 @@ class Azurite:
 @contextlib.contextmanager
 def run_azurite(location: Path) -> Iterator[Azurite]:
     """Azurite's blob service on a free port, data under ``location``, until the block ends."""
-    npx = shutil.which("npx")
-    assert npx is not None, "npx (Node.js) is needed to start Azurite"
+    assert installed(), f"Azurite is not installed at {BINARY} (`npm ci` installs it)"
     port = free_port()
-    command = [
-        npx,
-        "azurite-blob",
+    command = [  # the launcher itself, not through npx: stopping it stops Azurite
+        str(BINARY),
         "--blobHost",
         "127.0.0.1",
         "--blobPort",
