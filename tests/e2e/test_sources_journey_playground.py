@@ -24,8 +24,9 @@ from connectors.resourcegraph.mapping import ci_from_row
 from core.settings_jsm import JsmSettings
 from core.store import cmdb_cis
 from sandbox.arm import ArmSandbox, run_arm_sandbox
+from sandbox.embedded import GRAPH_ROLES
 from sandbox.graph import GraphSandbox, run_graph_sandbox
-from sandbox.jsm import JsmSandbox, run_jsm_sandbox
+from sandbox.jsm import JsmSandbox
 from sandbox.playground import Playground
 from sandbox.playground_client import Frame, PlaygroundClient
 from tests.e2e.card_support import content, triage_data
@@ -35,12 +36,6 @@ from tests.support import make_settings, signed
 
 pytestmark = pytest.mark.e2e
 
-GRAPH_ROLES = [
-    "SecurityIncident.ReadWrite.All",
-    "SecurityAlert.Read.All",
-    "User.Read.All",
-    "GroupMember.Read.All",
-]
 URL = web.AppKey("url", str)
 TITLE = "Web shell dropped on a finance App Service"
 
@@ -57,16 +52,10 @@ async def arm() -> AsyncIterator[ArmSandbox]:
 
 @pytest.fixture
 async def graph(arm: ArmSandbox) -> AsyncIterator[GraphSandbox]:
-    """The Graph sandbox serving Defender XDR, trusting the ARM sandbox's tokens."""
+    """The Graph sandbox serving Defender XDR, trusting the ARM sandbox's tokens (Warden's
+    application roles as ``make run`` grants them)."""
     arm.register_client(arm.client_id, arm.client_secret, graph_roles=GRAPH_ROLES)
     async with run_graph_sandbox(arm) as served:
-        yield served
-
-
-@pytest.fixture
-async def jsm() -> AsyncIterator[JsmSandbox]:
-    """The Jira Service Management sandbox (project SEC)."""
-    async with run_jsm_sandbox() as served:
         yield served
 
 
