@@ -77,12 +77,11 @@ from core.store.store import Store
 from core.tracing import configure_tracing
 from core.triage import TRIAGE_JOB
 from core.worker import Handler, OutboxWorker
-from web.access import correlation_middleware
+from web.edge import edge_middleware
 from web.health import healthz, openapi, readiness, readyz
 from web.health import switched_off as sentinel_off
-from web.metrics import metrics_handler, metrics_middleware, refresh_gauges
+from web.metrics import metrics_handler, refresh_gauges
 from web.posture import PostureApi
-from web.problems import problem_middleware
 from web.recording import Recorder, recording_middleware
 from web.webhooks import SentinelWebhook
 from wiring import budgets as budgets_wiring
@@ -260,9 +259,7 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
     )
     app = web.Application(
         middlewares=[
-            correlation_middleware,
-            metrics_middleware(metrics),
-            problem_middleware,
+            edge_middleware(metrics),
             *_recording(settings),
         ],
         client_max_size=settings.webhook_max_bytes + 1024,

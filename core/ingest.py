@@ -4,20 +4,19 @@ On PostgreSQL the versions of one XDR incident (Sentinel's and Defender XDR's) a
 one transaction at a time (an advisory lock per XDR id), so replicas racing never make two
 rows or two cards of it.
 
-``IngestWriter`` is a group commit: concurrent requests queue their items, one writer task
-commits whatever has queued up in a single transaction, and each request is answered only
-after the transaction holding its own rows has committed. A failed commit answers every
-request of that batch with ``StoreUnavailable`` (the sender retries; nothing is half-saved).
+``IngestWriter`` is a group commit (``core.store.group_commit``): concurrent requests queue
+their items, whatever has queued up is committed in a single transaction, and each request is
+answered only after the transaction holding its own rows has committed. A failed commit
+answers every request of that batch with ``StoreUnavailable`` (the sender retries; nothing is
+half-saved).
 The incident and its jobs are encrypted with the store's cipher once, when they are written.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -28,6 +27,7 @@ from core.errors import StoreUnavailable
 from core.leader import lock_key
 from core.models import Incident
 from core.store import outbox
+from core.store.group_commit import MAX_BATCH, GroupCommit
 from core.store.ingest_sql import IngestSql, Targets
 from core.store.store import Store, version_key
 from core.tracing import carrier
@@ -47,89 +47,56 @@ class IngestResult:
     jobs: int = 0
 
 
-@dataclass
-class _Item:
-    webhook_id: str | None
-    incident: Incident
-    future: asyncio.Future[IngestResult]
-    trace: dict[str, str]
-
-
 def card_ordering_key(incident_key: str, conversation_id: str) -> str:
     """The ordering key of an incident's card in one conversation."""
     return f"card:{incident_key}|{conversation_id}"
+
+
+Item = tuple[Incident, str | None, dict[str, str]]
+"""One version to ingest: the incident, its webhook id (``None`` when polled) and the trace
+context of the request that brought it."""
 
 
 class IngestWriter:
     """Commits incident versions and their outbox jobs, batching concurrent requests."""
 
     def __init__(
-        self, store: Store, *, on_commit: Callable[[], None], max_batch: int = 256
+        self, store: Store, *, on_commit: Callable[[], None], max_batch: int = MAX_BATCH
     ) -> None:
         self._store = store
         self._on_commit = on_commit
-        self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._commits: GroupCommit[Item, IngestResult] = GroupCommit(
+            self._commit, max_batch=max_batch
+        )
+        self._running = False
 
     async def start(self) -> None:
-        """Start the writer task."""
-        self._task = asyncio.create_task(self._run(), name="ingest-writer")
+        """Take submissions."""
+        self._running = True
 
     async def stop(self) -> None:
-        """Commit what is queued, then stop."""
-        if self._task is None:
-            return
-        await self._queue.put(None)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        """Refuse new submissions; return once what was submitted is committed (or failed)."""
+        self._running = False
+        await self._commits.close()
 
     async def submit(self, incident: Incident, webhook_id: str | None = None) -> IngestResult:
         """Store ``incident`` (deduplicated by ``webhook_id``); returns once committed."""
-        if self._task is None or self._task.done():
+        if not self._running:
             raise StoreUnavailable("the ingest writer is not running")
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Item(webhook_id, incident, future, carrier()))
-        return await future
+        return await self._commits.submit((incident, webhook_id, carrier()))
 
-    async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            batch = [] if first is None else [first]
-            stopping = first is None
-            while not stopping and len(batch) < self._max_batch and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    stopping = True
-                else:
-                    batch.append(item)
-            if batch:
-                await self._commit(batch)
-            if stopping:
-                return
-
-    async def _commit(self, batch: list[_Item]) -> None:
-        items = [(item.incident, item.webhook_id, item.trace) for item in batch]
+    async def _commit(self, items: Sequence[Item]) -> list[IngestResult]:
         try:
-            results = await self._store.run_write(self._write, items)
+            results = await self._store.run_write(self._write, list(items))
         except (StoreUnavailable, SQLAlchemyError, OSError) as exc:
-            log.warning("ingest commit failed", extra={"batch": len(batch), "error": repr(exc)})
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(StoreUnavailable("the store could not commit"))
-            return
-        for item, result in zip(batch, results, strict=True):
-            if not item.future.done():
-                item.future.set_result(result)
+            log.warning("ingest commit failed", extra={"batch": len(items), "error": repr(exc)})
+            raise StoreUnavailable("the store could not commit") from exc
         if any(r.jobs for r in results):
             self._on_commit()
+        return results
 
     def _write(self, conn: Connection, items: list[Item]) -> list[IngestResult]:
         return ingest_batch(conn, items, self._store.cipher)
-
-
-Item = tuple[Incident, str | None, dict[str, str]]
 
 
 def ingest_batch(conn: Connection, items: list[Item], cipher: PayloadCipher) -> list[IngestResult]:
@@ -167,9 +134,8 @@ def ingest_batch(conn: Connection, items: list[Item], cipher: PayloadCipher) -> 
         latest[incident.key] = version
         newest[incident.key] = incident
         changed.append(i)
-    sql.upsert_incidents(
-        [_incident_row(incident, latest[key], now, cipher) for key, incident in newest.items()]
-    )
+    rows = [_incident_row(newest[key], latest[key], now, cipher) for key in sorted(newest)]
+    sql.upsert_incidents(rows)  # in key order, as the locks are taken: batches never cross-wait
     jobs = _enqueue_cards(sql, [items[i] for i in changed], opened.targets, cipher)
     for i, count in zip(changed, jobs, strict=True):
         results[i] = IngestResult(items[i][0].name, duplicate=False, changed=True, jobs=count)
@@ -225,7 +191,7 @@ def _receipts(items: list[Item], now: float) -> tuple[list[dict[str, object]], d
             "incident_name": items[i][0].name,
             "received_at": now,
         }
-        for webhook_id, i in first.items()
+        for webhook_id, i in sorted(first.items())  # in one order: batches never cross-wait
     ]
     return receipts, first
 

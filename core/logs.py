@@ -7,7 +7,7 @@ string that reaches a line (message, arguments, extras, tracebacks) first passes
 redacted; e-mail addresses, UPNs and IP addresses become stable pseudonyms
 (``user:<sha256[:12]>``), so one person is correlatable across lines without being named.
 
-``correlation_middleware`` gives each request a correlation id (taken from the caller when
+The HTTP edge (``web/edge.py``) gives each request a correlation id (taken from the caller when
 valid), echoes it as ``x-correlation-id`` and writes one access line per request;
 ``log_outbound`` writes one line per outbound call.
 """

@@ -1,12 +1,10 @@
-"""``GET /metrics`` (Prometheus text format) and the middleware that measures every request."""
+"""``GET /metrics`` (Prometheus text format); the edge (``web/edge.py``) measures requests."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core.breaker import Breakers
@@ -16,29 +14,6 @@ from core.store.store import Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Refresh = Callable[[], Awaitable[None]]
-
-
-def metrics_middleware(metrics: Metrics) -> Middleware:
-    """Count and time each request by its route's pattern (never the raw path)."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            info = request.match_info.route.resource
-            route = info.canonical if info is not None else "unmatched"
-            metrics.requests.labels(route, request.method, str(status)).inc()
-            metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
-
-    return middleware
 
 
 def metrics_handler(metrics: Metrics, refresh: Refresh) -> Handler:

@@ -1,4 +1,4 @@
-"""RFC 9457 problem details, and the one error handler at the HTTP edge.
+"""RFC 9457 problem details, and the answers the HTTP edge (``web/edge.py``) gives errors.
 
 Known errors become a problem+json body that says what to fix; unknown ones get a
 correlation id that is logged with the traceback and returned, and nothing else leaks.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -42,26 +41,21 @@ def problem(
     )
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+def http_problem(exc: web.HTTPException) -> web.Response:
+    """The problem+json answer of an HTTP error raised by a handler (or by routing)."""
+    kept = {k: v for k, v in exc.headers.items() if k.lower() in _KEPT_HEADERS}
+    return problem(exc.status, exc.reason, exc.reason, slug=f"http-{exc.status}", headers=kept)
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn HTTP errors into problem+json and unknown failures into a correlated 500."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or request.path == "/api/messages":
-            raise
-        kept = {k: v for k, v in exc.headers.items() if k.lower() in _KEPT_HEADERS}
-        return problem(exc.status, exc.reason, exc.reason, slug=f"http-{exc.status}", headers=kept)
-    except Exception:
-        ref = correlation_id.get() or uuid.uuid4().hex[:12]
-        log.exception("unhandled error on %s %s (ref %s)", request.method, request.path, ref)
-        return problem(
-            500,
-            "Internal error",
-            "Warden failed to handle this request; quote the reference when reporting it.",
-            slug="internal",
-            correlation_id=ref,
-        )
+def internal_problem(request: web.Request, ref: str | None = None) -> web.Response:
+    """The correlated 500 of an unknown failure, logged with its traceback (call it from the
+    ``except`` block); ``ref`` is the request's correlation id."""
+    ref = ref or correlation_id.get() or uuid.uuid4().hex[:12]
+    log.exception("unhandled error on %s %s (ref %s)", request.method, request.path, ref)
+    return problem(
+        500,
+        "Internal error",
+        "Warden failed to handle this request; quote the reference when reporting it.",
+        slug="internal",
+        correlation_id=ref,
+    )

@@ -39,6 +39,11 @@ class GroupCommit(Generic[T, R]):
             self._task = asyncio.create_task(self._drain(), name="group-commit")
         return await future
 
+    async def close(self) -> None:
+        """Return once everything submitted so far is written (or failed)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.wait([self._task])
+
     async def _drain(self) -> None:
         while self._pending:
             batch = self._pending[: self._max_batch]

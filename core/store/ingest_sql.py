@@ -32,11 +32,11 @@ INSERT_JOB = Statement(
     ":ordering_key, :conversation_id, :payload, :status, :attempts, :next_attempt_at, "
     ":lease_until, :last_error, :created_at, :updated_at)"
 )
-_RECEIPT = Statement(
+_RECEIPTS = (
     "INSERT INTO webhook_receipts (webhook_id, incident_key, incident_name, received_at) "
-    "VALUES (:webhook_id, :incident_key, :incident_name, :received_at) "
-    "ON CONFLICT (webhook_id) DO NOTHING"
+    "VALUES {values} ON CONFLICT (webhook_id) DO NOTHING RETURNING webhook_id"
 )
+"""A batch's receipts on SQLite (3.35+ has ``RETURNING``): only the new ones come back."""
 _PG_RECEIPT_NAMES = Statement(
     "SELECT webhook_id, incident_name FROM webhook_receipts "
     "WHERE webhook_id = ANY(CAST(:ids AS text[]))"
@@ -173,7 +173,16 @@ class IngestSql:
         return stored, twins
 
     def _add_receipts(self, rows: Sequence[dict[str, Any]]) -> set[str]:
-        return {row["webhook_id"] for row in rows if _RECEIPT.run(self._conn, row).rowcount}
+        """Insert the receipts in one statement; the webhook ids that were new."""
+        if not rows:
+            return set()
+        params: dict[str, Any] = {}
+        for i, row in enumerate(rows):
+            params.update({f"w{i}": row["webhook_id"], f"k{i}": row["incident_key"]})
+            params.update({f"n{i}": row["incident_name"], f"a{i}": row["received_at"]})
+        values = ", ".join(f"(:w{i}, :k{i}, :n{i}, :a{i})" for i in range(len(rows)))
+        found = Statement(_RECEIPTS.format(values=values)).run(self._conn, params)
+        return {str(row[0]) for row in found.rows}
 
     def receipt_names(self, webhook_ids: Sequence[str]) -> dict[str, str]:
         """The incident name recorded with each earlier receipt."""

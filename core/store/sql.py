@@ -9,7 +9,8 @@ Both run inside the caller's SQLAlchemy transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, TextClause, text
@@ -32,10 +33,12 @@ class Statement:
     """One SQL text with ``:named`` parameters."""
 
     sql: str
-    clause: TextClause = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "clause", text(self.sql))
+    @cached_property
+    def clause(self) -> TextClause:
+        """The SQLAlchemy ``text()`` of the statement, made on first use: SQLite never needs
+        it, and building one per batch (``IN`` lists vary) cost more than running it."""
+        return text(self.sql)
 
     def run(self, conn: Connection, params: dict[str, Any]) -> Rows:
         """Execute once with ``params`` in ``conn``'s transaction."""

@@ -68,3 +68,14 @@ async def test_cancelled_caller_does_not_stop_the_others() -> None:
     assert await second == 4
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_close_waits_for_what_was_submitted() -> None:
+    """``close`` returns only after every queued write is written."""
+    writer = _Writer()
+    commits: GroupCommit[int, int] = GroupCommit(writer, max_batch=4)
+    tasks = [asyncio.create_task(commits.submit(i)) for i in range(10)]
+    await asyncio.sleep(0)
+    await commits.close()
+    assert sorted(i for batch in writer.batches for i in batch) == list(range(10))
+    assert [task.result() for task in tasks] == [i * 2 for i in range(10)]

@@ -32,7 +32,7 @@ from core.logs import (
     new_correlation_id,
 )
 from tests.support import SECRET, make_settings
-from web.access import correlation_middleware
+from web.edge import edge_middleware
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZGVsZSJ9.c2lnbmF0dXJlLWJ5dGVz"
 SIGNATURE = "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="
@@ -320,8 +320,8 @@ async def _fail(request: web.Request) -> web.Response:
 
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    """A small app behind the correlation middleware."""
-    app = web.Application(middlewares=[correlation_middleware])
+    """A small app behind the HTTP edge's middleware."""
+    app = web.Application(middlewares=[edge_middleware()])
     app.router.add_get("/ok", _ok)
     app.router.add_get("/missing", _fail)
     app.router.add_get("/broken", _fail)
@@ -372,14 +372,20 @@ async def test_correlation_middleware_caller_id_kept(
 async def test_correlation_middleware_failed_request_one_line_with_status(
     client: TestClient[web.Request, web.Application], capture: Capture, case: tuple[Any, ...]
 ) -> None:
-    """A raised HTTP error, a bug or no route: still one access line, and the id echoed."""
+    """A raised HTTP error, a bug or no route: still one access line, the id echoed, and a
+    problem+json answer (a bug's names the id to quote, and nothing of the bug)."""
     path, status, level, route = case
     response = await client.get(path)
     assert response.status == status
     (access,) = _access(capture)
     assert (access["status"], access["level"], access["route"]) == (status, level, route)
-    if status < 500:  # aiohttp answers a handler's bug itself, without our headers
-        assert response.headers[CORRELATION_HEADER] == access["correlation_id"]
+    assert response.headers[CORRELATION_HEADER] == access["correlation_id"]
+    assert response.content_type == "application/problem+json"
+    body = await response.json()
+    assert body["status"] == status
+    if status == 500:
+        assert body["correlation_id"] == access["correlation_id"]
+        assert "bug" not in json.dumps(body)
 
 
 def test_log_outbound_status_one_line(capture: Capture) -> None:
