@@ -24,8 +24,10 @@ $(NODE_STAMP): package.json package-lock.json
 run: install
 	$(PY) app.py serve --playground
 
+# One test process per core (pytest-xdist), each test file whole in one of them (its module
+# fixtures start once); every test has its own database and ports.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import uuid
@@ -11,6 +12,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
+# The CLI's console (``cli.common``) reads COLUMNS once, when it is made. pytest-xdist's
+# workers start with COLUMNS=80 in their environment, which would pin every command's output
+# to 80 columns whatever width a test gives typer's runner; without it the width is read
+# from each test's environment at print time.
+os.environ.pop("COLUMNS", None)
 
 from sandbox.arm import ArmSandbox, run_arm_sandbox
 from sandbox.connector import ConnectorSandbox, run_connector_sandbox

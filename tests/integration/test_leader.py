@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from sqlalchemy import text
 
 from core.leader import leadership, lock_key
@@ -41,11 +44,21 @@ async def test_leadership_leader_connection_dies_other_takes_over(database_url: 
                             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                         )
                     )
-            async with leadership(second, "reconcile") as takes_over:
-                assert takes_over
+            assert await _leads_within(second, "reconcile", seconds=10)
     finally:
         await first.close()
         await second.close()
+
+
+async def _leads_within(store: Store, name: str, *, seconds: float) -> bool:
+    """Whether ``store`` gets to lead ``name`` within ``seconds`` (a terminated backend lets
+    go of its session locks only once PostgreSQL has ended it, a moment after it was told)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        async with leadership(store, name) as leads:
+            if leads or time.monotonic() > deadline:
+                return leads
+        await asyncio.sleep(0.05)
 
 
 def test_lock_key_stable_and_distinct() -> None:
