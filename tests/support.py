@@ -7,6 +7,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from aiohttp import ClientResponse
+from jsonschema import Draft7Validator
+
 from core.settings import OutboxSettings, Settings
 from core.signing import sign
 
@@ -201,3 +204,21 @@ def personal_invoke_activity(
         }
     )
     return activity
+
+
+def openapi_validator(document: dict[str, Any], schema: dict[str, Any]) -> Draft7Validator:
+    """A validator of ``schema`` whose ``#/components/...`` references read ``document``."""
+    return Draft7Validator({**schema, "components": document["components"]})
+
+
+async def assert_answer_described(
+    document: dict[str, Any], operation: dict[str, Any], response: ClientResponse
+) -> None:
+    """``response`` (aiohttp) is one of ``operation``'s answers: its status is listed, its
+    media type is the listed one and its body validates against the listed schema."""
+    described = operation["responses"].get(str(response.status))
+    assert described is not None, f"{response.status} is not in the document"
+    [(media, content)] = described["content"].items()
+    assert response.content_type == media
+    errors = openapi_validator(document, content["schema"]).iter_errors(await response.json())
+    assert not [error.message for error in errors]

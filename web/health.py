@@ -11,15 +11,24 @@ from core.breaker import Breakers
 from core.store import cmdb_cis, outbox
 from core.store.store import Store
 from core.worker import OutboxWorker
-from web.openapi import openapi_document
+from web.openapi import served_document
 from web.problems import problem
 
 Readiness = Callable[[], Awaitable[dict[str, Any]]]
 
 
-async def openapi(_request: web.Request) -> web.Response:
-    """Warden's OpenAPI document."""
-    return web.json_response(openapi_document())
+def mounted_routes(app: web.Application) -> set[tuple[str, str]]:
+    """The ``(METHOD, path)`` of every route ``app`` serves (its sub-applications' too)."""
+    return {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI document of this Warden: only the routes its application mounts."""
+    return web.json_response(served_document(mounted_routes(request.app)))
 
 
 async def healthz(_request: web.Request) -> web.Response:

@@ -6,10 +6,12 @@ schemathesis against a live Warden with it: no 5xx, and every answer as describe
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from core.posture import PolicyPosture, PostureStatus
 from web.openapi_budgets import BUDGET_SCHEMA, COMMON_SCHEMA, budget_webhook
+from web.openapi_itsm import JIRA_WEBHOOK, SERVICENOW_MESSAGE, jsm_webhook, servicenow_webhook
 
 PROBLEM = {
     "type": "object",
@@ -183,7 +185,8 @@ def _posture_schemas() -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0 document of Warden's HTTP endpoints (Bot Framework's excluded)."""
+    """The OpenAPI 3.0 document of every HTTP endpoint Warden can serve (Bot Framework's
+    excluded); ``served_document`` keeps those one running Warden mounts."""
     return {
         "openapi": "3.0.3",
         "info": {
@@ -197,6 +200,8 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/webhooks/sentinel": _webhook(),
             "/api/webhooks/budgets": budget_webhook(_problem, _json),
+            "/api/webhooks/servicenow": servicenow_webhook(_problem, _json, SIGNATURE_HEADERS),
+            "/api/webhooks/jsm": jsm_webhook(_problem, _json),
             "/api/posture": _posture(),
             **_health(),
         },
@@ -206,7 +211,22 @@ def openapi_document() -> dict[str, Any]:
                 "Incident": INCIDENT,
                 "BudgetAlertSchema": BUDGET_SCHEMA,
                 "CommonAlertSchemaBudget": COMMON_SCHEMA,
+                "ServiceNowMessage": SERVICENOW_MESSAGE,
+                "JiraWebhook": JIRA_WEBHOOK,
                 **_posture_schemas(),
             }
         },
     }
+
+
+def served_document(mounted: Collection[tuple[str, str]]) -> dict[str, Any]:
+    """The document of the Warden whose router mounts ``mounted`` (``(METHOD, path)`` pairs):
+    an operation whose route is not mounted (a webhook whose secrets are not set) is left
+    out, and so is a path left with none, so clients see only what answers here."""
+    document = openapi_document()
+    paths: dict[str, Any] = {}
+    for path, item in document["paths"].items():
+        kept = {verb: op for verb, op in item.items() if (verb.upper(), path) in mounted}
+        if kept:
+            paths[path] = kept
+    return {**document, "paths": paths}

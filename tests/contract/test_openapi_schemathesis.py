@@ -1,12 +1,19 @@
-"""Warden's own API against its OpenAPI document: schemathesis finds no 5xx and no stray answer."""
+"""Warden's own API against its OpenAPI document: schemathesis finds no 5xx and no stray answer.
+
+The Warden under test serves every webhook it has (Sentinel, budgets, ServiceNow and JSM, the
+last two connected to their sandboxes), so each is fuzzed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,30 +25,69 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from core.signing import sign
+from sandbox.jsm import JsmSandbox, run_jsm_sandbox
 from sandbox.sentinel_samples import sample_incident
+from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
 from tests.support import SECRET
 from web.openapi import openapi_document
 
 ROOT = Path(__file__).resolve().parents[2]
 schema = schemathesis.openapi.from_dict(openapi_document())
 BUDGET_TOKEN = "budget-token-" + "c" * 24
+JIRA_SECRET = "jira-admin-webhook-secret"
+
+
+@contextlib.contextmanager
+def _itsm_sandboxes() -> Iterator[tuple[ServiceNowSandbox, JsmSandbox]]:
+    """The ServiceNow and JSM sandboxes, served by an event loop in a thread of their own
+    (these tests are synchronous; Warden runs in a subprocess)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    stack = contextlib.AsyncExitStack()
+
+    async def enter() -> tuple[ServiceNowSandbox, JsmSandbox]:
+        snow = await stack.enter_async_context(run_servicenow_sandbox())
+        return snow, await stack.enter_async_context(run_jsm_sandbox())
+
+    try:
+        yield asyncio.run_coroutine_threadsafe(enter(), loop).result(timeout=30)
+    finally:
+        asyncio.run_coroutine_threadsafe(stack.aclose(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=15)
+        loop.close()
 
 
 @pytest.fixture(scope="module")
 def warden_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A live Warden (sandbox mode, SQLite) in a subprocess on a free port."""
+    """A live Warden (sandbox mode, SQLite, every webhook on) in a subprocess on a free port."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "WARDEN_VAR_DIR": str(tmp_path_factory.mktemp("var")),
-        "WARDEN_PORT": str(port),
-        "WARDEN_SENTINEL_WEBHOOK_SECRETS": SECRET,
-        "WARDEN_BUDGETS__WEBHOOK_TOKENS": BUDGET_TOKEN,
-        "WARDEN_BUDGETS__OPERATORS_CHANNEL": "19:operators@thread.tacv2",
-    }
-    env.pop("WARDEN_DATABASE_URL", None)
+    with _itsm_sandboxes() as (snow, jsm):
+        env = {
+            **os.environ,
+            "WARDEN_VAR_DIR": str(tmp_path_factory.mktemp("var")),
+            "WARDEN_PORT": str(port),
+            "WARDEN_SENTINEL_WEBHOOK_SECRETS": SECRET,
+            "WARDEN_BUDGETS__WEBHOOK_TOKENS": BUDGET_TOKEN,
+            "WARDEN_BUDGETS__OPERATORS_CHANNEL": "19:operators@thread.tacv2",
+            "WARDEN_SERVICENOW__INSTANCE_URL": snow.url,
+            "WARDEN_SERVICENOW__USERNAME": snow.username,
+            "WARDEN_SERVICENOW__PASSWORD": snow.password,
+            "WARDEN_SERVICENOW__WEBHOOK_SECRETS": SECRET,
+            "WARDEN_JSM__BASE_URL": jsm.url,
+            "WARDEN_JSM__EMAIL": jsm.email,
+            "WARDEN_JSM__API_TOKEN": jsm.api_token,
+            "WARDEN_JSM__WEBHOOK_SECRETS": JIRA_SECRET,
+        }
+        env.pop("WARDEN_DATABASE_URL", None)
+        yield from _serve(env, port)
+
+
+def _serve(env: dict[str, str], port: int) -> Iterator[str]:
+    """Run ``app.py serve`` with ``env`` until the module's tests are done."""
     proc = subprocess.Popen(
         [sys.executable, "app.py", "serve"],
         cwd=ROOT,

@@ -6,7 +6,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from jsonschema import Draft7Validator
 from pydantic import SecretStr
 
 from app import STORE
@@ -20,7 +19,13 @@ from core.store import costs as costs_store
 from core.store.store import Store
 from sandbox.servicenow import ServiceNowSandbox
 from tests.integration.conftest import Warden, WardenFactory
-from tests.support import channel_id, invoke_activity
+from tests.support import (
+    assert_answer_described,
+    channel_id,
+    invoke_activity,
+    openapi_validator,
+)
+from web.health import mounted_routes
 
 TOKEN = "budget-token-" + "b" * 24
 OLD_TOKEN = "budget-token-" + "a" * 24
@@ -259,11 +264,6 @@ async def test_budget_card_open_change_creates_servicenow_change(
     assert f"Change {change['number']} opened" in texts(last)
 
 
-def _validator(document: dict[str, Any], schema: dict[str, Any]) -> Draft7Validator:
-    """A validator of ``schema`` whose ``#/components/...`` references read ``document``."""
-    return Draft7Validator({**schema, "components": document["components"]})
-
-
 async def test_budget_webhook_in_openapi_document_with_both_bodies_and_answers(
     start_warden: WardenFactory,
 ) -> None:
@@ -271,18 +271,13 @@ async def test_budget_webhook_in_openapi_document_with_both_bodies_and_answers(
     validate against its request body, and its 202, 400 and 401 answers match."""
     warden = await budget_warden(start_warden)
     document = await (await warden.client.get("/openapi.json")).json()
-    served = {
-        (route.method, route.resource.canonical)
-        for route in warden.client.server.app.router.routes()
-        if route.resource is not None
-    }
-    assert ("POST", "/api/webhooks/budgets") in served
+    assert ("POST", "/api/webhooks/budgets") in mounted_routes(warden.client.server.app)
     operation = document["paths"]["/api/webhooks/budgets"]["post"]
     assert [p["name"] for p in operation["parameters"]] == ["token"]
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     for sample in (budget_schema(), common_schema(f"/subscriptions/{SUB}/resourceGroups/web")):
-        assert not list(_validator(document, body).iter_errors(sample))
-    assert list(_validator(document, body).iter_errors({"schemaId": "x", "data": {}}))
+        assert not list(openapi_validator(document, body).iter_errors(sample))
+    assert list(openapi_validator(document, body).iter_errors({"schemaId": "x", "data": {}}))
     answers = {
         202: await send(warden, budget_schema()),
         400: await send(warden, budget_schema(Budget="lots")),
@@ -290,9 +285,4 @@ async def test_budget_webhook_in_openapi_document_with_both_bodies_and_answers(
     }
     for status, response in answers.items():
         assert response.status == status
-        content = operation["responses"][str(status)]["content"]
-        [(media, described)] = content.items()
-        assert response.content_type == media
-        assert not list(
-            _validator(document, described["schema"]).iter_errors(await response.json())
-        )
+        await assert_answer_described(document, operation, response)
