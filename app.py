@@ -21,11 +21,12 @@ from aiohttp.typedefs import Middleware
 
 from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
-from bot.delivery import AmbiguousPosts, CommentReplyDelivery, IncidentCardDelivery, TeamDirectory
+from bot.delivery import CommentReplyDelivery, IncidentCardDelivery
 from bot.evidence import card_job, quarter
 from bot.evidence_delivery import EvidenceCardDelivery
 from bot.evidence_reminders import EvidenceReminders, ReminderDelivery
 from bot.handlers import WardenBot
+from bot.marked_posts import AmbiguousPosts, TeamDirectory
 from bot.outside_changes import OutsideChangeDelivery
 from bot.receipts import ActivityReceipts
 from bot.roles import RoleGate
