@@ -21,11 +21,12 @@ from aiohttp.typedefs import Middleware
 
 from bot.adapter import TeamsAdapter
 from bot.auth import BotTokenValidator
-from bot.delivery import AmbiguousPosts, CommentReplyDelivery, IncidentCardDelivery, TeamDirectory
+from bot.delivery import CommentReplyDelivery, IncidentCardDelivery
 from bot.evidence import card_job, quarter
 from bot.evidence_delivery import EvidenceCardDelivery
 from bot.evidence_reminders import EvidenceReminders, ReminderDelivery
 from bot.handlers import WardenBot
+from bot.marked_posts import AmbiguousPosts, TeamDirectory
 from bot.outside_changes import OutsideChangeDelivery
 from bot.receipts import ActivityReceipts
 from bot.roles import RoleGate
@@ -187,6 +188,11 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         receipts=ActivityReceipts(store),
     )
     cmdb = servicenow is not None and incidents is not None  # CIs need both
+    ambiguous = AmbiguousPosts(  # a lost post's answer: look for the card through Graph
+        _channel_messages(settings, sentinel, breakers),
+        adapter if isinstance(adapter, TeamDirectory) else None,
+        metrics,
+    )
     handlers: dict[str, Handler] = {
         CARD_JOB: IncidentCardDelivery(
             store,
@@ -195,14 +201,10 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
             itsm=itsm.directory.systems if links is not None else (),
             cmdb=cmdb,
             deployments=deployments_wiring.lookback_seconds(settings, incidents),
-            ambiguous=AmbiguousPosts(  # a lost post's answer: look for the card through Graph
-                _channel_messages(settings, sentinel, breakers),
-                adapter if isinstance(adapter, TeamDirectory) else None,
-                metrics,
-            ),
+            ambiguous=ambiguous,
         ),
         COMMENT_JOB: CommentReplyDelivery(store, adapter),
-        OUTSIDE_CHANGE_JOB: OutsideChangeDelivery(store, adapter),
+        OUTSIDE_CHANGE_JOB: OutsideChangeDelivery(store, adapter, ambiguous),
     }
     worker = OutboxWorker(
         store,

@@ -11,13 +11,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
+from bot.marked_posts import AmbiguousPosts, earlier_post, post_marked
 from bot.types import Card
 from cards.incident import comment_card, incident_card
 from core.errors import DeliveryError, Outcome
 from core.itsm import ConfigurationItem, ItsmSystem
-from core.metrics import Metrics
 from core.models import ConversationRef, Incident, IncidentSource
 from core.store import card_sends
 from core.store import cmdb as cmdb_store
@@ -25,7 +25,6 @@ from core.store import cmdb_cis as cmdb_cis_store
 from core.store import deployments as deployments_store
 from core.store import links as links_store
 from core.store import triage as triage_store
-from core.store.card_sends import CardSend
 from core.store.links import links_stamp
 from core.store.outbox import Job
 from core.store.store import PostedCard, Store, version_key
@@ -64,93 +63,6 @@ class CardSender(Protocol):
 
     async def update_card(self, ref: ConversationRef, activity_id: str, card: Card) -> None:
         """Replace the card at ``activity_id``."""
-
-
-@runtime_checkable
-class TeamDirectory(Protocol):
-    """Where a channel's team is in Microsoft Graph (the Bot Connector's team details)."""
-
-    async def team_group_id(self, ref: ConversationRef) -> str | None:
-        """The Entra ID group id of the team owning ``ref``'s channel; None outside a team."""
-
-
-class PostFinder(Protocol):
-    """Reads a conversation back to find a card Warden posted (Graph channel messages)."""
-
-    async def find(self, team_id: str, channel_id: str, marker: str, since: float) -> str | None:
-        """The id of the message that carries ``marker``, posted at ``since`` or later; None
-        when there is none. Raises ``DeliveryError``: with ``Outcome.RETRY`` when the read may
-        succeed later, with any other outcome when it cannot be made (no permission)."""
-
-
-POST_MARKER_PREFIX = "warden-post-"
-"""Element ids of the hidden marker a posted card carries: the prefix, then the marker."""
-
-
-def marked(card: Card, marker: str) -> Card:
-    """``card`` with a hidden element whose id carries ``marker``.
-
-    Teams keeps a card's JSON as posted, and Graph gives it back in the channel message's
-    attachment, so the marker can be read back; a hidden element shows nothing and is valid
-    Adaptive Card, and no click sends it back.
-    """
-    hidden = {"type": "TextBlock", "text": " ", "isVisible": False}
-    return {**card, "body": [*card.get("body", []), {**hidden, "id": POST_MARKER_PREFIX + marker}]}
-
-
-class AmbiguousPosts:
-    """Settles a card post whose answer was never recorded: was the card posted or not?
-
-    Found (the marker is in the channel): the card's message is adopted. Absent: it is posted.
-    Unknown (no Graph, no permission, not a team channel): it is posted as before, which may
-    show it twice; each outcome is counted in ``warden_delivery_ambiguous_total``.
-    """
-
-    def __init__(
-        self,
-        finder: PostFinder | None,
-        teams: TeamDirectory | None,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self._finder = finder
-        self._teams = teams
-        self._metrics = metrics
-        self._groups: dict[str, str] = {}  # a team's group id never changes: asked once
-
-    async def resolve(self, ref: ConversationRef, send: CardSend) -> str | None:
-        """The activity id of the earlier post when it reached the channel; else None."""
-        found, resolution = None, "unknown"
-        team = await self._team(ref) if self._finder is not None else None
-        if self._finder is not None and team is not None:
-            try:
-                found = await self._finder.find(
-                    team, ref.conversation_id, send.marker, send.started_at
-                )
-            except DeliveryError as exc:
-                if exc.outcome is Outcome.RETRY:
-                    raise  # Graph is slow or busy: try the whole job again later
-                log.warning("an ambiguous card post cannot be checked: %s", exc)
-            else:
-                resolution = "absent" if found is None else "found"
-        if self._metrics is not None:
-            self._metrics.delivery_ambiguous.labels(resolution).inc()
-        return found
-
-    async def _team(self, ref: ConversationRef) -> str | None:
-        if self._teams is None or ref.team_id is None:
-            return None
-        if ref.team_id in self._groups:
-            return self._groups[ref.team_id]
-        try:
-            group = await self._teams.team_group_id(ref)
-        except DeliveryError as exc:
-            if exc.outcome is Outcome.RETRY:
-                raise
-            log.warning("the team of an ambiguous card post is unknown: %s", exc)
-            return None
-        if group is not None:
-            self._groups[ref.team_id] = group
-        return group
 
 
 class IncidentCardDelivery:
@@ -257,22 +169,26 @@ class IncidentCardDelivery:
         try:
             earlier = None
             if posted is None:
-                earlier = await card_sends.started(self._store, incident_key, conversation_id)
-                posted = await self._adopt(job, incident_key, ref, conversation_id, earlier)
-            if posted is None:
-                # one marker for every post of this card: each of them stays findable
-                marker = earlier.marker if earlier is not None else card_sends.new_marker()
-                await card_sends.start(
-                    self._store, incident_key, conversation_id, marker, version, job=job
+                earlier, found = await earlier_post(
+                    self._store, self._ambiguous, ref, incident_key, conversation_id
                 )
-                try:
-                    activity_id = await self._sender.post_card(ref, marked(card, marker))
-                except DeliveryError as exc:
-                    if _refused(exc):
-                        await card_sends.refused(
-                            self._store, incident_key, conversation_id, job=job
-                        )
-                    raise
+                if found is not None and earlier is not None:  # the lost post's card: adopt it
+                    await card_sends.settle(
+                        self._store, incident_key, conversation_id, found, earlier.version, job=job
+                    )
+                    posted = PostedCard(found, earlier.version)
+            if posted is None:
+                activity_id = await post_marked(
+                    self._store,
+                    self._sender,
+                    ref,
+                    incident_key,
+                    conversation_id,
+                    card,
+                    version,
+                    earlier=earlier,
+                    job=job,
+                )
             elif posted.version < version:
                 activity_id = posted.activity_id
                 await self._sender.update_card(ref, activity_id, card)
@@ -288,26 +204,6 @@ class IncidentCardDelivery:
             self._store, incident_key, conversation_id, activity_id, version, job=job
         )
         return True
-
-    async def _adopt(
-        self,
-        job: Job,
-        incident_key: str,
-        ref: ConversationRef,
-        conversation_id: str,
-        earlier: CardSend | None,
-    ) -> PostedCard | None:
-        """The card of an earlier post that went out unanswered, when it is in the channel."""
-        if earlier is None:
-            return None
-        found = await self._ambiguous.resolve(ref, earlier)
-        if found is None:
-            return None
-        log.info("a card post whose answer was lost is adopted (%s)", found)
-        await card_sends.settle(
-            self._store, incident_key, conversation_id, found, earlier.version, job=job
-        )
-        return PostedCard(found, earlier.version)
 
 
 @dataclass(frozen=True)
@@ -329,13 +225,6 @@ def _merged(
     """``first`` then the CIs of ``second`` it lacks (by id)."""
     known = {item.ci_id for item in first}
     return [*first, *(item for item in second if item.ci_id not in known)]
-
-
-def _refused(exc: DeliveryError) -> bool:
-    """True when Teams answered a post with a refusal that made no card: a 4xx (but 408),
-    or 503/429 (throttled). Other answers (500, 502, 504, no answer) may hide a card."""
-    status = exc.status
-    return status is not None and ((400 <= status < 500 and status != 408) or status == 503)
 
 
 def _bot_removed(exc: DeliveryError, *, updating: bool) -> bool:

@@ -5,15 +5,24 @@ payload is sealed at rest, as every outbox payload), so the card shows what the 
 even if SharePoint changes again before the job runs. It carries the alert keys of its
 changes too: a job run again after its card was posted (the worker stopped before the job
 was marked done) finds them posted and posts nothing (``core.store.delta.record_posted``).
+
+The post itself goes out as incident cards do (``bot.marked_posts``): committed as started
+with a marker the card carries, so a job run again after Teams accepted the card but before
+its answer was recorded (Warden stopped, the connection broke) finds the card in the channel
+through Graph and records it instead of posting a second one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 
 from bot.delivery import CardSender
+from bot.marked_posts import AmbiguousPosts, earlier_post, post_marked
 from cards.outside_changes import outside_change_card, outside_changes_summary_card
 from core.errors import DeliveryError, Outcome
 from core.outside_changes import OutsideChange
@@ -27,10 +36,14 @@ log = logging.getLogger(__name__)
 class OutsideChangeDelivery:
     """Runs ``audit.outside_change`` jobs: one alert card, or one summary card."""
 
-    def __init__(self, store: Store, sender: CardSender) -> None:
-        """Post through ``sender`` to conversations ``store`` knows."""
+    def __init__(
+        self, store: Store, sender: CardSender, ambiguous: AmbiguousPosts | None = None
+    ) -> None:
+        """Post through ``sender`` to conversations ``store`` knows; ``ambiguous`` looks for
+        the card of a post whose answer was lost (without it such a post is made again)."""
         self._store = store
         self._sender = sender
+        self._ambiguous = ambiguous or AmbiguousPosts(None, None)
 
     async def __call__(self, job: Job) -> None:
         """Post the job's card to the auditors' channel."""
@@ -56,5 +69,32 @@ class OutsideChangeDelivery:
             card = outside_changes_summary_card(changes)
         else:
             card = outside_change_card(changes[0])
-        activity_id = await self._sender.post_card(conversation.ref, card)
-        await delta_store.record_posted(self._store, keys, activity_id)
+        ref, channel, key = conversation.ref, conversation.ref.conversation_id, card_key(job, keys)
+        earlier, found = await earlier_post(self._store, self._ambiguous, ref, key, channel)
+        if found is None:
+            found = await post_marked(
+                self._store,
+                self._sender,
+                ref,
+                key,
+                channel,
+                card,
+                ALERT_VERSION,
+                earlier=earlier,
+                job=job,
+            )
+        await delta_store.record_posted(self._store, keys, found, send=(key, channel), job=job)
+
+
+ALERT_VERSION = "alert"
+"""The version a started alert card post records: an alert card is never updated."""
+
+
+def card_key(job: Job, keys: Sequence[Sequence[str]]) -> str:
+    """The key of a job's card among posts in flight (``core.store.card_sends``): ``audit:``
+    and a hash of its alert keys, the same however often the job runs (a job without alert
+    keys, made before they were kept, is known by its id)."""
+    if not keys:
+        return f"audit:job:{job.id}"
+    alerts = json.dumps(sorted([list(key) for key in keys]), separators=(",", ":"))
+    return "audit:" + hashlib.sha256(alerts.encode()).hexdigest()

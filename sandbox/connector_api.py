@@ -70,7 +70,7 @@ def connector_middleware(sandbox: ConnectorSandbox) -> Middleware:
             response = await _answer(sandbox, request, handler, record)
         except ConnectorError as err:
             response = err.to_response()
-        record.status = None if record.fault == "drop" else response.status
+        record.status = None if record.fault in ("drop", "cut") else response.status
         sandbox.record(record)
         return response
 
@@ -139,6 +139,10 @@ async def _answer(
     if fault is not None and fault.delay_after > 0:
         record.fault = "late"  # the work is done; only the answer is slow
         await asyncio.sleep(fault.delay_after)
+    if fault is not None and fault.drop_after:
+        record.fault = "cut"  # the work is done; its answer never arrives
+        if request.transport is not None:
+            request.transport.abort()
     return response
 
 

@@ -8,6 +8,8 @@ Fault JSON (``POST /_sandbox/faults`` body, or ``Fault.from_json``)::
      "delay": 1.5,                          # wait this long first (alone: slow success)
      "delay_after": 1.5,                    # do the work, then wait this long to answer
      "drop": false,                         # close the connection without an answer
+     "drop_after": false,                   # do the work, then close it without an answer
+                                            # (delay_after, drop_after: the Connector only)
      "times": 1,                            # how many matching requests; null = until cleared
      "method": "POST", "path": "/activities",   # optional matchers (path: substring)
      "code": "Throttled", "message": "..."}     # optional ErrorResponse overrides
@@ -48,13 +50,14 @@ _FIELD_TYPES: Mapping[str, type | tuple[type, ...]] = {
     "delay": (int, float),
     "delay_after": (int, float),
     "drop": bool,
+    "drop_after": bool,
     "times": int,
     "method": str,
     "path": str,
     "code": str,
     "message": str,
 }
-_REQUIRED_VALUES = frozenset({"delay", "delay_after", "drop"})
+_REQUIRED_VALUES = frozenset({"delay", "delay_after", "drop", "drop_after"})
 
 
 def _is_instance(value: object, expected: type | tuple[type, ...]) -> bool:
@@ -73,6 +76,7 @@ class Fault:
     delay: float = 0.0
     delay_after: float = 0.0
     drop: bool = False
+    drop_after: bool = False
     times: int | None = 1
     method: str | None = None
     path: str | None = None
@@ -82,8 +86,13 @@ class Fault:
 
     def __post_init__(self) -> None:
         """Reject faults that would do nothing or cannot be honoured."""
-        if self.status is None and not self.drop and self.delay <= 0 and self.delay_after <= 0:
-            raise ValueError("a fault needs a status, drop=true or a positive delay")
+        acts = self.drop or self.drop_after or self.delay > 0 or self.delay_after > 0
+        if self.status is None and not acts:
+            raise ValueError(
+                "a fault needs a status, drop=true, drop_after=true or a positive delay"
+            )
+        if self.drop_after and (self.status is not None or self.drop):
+            raise ValueError("drop_after answers nothing after the work: no status, no drop")
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError(f"status {self.status} is not an HTTP error status (400-599)")
         if self.times is not None and self.times < 1:

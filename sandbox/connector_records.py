@@ -25,10 +25,11 @@ class RequestRecord:
     """One Connector API request as the sandbox saw and answered it.
 
     ``path`` is decoded, ``raw_path`` exactly as sent (percent-encoded).
-    ``status`` is None when the connection was dropped on purpose.
+    ``status`` is None when the connection was dropped on purpose (before or after the work).
     ``activity_id`` is the id in the URL; ``result_id`` the id the answer returned.
     ``fault`` names what the sandbox injected: delay, late (answered after a delay, the work
-    done), drop, status, down, rate_limit.
+    done), drop, cut (the work done, the connection then closed unanswered), status, down,
+    rate_limit.
     """
 
     time: float

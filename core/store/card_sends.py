@@ -6,6 +6,9 @@ arrived. Before a card is posted, a row here says so, in its own commit, with a 
 marker that also travels inside the card. When the activity id is recorded the row goes, in
 the same transaction. A row still here when the card's job runs again means the earlier post
 is ambiguous: delivery first looks for the marker in the conversation.
+
+Rows name a card by ``incident_key``: an incident's key, or for an alert card in the
+auditors' channel ``audit:`` and the key of the alerts it shows (``bot.outside_changes``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Column, ColumnElement, Float, String, Table, and_, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.store import outbox
 from core.store.outbox import Job
@@ -118,7 +122,7 @@ async def settle(
         if job is not None:
             await outbox.hold(conn, job)
         await conn.execute(upsert)
-        await conn.execute(delete(card_sends).where(_where(incident_key, conversation_id)))
+        await forget(conn, incident_key, conversation_id)
 
 
 async def refused(
@@ -129,4 +133,10 @@ async def refused(
     async with store.writing() as conn:
         if job is not None:
             await outbox.hold(conn, job)
-        await conn.execute(delete(card_sends).where(_where(incident_key, conversation_id)))
+        await forget(conn, incident_key, conversation_id)
+
+
+async def forget(conn: AsyncConnection, incident_key: str, conversation_id: str) -> None:
+    """In the caller's transaction: no post of the card is in flight any more (its answer is
+    recorded in the same commit, or Teams refused it)."""
+    await conn.execute(delete(card_sends).where(_where(incident_key, conversation_id)))

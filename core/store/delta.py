@@ -22,7 +22,9 @@ from sqlalchemy import Connection, delete, select, tuple_, update
 
 from core.audit_chain import AuditEntry
 from core.outside_changes import OutsideChange
+from core.store import card_sends, outbox
 from core.store.evidence import FollowUp, append_audit, audit_entries, serialise_writes
+from core.store.outbox import Job
 from core.store.schema import (
     audit_entries as audit_table,
 )
@@ -157,10 +159,17 @@ async def already_posted(store: Store, keys: Sequence[Sequence[str]]) -> bool:
     return wanted <= posted
 
 
-async def record_posted(store: Store, keys: Sequence[Sequence[str]], activity_id: str) -> None:
-    """The card at ``activity_id`` showed the alerts of ``keys``."""
-    if not keys:
-        return
+async def record_posted(
+    store: Store,
+    keys: Sequence[Sequence[str]],
+    activity_id: str,
+    *,
+    send: tuple[str, str] | None = None,
+    job: Job | None = None,
+) -> None:
+    """The card at ``activity_id`` showed the alerts of ``keys``; in the same commit, the
+    post in flight ``send`` (card key, conversation id; ``core.store.card_sends``) is
+    forgotten. With ``job``, only while its lease holds (``LeaseLost`` otherwise)."""
     table = outside_change_alerts
     stmt = (
         update(table)
@@ -172,7 +181,12 @@ async def record_posted(store: Store, keys: Sequence[Sequence[str]], activity_id
         .values(activity_id=activity_id, posted_at=time.time())
     )
     async with store.writing() as conn:
-        await conn.execute(stmt)
+        if job is not None:
+            await outbox.hold(conn, job)
+        if keys:
+            await conn.execute(stmt)
+        if send is not None:
+            await card_sends.forget(conn, *send)
 
 
 def _remember(

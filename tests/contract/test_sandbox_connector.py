@@ -207,6 +207,26 @@ async def test_send_to_conversation_drop_fault_raises_connection_error(
     assert entry.status is None and entry.fault == "drop"
 
 
+async def test_send_to_conversation_drop_after_fault_stores_then_cuts_the_answer(
+    sandbox: ConnectorSandbox, http: httpx.AsyncClient
+) -> None:
+    """A drop_after fault stores the activity, then closes the connection unanswered: the
+    sender sees the post fail, while the channel holds the message."""
+    sandbox.add_fault(Fault(drop_after=True, path="/activities"))
+    with pytest.raises(httpx.RemoteProtocolError):
+        await http.post(path(SEND, THREAD), json={"type": "message", "text": "hi"})
+    [entry] = await sandbox.wait_for(lambda s: s.posts(THREAD))
+    assert entry.status is None and entry.fault == "cut"
+    assert [a.body.get("text") for a in sandbox.activities(THREAD)] == ["hi"]
+
+
+def test_drop_after_fault_with_a_status_or_drop_refused() -> None:
+    """drop_after answers nothing, so it cannot carry a status or drop before the work."""
+    for fault in ({"drop_after": True, "status": 500}, {"drop_after": True, "drop": True}):
+        with pytest.raises(ValueError, match="drop_after answers nothing"):
+            Fault.from_json(fault)
+
+
 async def test_send_to_conversation_delay_fault_answers_late(
     sandbox: ConnectorSandbox, connector: ConnectorClient
 ) -> None:

@@ -33,7 +33,7 @@ import pytest
 from azure.identity.aio import ClientSecretCredential
 
 from bot.activities import card_message
-from bot.delivery import AmbiguousPosts, marked
+from bot.marked_posts import AmbiguousPosts, marked
 from bot.outbound import ConnectorRest
 from core.breaker import Breakers
 from core.crypto import PayloadCipher

@@ -16,10 +16,10 @@ from core.store import outbox
 from core.store.delta import OUTSIDE_CHANGE_JOB
 from core.store.schema import outbox as outbox_table
 from graph.audit_verify import SharePointAccess
-from graph.sharepoint import create_item
+from graph.sharepoint import ListRef, create_item
 from sandbox.arm import ArmSandbox
 from sandbox.graph import GraphSandbox
-from tests.integration.conftest import WardenFactory
+from tests.integration.conftest import Warden, WardenFactory
 from tests.integration.test_audit_trail import (  # noqa: F401  (fixtures)
     SITE,
     access,
@@ -31,7 +31,7 @@ from tests.integration.test_evidence_delta import requests_list
 from tests.support import channel_id
 
 
-def _delta_rounds(graph: GraphSandbox, list_id: str) -> int:
+def delta_rounds(graph: GraphSandbox, list_id: str) -> int:
     """How many delta pages of the list Warden has read successfully."""
     return sum(
         1
@@ -40,7 +40,7 @@ def _delta_rounds(graph: GraphSandbox, list_id: str) -> int:
     )
 
 
-def _alert(body: Any) -> dict[str, Any] | None:
+def alert_of(body: Any) -> dict[str, Any] | None:
     """The alert card an activity carries, or None."""
     for attachment in body.get("attachments") or []:
         content = attachment.get("content") or {}
@@ -60,10 +60,34 @@ async def test_app_out_of_band_edit_reaches_auditors_channel_as_card(
     """A person editing an Evidence Requests item: the auditors' channel gets the alert card;
     the card's job run again (its worker stopped after posting, before marking it done)
     posts no second card."""
+    auditors = channel_id("auditors")
+    warden, ref = await watching_warden(start_warden, arm, graph, access, app_identity, auditors)
+    await edit_request(graph, arm, ref)
+    posted = await warden.connector.wait_for(
+        lambda c: [p for p in c.posts(auditors, successful=True) if alert_of(p.body)], timeout=30
+    )
+    card = alert_of(posted[0].body)
+    assert card is not None
+    text = str(card)
+    assert "edited by Megan Bowen" in text and "evidence request item" in text
+    await rerun_card_job(warden)
+    alerts = [p for p in warden.connector.posts(auditors, successful=True) if alert_of(p.body)]
+    assert len(alerts) == 1
+
+
+async def watching_warden(
+    start_warden: WardenFactory,
+    arm: ArmSandbox,
+    graph: GraphSandbox,
+    access: SharePointAccess,
+    app_identity: tuple[str, str],
+    auditors: str,
+) -> tuple[Warden, ListRef]:
+    """Warden watching the site (one Evidence Requests item in it) every 0.2 s, installed in
+    the channel ``auditors``, its first delta round read; and the Evidence Requests list."""
     ref = await requests_list(access)
     await create_item(access.graph, ref, {"Title": "ISO-A.8.13 EVR-1", "RequestId": "EVR-1"})
     client_id, secret = app_identity
-    auditors = channel_id("auditors")
     warden = await start_warden(
         graph_endpoint=graph.graph_url,
         sharepoint_site=str(SITE),
@@ -76,21 +100,16 @@ async def test_app_out_of_band_edit_reaches_auditors_channel_as_card(
         delta=DeltaSettings(poll_seconds=0.2),
     )
     await warden.install(auditors)
-    await graph.wait_for(lambda g: _delta_rounds(g, ref.list_id) >= 1, timeout=30)
+    await graph.wait_for(lambda g: delta_rounds(g, ref.list_id) >= 1, timeout=30)
+    return warden, ref
+
+
+async def edit_request(graph: GraphSandbox, arm: ArmSandbox, ref: ListRef) -> None:
+    """Megan Bowen edits the Evidence Requests item in SharePoint, outside Warden."""
     async with httpx.AsyncClient(base_url=graph.url, verify=arm.ssl_context()) as person:
         url = f"/_sandbox/sharepoint/lists/{ref.list_id}/items/1?by=Megan%20Bowen"
         edit = {"fields": {"Title": "ISO-A.8.13 EVR-1 (done)"}}
         (await person.patch(url, json=edit)).raise_for_status()
-    posted = await warden.connector.wait_for(
-        lambda c: [p for p in c.posts(auditors, successful=True) if _alert(p.body)], timeout=30
-    )
-    card = _alert(posted[0].body)
-    assert card is not None
-    text = str(card)
-    assert "edited by Megan Bowen" in text and "evidence request item" in text
-    await rerun_card_job(warden)
-    alerts = [p for p in warden.connector.posts(auditors, successful=True) if _alert(p.body)]
-    assert len(alerts) == 1
 
 
 async def rerun_card_job(warden: Any) -> None:
@@ -100,7 +119,7 @@ async def rerun_card_job(warden: Any) -> None:
     table = outbox_table
     kind = table.c.kind == OUTSIDE_CHANGE_JOB
     await warden.client.server.app[WORKER].wait_until(
-        lambda: _status_is(store, kind, outbox.DONE), within=30
+        lambda: status_is(store, kind, outbox.DONE), within=30
     )
     async with store.writing() as conn:
         await conn.execute(
@@ -109,11 +128,11 @@ async def rerun_card_job(warden: Any) -> None:
             .values(status=outbox.PENDING, next_attempt_at=time.time(), lease_until=None)
         )
     await warden.client.server.app[WORKER].wait_until(
-        lambda: _status_is(store, kind, outbox.DONE), within=30
+        lambda: status_is(store, kind, outbox.DONE), within=30
     )
 
 
-async def _status_is(store: Any, where: Any, status: str) -> bool:
+async def status_is(store: Any, where: Any, status: str) -> bool:
     """Whether every job matching ``where`` has ``status`` (and there is one)."""
     async with store.reading() as conn:
         found = (await conn.execute(select(outbox_table.c.status).where(where))).scalars().all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from bot.outside_changes import card_key
 from cards.outside_changes import (
     SUMMARY_LIMIT,
     outside_change_card,
@@ -11,6 +12,7 @@ from cards.outside_changes import (
 )
 from core.audit_chain import AuditAction
 from core.outside_changes import UNKNOWN
+from core.store.outbox import Job
 from graph.delta import Change
 from graph.delta_watch import made_by_warden
 from tests.unit.outside_change_samples import DELETED, EDITED, REPLACED
@@ -68,3 +70,19 @@ def test_outside_changes_summary_card_many_counts_the_rest() -> None:
     assert len(card["body"][2]["facts"]) == SUMMARY_LIMIT
     assert card["body"][-1]["text"] == "…and 3 more."
     assert card["body"][0]["text"] == f"{SUMMARY_LIMIT + 3} evidence records changed outside Warden"
+
+
+def test_card_key_same_for_a_job_run_again_distinct_for_other_alerts() -> None:
+    """A card's key among posts in flight depends on its alerts alone (not their order, not
+    the job's id); other alerts, or a job without alert keys, get another key that fits the
+    store's 1,024-character column."""
+    alerts = [["evidence", "item-1", '"a,2"'], ["audit", "item-9", 'deleted:"b,1"']]
+
+    def job(job_id: int) -> Job:
+        return Job(job_id, "audit.outside_change", "o", "19:auditors@thread.tacv2", {}, 0)
+
+    key = card_key(job(1), alerts)
+    assert key == card_key(job(2), list(reversed(alerts)))
+    assert key.startswith("audit:") and len(key) <= 1024
+    assert card_key(job(1), alerts[:1]) != key
+    assert card_key(job(1), []) != card_key(job(2), []) != key
