@@ -230,7 +230,12 @@ def create_app(settings: Settings, *, playground: bool = False) -> web.Applicati
         evidence.wake, evidence.members = worker.wake, adapter.member
         evidence.link_refusal = link_refusal(settings.evidence_link_hosts)
         handlers[EVIDENCE_CARD_JOB] = EvidenceCardDelivery(
-            store, adapter, catalog, people=evidence.people, app_id=settings.microsoft_app_id
+            store,
+            adapter,
+            catalog,
+            people=evidence.people,
+            app_id=settings.microsoft_app_id,
+            ambiguous=ambiguous,
         )
         handlers[REMINDER_JOB] = ReminderDelivery(store, adapter, catalog)
         mirror_closers.append(evidence.aclose)

@@ -15,6 +15,12 @@ beats a card held back). The way chosen is stored per request
 installs nothing twice and posts once, later owner cards meant for that channel follow to
 the personal chat, and the reviewers' card a click in the personal chat asks for goes to
 the channel.
+
+A card's first post goes out as incident cards do (``bot.marked_posts``): committed as
+started with a marker the card carries, so a job run again after Teams accepted the card but
+before its answer was recorded (Warden stopped, the connection broke) finds the card in the
+channel through Graph, records it and updates it, instead of posting a second one. A
+personal chat cannot be read back that way: there the card is posted again.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from bot.delivery import CardSender
+from bot.marked_posts import AmbiguousPosts, earlier_post, post_marked
 from cards.evidence import owner_card, people_on, reviewers_card
 from cards.links import COST_DAYS
 from cards.resources import ResourceFacts
@@ -38,7 +45,8 @@ from core.store import cmdb_cis as cmdb_cis_store
 from core.store import cost_queries
 from core.store import evidence as evidence_store
 from core.store import evidence_cards as cards_store
-from core.store.evidence_cards import CardRole, OwnerRoute, OwnerWay
+from core.store.card_sends import CardSend
+from core.store.evidence_cards import CardRole, OwnerRoute, OwnerWay, PostedEvidenceCard
 from core.store.outbox import Job
 from core.store.schema import evidence_requests
 from core.store.store import Conversation, Store
@@ -93,6 +101,8 @@ class EvidenceCardDelivery:
     ``people``: Graph is reachable, so owner cards go to personal chats (without it, as in
     the sandbox, every card stays in its job's conversation). ``app_id``: the bot's Microsoft
     app id, its external id in the app catalog; empty: the id Teams addresses the bot by.
+    ``ambiguous``: looks for the card of a post whose answer was lost (without it such a
+    post is made again).
     """
 
     def __init__(
@@ -103,12 +113,14 @@ class EvidenceCardDelivery:
         *,
         people: People | None = None,
         app_id: str = "",
+        ambiguous: AmbiguousPosts | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
         self._catalog = catalog
         self._people = people
         self._app_id = app_id
+        self._ambiguous = ambiguous or AmbiguousPosts(None, None)
 
     async def __call__(self, job: Job) -> None:
         """Bring the job's card in its conversation up to the stored request."""
@@ -135,7 +147,10 @@ class EvidenceCardDelivery:
                 conversation_id, conversation = target
                 record = await evidence_store.record(self._store, record.request.id) or record
         request = record.request
+        ref, key, earlier = conversation.ref, card_key(request.id, role), None
         posted = await cards_store.posted(self._store, request.id, role, conversation_id)
+        if posted is None:  # a post whose answer was lost: its card, if it reached Teams
+            earlier, posted = await self._lost_post(job, ref, request.id, role, conversation_id)
         redraw = job.payload.get("redraw") is True  # filed since: same version, more to show
         if posted is not None and posted.version >= request.version and not redraw:
             return
@@ -144,13 +159,47 @@ class EvidenceCardDelivery:
         known = await resource_facts(self._store, request.resources)
         card = draw(record, requirement, names, resources=known)
         if posted is None:
-            activity_id = await self._sender.post_card(conversation.ref, card)
+            version = str(request.version)
+            activity_id = await post_marked(
+                self._store,
+                self._sender,
+                ref,
+                key,
+                conversation_id,
+                card,
+                version,
+                earlier=earlier,
+                job=job,
+            )
         else:
             activity_id = posted.activity_id
-            await self._sender.update_card(conversation.ref, activity_id, card)
+            await self._sender.update_card(ref, activity_id, card)
         await cards_store.record_posted(
-            self._store, request.id, role, conversation_id, activity_id, request.version
+            self._store,
+            request.id,
+            role,
+            conversation_id,
+            activity_id,
+            request.version,
+            send=(key, conversation_id),
+            job=job,
         )
+
+    async def _lost_post(
+        self, job: Job, ref: ConversationRef, request_id: str, role: CardRole, here: str
+    ) -> tuple[CardSend | None, PostedEvidenceCard | None]:
+        """The post of the card into ``here`` still unanswered (None: none is), and its card
+        when it was found in the conversation: recorded at the version it was posted with
+        (so a newer request updates it), its post no longer in flight."""
+        key = card_key(request_id, role)
+        earlier, found = await earlier_post(self._store, self._ambiguous, ref, key, here)
+        if earlier is None or found is None:
+            return earlier, None
+        version = int(earlier.version) if earlier.version.isdigit() else 0
+        await cards_store.record_posted(
+            self._store, request_id, role, here, found, version, send=(key, here), job=job
+        )
+        return earlier, PostedEvidenceCard(found, version)
 
     async def _review_place(
         self, role: CardRole, request_id: str, requirement: Requirement, here: str
@@ -250,6 +299,12 @@ class EvidenceCardDelivery:
         async with self._store.reading() as conn:
             found = (await conn.execute(stmt)).scalar()
         return None if found is None else str(found)
+
+
+def card_key(request_id: str, role: CardRole) -> str:
+    """The key of a request's ``role`` card among posts in flight
+    (``core.store.card_sends``): ``evidence:``, the request id and the role."""
+    return f"evidence:{request_id}:{role.value}"
 
 
 def _personal_ref(home: ConversationRef, chat_id: str) -> ConversationRef:

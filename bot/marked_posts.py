@@ -5,8 +5,9 @@ The Bot Connector takes no idempotency key. So a card post is committed as start
 hidden element (``marked``). When Teams' answer is recorded the row goes; when a job finds
 its post started but never answered, ``earlier_post`` asks ``AmbiguousPosts`` whether the
 card reached the channel (its marker read back through Graph) before ``post_marked`` posts
-it again. Incident cards (``bot.delivery``) and the auditors' alert cards
-(``bot.outside_changes``) both go through here.
+it again. Incident cards (``bot.delivery``), evidence request cards
+(``bot.evidence_delivery``) and the auditors' alert cards (``bot.outside_changes``) all go
+through here.
 """
 
 from __future__ import annotations

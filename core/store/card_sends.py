@@ -7,8 +7,10 @@ marker that also travels inside the card. When the activity id is recorded the r
 the same transaction. A row still here when the card's job runs again means the earlier post
 is ambiguous: delivery first looks for the marker in the conversation.
 
-Rows name a card by ``incident_key``: an incident's key, or for an alert card in the
-auditors' channel ``audit:`` and the key of the alerts it shows (``bot.outside_changes``).
+Rows name a card by ``incident_key``: an incident's key, for an alert card in the
+auditors' channel ``audit:`` and the key of the alerts it shows (``bot.outside_changes``),
+for an evidence request's card ``evidence:``, the request id and the role
+(``bot.evidence_delivery``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ from enum import StrEnum
 
 from sqlalchemy import func, select, update
 
+from core.store import card_sends, outbox
 from core.store.evidence import FollowUp
+from core.store.outbox import Job
 from core.store.schema import (
     evidence_cards,
     evidence_owner_chats,
@@ -134,8 +136,14 @@ async def record_posted(
     conversation_id: str,
     activity_id: str,
     version: int,
+    *,
+    send: tuple[str, str] | None = None,
+    job: Job | None = None,
 ) -> None:
-    """Remember that the ``role`` card showing ``version`` sits at ``activity_id``."""
+    """Remember that the ``role`` card showing ``version`` sits at ``activity_id``; in the
+    same commit, the post in flight ``send`` (card key, conversation id;
+    ``core.store.card_sends``) is forgotten. With ``job``, only while its lease holds
+    (``LeaseLost`` otherwise)."""
     now = time.time()
     values = {"activity_id": activity_id, "version": version, "updated_at": now}
     stmt = store.insert(evidence_cards).values(
@@ -149,7 +157,11 @@ async def record_posted(
         index_elements=["request_id", "role", "conversation_id"], set_=values
     )
     async with store.writing() as conn:
+        if job is not None:
+            await outbox.hold(conn, job)
         await conn.execute(stmt)
+        if send is not None:
+            await card_sends.forget(conn, *send)
 
 
 async def remember_name(store: Store, person_id: str, name: str | None) -> None:

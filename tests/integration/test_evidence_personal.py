@@ -9,7 +9,7 @@ then hands in from the personal chat, as Teams would deliver that click.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,13 +203,18 @@ async def desk(
 
 
 async def open_desk(
-    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox, tmp_path: Path, catalog: str
+    start_warden: WardenFactory,
+    arm: ArmSandbox,
+    graph: GraphSandbox,
+    tmp_path: Path,
+    catalog: str,
+    roles: Sequence[str] = (),
 ) -> Desk:
-    """Warden with ``catalog``, connected to Graph with the roles personal chats need,
-    installed in the channel."""
+    """Warden with ``catalog``, connected to Graph with the roles personal chats need (and
+    ``roles``), installed in the channel."""
     path = tmp_path / "requirements.yaml"
     path.write_text(catalog, encoding="utf-8")
-    app = arm.register_client(str(uuid.uuid4()), graph_roles=GRAPH_ROLES)
+    app = arm.register_client(str(uuid.uuid4()), graph_roles=[*GRAPH_ROLES, *roles])
     settings = connected_settings(
         arm,
         requirements_file=path,
