@@ -66,7 +66,7 @@ class ArmClient(Generic[E]):
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._origin = host_key(origin)
-        self._api = {"api-version": api_version or self.api_version}
+        self._api = {"api-version": self.api_version if api_version is None else api_version}
         self._timeout = timeout
         self._tokens = ArmTokenCache(credential, self.errors.from_credential, scope=scope)
 
