@@ -2,20 +2,26 @@
 
 ARM services answer a failure with ``{"error": {"code", "message"}}`` (CloudError,
 QueryFailure) and the ``x-ms-request-id`` / ``x-ms-correlation-request-id`` headers. Each
-connector subclasses :class:`ArmServiceError` once (naming its service) and picks the
-subclass for a status; the description, the envelope and the outcome (from the one
-classification table, ``core.outcomes``) are the same for all.
+connector subclasses :class:`ArmServiceError` once (naming its service) and describes its
+family in an :class:`ArmErrorKinds` (which subclass for which status, which one for a
+refused credential or an unreadable answer); the description, the envelope and the outcome
+(from the one classification table, ``core.outcomes``) are the same for all.
 """
 
 from __future__ import annotations
 
-from typing import Self, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Generic, Self, TypeVar
 
 import httpx
 
 from connectors.http import server_delay
 from core.errors import DeliveryError, Outcome
 from core.outcomes import classify_status
+
+if TYPE_CHECKING:  # azure-core comes with the first credential (ADR 9)
+    from azure.core.exceptions import AzureError
 
 MAX_MESSAGE = 500
 """Longest body text kept as the message when the envelope has none."""
@@ -96,17 +102,73 @@ def envelope(response: httpx.Response) -> tuple[str, str]:
     return code, message
 
 
-def from_response(kind: type[E], response: httpx.Response) -> E:
-    """An error of ``kind`` for an answer with a failure status (the body must be read)."""
+def answer_delay(response: httpx.Response) -> float | None:
+    """The delay an answer asks for (``Retry-After`` and its ARM variants), if any."""
+    return server_delay(response.headers)
+
+
+def from_response(
+    kind: type[E],
+    response: httpx.Response,
+    *,
+    read: Callable[[httpx.Response], tuple[str, str]] = envelope,
+    delay: Callable[[httpx.Response], float | None] = answer_delay,
+) -> E:
+    """An error of ``kind`` for an answer with a failure status (the body must be read).
+
+    ``read`` gives the code and message (ARM's envelope unless the service says more),
+    ``delay`` the seconds to wait before trying again.
+    """
     status = response.status_code
-    code, message = envelope(response)
+    code, message = read(response)
     headers = response.headers
     return kind(
         message,
         status=status,
         code=code,
         outcome=classify_status(status),
-        retry_after=server_delay(headers),
+        retry_after=delay(response),
         request_id=headers.get("x-ms-request-id"),
         correlation_id=headers.get("x-ms-correlation-request-id"),
     )
+
+
+@dataclass(frozen=True)
+class ArmErrorKinds(Generic[E]):
+    """One ARM connector's error family, and how a failure becomes one of its errors.
+
+    ``by_status`` names the error of a status (404, 409, 429, ...); any other 5xx is
+    ``unavailable``, any other 4xx ``refused``. ``credential_refused`` is the outcome of a
+    credential the token endpoint refused. ``read`` and ``delay`` are as for
+    :func:`from_response`.
+    """
+
+    base: type[E]
+    refused: type[E]
+    unavailable: type[E]
+    by_status: Mapping[int, type[E]] = field(default_factory=dict)
+    credential_refused: Outcome = Outcome.RETRY
+    read: Callable[[httpx.Response], tuple[str, str]] = envelope
+    delay: Callable[[httpx.Response], float | None] = answer_delay
+
+    def from_response(self, response: httpx.Response) -> E:
+        """The typed error for an answer with a failure status (the body must be read)."""
+        status = response.status_code
+        kind = self.by_status.get(status)
+        if kind is None:
+            kind = self.unavailable if status >= 500 else self.refused
+        return from_response(kind, response, read=self.read, delay=self.delay)
+
+    def from_credential(self, error: AzureError) -> E:
+        """The error for a credential that gave no ARM token: refused, or unreachable."""
+        from azure.core.exceptions import ClientAuthenticationError
+
+        message = f"no ARM token: {error.message}"
+        if isinstance(error, ClientAuthenticationError):
+            outcome = self.credential_refused
+            return self.refused(message, code="CredentialRefused", outcome=outcome)
+        return self.unavailable(message, code="CredentialUnavailable", outcome=Outcome.RETRY)
+
+    def invalid_answer(self, message: str, *, outcome: Outcome = Outcome.RETRY) -> E:
+        """The error for a 2xx answer Warden cannot read (not JSON, not the contract's shape)."""
+        return self.unavailable(message, code="InvalidResponse", outcome=outcome)

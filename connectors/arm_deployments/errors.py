@@ -7,11 +7,7 @@ The deployments API answers a failure with ARM's ``CloudError`` (``{"error": {"c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import httpx
-
-from connectors.arm_errors import ArmServiceError, from_response
+from connectors.arm_errors import ArmErrorKinds, ArmServiceError
 from core.errors import Outcome
 
 
@@ -46,33 +42,13 @@ class DeploymentsRefused(DeploymentsError):
     user_message = "Warden may not read deployments there; ask an administrator."
 
 
-def error_from_response(response: httpx.Response) -> DeploymentsError:
-    """The typed error of an answer with a failure status (the body must have been read)."""
-    status = response.status_code
-    kind: type[DeploymentsError] = DeploymentsRefused
-    if status == 404:
-        kind = DeploymentNotFound
-    elif status == 429:
-        kind = DeploymentsThrottled
-    elif status >= 500:
-        kind = DeploymentsUnavailable
-    return from_response(kind, response)
-
-
-if TYPE_CHECKING:  # azure-core comes with the first credential (ADR 9)
-    from azure.core.exceptions import AzureError
-
-
-def error_from_credential(error: AzureError) -> DeploymentsError:
-    """The error for a credential that gave no ARM token."""
-    message = f"no ARM token: {error.message}"
-    from azure.core.exceptions import ClientAuthenticationError
-
-    if isinstance(error, ClientAuthenticationError):
-        return DeploymentsRefused(message, code="CredentialRefused", outcome=Outcome.FAIL)
-    return DeploymentsUnavailable(message, code="CredentialUnavailable", outcome=Outcome.RETRY)
-
-
-def invalid_answer(message: str) -> DeploymentsUnavailable:
-    """The error for a 2xx answer Warden cannot read (not JSON, not the contract's shape)."""
-    return DeploymentsUnavailable(message, code="InvalidResponse", outcome=Outcome.RETRY)
+ERRORS = ArmErrorKinds(
+    DeploymentsError,
+    refused=DeploymentsRefused,
+    unavailable=DeploymentsUnavailable,
+    by_status={404: DeploymentNotFound, 429: DeploymentsThrottled},
+    credential_refused=Outcome.FAIL,
+)
+"""404 → ``DeploymentNotFound``; 429 → ``DeploymentsThrottled``; 5xx →
+``DeploymentsUnavailable``; any other → ``DeploymentsRefused``. A credential the token
+endpoint refused fails; one that could not reach it is retried."""

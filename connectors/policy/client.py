@@ -1,7 +1,8 @@
 """Async client of Azure Policy Insights' policy states (ARM, api-version 2024-10-01).
 
 Calls go through the injected ``httpx.AsyncClient`` (``connectors.http.resilient_client``)
-with explicit timeouts and an ARM bearer token (``connectors.arm_token``); answers become
+with explicit timeouts and an ARM bearer token, as for every ARM client
+(``connectors.arm_client``); answers become
 ``core.policy_states.PolicyState`` (``mapping``), failures typed errors (``errors``).
 ``queryResults`` is a POST that only reads, so it is sent as idempotent (the layer may
 retry it); its pages follow ``@odata.nextLink`` with a POST again. ``assignments_of`` reads
@@ -16,37 +17,22 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from connectors.arm_token import ARM_SCOPE, ArmTokenCache
-from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION, host_key
-from connectors.policy.errors import (
-    PolicyInsightsError,
-    PolicyUnavailable,
-    error_from_credential,
-    error_from_response,
-    invalid_answer,
-)
+from connectors.arm_client import ARM_ENDPOINT as ARM_ENDPOINT
+from connectors.arm_client import ArmClient
+from connectors.policy.errors import ERRORS, PolicyInsightsError
 from connectors.policy.mapping import (
     attestation_body,
     attestation_from_resource,
     policy_state_from_record,
 )
 from connectors.policy.query import states_query
-from core.errors import DeliveryError, InvalidPayload, Outcome
-from core.outcomes import classify_transport
+from core.errors import InvalidPayload, Outcome
 from core.policy_states import Attestation, AttestationRequest, ComplianceState, PolicyState
 
-if TYPE_CHECKING:
-    from azure.core.credentials_async import AsyncTokenCredential
-
 log = logging.getLogger(__name__)
-
-ARM_ENDPOINT = "https://management.azure.com"
-"""Azure Resource Manager in the public cloud."""
 
 API_VERSION = "2024-10-01"
 """The Policy Insights api-version this client speaks (the swagger in ``contracts/``)."""
@@ -84,33 +70,16 @@ def resource_path(resource_id: str) -> str:
     return "/" + "/".join(quote(part, safe="") for part in parts)
 
 
-class PolicyInsightsClient:
+class PolicyInsightsClient(ArmClient[PolicyInsightsError]):
     """Reads the latest policy states of a subscription, resource group or resource.
 
     The caller owns (and closes) ``http`` and ``credential``. The ARM token is kept until
-    5 minutes before it expires.
+    5 minutes before it expires. Every call is sent as idempotent: the POSTs only read and
+    the PUT names its attestation.
     """
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        credential: AsyncTokenCredential,
-        *,
-        base_url: str = ARM_ENDPOINT,
-        api_version: str = API_VERSION,
-        scope: str = ARM_SCOPE,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-    ) -> None:
-        """Talk to ARM at ``base_url`` (https only: it carries a bearer token)."""
-        origin = httpx.URL(base_url)
-        if origin.scheme != "https" or not origin.host:
-            raise ValueError(f"base_url must be an https URL, not {base_url!r}")
-        self._http = http
-        self._base_url = base_url.rstrip("/")
-        self._origin = host_key(origin)
-        self._api = {"api-version": api_version}
-        self._timeout = timeout
-        self._tokens = ArmTokenCache(credential, error_from_credential, scope=scope)
+    api_version = API_VERSION
+    errors = ERRORS
 
     def non_compliant(
         self,
@@ -197,79 +166,24 @@ class PolicyInsightsClient:
         if attestation in ("", ".", ".."):
             raise ValueError("an attestation needs a name")
         url = f"{self._base_url}{resource_path(scope)}{_ATTESTATIONS}/{attestation}"
-        answer = await self._call(url, self._api, method="PUT", body=attestation_body(request))
+        body = attestation_body(request)
+        answer = await self._call("PUT", url, params=self._api, body=body, idempotent=True)
         try:
             return attestation_from_resource(answer)
         except InvalidPayload as exc:
-            raise invalid_answer(f"unreadable attestation: {exc}", outcome=Outcome.FAIL) from exc
+            raise ERRORS.invalid_answer(
+                f"unreadable attestation: {exc}", outcome=Outcome.FAIL
+            ) from exc
 
     async def _walk(self, url: str, query: dict[str, str]) -> AsyncIterator[PolicyState]:
         """The mapped records of a queryResults POST, along ``@odata.nextLink``."""
-        next_url: str | None = url
-        params: dict[str, str] | None = {**self._api, **query}
-        seen: set[str] = set()
-        while next_url is not None:
-            answer = await self._call(next_url, params)
-            records = answer.get("value") if isinstance(answer, dict) else None
-            if not isinstance(records, list):
-                raise invalid_answer("the answer has no 'value' array")
+        params = {**self._api, **query}
+        pages = self._pages("POST", url, params, link="@odata.nextLink", idempotent=True)
+        async for records in pages:
             for record in records:
                 state = _mapped(record)
                 if state is not None:
                     yield state
-            next_url, params = self._follow(answer.get("@odata.nextLink"), seen), None
-
-    def _follow(self, link: object, seen: set[str]) -> str | None:
-        """The next page's URL as given; refuse another host (the token goes along) or a loop."""
-        if not isinstance(link, str) or not link:
-            return None
-        url = httpx.URL(link)
-        if host_key(url) != self._origin or link in seen:
-            problem = "a loop" if link in seen else f"another host ({url.host})"
-            message = f"@odata.nextLink points to {problem}"
-            raise PolicyInsightsError(message, code="InvalidNextLink")
-        seen.add(link)
-        if "api-version" not in url.params:
-            return str(url.copy_merge_params(self._api))
-        return link
-
-    async def _call(
-        self,
-        url: str,
-        params: dict[str, str] | None,
-        *,
-        method: str = "POST",
-        body: dict[str, Any] | None = None,
-    ) -> Any:
-        """One call (by default a POST that only reads); its JSON, else the typed error."""
-        headers = {
-            "Authorization": f"Bearer {await self._tokens.bearer()}",
-            "Accept": "application/json",
-            "x-ms-client-request-id": str(uuid.uuid4()),
-        }
-        try:
-            response = await self._http.request(
-                method,
-                url,
-                params=params,
-                json=body,
-                headers=headers,
-                timeout=self._timeout,
-                extensions={IDEMPOTENT_EXTENSION: True},
-            )
-        except DeliveryError as exc:
-            raise PolicyUnavailable.from_delivery(exc) from exc
-        except httpx.HTTPError as exc:
-            message = f"{method} {httpx.URL(url).path}: {type(exc).__name__}"
-            raise PolicyUnavailable(message, outcome=classify_transport(exc)) from exc
-        if response.status_code == 401:
-            self._tokens.forget()
-        if response.is_error:
-            raise error_from_response(response)
-        try:
-            return response.json() if response.content else None
-        except ValueError:
-            raise invalid_answer(f"{method} {response.url.path}: not JSON") from None
 
 
 def _mapped(record: Any) -> PolicyState | None:

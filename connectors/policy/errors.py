@@ -11,15 +11,7 @@ is safe to show in Teams.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import httpx
-
-from connectors.arm_errors import ArmServiceError, from_response
-from core.errors import Outcome
-
-if TYPE_CHECKING:
-    from azure.core.exceptions import AzureError
+from connectors.arm_errors import ArmErrorKinds, ArmServiceError
 
 
 class PolicyInsightsError(ArmServiceError):
@@ -58,33 +50,11 @@ class PolicyRefused(PolicyInsightsError):
         return f"Azure Policy refused the request: {self.message}"
 
 
-def error_from_response(response: httpx.Response) -> PolicyInsightsError:
-    """The typed error for an answer with a failure status (4xx or 5xx).
-
-    404 → ``PolicyNotFound``; 429 → ``PolicyThrottled``; 5xx → ``PolicyUnavailable``;
-    any other → ``PolicyRefused``. The body must have been read.
-    """
-    status = response.status_code
-    kind: type[PolicyInsightsError] = PolicyRefused
-    if status == 404:
-        kind = PolicyNotFound
-    elif status == 429:
-        kind = PolicyThrottled
-    elif status >= 500:
-        kind = PolicyUnavailable
-    return from_response(kind, response)
-
-
-def error_from_credential(error: AzureError) -> PolicyInsightsError:
-    """The error for a credential that gave no ARM token (retried later either way)."""
-    from azure.core.exceptions import ClientAuthenticationError
-
-    message = f"no ARM token: {error.message}"
-    if isinstance(error, ClientAuthenticationError):
-        return PolicyRefused(message, code="CredentialRefused", outcome=Outcome.RETRY)
-    return PolicyUnavailable(message, code="CredentialUnavailable", outcome=Outcome.RETRY)
-
-
-def invalid_answer(message: str, *, outcome: Outcome = Outcome.RETRY) -> PolicyUnavailable:
-    """The error for a 2xx answer Warden cannot read (not JSON, not the contract's shape)."""
-    return PolicyUnavailable(message, code="InvalidResponse", outcome=outcome)
+ERRORS = ArmErrorKinds(
+    PolicyInsightsError,
+    refused=PolicyRefused,
+    unavailable=PolicyUnavailable,
+    by_status={404: PolicyNotFound, 429: PolicyThrottled},
+)
+"""404 → ``PolicyNotFound``; 429 → ``PolicyThrottled``; 5xx → ``PolicyUnavailable``; any
+other → ``PolicyRefused``. A credential that gave no ARM token is retried later either way."""

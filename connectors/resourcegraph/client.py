@@ -4,8 +4,8 @@
 options: {$top, $skipToken, resultFormat: "objectArray"}}``; the answer ``{totalRecords,
 count, data, $skipToken?, resultTruncated}`` is one page, and the next page is the same
 request with the ``$skipToken`` it gave. The query only reads, so it is sent as idempotent
-through the injected resilient ``httpx.AsyncClient``, with an ARM bearer token
-(``connectors.arm_token``) and explicit timeouts.
+through the injected resilient ``httpx.AsyncClient``, with an ARM bearer token and explicit
+timeouts, as for every ARM client (``connectors.arm_client``).
 
 The per-user quota is honoured: every answer says how many queries are left
 (``x-ms-user-quota-remaining``) and when the window resets (``x-ms-user-quota-resets-after``,
@@ -18,27 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from connectors.arm_token import ARM_SCOPE, ArmTokenCache
-from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION, parse_duration
-from connectors.resourcegraph.errors import (
-    ResourceGraphThrottled,
-    ResourceGraphUnavailable,
-    error_from_credential,
-    error_from_response,
-    invalid_answer,
-)
-from core.errors import DeliveryError
-from core.outcomes import classify_transport
-
-ARM_ENDPOINT = "https://management.azure.com"
-"""Azure Resource Manager in the public cloud."""
+from connectors.arm_client import ARM_ENDPOINT, ArmClient
+from connectors.arm_token import ARM_SCOPE
+from connectors.http import DEFAULT_TIMEOUT, parse_duration
+from connectors.resourcegraph.errors import ERRORS, ResourceGraphError, ResourceGraphThrottled
 
 API_VERSION = "2022-10-01"
 """The Resource Graph api-version this client speaks."""
@@ -74,12 +63,16 @@ class QuotaState:
     """Monotonic time at which the quota window resets."""
 
 
-class ResourceGraphClient:
+class ResourceGraphClient(ArmClient[ResourceGraphError]):
     """Runs Resource Graph queries page by page (see the module docstring).
 
     The caller owns (and closes) ``http`` and ``credential``. ``sleep`` is how the client
     waits for the quota to reset.
     """
+
+    api_version = API_VERSION
+    errors = ERRORS
+    empty_answer_ok = False
 
     def __init__(
         self,
@@ -93,15 +86,16 @@ class ResourceGraphClient:
         max_throttled: int = 5,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        """Talk to ARM at ``base_url`` (https only: it carries a bearer token)."""
-        origin = httpx.URL(base_url)
-        if origin.scheme != "https" or not origin.host:
-            raise ValueError(f"base_url must be an https URL, not {base_url!r}")
-        self._http = http
-        self._url = base_url.rstrip("/") + PATH
-        self._params = {"api-version": api_version}
-        self._timeout = timeout
-        self._tokens = ArmTokenCache(credential, error_from_credential, scope=scope)
+        """Talk to ARM at ``base_url`` (https only: it carries a bearer token); wait out
+        ``max_throttled`` throttled answers in a row with ``sleep``."""
+        super().__init__(
+            http,
+            credential,
+            base_url=base_url,
+            api_version=api_version,
+            scope=scope,
+            timeout=timeout,
+        )
         self._max_throttled = max_throttled
         self._sleep = sleep
         self.quota = QuotaState()
@@ -144,7 +138,7 @@ class ResourceGraphClient:
             if found.skip_token is None:
                 return
             if found.skip_token in seen:
-                raise invalid_answer("the $skipToken repeats: the pages loop")
+                raise ERRORS.invalid_answer("the $skipToken repeats: the pages loop")
             seen.add(found.skip_token)
             token = found.skip_token
 
@@ -171,34 +165,12 @@ class ResourceGraphClient:
 
     async def _post(self, body: dict[str, Any]) -> Any:
         """One query (the transport may resend it: it only reads); its JSON or a typed error."""
-        headers = {
-            "Authorization": f"Bearer {await self._tokens.bearer()}",
-            "Accept": "application/json",
-            "x-ms-client-request-id": str(uuid.uuid4()),
-        }
-        try:
-            response = await self._http.post(
-                self._url,
-                params=self._params,
-                json=body,
-                headers=headers,
-                timeout=self._timeout,
-                extensions={IDEMPOTENT_EXTENSION: True},
-            )
-        except DeliveryError as exc:
-            raise ResourceGraphUnavailable.from_delivery(exc) from exc
-        except httpx.HTTPError as exc:
-            message = f"POST {PATH}: {type(exc).__name__}"
-            raise ResourceGraphUnavailable(message, outcome=classify_transport(exc)) from exc
+        url = self._base_url + PATH
+        return await self._call("POST", url, params=self._api, body=body, idempotent=True)
+
+    def _answered(self, response: httpx.Response) -> None:
+        """Note the quota every answer reports, a failure's too."""
         self._note_quota(response.headers)
-        if response.status_code == 401:
-            self._tokens.forget()
-        if response.is_error:
-            raise error_from_response(response)
-        try:
-            return response.json()
-        except ValueError:
-            raise invalid_answer(f"POST {PATH}: not JSON") from None
 
     def _note_quota(self, headers: httpx.Headers) -> None:
         """Remember the quota the answer reports (nothing when it reports none)."""
@@ -212,12 +184,12 @@ class ResourceGraphClient:
 
 
 def _page(answer: Any) -> ResourcePage:
-    """The page in a query answer; ``invalid_answer`` when it is not one."""
+    """The page in a query answer; ``ERRORS.invalid_answer`` when it is not one."""
     if not isinstance(answer, dict):
-        raise invalid_answer("the answer is not a JSON object")
+        raise ERRORS.invalid_answer("the answer is not a JSON object")
     rows = answer.get("data")
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise invalid_answer("the answer has no 'data' array of objects (resultFormat?)")
+        raise ERRORS.invalid_answer("the answer has no 'data' array of objects (resultFormat?)")
     token = answer.get("$skipToken")
     total = answer.get("totalRecords")
     return ResourcePage(

@@ -11,14 +11,13 @@ a KQL error reaches the operator in the service's own words. Throttling is 429 w
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from connectors.arm_errors import ArmServiceError, envelope
+from connectors.arm_errors import ArmErrorKinds, ArmServiceError, envelope
 from connectors.http import parse_duration, server_delay
 from core.errors import Outcome
-from core.outcomes import classify_status
 
 
 class ResourceGraphError(ArmServiceError):
@@ -79,46 +78,25 @@ def service_message(response: httpx.Response) -> tuple[str, str]:
     return code, "; ".join([*lines, message]) if lines else message
 
 
-def error_from_response(response: httpx.Response) -> ResourceGraphError:
-    """The typed error of an answer with a failure status (the body must have been read)."""
-    status = response.status_code
-    kind: type[ResourceGraphError] = ResourceGraphRefused
-    if status == 400:
-        kind = ResourceGraphQueryError
-    elif status == 429:
-        kind = ResourceGraphThrottled
-    elif status >= 500:
-        kind = ResourceGraphUnavailable
-    code, message = service_message(response)
+def quota_delay(response: httpx.Response) -> float | None:
+    """The delay an answer asks for; for a 429 without one, until the quota resets."""
     headers = response.headers
     delay = server_delay(headers)
-    if delay is None and status == 429:
+    if delay is None and response.status_code == 429:
         delay = parse_duration(headers.get("x-ms-user-quota-resets-after"))
-    return kind(
-        message,
-        status=status,
-        code=code,
-        outcome=classify_status(status),
-        retry_after=delay,
-        request_id=headers.get("x-ms-request-id"),
-        correlation_id=headers.get("x-ms-correlation-request-id"),
-    )
+    return delay
 
 
-if TYPE_CHECKING:  # azure-core comes with the first credential (ADR 9)
-    from azure.core.exceptions import AzureError
-
-
-def error_from_credential(error: AzureError) -> ResourceGraphError:
-    """The error for a credential that gave no ARM token."""
-    message = f"no ARM token: {error.message}"
-    from azure.core.exceptions import ClientAuthenticationError
-
-    if isinstance(error, ClientAuthenticationError):
-        return ResourceGraphRefused(message, code="CredentialRefused", outcome=Outcome.FAIL)
-    return ResourceGraphUnavailable(message, code="CredentialUnavailable", outcome=Outcome.RETRY)
-
-
-def invalid_answer(message: str) -> ResourceGraphUnavailable:
-    """The error for a 2xx answer Warden cannot read (not JSON, not the contract's shape)."""
-    return ResourceGraphUnavailable(message, code="InvalidResponse", outcome=Outcome.RETRY)
+ERRORS = ArmErrorKinds(
+    ResourceGraphError,
+    refused=ResourceGraphRefused,
+    unavailable=ResourceGraphUnavailable,
+    by_status={400: ResourceGraphQueryError, 429: ResourceGraphThrottled},
+    credential_refused=Outcome.FAIL,
+    read=service_message,
+    delay=quota_delay,
+)
+"""400 → ``ResourceGraphQueryError`` (with the details' messages); 429 →
+``ResourceGraphThrottled``; 5xx → ``ResourceGraphUnavailable``; any other →
+``ResourceGraphRefused``. A credential the token endpoint refused fails; one that could not
+reach it is retried."""

@@ -1,8 +1,9 @@
 """Async client of Microsoft Sentinel's incidents API (ARM, api-version 2025-12-01).
 
 Calls go through the injected ``httpx.AsyncClient`` (``connectors.http.resilient_client``)
-with explicit timeouts and an ARM bearer token from the injected azure-identity credential;
-answers become Warden's models (``mapping``), failures typed errors (``errors``). An update
+with explicit timeouts and an ARM bearer token from the injected azure-identity credential,
+as for every ARM client (``connectors.arm_client``); answers become Warden's models
+(``mapping``), failures typed errors (``errors``). An update
 is one PUT of every writable property carrying the etag of the version it was built from:
 Sentinel refuses it (409, ``IncidentConflict``) if the incident changed since.
 """
@@ -16,21 +17,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
-import httpx
-
+from connectors.arm_client import ARM_ENDPOINT as ARM_ENDPOINT
+from connectors.arm_client import ArmClient
 from connectors.arm_token import ARM_SCOPE as ARM_SCOPE  # re-exported: callers import it here
-from connectors.arm_token import ArmTokenCache
-from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION, host_key
-from connectors.sentinel.errors import (
-    SentinelError,
-    SentinelUnavailable,
-    error_from_credential,
-    error_from_response,
-    invalid_answer,
-)
+from connectors.sentinel.errors import ERRORS, SentinelError
 from connectors.sentinel.mapping import (
     Alert,
     Comment,
@@ -43,17 +36,10 @@ from connectors.sentinel.mapping import (
     incident_put_body,
 )
 from connectors.sentinel.query import list_query, status_query
-from core.errors import DeliveryError, InvalidPayload, Outcome
+from core.errors import InvalidPayload, Outcome
 from core.models import Incident, IncidentStatus
-from core.outcomes import classify_transport
-
-if TYPE_CHECKING:
-    from azure.core.credentials_async import AsyncTokenCredential
 
 log = logging.getLogger(__name__)
-
-ARM_ENDPOINT = "https://management.azure.com"
-"""Azure Resource Manager in the public cloud."""
 
 API_VERSION = "2025-12-01"
 """The Sentinel incidents api-version this client speaks (the swagger in ``contracts/``)."""
@@ -140,33 +126,15 @@ def _segment(value: str, what: str) -> str:
     return quote(value, safe="")
 
 
-class SentinelClient:
+class SentinelClient(ArmClient[SentinelError]):
     """Reads and changes Sentinel incidents, comments, alerts and entities.
 
     The caller owns (and closes) ``http`` and ``credential``. The ARM token is kept until
     5 minutes before it expires.
     """
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        credential: AsyncTokenCredential,
-        *,
-        base_url: str = ARM_ENDPOINT,
-        api_version: str = API_VERSION,
-        scope: str = ARM_SCOPE,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-    ) -> None:
-        """Talk to ARM at ``base_url`` (https only: it carries a bearer token)."""
-        origin = httpx.URL(base_url)
-        if origin.scheme != "https" or not origin.host:
-            raise ValueError(f"base_url must be an https URL, not {base_url!r}")
-        self._http = http
-        self._base_url = base_url.rstrip("/")
-        self._origin = host_key(origin)
-        self._api = {"api-version": api_version}
-        self._timeout = timeout
-        self._tokens = ArmTokenCache(credential, error_from_credential, scope=scope)
+    api_version = API_VERSION
+    errors = ERRORS
 
     def list_incidents(
         self,
@@ -295,77 +263,16 @@ class SentinelClient:
         self, url: str, params: dict[str, str], mapper: Callable[[Any], _T]
     ) -> AsyncIterator[_T]:
         """The mapped items of a list operation, page after page along ``nextLink``."""
-        next_url: str | None = url
-        query: dict[str, str] | None = params
-        seen: set[str] = set()
-        while next_url is not None:
-            answer = await self._call("GET", next_url, params=query)
-            for item in _mapped_all(mapper, _field(answer, "value")):
+        async for page in self._pages("GET", url, params):
+            for item in _mapped_all(mapper, page):
                 yield item
-            next_url, query = self._follow(answer.get("nextLink"), seen), None
-
-    def _follow(self, link: object, seen: set[str]) -> str | None:
-        """The next page's URL as given; refuse another host (the token goes along) or a loop."""
-        if not isinstance(link, str) or not link:
-            return None
-        url = httpx.URL(link)
-        if host_key(url) != self._origin or link in seen:
-            problem = "a loop" if link in seen else f"another host ({url.host})"
-            raise SentinelError(f"nextLink points to {problem}", code="InvalidNextLink")
-        seen.add(link)
-        if "api-version" not in url.params:
-            return str(url.copy_merge_params(self._api))
-        return link
-
-    async def _call(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: dict[str, Any] | None = None,
-        idempotent: bool = False,
-    ) -> Any:
-        """The JSON of a 2xx answer, else the ``SentinelError`` (None ``params``: a nextLink)."""
-        headers = {
-            "Authorization": f"Bearer {await self._bearer()}",
-            "Accept": "application/json",
-            "x-ms-client-request-id": str(uuid.uuid4()),
-        }
-        try:
-            response = await self._http.request(
-                method,
-                url,
-                params=params,
-                json=body,
-                headers=headers,
-                timeout=self._timeout,
-                extensions={IDEMPOTENT_EXTENSION: True} if idempotent else None,
-            )
-        except DeliveryError as exc:
-            raise SentinelUnavailable.from_delivery(exc) from exc
-        except httpx.HTTPError as exc:
-            message = f"{method} {httpx.URL(url).path}: {type(exc).__name__}"
-            raise SentinelUnavailable(message, outcome=classify_transport(exc)) from exc
-        if response.status_code == 401:
-            self._tokens.forget()  # fetch a new one next time
-        if response.is_error:
-            raise error_from_response(response)
-        try:
-            return response.json() if response.content else None
-        except ValueError:
-            raise invalid_answer(f"{method} {response.url.path}: not JSON") from None
-
-    async def _bearer(self) -> str:
-        """The ARM token (``ArmTokenCache``: kept until 5 minutes before it expires)."""
-        return await self._tokens.bearer()
 
 
 def _field(answer: Any, name: str) -> list[Any]:
     """The array ``name`` of a JSON object answer; ``SentinelUnavailable`` if it is missing."""
     items = answer.get(name) if isinstance(answer, dict) else None
     if not isinstance(items, list):
-        raise invalid_answer(f"the answer has no {name!r} array")
+        raise ERRORS.invalid_answer(f"the answer has no {name!r} array")
     return items
 
 
@@ -374,7 +281,7 @@ def _read(mapper: Callable[[Any], _T], item: Any) -> _T:
     try:
         return mapper(item)
     except InvalidPayload as exc:
-        raise invalid_answer(f"unreadable answer: {exc}", outcome=Outcome.FAIL) from exc
+        raise ERRORS.invalid_answer(f"unreadable answer: {exc}", outcome=Outcome.FAIL) from exc
 
 
 def _mapped_all(mapper: Callable[[Any], _T], items: list[Any]) -> list[_T]:

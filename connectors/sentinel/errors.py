@@ -2,9 +2,9 @@
 
 ARM answers a failure with a ``CloudError`` body, ``{"error": {"code", "message"}}``, and
 the ``x-ms-request-id`` / ``x-ms-correlation-request-id`` headers Microsoft support asks
-for. ``error_from_response`` picks the error type by status; reading the envelope and the
-outcome (from the one classification table, ``core.outcomes``) are shared with every ARM
-connector (``connectors.arm_errors``).
+for. ``ERRORS`` picks the error type by status; reading the envelope and the outcome (from
+the one classification table, ``core.outcomes``) are shared with every ARM connector
+(``connectors.arm_errors``).
 
 Every error here is a ``DeliveryError``, so an outbox job that calls Sentinel fails the
 way the worker understands. ``str(error)`` is for operators (status, code, the service's
@@ -13,15 +13,8 @@ message, request ids); ``user_message`` is safe to show in Teams.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import httpx
-
-from connectors.arm_errors import ArmServiceError, from_response
+from connectors.arm_errors import ArmErrorKinds, ArmServiceError
 from core.errors import Outcome
-
-if TYPE_CHECKING:
-    from azure.core.exceptions import AzureError
 
 
 class SentinelError(ArmServiceError):
@@ -83,39 +76,18 @@ class InvalidIncidentChange(SentinelError, ValueError):
         return self.message
 
 
-def error_from_response(response: httpx.Response) -> SentinelError:
-    """The typed error for an ARM answer with a failure status (4xx or 5xx).
-
-    404 → ``IncidentNotFound``; 409 and 412 → ``IncidentConflict``; 429 →
-    ``SentinelThrottled``; 5xx → ``SentinelUnavailable``; any other → ``SentinelRefused``.
-    The body must have been read (``httpx.AsyncClient.request`` does).
-    """
-    status = response.status_code
-    kind: type[SentinelError] = SentinelRefused
-    if status == 404:
-        kind = IncidentNotFound
-    elif status in (409, 412):
-        kind = IncidentConflict
-    elif status == 429:
-        kind = SentinelThrottled
-    elif status >= 500:
-        kind = SentinelUnavailable
-    return from_response(kind, response)
-
-
-def error_from_credential(error: AzureError) -> SentinelError:
-    """The error for a credential that gave no ARM token: refused, or unreachable.
-
-    Both are retried later: a token endpoint in trouble also answers as a refusal.
-    """
-    from azure.core.exceptions import ClientAuthenticationError
-
-    message = f"no ARM token: {error.message}"
-    if isinstance(error, ClientAuthenticationError):
-        return SentinelRefused(message, code="CredentialRefused", outcome=Outcome.RETRY)
-    return SentinelUnavailable(message, code="CredentialUnavailable", outcome=Outcome.RETRY)
-
-
-def invalid_answer(message: str, *, outcome: Outcome = Outcome.RETRY) -> SentinelUnavailable:
-    """The error for a 2xx answer Warden cannot read (not JSON, not the contract's shape)."""
-    return SentinelUnavailable(message, code="InvalidResponse", outcome=outcome)
+ERRORS = ArmErrorKinds(
+    SentinelError,
+    refused=SentinelRefused,
+    unavailable=SentinelUnavailable,
+    by_status={
+        404: IncidentNotFound,
+        409: IncidentConflict,
+        412: IncidentConflict,
+        429: SentinelThrottled,
+    },
+)
+"""404 → ``IncidentNotFound``; 409 and 412 → ``IncidentConflict``; 429 →
+``SentinelThrottled``; 5xx → ``SentinelUnavailable``; any other → ``SentinelRefused``. A
+credential that gave no ARM token, refused or unreachable, is retried later either way (a
+token endpoint in trouble also answers as a refusal)."""
