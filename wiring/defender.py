@@ -11,19 +11,21 @@ source too (``DetailsBySource``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
 
-from bot.triage import DetailsSource
+from bot.roles import RoleGate
+from bot.triage import DetailsSource, TriageDesk
 from connectors.registry import enabled, held, is_on
 from connectors.sentinel.connection import SentinelConnection, tls_verify
-from connectors.sentinel.triage import SentinelTriage
+from connectors.sentinel.triage import SentinelDetails, SentinelTriage
 from core.breaker import Breakers
 from core.errors import DeliveryError, Outcome
 from core.ingest import IngestWriter
+from core.itsm import ItsmSystem
 from core.models import IncidentSource
 from core.settings import Settings
 from core.store import triage as triage_store
@@ -102,6 +104,30 @@ def triage_handler(
     elif not enabled(settings, "defender"):
         by_source[IncidentSource.DEFENDER] = held("defender")
     return TriageBySource(store, by_source)
+
+
+def triage_desk(
+    store: Store,
+    sentinel: SentinelConnection | None,
+    incidents: SentinelConnection | None,
+    defender: DefenderParts | None = None,
+    *,
+    roles: RoleGate,
+    itsm: Sequence[ItsmSystem] = (),
+) -> TriageDesk | None:
+    """Triage from cards, when Warden can write to Sentinel or Defender XDR; responders
+    checked by ``roles``. ``sentinel`` is the Azure identity, ``incidents`` Sentinel when on."""
+    if sentinel is None or (incidents is None and defender is None):
+        return None
+    sources: dict[IncidentSource, DetailsSource] = {}
+    if incidents is not None:
+        sources[IncidentSource.SENTINEL] = SentinelDetails(incidents.client)
+    if defender is not None:
+        from graph.defender_triage import DefenderDetails
+
+        sources[IncidentSource.DEFENDER] = DefenderDetails(defender.client)
+    details = DetailsBySource(store, sources)
+    return TriageDesk(store, roles=roles, details=details, itsm=itsm)
 
 
 class TriageBySource:
