@@ -5,7 +5,8 @@ keeps the bearer token until ``margin`` seconds before its ``expires_in``; one c
 fetches at a time, and after a 401 the client ``forget``s it and fetches a new one once.
 The token request only obtains a token, so it is sent as idempotent (the resilient layer
 may retry it). A connector subclasses it once: its error family, the statuses that mean
-the credentials were refused, and the lifetime assumed when the answer gives none.
+the credentials were refused, the lifetime assumed when the answer gives none and, when its
+settings name something else than the token URL, where the token endpoint is.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from core.errors import DeliveryError
 
 
 class OAuthClientCredentials:
-    """OAuth 2.0 client credentials against ``token_url``, the token cached.
+    """OAuth 2.0 client credentials against a token endpoint, the token cached.
 
     The caller owns ``http``; ``clock`` gives monotonic seconds.
     """
@@ -44,21 +45,26 @@ class OAuthClientCredentials:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        token_url: str,
+        url: str,
         client_id: str,
         client_secret: SecretStr,
         *,
         margin: float = REFRESH_MARGIN,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Fetch tokens for ``client_id`` from ``token_url``."""
-        self._http, self._url = http, token_url
+        """Fetch tokens for ``client_id`` from the token endpoint ``url`` names."""
+        self._http, self._url = http, self.token_url(url)
         self._client_id, self._secret = client_id, client_secret
         self._margin, self._clock = margin, clock
         self._token: tuple[str, float] | None = None
         self._lock = asyncio.Lock()
         self.fetched = 0
         """How many tokens were fetched (for metrics and tests)."""
+
+    @classmethod
+    def token_url(cls, url: str) -> str:
+        """The token endpoint of the ``url`` the settings give (by default, itself)."""
+        return url
 
     async def header(self) -> str:
         """``Bearer <token>``, fetched when none is held or it is within the margin."""

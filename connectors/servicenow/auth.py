@@ -9,14 +9,10 @@ idempotent (the resilient layer may retry it). The cache is ``connectors.itsm_oa
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import httpx
-from pydantic import SecretStr
 
 from connectors import itsm_oauth
-from connectors.auth import REFRESH_MARGIN, Authenticator
+from connectors.auth import Authenticator
 from connectors.auth import BasicAuth as BasicAuth  # tests and callers name it here
 from connectors.servicenow.errors import ERRORS, ServiceNowRefused
 from core.errors import Outcome
@@ -36,19 +32,10 @@ class OAuthClientCredentials(itsm_oauth.OAuthClientCredentials):
     refused_statuses = (400, 401)
     default_lifetime = 1800.0
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        instance_url: str,
-        client_id: str,
-        client_secret: SecretStr,
-        *,
-        margin: float = REFRESH_MARGIN,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        """Fetch tokens for ``client_id`` from ``instance_url``'s token endpoint."""
-        token_url = instance_url.rstrip("/") + TOKEN_PATH
-        super().__init__(http, token_url, client_id, client_secret, margin=margin, clock=clock)
+    @classmethod
+    def token_url(cls, url: str) -> str:
+        """The token endpoint of the instance at ``url``."""
+        return url.rstrip("/") + TOKEN_PATH
 
 
 def authenticator(http: httpx.AsyncClient, settings: ServiceNowSettings) -> Authenticator:
