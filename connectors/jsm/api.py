@@ -2,8 +2,8 @@
 
 ``JiraApi`` sends through the injected resilient ``httpx.AsyncClient`` with explicit timeouts
 and the ``Authorization`` header of an ``Authenticator``; after a 401 it asks a renewable
-authenticator (OAuth) for a new token and sends once more. What the answers mean is the
-client's business, not this.
+authenticator (OAuth) for a new token and sends once more (``connectors.itsm_http``). What
+the answers mean is the client's business, not this.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 
 from connectors.auth import Authenticator
-from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION
-from connectors.jsm.errors import JsmUnavailable, error_from_response, invalid_answer
-from core.errors import DeliveryError, Outcome
+from connectors.http import DEFAULT_TIMEOUT
+from connectors.itsm_http import ItsmSender
+from connectors.jsm.errors import ERRORS, invalid_answer
 
 
 class JiraApi:
@@ -34,7 +34,7 @@ class JiraApi:
         if origin.scheme not in ("https", "http") or not origin.host:
             raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
         self.base_url = base_url.rstrip("/")
-        self._http, self._auth, self._timeout = http, auth, timeout
+        self._sender = ItsmSender(http, auth, ERRORS, timeout)
 
     async def call(
         self,
@@ -63,27 +63,7 @@ class JiraApi:
         repeatable: bool,
     ) -> httpx.Response:
         """Send with credentials; renew them once after a 401; a failure as a typed error."""
-        for renewal in (False, True):
-            headers = {"Authorization": await self._auth.header(), "Accept": "application/json"}
-            try:
-                response = await self._http.request(
-                    method,
-                    self.base_url + path,
-                    params=params,
-                    json=body,
-                    headers=headers,
-                    timeout=self._timeout,
-                    extensions={IDEMPOTENT_EXTENSION: True} if repeatable else {},
-                )
-            except DeliveryError as exc:
-                raise JsmUnavailable.from_delivery(exc) from exc
-            except httpx.HTTPError as exc:
-                message = f"{method} {path}: {type(exc).__name__}"
-                raise JsmUnavailable(message, outcome=Outcome.RETRY) from exc
-            if response.status_code == 401 and self._auth.renewable and not renewal:
-                self._auth.forget()
-                continue
-            if response.is_error:
-                raise error_from_response(response)
-            return response
-        raise AssertionError("unreachable: the renewed attempt returns or raises")
+        url = self.base_url + path
+        return await self._sender.send(
+            method, url, label=path, params=params, body=body, repeatable=repeatable
+        )

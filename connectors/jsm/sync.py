@@ -14,28 +14,19 @@ changes a link only when its status or priority moved, so together they never du
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from connectors.http import resilient_client
+from connectors.itsm_sync import CreateDelivery, ItsmPoller, OutcomeDelivery, sentinel_text
 from connectors.jsm.client import JsmClient
 from core.breaker import Breakers
-from core.errors import DeliveryError, ItsmRecordNotFound, Outcome
-from core.itsm import ChangeDraft, ItsmChange, ItsmRecord, ItsmSystem, RecordType
-from core.metrics import Metrics
+from core.itsm import ChangeDraft, ItsmChange, ItsmRecord, RecordType
 from core.models import Incident
 from core.settings_jsm import JsmSettings
-from core.store import checkpoints
-from core.store import links as links_store
-from core.store.outbox import Job
 from core.store.store import Store
-from core.triage import Actor
-
-log = logging.getLogger(__name__)
 
 CHECKPOINT = "jsm.poll"
 """The poller's checkpoint: the newest ``updated`` it has read (ISO 8601, UTC)."""
@@ -64,108 +55,38 @@ class JsmConnection:
         await self.http.aclose()
 
 
-def _record_of(job: Job) -> ItsmRecord:
-    """The linked issue a job addresses (by its id; the key for messages)."""
-    payload = job.payload
-    return ItsmRecord(
-        system=ItsmSystem(str(payload["system"])),
-        type=RecordType(str(payload["type"])),
-        number=str(payload["number"]),
-        key=str(payload["record_key"]),
-        state="",
-        state_label="",
-    )
-
-
-class JsmOutcomeDelivery:
+class JsmOutcomeDelivery(OutcomeDelivery):
     """The outbox handler of ``itsm.outcome`` jobs for JSM issues."""
 
     def __init__(self, connection: JsmConnection, store: Store) -> None:
-        self._client = connection.client
+        super().__init__(connection.client, store)
         self._transitions = connection.transitions
-        self._store = store
 
-    def change_for(self, payload: dict[str, Any]) -> ItsmChange:
+    def change_for(self, record: ItsmRecord, payload: dict[str, Any]) -> ItsmChange:
         """The comment and the transition (by name) that say what happened."""
         note = str(payload.get("note") or "") or None
         status = str(payload.get("status") or "")
         return ItsmChange(work_note=note, state=self._transitions.get(status) or None)
 
-    async def __call__(self, job: Job) -> None:
-        """Write the outcome to its issue; an issue gone is not retried."""
-        record = _record_of(job)
-        try:
-            written = await self._client.update(record, self.change_for(job.payload))
-        except ItsmRecordNotFound as exc:
-            raise DeliveryError(f"{record.number} is gone: {exc}", outcome=Outcome.GONE) from exc
-        await links_store.record_changed(self._store, written)
 
-
-class CreateRequestDelivery:
+class CreateRequestDelivery(CreateDelivery):
     """The outbox handler of ``itsm.create_change`` jobs: the incident's request, linked."""
 
     def __init__(self, connection: JsmConnection, store: Store) -> None:
-        self._client = connection.client
-        self._store = store
+        super().__init__(connection.client, store)
 
-    @staticmethod
-    def draft_for(incident: Incident) -> ChangeDraft:
+    def draft_for(self, incident: Incident) -> ChangeDraft:
         """The request an incident becomes (the incident's id labels it)."""
-        number = f"#{incident.number} " if incident.number is not None else ""
-        description = f"Raised from Microsoft Sentinel incident {number.strip() or incident.name}."
-        if incident.incident_url:
-            description += f"\n{incident.incident_url}"
+        title, description = sentinel_text(incident)
         return ChangeDraft(
-            correlation_id=incident.name,
-            short_description=f"Sentinel incident {number}\u00b7 {incident.title}"[:160],
-            description=description,
+            correlation_id=incident.name, short_description=title, description=description
         )
 
-    async def __call__(self, job: Job) -> None:
-        """Create (or find) the request, then link it to the incident."""
-        incident = await self._store.incident(str(job.payload.get("incident_key")))
-        if incident is None:
-            raise DeliveryError("the incident is no longer stored", outcome=Outcome.FAIL)
-        record = await self._client.create_change(self.draft_for(incident))
-        actor = Actor(
-            object_id=str(job.payload.get("actor_id") or ""), name=str(job.payload.get("actor"))
-        )
-        await links_store.link(self._store, incident, record.link(), actor)
 
-
-class JsmPoller:
+class JsmPoller(ItsmPoller):
     """Reads back the issues changed since the checkpoint, into their links and cards."""
 
-    def __init__(
-        self,
-        client: JsmClient,
-        store: Store,
-        *,
-        first_lookback: timedelta = timedelta(hours=1),
-        metrics: Metrics | None = None,
-        on_change: Callable[[], None] | None = None,
-    ) -> None:
-        self._client, self._store = client, store
-        self._first_lookback = first_lookback
-        self._metrics, self._on_change = metrics, on_change
-
-    async def poll_once(self) -> int:
-        """One round: the issues read; the checkpoint moves only after they are stored."""
-        saved = await checkpoints.load(self._store, CHECKPOINT)
-        since = datetime.fromisoformat(saved) if saved else datetime.now(UTC) - self._first_lookback
-        newest, read, changed = since, 0, 0
-        try:
-            async for record in self._client.changed_since(since, types=POLLED_TYPES):
-                read += 1
-                changed += len(await links_store.record_changed(self._store, record) or ())
-                if record.updated_at is not None and record.updated_at > newest:
-                    newest = record.updated_at
-        except DeliveryError as exc:  # the checkpoint stays; the next round reads it again
-            log.warning("jsm poll failed: %s", exc)
-        if newest > since:
-            await checkpoints.save(self._store, CHECKPOINT, newest.isoformat())
-        if changed and self._on_change is not None:
-            self._on_change()
-        if self._metrics is not None:
-            self._metrics.sync_last_success.labels("jsm.poll").set(datetime.now(UTC).timestamp())
-        return read
+    checkpoint = CHECKPOINT
+    polled_types = POLLED_TYPES
+    service = "jsm"
+    log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ The Table API answers a failure with ``{"error": {"message", "detail"}, "status"
 "failure"}``. The outcome comes from the one classification table (``core.outcomes``); a
 429's delay is ``Retry-After``, or else the time left until ``X-RateLimit-Reset`` (epoch
 seconds, or a UTC date-time). ``str(error)`` is for operators; ``user_message`` is safe to
-show in Teams.
+show in Teams. What every ITSM connector's errors share is in ``connectors.itsm_errors``.
 """
 
 from __future__ import annotations
@@ -12,61 +12,28 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Self
 
 import httpx
 
 from connectors.http import server_delay
-from core.errors import DeliveryError, Outcome
-from core.outcomes import classify_status
-
-MAX_MESSAGE = 300
-"""Longest body text kept as the message when the envelope has none."""
+from connectors.itsm_errors import ItsmErrorKinds, ItsmRefused, ItsmServiceError, body_text
+from core.errors import Outcome
 
 
-class ServiceNowError(DeliveryError):
+class ServiceNowError(ItsmServiceError):
     """A call to ServiceNow failed; ``message`` and ``detail`` are the service's words."""
 
+    service = "ServiceNow"
     user_message = "ServiceNow could not complete the request."
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        detail: str = "",
-        status: int | None = None,
-        outcome: Outcome = Outcome.FAIL,
-        retry_after: float | None = None,
-        attempted: bool = True,
-    ) -> None:
-        """Describe the failure; the exception text joins every part for the operator."""
-        self.message = message
-        self.detail = detail
-        head = "ServiceNow" + (f" {status}" if status is not None else "")
-        tail = f" ({detail})" if detail else ""
-        super().__init__(f"{head}: {message}{tail}", outcome=outcome, status=status)
-        self.retry_after, self.attempted = retry_after, attempted
 
-    @classmethod
-    def from_delivery(cls, error: DeliveryError) -> Self:
-        """This service's form of a transport failure of the resilient HTTP layer."""
-        made = cls(str(error), status=error.status, outcome=error.outcome)
-        made.retry_after, made.attempted = error.retry_after, error.attempted
-        return made
-
-
-class ServiceNowRefused(ServiceNowError):
+class ServiceNowRefused(ItsmRefused, ServiceNowError):  # type: ignore[override]  # the property wins
     """400/401/403 (or another 4xx): the request was refused, and the service said why."""
 
-    @property
-    def user_message(self) -> str:  # type: ignore[override]
-        """What a responder may read: a hint about access, or the validation message."""
-        if self.status in (401, 403):
-            return (
-                "Warden's ServiceNow account is not allowed to do this; ask an administrator "
-                "to grant it access to the table."
-            )
-        return f"ServiceNow refused the request: {self.message}"
+    access_hint = (
+        "Warden's ServiceNow account is not allowed to do this; ask an administrator "
+        "to grant it access to the table."
+    )
 
 
 class ServiceNowNotFound(ServiceNowError):
@@ -127,11 +94,19 @@ def envelope(response: httpx.Response) -> tuple[str, str]:
         error = None
     fields = error if isinstance(error, dict) else {}
     message, detail = str(fields.get("message") or ""), str(fields.get("detail") or "")
-    if not message:
-        message = response.text.strip()[:MAX_MESSAGE] or (
-            response.reason_phrase or f"HTTP {response.status_code}"
-        )
-    return message, detail
+    return message or body_text(response), detail
+
+
+ERRORS = ItsmErrorKinds[ServiceNowError](
+    base=ServiceNowError,
+    refused=ServiceNowRefused,
+    not_found=ServiceNowNotFound,
+    throttled=ServiceNowThrottled,
+    unavailable=ServiceNowUnavailable,
+    read=envelope,
+    delay=rate_limit_delay,
+)
+"""ServiceNow's error family: what a failure becomes."""
 
 
 def error_from_response(response: httpx.Response) -> ServiceNowError:
@@ -140,22 +115,7 @@ def error_from_response(response: httpx.Response) -> ServiceNowError:
     404 → ``ServiceNowNotFound``; 429 → ``ServiceNowThrottled``; 5xx →
     ``ServiceNowUnavailable``; any other → ``ServiceNowRefused``.
     """
-    status = response.status_code
-    kind: type[ServiceNowError] = ServiceNowRefused
-    if status == 404:
-        kind = ServiceNowNotFound
-    elif status == 429:
-        kind = ServiceNowThrottled
-    elif status >= 500:
-        kind = ServiceNowUnavailable
-    message, detail = envelope(response)
-    return kind(
-        message,
-        detail=detail,
-        status=status,
-        outcome=classify_status(status),
-        retry_after=rate_limit_delay(response.headers),
-    )
+    return ERRORS.from_response(response)
 
 
 def invalid_answer(message: str) -> ServiceNowUnavailable:

@@ -20,27 +20,19 @@ from __future__ import annotations
 import logging
 import ssl
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from connectors.http import resilient_client
+from connectors.itsm_sync import CreateDelivery, ItsmPoller, OutcomeDelivery, sentinel_text
 from connectors.servicenow.client import ServiceNowClient
 from connectors.servicenow.fields import Classification, FieldMapping
 from core.breaker import Breakers
-from core.errors import DeliveryError, ItsmRecordNotFound, Outcome
-from core.itsm import ChangeDraft, ItsmChange, ItsmRecord, ItsmSystem, RecordType
-from core.metrics import Metrics
+from core.itsm import ChangeDraft, ItsmChange, ItsmRecord, RecordType
 from core.models import Incident, IncidentStatus, Severity
 from core.settings_servicenow import ServiceNowSettings
-from core.store import checkpoints
-from core.store import links as links_store
-from core.store.outbox import Job
 from core.store.store import Store
-from core.triage import Actor
-
-log = logging.getLogger(__name__)
 
 CHECKPOINT = "servicenow.poll"
 """The poller's checkpoint: the ``sys_updated_on`` it has read up to (ISO 8601, UTC)."""
@@ -75,26 +67,12 @@ class ServiceNowConnection:
         await self.http.aclose()
 
 
-def _record_of(job: Job) -> ItsmRecord:
-    """The linked record a job addresses (by its immutable key; the number for messages)."""
-    payload = job.payload
-    return ItsmRecord(
-        system=ItsmSystem(str(payload["system"])),
-        type=RecordType(str(payload["type"])),
-        number=str(payload["number"]),
-        key=str(payload["record_key"]),
-        state="",
-        state_label="",
-    )
-
-
-class ItsmOutcomeDelivery:
+class ItsmOutcomeDelivery(OutcomeDelivery):
     """The outbox handler of ``itsm.outcome`` jobs."""
 
     def __init__(self, connection: ServiceNowConnection, store: Store) -> None:
-        self._client = connection.client
+        super().__init__(connection.client, store)
         self._mapping = connection.mapping
-        self._store = store
 
     def change_for(self, record: ItsmRecord, payload: dict[str, Any]) -> ItsmChange:
         """The work note and state/impact/urgency that say what happened."""
@@ -112,91 +90,32 @@ class ItsmOutcomeDelivery:
             fields.update(levels.model_dump(exclude_none=True, exclude={"fields"}))
         return ItsmChange(work_note=note or None, **fields)
 
-    async def __call__(self, job: Job) -> None:
-        """Write the outcome to its record; a record gone is not retried."""
-        record = _record_of(job)
-        try:
-            written = await self._client.update(record, self.change_for(record, job.payload))
-        except ItsmRecordNotFound as exc:
-            raise DeliveryError(f"{record.number} is gone: {exc}", outcome=Outcome.GONE) from exc
-        await links_store.record_changed(self._store, written)
 
-
-class CreateChangeDelivery:
+class CreateChangeDelivery(CreateDelivery):
     """The outbox handler of ``itsm.create_change`` jobs."""
 
     def __init__(self, connection: ServiceNowConnection, store: Store) -> None:
-        self._client = connection.client
+        super().__init__(connection.client, store)
         self._mapping = connection.mapping
-        self._store = store
 
     def draft_for(self, incident: Incident) -> ChangeDraft:
         """The change request an incident becomes (the incident's id correlates them)."""
         impact, urgency, _ = self._mapping.levels(incident.severity)
-        number = f"#{incident.number} " if incident.number is not None else ""
-        title = f"Sentinel incident {number}\u00b7 {incident.title}"
-        description = f"Raised from Microsoft Sentinel incident {number.strip() or incident.name}."
-        if incident.incident_url:
-            description += f"\n{incident.incident_url}"
+        title, description = sentinel_text(incident)
         return ChangeDraft(
             correlation_id=incident.name,
             correlation_display="Microsoft Sentinel",
-            short_description=title[:160],
+            short_description=title,
             description=description,
             impact=impact,
             urgency=urgency,
         )
 
-    async def __call__(self, job: Job) -> None:
-        """Create (or find) the change, then link it to the incident."""
-        incident = await self._store.incident(str(job.payload.get("incident_key")))
-        if incident is None:
-            raise DeliveryError("the incident is no longer stored", outcome=Outcome.FAIL)
-        record = await self._client.create_change(self.draft_for(incident))
-        actor = Actor(
-            object_id=str(job.payload.get("actor_id") or ""), name=str(job.payload.get("actor"))
-        )
-        await links_store.link(self._store, incident, record.link(), actor)
 
-
-class ServiceNowPoller:
+class ServiceNowPoller(ItsmPoller):
     """Reads back the records changed since the checkpoint, into their links and cards."""
 
-    def __init__(
-        self,
-        client: ServiceNowClient,
-        store: Store,
-        *,
-        first_lookback: timedelta = timedelta(hours=1),
-        metrics: Metrics | None = None,
-        on_change: Any = None,
-    ) -> None:
-        self._client = client
-        self._store = store
-        self._first_lookback = first_lookback
-        self._metrics = metrics
-        self._on_change = on_change
-
-    async def poll_once(self) -> int:
-        """One round: the records read; the checkpoint moves only after they are stored."""
-        saved = await checkpoints.load(self._store, CHECKPOINT)
-        since = datetime.fromisoformat(saved) if saved else datetime.now(UTC) - self._first_lookback
-        newest = since
-        read = changed = 0
-        try:
-            async for record in self._client.changed_since(since, types=POLLED_TYPES):
-                read += 1
-                changed += len(await links_store.record_changed(self._store, record) or ())
-                if record.updated_at is not None and record.updated_at > newest:
-                    newest = record.updated_at
-        except DeliveryError as exc:  # the checkpoint stays; the next round reads it again
-            log.warning("servicenow poll failed: %s", exc)
-        if newest > since:
-            await checkpoints.save(self._store, CHECKPOINT, newest.isoformat())
-        if changed and self._on_change is not None:
-            self._on_change()
-        if self._metrics is not None:
-            self._metrics.sync_last_success.labels("servicenow.poll").set(
-                datetime.now(UTC).timestamp()
-            )
-        return read
+    checkpoint = CHECKPOINT
+    polled_types = POLLED_TYPES
+    service = "servicenow"
+    log = logging.getLogger(__name__)

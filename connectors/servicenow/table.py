@@ -2,9 +2,10 @@
 
 ``TableApi`` sends through the injected resilient ``httpx.AsyncClient`` with explicit
 timeouts and the ``Authorization`` header of an ``Authenticator``; after a 401 it asks a
-renewable authenticator (OAuth) for new credentials and sends once more. Every read and
-write asks for ``sysparm_display_value=all`` without reference links. Failures become the
-typed errors of ``errors``. What the records mean is the client's business, not this.
+renewable authenticator (OAuth) for new credentials and sends once more
+(``connectors.itsm_http``). Every read and write asks for ``sysparm_display_value=all``
+without reference links. Failures become the typed errors of ``errors``. What the records
+mean is the client's business, not this.
 """
 
 from __future__ import annotations
@@ -14,14 +15,10 @@ from typing import Any
 import httpx
 
 from connectors.auth import Authenticator
-from connectors.http import DEFAULT_TIMEOUT, IDEMPOTENT_EXTENSION, host_key
-from connectors.servicenow.errors import (
-    ServiceNowUnavailable,
-    error_from_response,
-    invalid_answer,
-)
+from connectors.http import DEFAULT_TIMEOUT, host_key
+from connectors.itsm_http import ItsmSender
+from connectors.servicenow.errors import ERRORS, invalid_answer
 from connectors.servicenow.query import Query, fields_param
-from core.errors import DeliveryError, Outcome
 
 _OUTPUT = {"sysparm_display_value": "all", "sysparm_exclude_reference_link": "true"}
 
@@ -48,9 +45,7 @@ class TableApi:
         self.instance = instance_url.rstrip("/")
         self.page_size = page_size
         self._origin = host_key(origin)
-        self._http = http
-        self._auth = auth
-        self._timeout = timeout
+        self._sender = ItsmSender(http, auth, ERRORS, timeout)
 
     async def page(
         self,
@@ -114,30 +109,14 @@ class TableApi:
     ) -> httpx.Response:
         """Send with credentials; renew them once after a 401; a failure as a typed error."""
         target = url if url.startswith("http") else self.instance + url
-        for renewal in (False, True):
-            headers = {"Authorization": await self._auth.header(), "Accept": "application/json"}
-            try:
-                response = await self._http.request(
-                    method,
-                    target,
-                    params=params,
-                    json=body,
-                    headers=headers,
-                    timeout=self._timeout,
-                    extensions={IDEMPOTENT_EXTENSION: True} if repeatable else {},
-                )
-            except DeliveryError as exc:
-                raise ServiceNowUnavailable.from_delivery(exc) from exc
-            except httpx.HTTPError as exc:
-                message = f"{method} {httpx.URL(target).path}: {type(exc).__name__}"
-                raise ServiceNowUnavailable(message, outcome=Outcome.RETRY) from exc
-            if response.status_code == 401 and self._auth.renewable and not renewal:
-                self._auth.forget()
-                continue
-            if response.is_error:
-                raise error_from_response(response)
-            return response
-        raise AssertionError("unreachable: the renewed attempt returns or raises")
+        return await self._sender.send(
+            method,
+            target,
+            label=httpx.URL(target).path,
+            params=params,
+            body=body,
+            repeatable=repeatable,
+        )
 
     @staticmethod
     def _json(response: httpx.Response) -> Any:
