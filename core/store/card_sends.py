@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Column, ColumnElement, Float, String, Table, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
 
 from core.store import outbox
 from core.store.outbox import Job
@@ -120,11 +121,7 @@ async def settle(
     upsert = upsert.on_conflict_do_update(
         index_elements=["incident_key", "conversation_id"], set_=values
     )
-    async with store.writing() as conn:
-        if job is not None:
-            await outbox.hold(conn, job)
-        await conn.execute(upsert)
-        await forget(conn, incident_key, conversation_id)
+    await record(store, upsert, (incident_key, conversation_id), job=job)
 
 
 async def refused(
@@ -132,10 +129,26 @@ async def refused(
 ) -> None:
     """Forget the post in flight: Teams answered it with a refusal, so no card was made and
     the next attempt posts without looking for one (with ``job``: while its lease holds)."""
+    await record(store, None, (incident_key, conversation_id), job=job)
+
+
+async def record(
+    store: Store,
+    statement: Executable | None,
+    send: tuple[str, str] | None,
+    *,
+    job: Job | None = None,
+) -> None:
+    """In one commit: ``statement`` (what became of a card's post: where the card sits) and,
+    for ``send`` (card key, conversation id), that no post of the card is in flight any more.
+    With ``job``, only while its lease is still this worker's (``LeaseLost`` otherwise)."""
     async with store.writing() as conn:
         if job is not None:
             await outbox.hold(conn, job)
-        await forget(conn, incident_key, conversation_id)
+        if statement is not None:
+            await conn.execute(statement)
+        if send is not None:
+            await forget(conn, *send)
 
 
 async def forget(conn: AsyncConnection, incident_key: str, conversation_id: str) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, delete, select, tuple_, update
 
 from core.audit_chain import AuditEntry
 from core.outside_changes import OutsideChange
-from core.store import card_sends, outbox
+from core.store import card_sends
 from core.store.evidence import FollowUp, append_audit, audit_entries, serialise_writes
 from core.store.outbox import Job
 from core.store.schema import (
@@ -180,13 +180,7 @@ async def record_posted(
         )
         .values(activity_id=activity_id, posted_at=time.time())
     )
-    async with store.writing() as conn:
-        if job is not None:
-            await outbox.hold(conn, job)
-        if keys:
-            await conn.execute(stmt)
-        if send is not None:
-            await card_sends.forget(conn, *send)
+    await card_sends.record(store, stmt if keys else None, send, job=job)
 
 
 def _remember(

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from sqlalchemy import func, select, update
 
-from core.store import card_sends, outbox
+from core.store import card_sends
 from core.store.evidence import FollowUp
 from core.store.outbox import Job
 from core.store.schema import (
@@ -156,12 +156,7 @@ async def record_posted(
     stmt = stmt.on_conflict_do_update(
         index_elements=["request_id", "role", "conversation_id"], set_=values
     )
-    async with store.writing() as conn:
-        if job is not None:
-            await outbox.hold(conn, job)
-        await conn.execute(stmt)
-        if send is not None:
-            await card_sends.forget(conn, *send)
+    await card_sends.record(store, stmt, send, job=job)
 
 
 async def remember_name(store: Store, person_id: str, name: str | None) -> None:
