@@ -18,12 +18,12 @@ _MAX_PATH = 512
 _access = logging.getLogger("warden.access")
 
 
-def access_line(request: web.Request, status: int, duration_ms: float) -> None:
-    """Write the request's one access line (nothing is built when the level is off)."""
+def access_line(request: web.Request, route: str | None, status: int, duration_ms: float) -> None:
+    """Write the request's one access line (nothing is built when the level is off);
+    ``route`` is the pattern of the route that matched (None: none did)."""
     level = logging.ERROR if status >= 500 else logging.INFO
     if not _access.isEnabledFor(level):
         return
-    resource = request.match_info.route.resource
     path = request.path[:_MAX_PATH]
     _access.log(
         level,
@@ -35,7 +35,7 @@ def access_line(request: web.Request, status: int, duration_ms: float) -> None:
             "event": "http.request",
             "method": request.method,
             "path": path,
-            "route": resource.canonical if resource is not None else None,
+            "route": route,
             "status": status,
             "outcome": outcome_of(status),
             "duration_ms": round(duration_ms, 1),

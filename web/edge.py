@@ -70,9 +70,11 @@ def edge_middleware(metrics: Metrics | None = None) -> Middleware:
             raise
         finally:
             elapsed = time.perf_counter() - started
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else None  # no route matched
             if observe is not None:
-                observe(request, status, elapsed)
-            access_line(request, status, elapsed * 1000)
+                observe(route or "unmatched", request.method, status, elapsed)
+            access_line(request, route, status, elapsed * 1000)
             correlation_id.reset(token)
 
     return edge
@@ -87,18 +89,16 @@ def _trace_headers(headers: CIMultiDictProxy[str]) -> dict[str, str] | None:
     return {"traceparent": parent, **({"tracestate": state} if state is not None else {})}
 
 
-def _observer(metrics: Metrics) -> Callable[[web.Request, int, float], None]:
+def _observer(metrics: Metrics) -> Callable[[str, str, int, float], None]:
     """Counts and times a request; the labelled children are looked up once per label set."""
     counted: dict[tuple[str, str, int], Callable[[], None]] = {}
     timed: dict[str, Callable[[float], None]] = {}
 
-    def observe(request: web.Request, status: int, seconds: float) -> None:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        key = (route, request.method, status)
+    def observe(route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
         inc = counted.get(key)
         if inc is None:
-            inc = counted[key] = metrics.requests.labels(route, request.method, str(status)).inc
+            inc = counted[key] = metrics.requests.labels(route, method, str(status)).inc
         inc()
         record = timed.get(route)
         if record is None:
