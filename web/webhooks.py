@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -24,7 +23,8 @@ from web.problems import problem
 
 log = logging.getLogger(__name__)
 
-IncidentParser = Callable[[Any], Incident]
+IncidentParser = Callable[[bytes], Incident]
+"""Maps a webhook's raw JSON body to its incident (``json.JSONDecodeError``, ``InvalidPayload``)."""
 BearerCheck = Callable[[str | None], Awaitable[bool]]
 RETRY_AFTER_SECONDS = "5"
 
@@ -60,7 +60,7 @@ class SentinelWebhook:
             log.info("webhook refused: %s", exc)
             return problem(401, "Unauthorized", "Invalid or missing signature.", slug="signature")
         try:
-            incident = self._parse(json.loads(body))
+            incident = self._parse(body)
         except json.JSONDecodeError as exc:
             return problem(400, "Not JSON", f"The body is not JSON: {exc.msg}.", slug="json")
         except InvalidPayload as exc:

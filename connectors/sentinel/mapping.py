@@ -9,6 +9,7 @@ reads an incident's comments, alerts and entities. Nothing here does I/O.
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -169,6 +170,26 @@ def incident_from_webhook(body: Any) -> Incident:
             field = f"object.{exc.field}" if exc.field else "object"
             raise InvalidPayload(f"object.{exc}", field=field) from None
     return incident_from_resource(body)
+
+
+def incident_from_webhook_json(raw: bytes) -> Incident:
+    """The incident in a webhook's raw JSON body (``incident_from_webhook``'s answers).
+
+    A bare incident resource, the common case, is validated straight from the bytes in one
+    pass; anything else (an envelope, or a body that fails) goes the general way, which names
+    the field at fault. ``json.JSONDecodeError`` when the body is not JSON.
+    """
+    try:
+        parsed = _Resource.model_validate_json(raw)
+    except ValidationError:
+        try:
+            body = json.loads(raw)
+        except UnicodeDecodeError:
+            raise json.JSONDecodeError("Not UTF-8", "", 0) from None
+        return incident_from_webhook(body)
+    if parsed.type is not None and parsed.type.lower() != INCIDENT_TYPE.lower():
+        raise InvalidPayload(f"type: expected {INCIDENT_TYPE}", field="type")
+    return _to_incident(parsed)
 
 
 # Writing changes back (Incidents_CreateOrUpdate).
