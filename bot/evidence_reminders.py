@@ -211,11 +211,8 @@ def _job(
 
 
 class ReminderDelivery:
-    """Runs ``evidence.reminder`` jobs: the card, in the owner's card's thread when given.
-
-    ``ambiguous``: looks for the card of a post whose answer was lost (without it such a
-    post is made again).
-    """
+    """Runs ``evidence.reminder`` jobs: the card, in the owner's card's thread when given;
+    ``ambiguous`` reads that thread back for a card whose post's answer was lost."""
 
     def __init__(
         self,

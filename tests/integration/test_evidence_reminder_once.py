@@ -8,7 +8,6 @@ unanswered).
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +24,15 @@ from sandbox.graph import GraphSandbox
 from tests.integration.conftest import WardenFactory
 from tests.integration.test_evidence_card_once import in_flight, lookups, marker
 from tests.integration.test_evidence_personal import (  # noqa: F401  (fixture)
+    CATALOG,
     CHANNEL,
     OWNER,
-    REVIEWERS,
     Desk,
     graph,
     only_request,
     open_desk,
 )
 
-CATALOG = f"""\
-requirements:
-  - id: ISO-A.5.15
-    title: Access reviews of privileged roles
-    guidance: Show the latest quarterly access review and its sign-off.
-    evidence: [attestation]
-    owner: olivia@contoso.com
-    reviewers: ["{REVIEWERS}"]
-    due_days: 30
-    reminders: [7]
-"""
 REMINDER = "Reminder: evidence"
 
 
@@ -90,11 +78,11 @@ def reminder_posts(desk: Desk) -> list[Any]:
 
 
 async def remind(desk: Desk, *statuses: str) -> None:
-    """Run the reminder round due seven days before the due date, and wait until its job
-    has one of ``statuses``."""
+    """Run the reminder round on the due date, and wait until its job has one of
+    ``statuses``."""
     app = desk.warden.client.server.app
     request = await only_request(desk)
-    await app[REMINDERS].run_once(request.due - timedelta(days=7))
+    await app[REMINDERS].run_once(request.due)
 
     async def reached() -> bool:
         jobs = await outbox.list_jobs(desk.store, limit=50)
@@ -118,7 +106,7 @@ async def test_reminder_answer_lost_retry_adopts_it_from_the_thread_not_a_second
     desk.warden.connector.add_fault(Fault(drop_after=True, method="POST", path="/activities"))
     await remind(desk, outbox.DONE)
     [reminder] = reminders(desk)
-    assert "due in 7 days" in str(reminder.body)
+    assert "due today" in str(reminder.body)
     assert [p.fault for p in reminder_posts(desk)] == ["cut"]  # posted once, never again
     assert await recorded(desk) == [reminder.id]
     assert await in_flight(desk) == 0
