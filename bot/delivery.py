@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.marked_posts import AmbiguousPosts, earlier_post, post_marked
+from bot.marked_posts import AmbiguousPosts, earlier_post, in_thread, left_conversation, post_marked
 from bot.types import Card
 from cards.incident import comment_card, incident_card
 from core.errors import DeliveryError, Outcome
@@ -195,10 +195,11 @@ class IncidentCardDelivery:
             else:
                 return True  # the adopted card already shows this version
         except DeliveryError as exc:
-            if not _bot_removed(exc, updating=posted is not None):
+            updating = posted is not None
+            if not await left_conversation(
+                self._store, exc, conversation_id, job, names_message=updating
+            ):
                 raise
-            await self._store.deactivate_conversation(conversation_id)
-            log.warning("outbox job %s: conversation marked inactive (%s)", job.id, exc)
             return False
         await card_sends.settle(
             self._store, incident_key, conversation_id, activity_id, version, job=job
@@ -227,17 +228,6 @@ def _merged(
     return [*first, *(item for item in second if item.ci_id not in known)]
 
 
-def _bot_removed(exc: DeliveryError, *, updating: bool) -> bool:
-    """True when the failure means the bot is no longer in the conversation.
-
-    403 always means that; 404 means it for a new post, while for an update it only says
-    the message itself is gone (the job is then dead with that reason, not retried).
-    """
-    if exc.status == 403:
-        return True
-    return exc.status == 404 and not updating
-
-
 class CommentReplyDelivery:
     """Runs ``incident.comment_reply`` jobs: a Sentinel comment, posted in the card's thread."""
 
@@ -258,8 +248,7 @@ class CommentReplyDelivery:
             )
         if not conversation.active:
             return
-        root = f"{conversation.ref.conversation_id};messageid={posted.activity_id}"
-        thread = conversation.ref.model_copy(update={"conversation_id": root})
+        thread = in_thread(conversation.ref, posted.activity_id)
         created = payload.get("created")
         card = comment_card(
             payload.get("author") if isinstance(payload.get("author"), str) else None,
