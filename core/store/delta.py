@@ -23,7 +23,7 @@ from sqlalchemy import Connection, delete, select, tuple_, update
 from core.audit_chain import AuditEntry
 from core.outside_changes import OutsideChange
 from core.store import card_sends
-from core.store.evidence import FollowUp, append_audit, audit_entries, serialise_writes
+from core.store.evidence_audit import FollowUp, append_audit, audit_entries, serialise_writes
 from core.store.outbox import Job
 from core.store.schema import (
     audit_entries as audit_table,

@@ -17,7 +17,7 @@ from enum import StrEnum
 from sqlalchemy import func, select, update
 
 from core.store import card_sends
-from core.store.evidence import FollowUp
+from core.store.evidence_audit import FollowUp
 from core.store.outbox import Job
 from core.store.schema import (
     evidence_cards,

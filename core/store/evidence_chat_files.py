@@ -28,8 +28,9 @@ from core.evidence import (
     Transition,
 )
 from core.store import evidence as evidence_store
+from core.store import evidence_filing
 from core.store import evidence_rows as convert
-from core.store.evidence import FollowUp
+from core.store.evidence_audit import FollowUp
 from core.store.schema import evidence_chat_files as table
 from core.store.schema import evidence_requests
 from core.store.store import Store
@@ -205,7 +206,7 @@ async def hand_back(
     """
     handed_back = False
     if file.request_id is not None and file.version is not None:  # it was handed in
-        handed_back = await evidence_store.send_back(
+        handed_back = await evidence_filing.send_back(
             store, file.request_id, file.version, reason, jobs=jobs
         )
     await mark(store, file.id, state)

@@ -18,7 +18,8 @@ from sqlalchemy import Connection, select
 from core.audit_chain import AuditDraft
 from core.evidence import Transition
 from core.evidence_reminders import Reminder
-from core.store.evidence import FollowUp, record_transition, select_request, serialise_writes
+from core.store.evidence import select_request
+from core.store.evidence_audit import FollowUp, record_transition, serialise_writes
 from core.store.evidence_cards import CardRole
 from core.store.schema import evidence_cards, evidence_reminders, evidence_requests
 from core.store.store import Store
