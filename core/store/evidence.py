@@ -44,7 +44,7 @@ from core.evidence import resolve_by_policy as resolve_rule
 from core.evidence import submit as submit_rule
 from core.store import evidence_rows as convert
 from core.store.evidence_audit import FollowUp, record_transition, serialise_writes
-from core.store.schema import evidence_decisions, evidence_requests, evidence_submissions
+from core.store.schema_evidence import evidence_decisions, evidence_requests, evidence_submissions
 from core.store.store import Store
 
 

@@ -22,9 +22,9 @@ from core.audit_chain import AuditAction, AuditDraft, AuditEntry, append
 from core.crypto import PayloadCipher
 from core.evidence import WARDEN, Transition
 from core.store import outbox
-from core.store.schema import audit_entries as audit_table
-from core.store.schema import evidence_requests
 from core.store.schema import outbox as outbox_table
+from core.store.schema_evidence import audit_entries as audit_table
+from core.store.schema_evidence import evidence_requests
 from core.store.store import Store
 
 AUDIT_MIRROR_JOB = "audit.mirror"

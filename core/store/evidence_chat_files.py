@@ -1,7 +1,7 @@
 """Files attached in a Teams chat as evidence, from the message to the filed copy.
 
 Teams hands the bot a short-lived, pre-authenticated download URL for each file attached in
-a personal chat. Warden keeps it here, sealed (``schema.SEALED``), never in card data: while
+a personal chat. Warden keeps it here, sealed (``schema_sealed.SEALED``), never in card data: while
 the owner picks the request the file is for (``waiting``), then as the submission it became
 (``filing``, with the request and submission number) until the ``evidence.file`` job has
 streamed it into SharePoint (``filed``), found the URL expired (``expired``) or refused the
@@ -31,8 +31,8 @@ from core.store import evidence as evidence_store
 from core.store import evidence_filing
 from core.store import evidence_rows as convert
 from core.store.evidence_audit import FollowUp
-from core.store.schema import evidence_chat_files as table
-from core.store.schema import evidence_requests
+from core.store.schema_evidence import evidence_chat_files as table
+from core.store.schema_evidence import evidence_requests
 from core.store.store import Store
 
 

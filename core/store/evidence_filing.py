@@ -20,8 +20,8 @@ from core.store.evidence_audit import (
     chain_entry,
     serialise_writes,
 )
-from core.store.schema import audit_entries as audit_table
-from core.store.schema import evidence_submissions
+from core.store.schema_evidence import audit_entries as audit_table
+from core.store.schema_evidence import evidence_submissions
 from core.store.store import Store
 
 

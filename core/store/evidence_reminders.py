@@ -21,7 +21,7 @@ from core.evidence_reminders import Reminder
 from core.store.evidence import select_request
 from core.store.evidence_audit import FollowUp, record_transition, serialise_writes
 from core.store.evidence_cards import CardRole
-from core.store.schema import evidence_cards, evidence_reminders, evidence_requests
+from core.store.schema_evidence import evidence_cards, evidence_reminders, evidence_requests
 from core.store.store import Store
 
 REMINDER_JOB = "evidence.reminder"

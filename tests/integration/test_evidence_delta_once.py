@@ -11,7 +11,7 @@ from sqlalchemy import delete, update
 from core.audit_chain import AuditAction
 from core.store import checkpoints, evidence_audit
 from core.store import delta as delta_store
-from core.store.schema import delta_items
+from core.store.schema_delta import delta_items
 from core.store.store import Store
 from graph.delta_watch import ChangeWatch
 from sandbox.graph import GraphSandbox
