@@ -48,7 +48,7 @@ from core.store import evidence_cards as cards_store
 from core.store.card_sends import CardSend
 from core.store.evidence_cards import CardRole, OwnerRoute, OwnerWay, PostedEvidenceCard
 from core.store.outbox import Job
-from core.store.schema import evidence_requests
+from core.store.schema_evidence import evidence_requests
 from core.store.store import Conversation, Store
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ from core.deployments import Deployment, DeploymentLink, DeploymentNote, resourc
 from core.store import outbox
 from core.store.cards import redraw_cards
 from core.store.engine import insert_for
-from core.store.schema import (
+from core.store.schema import outbox as outbox_table
+from core.store.schema_links import (
     arm_deployments,
     cmdb_cis,
     deployment_links,
@@ -32,7 +33,6 @@ from core.store.schema import (
     incident_resource_lookups,
     incident_resources,
 )
-from core.store.schema import outbox as outbox_table
 from core.store.store import Store
 
 DEPLOYMENTS_JOB = "arm.deployments"
