@@ -13,7 +13,9 @@ import pytest
 
 from app import STORE, WORKER
 from cards.verbs import CardVerb
+from core.store import deployments as deployments_store
 from core.store import outbox
+from core.store.store import Store
 from sandbox.arm import DEFAULT_SCOPE, ArmSandbox
 from sandbox.graph import GraphSandbox
 from tests.integration.conftest import Warden, WardenFactory
@@ -206,11 +208,23 @@ async def _defender_desk(
 
 
 async def test_defender_card_shows_deployment_once_sentinel_twin_arrives(
-    start_warden: WardenFactory, arm: ArmSandbox, defender_graph: GraphSandbox
+    start_warden: WardenFactory,
+    arm: ArmSandbox,
+    defender_graph: GraphSandbox,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Defender XDR reports first (its key keeps the card, and Defender names no Azure
     resource); Sentinel's twin then names a resource deployed 12 minutes before the first
-    alert: the one card shows that deployment."""
+    alert: the one card shows that deployment. The twin's read is asked for once: when the
+    twin reports again, the card's job sees it was asked for and writes nothing."""
+    asked: list[str | None] = []
+    ask = deployments_store.ask_incident
+
+    async def counted(store: Store, incident_key: str, read_key: str | None = None) -> bool:
+        asked.append(read_key)
+        return await ask(store, incident_key, read_key)
+
+    monkeypatch.setattr(deployments_store, "ask_incident", counted)
     warden = await start_warden(**_settings(arm, defender_graph, sentinel_poll=True))
     conversation = await _channel(warden, "subscribe incidents from sentinel and defender")
     title = "Web shell on FIN-APP-01"
@@ -233,3 +247,13 @@ async def test_defender_card_shows_deployment_once_sentinel_twin_arrives(
     assert len(posts) == 1, [p.body for p in posts]
     shown = str(warden.connector.updates(conversation, successful=True)[-1].body)
     assert "/security/incidents/" in shown and note in shown
+    twin_key = str(twin["id"]).lower()
+    assert asked.count(twin_key) == 1
+    shown_before = len(warden.connector.updates(conversation, successful=True))
+    arm.portal_update(str(twin["name"]), severity="Low")  # the twin reports again
+    await warden.connector.wait_for(
+        lambda s: len(s.updates(conversation, successful=True)) > shown_before or None,
+        timeout=20,
+    )
+    await _idle(warden)
+    assert asked.count(twin_key) == 1
