@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 IncidentParser = Callable[[Any], Incident]
 BearerCheck = Callable[[str | None], Awaitable[bool]]
+"""Whether an ``Authorization`` header carries a bearer Warden accepts."""
+
 RETRY_AFTER_SECONDS = "5"
 
 
