@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.marked_posts import AmbiguousPosts, earlier_post, post_marked
+from bot.marked_posts import AmbiguousPosts, earlier_post, in_thread, left_conversation, post_marked
 from bot.types import Card
 from cards.incident import comment_card, incident_card
 from core.errors import DeliveryError, Outcome
@@ -116,7 +116,8 @@ class IncidentCardDelivery:
         action = await triage_store.latest(self._store, incident_key)
         stored = await links_store.links_of(self._store, incident_key)
         cis = await cmdb_store.ci_set(self._store, incident_key) if self._cmdb else None
-        azure = await self._azure(incident_key)
+        twin = incident.native_key if incident.source is IncidentSource.SENTINEL else None
+        azure = await self._azure(incident_key, twin)
         stamps = [x for x in (cis.stamp if cis is not None else None, azure.stamp) if x]
         version = card_version(incident, action, links_stamp(stored), max(stamps, default=None))
         posted = await self._store.posted_card(incident_key, conversation_id)
@@ -136,18 +137,19 @@ class IncidentCardDelivery:
         if self._deployments is not None:
             if not azure.view.asked:
                 await deployments_store.ask_incident(self._store, incident_key)
-            if incident.source is IncidentSource.SENTINEL and incident.native_key != incident_key:
+            if twin is not None and twin != incident_key and not azure.view.twin_asked:
                 # a Defender XDR card whose Sentinel twin arrived: its entities name resources
-                await deployments_store.ask_incident(self._store, incident_key, incident.native_key)
+                await deployments_store.ask_incident(self._store, incident_key, twin)
         if self._cmdb and (cis is None or cis.alert_count != incident.alert_count):
             await cmdb_store.ask_lookup(self._store, incident_key, incident.alert_count)
 
-    async def _azure(self, incident_key: str) -> _Azure:
-        """The incident's Azure CIs and latest deployment (nothing when deployments are off)."""
+    async def _azure(self, incident_key: str, twin: str | None) -> _Azure:
+        """The incident's Azure CIs and latest deployment (nothing when deployments are off),
+        and whether its Sentinel ``twin``'s read was asked for."""
         if self._deployments is None:
             return _Azure(deployments_store.IncidentDeployments(asked=True), [])
         view = await deployments_store.incident_deployments(
-            self._store, incident_key, self._deployments
+            self._store, incident_key, self._deployments, twin
         )
         found = []
         if view.resources:
@@ -195,10 +197,11 @@ class IncidentCardDelivery:
             else:
                 return True  # the adopted card already shows this version
         except DeliveryError as exc:
-            if not _bot_removed(exc, updating=posted is not None):
+            updating = posted is not None
+            if not await left_conversation(
+                self._store, exc, conversation_id, job, names_message=updating
+            ):
                 raise
-            await self._store.deactivate_conversation(conversation_id)
-            log.warning("outbox job %s: conversation marked inactive (%s)", job.id, exc)
             return False
         await card_sends.settle(
             self._store, incident_key, conversation_id, activity_id, version, job=job
@@ -227,17 +230,6 @@ def _merged(
     return [*first, *(item for item in second if item.ci_id not in known)]
 
 
-def _bot_removed(exc: DeliveryError, *, updating: bool) -> bool:
-    """True when the failure means the bot is no longer in the conversation.
-
-    403 always means that; 404 means it for a new post, while for an update it only says
-    the message itself is gone (the job is then dead with that reason, not retried).
-    """
-    if exc.status == 403:
-        return True
-    return exc.status == 404 and not updating
-
-
 class CommentReplyDelivery:
     """Runs ``incident.comment_reply`` jobs: a Sentinel comment, posted in the card's thread."""
 
@@ -258,8 +250,7 @@ class CommentReplyDelivery:
             )
         if not conversation.active:
             return
-        root = f"{conversation.ref.conversation_id};messageid={posted.activity_id}"
-        thread = conversation.ref.model_copy(update={"conversation_id": root})
+        thread = in_thread(conversation.ref, posted.activity_id)
         created = payload.get("created")
         card = comment_card(
             payload.get("author") if isinstance(payload.get("author"), str) else None,

@@ -6,6 +6,13 @@ records it with ``core.store.evidence_reminders.record``: the reminder's unique 
 audit entries (``reminded``; ``escalated`` when overdue) and its ``evidence.reminder`` jobs,
 in one transaction. The job posts the card in the thread of the owner's card.
 
+The post goes out as incident cards do (``bot.marked_posts``): committed as started with a
+marker the card carries, then recorded (``core.store.evidence_reminders.record_posted``). A
+job run again after its card was posted posts nothing; one run again after Teams accepted
+the card but before its answer was recorded (Warden stopped, the connection broke) finds the
+card among the thread's replies through Graph and records it instead of posting it again. A
+403 (the bot was removed) marks the conversation inactive, as for incident cards.
+
 Overdue evidence is escalated to the requirement's escalation channel when it names one,
 else to the owner's manager (Graph ``users/{id}/manager``, mentioned in the owner's
 conversation), else to the escalation user; with none of these the escalation is logged
@@ -21,6 +28,8 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from bot.delivery import CardSender
+from bot.marked_posts import AmbiguousPosts, post_once
+from bot.types import Card
 from cards.evidence import escalation_card, reminder_card
 from core.audit_chain import AuditAction, AuditDraft
 from core.catalog import Catalog, PrincipalKind, Requirement
@@ -36,7 +45,7 @@ from core.evidence_reminders import (
 from core.store import evidence as evidence_store
 from core.store import evidence_cards as cards_store
 from core.store import evidence_reminders as reminders_store
-from core.store.evidence import FollowUp
+from core.store.evidence_audit import FollowUp
 from core.store.evidence_reminders import REMINDER_JOB, OwnerCard
 from core.store.outbox import Job
 from core.store.store import Store
@@ -121,10 +130,10 @@ class EvidenceReminders:
         wording = reminder.wording(day)
         details: dict[str, Any] = {"kind": reminder.kind.value, "day": reminder.day.isoformat()}
         audit = [_draft(request, AuditAction.REMINDED, {**details, "wording": wording})]
-        jobs = [_job(request.id, card.conversation_id, card.activity_id, wording=wording)]
+        jobs = [_job(reminder, card.conversation_id, card.activity_id, wording=wording)]
         if reminder.kind is ReminderKind.OVERDUE:
             try:
-                target, job = await self._escalation(request, requirement, card)
+                target, job = await self._escalation(reminder, request, requirement, card)
             except ManagerLookupUnavailable:
                 report.skipped += 1  # the next round asks again
                 return
@@ -139,13 +148,17 @@ class EvidenceReminders:
         return (reminder.kind.value, reminder.day.isoformat()) in done
 
     async def _escalation(
-        self, request: EvidenceRequest, requirement: Requirement, card: OwnerCard
+        self,
+        reminder: Reminder,
+        request: EvidenceRequest,
+        requirement: Requirement,
+        card: OwnerCard,
     ) -> tuple[str | None, FollowUp | None]:
         """Whom overdue ``request`` goes to (for the audit) and the job that tells them."""
         target = requirement.escalation
         if target is not None and target.kind is PrincipalKind.CHANNEL:
             if await self._store.conversation(target.id) is not None:
-                return target.id, _job(request.id, target.id, None, escalate=True)
+                return target.id, _job(reminder, target.id, None, escalate=True)
             log.warning("the escalation channel of %s is unknown to Warden", requirement.id)
         manager = None
         if self._managers is not None:
@@ -155,7 +168,7 @@ class EvidenceReminders:
         if manager is None:
             log.warning("evidence request %s is overdue and there is %s", request.id, NO_ONE)
             return None, None
-        job = _job(request.id, card.conversation_id, card.activity_id, escalate=True)
+        job = _job(reminder, card.conversation_id, card.activity_id, escalate=True)
         job.payload["manager"] = {"id": manager.id, "name": manager.name}
         return manager.id, job
 
@@ -174,16 +187,20 @@ def _draft(request: EvidenceRequest, action: AuditAction, details: dict[str, Any
 
 
 def _job(
-    request_id: str,
+    reminder: Reminder,
     conversation_id: str,
     thread: str | None,
     *,
     wording: str = "overdue",
     escalate: bool = False,
 ) -> FollowUp:
-    """The ``evidence.reminder`` job posting one card (after the request's card jobs)."""
+    """The ``evidence.reminder`` job posting one card of ``reminder`` (after the request's
+    card jobs)."""
+    request_id = reminder.request_id
     payload: dict[str, Any] = {
         "request": request_id,
+        "kind": reminder.kind.value,
+        "day": reminder.day.isoformat(),
         "conversation_id": conversation_id,
         "thread": thread,
         "wording": wording,
@@ -194,15 +211,24 @@ def _job(
 
 
 class ReminderDelivery:
-    """Runs ``evidence.reminder`` jobs: the card, in the owner's card's thread when given."""
+    """Runs ``evidence.reminder`` jobs: the card, in the owner's card's thread when given;
+    ``ambiguous`` reads that thread back for a card whose post's answer was lost."""
 
-    def __init__(self, store: Store, sender: CardSender, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sender: CardSender,
+        catalog: Catalog,
+        ambiguous: AmbiguousPosts | None = None,
+    ) -> None:
         self._store = store
         self._sender = sender
         self._catalog = catalog
+        self._ambiguous = ambiguous or AmbiguousPosts(None, None)
 
     async def __call__(self, job: Job) -> None:
-        """Post the job's reminder or escalation card, unless the evidence came meanwhile."""
+        """Post the job's reminder or escalation card once, unless the evidence came
+        meanwhile or the card was posted already."""
         payload = job.payload
         request = await evidence_store.get(self._store, str(payload.get("request")))
         conversation = await self._store.conversation(str(payload.get("conversation_id")))
@@ -214,16 +240,51 @@ class ReminderDelivery:
         if not conversation.active or not request.status.awaiting_evidence:
             log.info("outbox job %s skipped: no longer needed or possible", job.id)
             return
-        names = await cards_store.names_of(self._store, [request.owner])
-        manager = payload.get("manager")
-        if payload.get("escalation"):
-            boss = (str(manager["id"]), str(manager["name"])) if isinstance(manager, dict) else None
-            card = escalation_card(request, requirement, names, boss)
-        else:
-            card = reminder_card(request, requirement, names, str(payload.get("wording")))
-        ref = conversation.ref
+        key, here = post_key(job), conversation.ref.conversation_id
+        if await reminders_store.posted(self._store, key, here) is not None:
+            log.info("outbox job %s skipped: its card was posted already", job.id)
+            return
+        card = await self._card(request, requirement, payload)
         thread = payload.get("thread")
-        if isinstance(thread, str) and thread:
-            root = f"{ref.conversation_id};messageid={thread}"
-            ref = ref.model_copy(update={"conversation_id": root})
-        await self._sender.post_card(ref, card)
+        thread = thread if isinstance(thread, str) and thread else None
+        found = await post_once(
+            self._store,
+            self._sender,
+            self._ambiguous,
+            conversation.ref,
+            key,
+            card,
+            REMINDER_VERSION,
+            job=job,
+            thread=thread,
+        )
+        if found is not None:
+            await reminders_store.record_posted(self._store, request.id, key, here, found, job)
+
+    async def _card(
+        self, request: EvidenceRequest, requirement: Requirement, payload: dict[str, Any]
+    ) -> Card:
+        """The job's reminder card, or its escalation card."""
+        names = await cards_store.names_of(self._store, [request.owner])
+        if not payload.get("escalation"):
+            return reminder_card(request, requirement, names, str(payload.get("wording")))
+        manager = payload.get("manager")
+        boss = (str(manager["id"]), str(manager["name"])) if isinstance(manager, dict) else None
+        return escalation_card(request, requirement, names, boss)
+
+
+REMINDER_VERSION = "reminder"
+"""The version a started reminder post records: a reminder card is never updated."""
+
+
+def post_key(job: Job) -> str:
+    """The key of a job's card among posts in flight and posted reminders: ``reminder:``, the
+    request, the reminder's kind and day, and the card (reminder or escalation); the same
+    however often the job runs (a job without kind and day, made before they were kept, is
+    known by its id)."""
+    payload = job.payload
+    kind, day = payload.get("kind"), payload.get("day")
+    if not isinstance(kind, str) or not isinstance(day, str):
+        return f"reminder:job:{job.id}"
+    card = "escalation" if payload.get("escalation") else "reminder"
+    return f"reminder:{payload.get('request')}:{kind}:{day}:{card}"

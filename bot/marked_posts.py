@@ -6,8 +6,9 @@ hidden element (``marked``). When Teams' answer is recorded the row goes; when a
 its post started but never answered, ``earlier_post`` asks ``AmbiguousPosts`` whether the
 card reached the channel (its marker read back through Graph) before ``post_marked`` posts
 it again. Incident cards (``bot.delivery``), evidence request cards
-(``bot.evidence_delivery``) and the auditors' alert cards (``bot.outside_changes``) all go
-through here.
+(``bot.evidence_delivery``), the auditors' alert cards (``bot.outside_changes``) and
+evidence reminders (``bot.evidence_reminders``, replies in the thread of the owner's card,
+read back among that thread's replies) all go through here.
 """
 
 from __future__ import annotations
@@ -41,10 +42,13 @@ class TeamDirectory(Protocol):
 class PostFinder(Protocol):
     """Reads a conversation back to find a card Warden posted (Graph channel messages)."""
 
-    async def find(self, team_id: str, channel_id: str, marker: str, since: float) -> str | None:
-        """The id of the message that carries ``marker``, posted at ``since`` or later; None
-        when there is none. Raises ``DeliveryError``: with ``Outcome.RETRY`` when the read may
-        succeed later, with any other outcome when it cannot be made (no permission)."""
+    async def find(
+        self, team_id: str, channel_id: str, marker: str, since: float, thread: str | None = None
+    ) -> str | None:
+        """The id of the message that carries ``marker``, posted at ``since`` or later (with
+        ``thread``: among the replies to that message); None when there is none. Raises
+        ``DeliveryError``: with ``Outcome.RETRY`` when the read may succeed later, with any
+        other outcome when it cannot be made (no permission)."""
 
 
 POST_MARKER_PREFIX = "warden-post-"
@@ -81,14 +85,17 @@ class AmbiguousPosts:
         self._metrics = metrics
         self._groups: dict[str, str] = {}  # a team's group id never changes: asked once
 
-    async def resolve(self, ref: ConversationRef, send: CardSend) -> str | None:
-        """The activity id of the earlier post when it reached the channel; else None."""
+    async def resolve(
+        self, ref: ConversationRef, send: CardSend, thread: str | None = None
+    ) -> str | None:
+        """The activity id of the earlier post when it reached the channel (with ``thread``:
+        as a reply in that message's thread); else None."""
         found, resolution = None, "unknown"
         team = await self._team(ref) if self._finder is not None else None
         if self._finder is not None and team is not None:
             try:
                 found = await self._finder.find(
-                    team, ref.conversation_id, send.marker, send.started_at
+                    team, ref.conversation_id, send.marker, send.started_at, thread
                 )
             except DeliveryError as exc:
                 if exc.outcome is Outcome.RETRY:
@@ -118,14 +125,20 @@ class AmbiguousPosts:
 
 
 async def earlier_post(
-    store: Store, ambiguous: AmbiguousPosts, ref: ConversationRef, key: str, conversation_id: str
+    store: Store,
+    ambiguous: AmbiguousPosts,
+    ref: ConversationRef,
+    key: str,
+    conversation_id: str,
+    thread: str | None = None,
 ) -> tuple[CardSend | None, str | None]:
     """The post of card ``key`` into the conversation still unanswered (None: none is), and
-    the activity id of its card when ``ambiguous`` found it in the channel (else None)."""
+    the activity id of its card when ``ambiguous`` found it in the channel (with ``thread``:
+    among the replies to that message) (else None)."""
     earlier = await card_sends.started(store, key, conversation_id)
     if earlier is None:
         return None, None
-    found = await ambiguous.resolve(ref, earlier)
+    found = await ambiguous.resolve(ref, earlier, thread)
     if found is not None:
         log.info("a card post whose answer was lost is adopted (%s)", found)
     return earlier, found
@@ -159,6 +172,64 @@ async def post_marked(
         if refused(exc):
             await card_sends.refused(store, key, conversation_id, job=job)
         raise
+
+
+async def post_once(
+    store: Store,
+    sender: CardSender,
+    ambiguous: AmbiguousPosts,
+    ref: ConversationRef,
+    key: str,
+    card: Card,
+    version: str,
+    *,
+    job: Job,
+    thread: str | None = None,
+) -> str | None:
+    """The activity id of card ``key`` in ``ref``'s conversation (with ``thread``: a reply
+    in that message's thread), posted once: the card of an earlier post whose answer was
+    lost when ``ambiguous`` finds it, else the card posted now with its marker. The caller
+    records it and forgets the post in flight (``card_sends.record``).
+
+    None when Teams answered that the bot was removed: the conversation is then marked
+    inactive (``left_conversation``), as an incident card's post marks it.
+    """
+    here = ref.conversation_id
+    earlier, found = await earlier_post(store, ambiguous, ref, key, here, thread)
+    if found is not None:
+        return found
+    target = ref if thread is None else in_thread(ref, thread)
+    try:
+        return await post_marked(
+            store, sender, target, key, here, card, version, earlier=earlier, job=job
+        )
+    except DeliveryError as exc:
+        if await left_conversation(store, exc, here, job, names_message=thread is not None):
+            return None
+        raise
+
+
+def in_thread(ref: ConversationRef, message_id: str) -> ConversationRef:
+    """``ref`` addressing the thread of its channel's message ``message_id``: a post there is
+    a reply to that message (Teams: ``<channel>;messageid=<id>``)."""
+    root = f"{ref.conversation_id};messageid={message_id}"
+    return ref.model_copy(update={"conversation_id": root})
+
+
+async def left_conversation(
+    store: Store, exc: DeliveryError, conversation_id: str, job: Job, *, names_message: bool
+) -> bool:
+    """True when ``exc`` says the bot is no longer in the conversation, which is then marked
+    inactive (nothing more is sent there until the bot is added again); False otherwise.
+
+    403 always says so; 404 says so for a new top-level post, while for a post naming a
+    message (an update, a reply in its thread) it may only say that message is gone.
+    """
+    if exc.status != 403 and (exc.status != 404 or names_message):
+        return False
+    await store.deactivate_conversation(conversation_id)
+    log.warning("outbox job %s: conversation marked inactive (%s)", job.id, exc)
+    return True
 
 
 def refused(exc: DeliveryError) -> bool:

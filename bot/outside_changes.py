@@ -9,7 +9,8 @@ was marked done) finds them posted and posts nothing (``core.store.delta.record_
 The post itself goes out as incident cards do (``bot.marked_posts``): committed as started
 with a marker the card carries, so a job run again after Teams accepted the card but before
 its answer was recorded (Warden stopped, the connection broke) finds the card in the channel
-through Graph and records it instead of posting a second one.
+through Graph and records it instead of posting a second one. A 403 (the bot was removed
+from the auditors' channel) marks that channel inactive, as for incident cards.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from bot.delivery import CardSender
-from bot.marked_posts import AmbiguousPosts, earlier_post, post_marked
+from bot.marked_posts import AmbiguousPosts, post_once
 from cards.outside_changes import outside_change_card, outside_changes_summary_card
 from core.errors import DeliveryError, Outcome
 from core.outside_changes import OutsideChange
@@ -69,21 +70,14 @@ class OutsideChangeDelivery:
             card = outside_changes_summary_card(changes)
         else:
             card = outside_change_card(changes[0])
-        ref, channel, key = conversation.ref, conversation.ref.conversation_id, card_key(job, keys)
-        earlier, found = await earlier_post(self._store, self._ambiguous, ref, key, channel)
-        if found is None:
-            found = await post_marked(
-                self._store,
-                self._sender,
-                ref,
-                key,
-                channel,
-                card,
-                ALERT_VERSION,
-                earlier=earlier,
-                job=job,
-            )
-        await delta_store.record_posted(self._store, keys, found, send=(key, channel), job=job)
+        ref, key = conversation.ref, card_key(job, keys)
+        found = await post_once(
+            self._store, self._sender, self._ambiguous, ref, key, card, ALERT_VERSION, job=job
+        )
+        if found is None:  # the bot was removed: the channel is now inactive
+            return
+        send = (key, ref.conversation_id)
+        await delta_store.record_posted(self._store, keys, found, send=send, job=job)
 
 
 ALERT_VERSION = "alert"

@@ -161,7 +161,7 @@ def _authenticate(sandbox: GraphSandbox, request: web.Request, record: RequestRe
         return  # batch parts are checked one by one
     roles = set(claims.get("roles", []))
     needed = _READ_ROLES if request.method in ("GET", "HEAD") else SITES_ROLES
-    if request.path.startswith("/v1.0/teams/") and request.path.endswith("/messages"):
+    if request.path.startswith("/v1.0/teams/") and request.path.endswith(("/messages", "/replies")):
         needed = CHANNEL_ROLES
     if request.path.startswith("/v1.0/security/"):
         needed = security_roles(request.method, request.path)

@@ -8,6 +8,12 @@ the card's JSON as a string). ``$top`` takes 1 to 50 (default 20); further pages
 ``@odata.nextLink``. The team id must be a GUID (the team's Entra ID group id, which the
 Connector sandbox's ``GET /v3/teams/{id}`` gives); an unknown channel answers 404.
 
+``GET /v1.0/teams/{team-id}/channels/{channel-id}/messages/{message-id}/replies`` (List
+replies) answers the replies in a top-level message's thread the same way, newest first,
+each with ``replyToId`` naming that message: what the bot posted to the thread's
+conversation (``<channel>;messageid=<message-id>``) or as a reply to that message. An
+unknown message answers 404.
+
 The token needs ``ChannelMessage.Read.All``, or the resource-specific
 ``ChannelMessage.Read.Group`` (checked by ``sandbox.graph_api``).
 """
@@ -41,8 +47,11 @@ def _stamp(activity_id: str) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def chat_message(activity: StoredActivity, team_id: str, channel_id: str) -> dict[str, Any]:
-    """The ``chatMessage`` Graph shows for an activity the bot posted in a channel."""
+def chat_message(
+    activity: StoredActivity, team_id: str, channel_id: str, reply_to: str | None = None
+) -> dict[str, Any]:
+    """The ``chatMessage`` Graph shows for an activity the bot posted in a channel (a reply
+    in the thread of message ``reply_to`` when given)."""
     body, stamp = activity.body, _stamp(activity.id)
     sender: dict[str, Any] = body["from"] if isinstance(body.get("from"), dict) else {}
     attachments = []
@@ -63,7 +72,7 @@ def chat_message(activity: StoredActivity, team_id: str, channel_id: str) -> dic
     )
     return {
         "id": activity.id,
-        "replyToId": None,
+        "replyToId": reply_to,
         "etag": str(activity.version),
         "messageType": "message",
         "createdDateTime": stamp,
@@ -101,37 +110,86 @@ def _page_args(request: web.Request) -> tuple[int, int]:
     return top, skip
 
 
+def _page(
+    request: web.Request,
+    sandbox: GraphSandbox,
+    messages: list[StoredActivity],
+    context: str,
+    reply_to: str | None = None,
+) -> web.Response:
+    """200 with the page of ``messages`` (newest first) that ``$top``/``$skiptoken`` name,
+    linking the next page; ``context`` names the collection as ``@odata.context`` does."""
+    team_id, channel_id = request.match_info["teamId"], request.match_info["channelId"]
+    top, skip = _page_args(request)
+    page = messages[skip : skip + top]
+    answer: dict[str, Any] = {
+        "@odata.context": f"{sandbox.graph_url}/$metadata#{context}",
+        "@odata.count": len(page),
+        "value": [chat_message(a, team_id, channel_id, reply_to) for a in page],
+    }
+    if skip + top < len(messages):
+        answer["@odata.nextLink"] = (
+            f"{sandbox.graph_url}{request.rel_url.raw_path.removeprefix('/v1.0')}"
+            f"?$top={top}&$skiptoken={skip + top}"
+        )
+    return web.json_response(answer)
+
+
+def _top_level(request: web.Request, sandbox: GraphSandbox) -> list[StoredActivity]:
+    """The channel's top-level messages, newest first; 404 for an unknown team or channel."""
+    team_id, channel_id = request.match_info["teamId"], request.match_info["channelId"]
+    try:
+        uuid.UUID(team_id)
+    except ValueError:
+        raise GraphError(404, "NotFound", "No team found with Group Id " + team_id) from None
+    source = sandbox.channels
+    if source is None or not source.has_conversation(channel_id):
+        raise GraphError(404, "NotFound", "Channel not found.")
+    return [a for a in reversed(source.activities(channel_id)) if a.reply_to_id is None]
+
+
+def _replies(request: web.Request, sandbox: GraphSandbox) -> list[StoredActivity]:
+    """The replies in the thread of the top-level message the path names, newest first;
+    404 when the channel holds no such message."""
+    channel_id, message_id = request.match_info["channelId"], request.match_info["messageId"]
+    if not any(a.id == message_id for a in _top_level(request, sandbox)):
+        raise GraphError(404, "NotFound", "Message not found.")
+    assert sandbox.channels is not None
+    thread = sandbox.channels.activities(f"{channel_id};messageid={message_id}")
+    answered = [a for a in sandbox.channels.activities(channel_id) if a.reply_to_id == message_id]
+    return sorted([*thread, *answered], key=_order, reverse=True)
+
+
+def _order(activity: StoredActivity) -> int:
+    """Where an activity falls in time (its id is a millisecond stamp)."""
+    return int(activity.id) if activity.id.isdigit() else 0
+
+
 def add_channel_routes(app: web.Application, sandbox: GraphSandbox) -> None:
-    """Register List channel messages on ``app``."""
+    """Register List channel messages and List replies on ``app``."""
+
+    def context(request: web.Request) -> str:
+        team_id, channel_id = request.match_info["teamId"], request.match_info["channelId"]
+        return f"teams('{team_id}')/channels('{quote(channel_id, safe='')}')/messages"
 
     async def list_messages(request: web.Request) -> web.Response:
         """200 with a page of the channel's messages, newest first."""
-        team_id, channel_id = request.match_info["teamId"], request.match_info["channelId"]
-        try:
-            uuid.UUID(team_id)
-        except ValueError:
-            raise GraphError(404, "NotFound", "No team found with Group Id " + team_id) from None
-        source = sandbox.channels
-        if source is None or not source.has_conversation(channel_id):
-            raise GraphError(404, "NotFound", "Channel not found.")
-        top, skip = _page_args(request)
-        newest = [a for a in reversed(source.activities(channel_id)) if a.reply_to_id is None]
-        page = newest[skip : skip + top]
-        answer: dict[str, Any] = {
-            "@odata.context": f"{sandbox.graph_url}/$metadata#teams('{team_id}')/channels"
-            f"('{quote(channel_id, safe='')}')/messages",
-            "@odata.count": len(page),
-            "value": [chat_message(a, team_id, channel_id) for a in page],
-        }
-        if skip + top < len(newest):
-            answer["@odata.nextLink"] = (
-                f"{sandbox.graph_url}/teams/{team_id}/channels/{quote(channel_id, safe='')}"
-                f"/messages?$top={top}&$skiptoken={skip + top}"
-            )
-        return web.json_response(answer)
+        return _page(request, sandbox, _top_level(request, sandbox), context(request))
+
+    async def list_replies(request: web.Request) -> web.Response:
+        """200 with a page of the replies in a message's thread, newest first."""
+        message_id = request.match_info["messageId"]
+        replies = _replies(request, sandbox)
+        named = f"{context(request)}('{message_id}')/replies"
+        return _page(request, sandbox, replies, named, message_id)
 
     app.router.add_get(
         "/v1.0/teams/{teamId}/channels/{channelId}/messages",
         list_messages,
         name="ListChannelMessages",
+    )
+    app.router.add_get(
+        "/v1.0/teams/{teamId}/channels/{channelId}/messages/{messageId}/replies",
+        list_replies,
+        name="ListChannelMessageReplies",
     )

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from core.errors import InvalidPayload, StoreUnavailable
 from core.ingest import IngestWriter
+from core.json_body import json_value
 from core.metrics import Metrics
 from core.models import Incident
 from core.signing import SignatureError, WebhookVerifier
@@ -25,7 +26,8 @@ from web.problems import problem
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-IncidentParser = Callable[[Any], Incident]
+IncidentParser = Callable[[bytes], Incident]
+"""Maps a webhook's raw JSON body to its incident (``json.JSONDecodeError``, ``InvalidPayload``)."""
 BearerCheck = Callable[[str | None], Awaitable[bool]]
 """Whether an ``Authorization`` header carries a bearer Warden accepts."""
 
@@ -62,7 +64,7 @@ class SentinelWebhook:
         except SignatureError as exc:
             log.info("webhook refused: %s", exc)
             return signature_refused()
-        incident = parse_body(body, self._parse, title="Not an incident", slug="incident")
+        incident = parse_body(body, self._parse, title="Not an incident", slug="incident", raw=True)
         if isinstance(incident, web.Response):
             return incident
         try:
@@ -107,12 +109,13 @@ def _too_large(max_bytes: int) -> web.Response:
 
 
 def parse_body(
-    body: bytes, parse: Callable[[Any], T], *, title: str, slug: str
+    body: bytes, parse: Callable[[Any], T], *, title: str, slug: str, raw: bool = False
 ) -> T | web.Response:
-    """What ``parse`` makes of a JSON body, or the 400 problem: not JSON, or (``title``,
-    ``slug``) a message ``parse`` refuses, naming its field."""
+    """What ``parse`` makes of a JSON body (of its bytes themselves with ``raw``, else of its
+    JSON value), or the 400 problem: not JSON (or not UTF-8), or (``title``, ``slug``) a
+    message ``parse`` refuses, naming its field."""
     try:
-        return parse(json.loads(body))
+        return parse(body if raw else json_value(body))
     except json.JSONDecodeError as exc:
         return problem(400, "Not JSON", f"The body is not JSON: {exc.msg}.", slug="json")
     except InvalidPayload as exc:

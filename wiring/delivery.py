@@ -131,7 +131,7 @@ def evidence_handlers(
             app_id=settings.microsoft_app_id,
             ambiguous=ambiguous,
         )
-        handlers[REMINDER_JOB] = ReminderDelivery(store, adapter, catalog)
+        handlers[REMINDER_JOB] = ReminderDelivery(store, adapter, catalog, ambiguous)
         closers.append(evidence.aclose)
     if attesting and catalog is not None:
         attest = attestation_handler(settings, store, catalog, breakers, sentinel)

@@ -13,7 +13,7 @@ from aiohttp.typedefs import Middleware
 from bot.adapter import TeamsAdapter
 from cards.commands import COMMANDS
 from connectors.registry import enabled
-from connectors.sentinel.mapping import incident_from_webhook
+from connectors.sentinel.mapping import incident_from_webhook_json
 from core.breaker import Breakers
 from core.catalog import Catalog
 from core.ingest import IngestWriter
@@ -55,7 +55,7 @@ def sentinel_webhook(
     return SentinelWebhook(
         WebhookVerifier(settings.webhook_secrets),
         writer,
-        incident_from_webhook,
+        incident_from_webhook_json,
         max_bytes=settings.webhook_max_bytes,
         metrics=metrics,
         bearer=bearer,

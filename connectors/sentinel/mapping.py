@@ -18,6 +18,7 @@ from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, Vali
 
 from connectors.sentinel.errors import InvalidIncidentChange
 from core.errors import InvalidPayload
+from core.json_body import json_value
 from core.models import Incident, IncidentStatus, Owner, Severity
 
 INCIDENT_TYPE = "Microsoft.SecurityInsights/incidents"
@@ -169,6 +170,22 @@ def incident_from_webhook(body: Any) -> Incident:
             field = f"object.{exc.field}" if exc.field else "object"
             raise InvalidPayload(f"object.{exc}", field=field) from None
     return incident_from_resource(body)
+
+
+def incident_from_webhook_json(raw: bytes) -> Incident:
+    """The incident in a webhook's raw JSON body (``incident_from_webhook``'s answers).
+
+    A bare incident resource, the common case, is validated straight from the bytes in one
+    pass; anything else (an envelope, or a body that fails) goes the general way, which names
+    the field at fault. ``json.JSONDecodeError`` when the body is not JSON.
+    """
+    try:
+        parsed = _Resource.model_validate_json(raw)
+    except ValidationError:
+        return incident_from_webhook(json_value(raw))
+    if parsed.type is not None and parsed.type.lower() != INCIDENT_TYPE.lower():
+        raise InvalidPayload(f"type: expected {INCIDENT_TYPE}", field="type")
+    return _to_incident(parsed)
 
 
 # Writing changes back (Incidents_CreateOrUpdate).

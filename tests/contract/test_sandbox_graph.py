@@ -44,7 +44,7 @@ SUBSET = yaml.safe_load((CONTRACTS / "msgraph-v1.0-subset.openapi.yaml").read_te
 SUPPLEMENT = yaml.safe_load((CONTRACTS / "msgraph-v1.0-supplement.openapi.yaml").read_text())
 HOST = "contoso.sharepoint.com"
 UNIT = 320 * 1024
-ROLES = ["Sites.ReadWrite.All", "GroupMember.Read.All"]
+ROLES = ["Sites.ReadWrite.All", "GroupMember.Read.All", "ChannelMessage.Read.Group"]
 
 
 def _openapi_to_jsonschema(node: Any) -> Any:

@@ -156,9 +156,9 @@ async def test_alert_posted_answer_lost_retry_adopts_the_card_not_a_second(
 async def test_alert_post_refused_forgets_it_and_the_replay_posts_once(
     auditors: Auditors,
 ) -> None:
-    """Teams refuses the post (403): no card, nothing left in flight, the job quarantined; its
+    """Teams refuses the post (400): no card, nothing left in flight, the job quarantined; its
     replay posts the card at once, without looking for an earlier one."""
-    auditors.connector.add_fault(Fault(status=403, method="POST", path="/activities"))
+    auditors.connector.add_fault(Fault(status=400, method="POST", path="/activities"))
     await auditors.edit()
     await auditors.job_is(outbox.QUARANTINED)
     assert auditors.alerts() == []
@@ -168,10 +168,28 @@ async def test_alert_post_refused_forgets_it_and_the_replay_posts_once(
     auditors.app[WORKER].wake()
     await auditors.job_is(outbox.DONE)
     [card] = auditors.alerts()
-    assert [p.status for p in auditors.alert_posts()] == [403, 201]
+    assert [p.status for p in auditors.alert_posts()] == [400, 201]
     assert await auditors.recorded() == [card.id]
     assert await auditors.in_flight() == 0
     assert await auditors.lookups() == {}
+
+
+async def test_alert_post_refused_403_marks_the_channel_inactive_as_an_incident_card_does(
+    auditors: Auditors,
+) -> None:
+    """Teams refuses the post with 403 (the bot was removed from the auditors' channel): no
+    card, nothing left in flight, the channel marked inactive and the job done, not set
+    aside, as for an incident card."""
+    auditors.connector.add_fault(Fault(status=403, method="POST", path="/activities"))
+    await auditors.edit()
+    await auditors.job_is(outbox.DONE, *outbox.DLQ)
+    assert auditors.alerts() == []
+    assert [p.status for p in auditors.alert_posts()] == [403]
+    assert await auditors.in_flight() == 0
+    conversation = await auditors.store.conversation(AUDITORS)
+    assert conversation is not None and not conversation.active
+    assert await outbox.list_jobs(auditors.store, outbox.DLQ, limit=10) == []
+    assert await auditors.recorded() == [None]
 
 
 async def test_alert_posted_once_carrying_its_marker_and_recorded(auditors: Auditors) -> None:

@@ -96,3 +96,15 @@ async def test_entra_forged_or_missing_bearer_refused(warden: Warden) -> None:
     assert await _post(warden, mint(_claims(), stranger)) == 401
     assert await _post(warden, "garbage") == 401
     assert await _post(warden, None) == 401
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"id": "\xff"}'])
+async def test_entra_bearer_body_not_json_400(warden: Warden, key: SigningKey, body: bytes) -> None:
+    """A valid bearer with a body that is not JSON, or not UTF-8: 400 "Not JSON", not a 500."""
+    headers = {
+        "content-type": "application/json",
+        "Authorization": f"Bearer {mint(_claims(), key)}",
+    }
+    response = await warden.client.post("/api/webhooks/sentinel", data=body, headers=headers)
+    assert response.status == 400
+    assert (await response.json())["title"] == "Not JSON"

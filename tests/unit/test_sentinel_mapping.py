@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectors.sentinel.mapping import incident_from_webhook
+from connectors.sentinel.mapping import incident_from_webhook, incident_from_webhook_json
 from core.errors import InvalidPayload
 from core.models import IncidentStatus, Severity
 from core.store.store import version_key
@@ -64,12 +64,32 @@ def test_mapping_playbook_envelope_unwrapped() -> None:
     ],
 )
 def test_mapping_bad_field_error_names_field(mutate: Any, field: str) -> None:
-    """A missing or wrong field is refused with its path."""
+    """A missing or wrong field is refused with its path, from a parsed or a raw body."""
     resource = _example("GetIncidentById.json")
     mutate(resource)
     with pytest.raises(InvalidPayload) as caught:
         incident_from_webhook(resource)
     assert caught.value.field == field
+    with pytest.raises(InvalidPayload) as raw:
+        incident_from_webhook_json(json.dumps(resource).encode())
+    assert raw.value.field == field and str(raw.value) == str(caught.value)
+
+
+def test_mapping_raw_body_same_incident_as_parsed() -> None:
+    """A webhook's raw body maps to the incident its parsed JSON does, resource or envelope."""
+    data = json.loads((EXAMPLES / "GetIncidents.json").read_text())
+    for resource in [*data["responses"]["200"]["body"]["value"], sample_incident()]:
+        raw = json.dumps(resource).encode()
+        assert incident_from_webhook_json(raw) == incident_from_webhook(resource)
+        envelope = json.dumps({"object": resource, "workspaceInfo": {}}).encode()
+        assert incident_from_webhook_json(envelope) == incident_from_webhook(resource)
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"not json", b"\xff\xfe", b'{"id": "\xff"}'])
+def test_mapping_raw_body_not_json_refused_as_json(raw: bytes) -> None:
+    """A body that is not JSON is told apart from one that is not an incident."""
+    with pytest.raises(json.JSONDecodeError):
+        incident_from_webhook_json(raw)
 
 
 def test_mapping_envelope_bad_field_prefixed_with_object() -> None:
@@ -86,6 +106,8 @@ def test_mapping_not_an_object_refused(body: Any) -> None:
     """Bodies that are not incident objects are refused, not crashed on."""
     with pytest.raises(InvalidPayload):
         incident_from_webhook(body)
+    with pytest.raises(InvalidPayload):
+        incident_from_webhook_json(json.dumps(body).encode())
 
 
 def test_version_later_modification_is_newer() -> None:
