@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from core.errors import DeliveryError, InvalidPayload
 from core.ingest import IngestWriter
+from core.ingest_poll import ingest_since_checkpoint
 from core.leader import leading
 from core.metrics import Metrics
 from core.settings_defender import DefenderSettings
-from core.store import checkpoints
 from core.store.store import Store
 from graph.security import DefenderClient
 
@@ -61,21 +61,14 @@ class DefenderPoller:
         return read
 
     async def _poll(self) -> int:
-        saved = await checkpoints.load(self._store, CHECKPOINT)
-        since = (
-            datetime.fromisoformat(saved) - self._overlap
-            if saved
-            else datetime.now(timezone.utc) - self._first_lookback
+        read = await ingest_since_checkpoint(
+            self._store,
+            self._writer,
+            CHECKPOINT,
+            lambda since: self._client.list_incidents(updated_since=since),
+            overlap=self._overlap,
+            first_lookback=self._first_lookback,
         )
-        newest: datetime | None = None
-        read = 0
-        async for incident in self._client.list_incidents(updated_since=since):
-            await self._writer.submit(incident)
-            read += 1
-            if newest is None or incident.last_modified > newest:
-                newest = incident.last_modified
-        if newest is not None:
-            await checkpoints.save(self._store, CHECKPOINT, newest.isoformat())
         log.info("defender poll read %s incident versions", read)
         return read
 

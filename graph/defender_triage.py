@@ -83,12 +83,10 @@ class DefenderTriage:
     async def __call__(self, job: Job) -> None:
         """Apply the job's action to Defender XDR, and record how it went."""
         intent = str(job.payload.get("intent", ""))
-        action = await triage_store.by_intent(self._store, intent)
-        if action is None:
-            raise DeliveryError("the triage action is no longer stored", outcome=Outcome.FAIL)
-        if action.state.final:
+        found = await triage_store.open_action(self._store, intent)
+        if found is None:
             return
-        stored = await self._store.incident(action.incident_key)
+        action, stored = found
         try:
             target = incident_id(stored.native_key if stored else action.incident_key)
             state, detail = await self._apply(action, target)
@@ -111,13 +109,7 @@ class DefenderTriage:
             await triage_store.set_state(self._store, intent, TriageState.FAILED, detail)
             return
         spent = job.attempts + 1 >= self._max_attempts
-        detail = (
-            "Defender XDR did not answer in time; nothing was changed."
-            if spent
-            else "Defender XDR is unavailable or busy; Warden will apply it when it answers."
-        )
-        state = TriageState.FAILED if spent else TriageState.WAITING
-        await triage_store.set_state(self._store, intent, state, detail)
+        await triage_store.set_unanswered(self._store, intent, "Defender XDR", spent=spent)
         raise exc
 
     async def _apply(self, action: TriageAction, target: str) -> tuple[TriageState, str | None]:

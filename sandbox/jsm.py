@@ -33,10 +33,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from sandbox.itsm_site import ItsmSite
 from sandbox.jsm_http import JsmRequest, jsm_middleware
 from sandbox.jsm_routes import add_jsm_routes, shaped
 from sandbox.jsm_store import Issue, IssueStore, jira_time, parse_jira_time, status_field
-from sandbox.request_log import RequestLog
 from sandbox.servicenow_faults import Failure, RateRule
 
 __all__ = ["JsmRequest", "JsmSandbox", "WebhookDelivery", "run_jsm_sandbox"]
@@ -52,7 +52,7 @@ class WebhookDelivery:
     status: int | None
 
 
-class JsmSandbox(RequestLog[JsmRequest]):
+class JsmSandbox(ItsmSite[JsmRequest]):
     """State and behaviour of one fake JSM site: issues, log, faults, webhook.
 
     Not thread-safe: use it from the event loop that serves its app.
@@ -69,13 +69,12 @@ class JsmSandbox(RequestLog[JsmRequest]):
         seed: bool = True,
     ) -> None:
         """A site with one account (API token and OAuth client) and example requests."""
-        super().__init__("jsm sandbox")
+        super().__init__("jsm sandbox", clock)
         self.email = email
         self.api_token = api_token or secrets.token_urlsafe(18)
         self.client_id = client_id or secrets.token_hex(16)
         self.client_secret = client_secret or secrets.token_urlsafe(18)
         self.token_salt = secrets.token_hex(4)
-        self._base_clock, self._offset = clock, 0.0
         self.store = IssueStore(self.now)
         self.tokens: dict[str, float] = {}
         self.hidden_projects: set[str] = set()
@@ -85,9 +84,6 @@ class JsmSandbox(RequestLog[JsmRequest]):
                 "requestTypes": {"10": "Service Request", "11": "Incident", "12": "Change"},
             }
         }
-        self._failures: list[Failure] = []
-        self.rate_rule: RateRule | None = None
-        self.is_down = False
         self.lose_answers: set[str] = set()
         self.url = ""
         self._hook: tuple[str, str] | None = None
@@ -96,20 +92,6 @@ class JsmSandbox(RequestLog[JsmRequest]):
         self._seed = seed
         if seed:
             seed_examples(self)
-
-    # Clock.
-
-    def clock(self) -> float:
-        """The site's time in epoch seconds (moved by ``advance_clock``)."""
-        return self._base_clock() + self._offset
-
-    def now(self) -> datetime.datetime:
-        """The site's time as an aware UTC datetime."""
-        return datetime.datetime.fromtimestamp(self.clock(), datetime.UTC)
-
-    def advance_clock(self, seconds: float) -> None:
-        """Let ``seconds`` pass on the site at once."""
-        self._offset += seconds
 
     # Issues, as people on the site would change them (not logged).
 
@@ -190,16 +172,6 @@ class JsmSandbox(RequestLog[JsmRequest]):
     def fail_next(self, count: int, status: int = 503, *, retry_after: float | None = None) -> None:
         """Answer the next ``count`` requests with ``status`` in Jira's envelope."""
         self._failures.append(Failure(count, status, retry_after))
-
-    def take_failure(self) -> Failure | None:
-        """Consume one use of the first queued failure and return it (None if none)."""
-        if not self._failures:
-            return None
-        failure = self._failures[0]
-        failure.remaining -= 1
-        if failure.remaining == 0:
-            self._failures.pop(0)
-        return failure
 
     def rate_limit(self, limit: int, window_seconds: float = 60.0) -> RateRule:
         """Allow ``limit`` REST requests per window; more get 429 with ``Retry-After``."""

@@ -11,10 +11,6 @@ after the work is done (an answer lost on the way back). Errors are Jira's envel
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
-import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from sandbox.connector_faults import retry_after_header
+from sandbox.itsm_http import auth_scheme, basic_matches, logged_body, reset_when_down
 
 if TYPE_CHECKING:
     from sandbox.jsm import JsmSandbox
@@ -77,13 +74,8 @@ def authenticate(sandbox: JsmSandbox, header: str) -> str:
     """The account a Basic or Bearer ``Authorization`` header proves; 401 otherwise."""
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "basic":
-        try:
-            email, _, token = base64.b64decode(credentials).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            email, token = "", ""
-        same = hmac.compare_digest(email.encode(), sandbox.email.encode())
-        if same and hmac.compare_digest(token.encode(), sandbox.api_token.encode()):
-            return email
+        if basic_matches(credentials, sandbox.email, sandbox.api_token):
+            return sandbox.email
     elif scheme.lower() == "bearer":
         expires = sandbox.tokens.get(credentials.strip())
         if expires is not None and expires > sandbox.clock():
@@ -97,20 +89,13 @@ def authenticate(sandbox: JsmSandbox, header: str) -> str:
 
 async def _describe(request: web.Request) -> JsmRequest:
     """The log entry of a request: its JSON body for REST calls, no form bodies."""
-    body: Any = None
-    if request.path.startswith("/rest/") and request.can_read_body:
-        text = await request.text()
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = text
     return JsmRequest(
         time=time.time(),
         method=request.method,
         path=request.path,
         query=dict(request.query),
-        body=body,
-        auth_scheme=request.headers.get("Authorization", "").partition(" ")[0] or None,
+        body=await logged_body(request, "/rest/"),
+        auth_scheme=auth_scheme(request),
     )
 
 
@@ -144,11 +129,7 @@ def jsm_middleware(sandbox: JsmSandbox) -> Middleware:
             return await handler(request)
         entry = await _describe(request)
         if sandbox.is_down:
-            entry.fault = "down"
-            sandbox.record(entry)
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response(status=503)
+            return reset_when_down(request, entry, sandbox.record)
         try:
             response = await _answer(sandbox, request, handler, entry)
         except JiraError as err:

@@ -21,7 +21,6 @@ or standalone: ``python -m sandbox.servicenow --port 8090``. See
 from __future__ import annotations
 
 import contextlib
-import datetime
 import secrets
 import tempfile
 import time
@@ -33,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.arm_tls import TlsFiles, make_tls_files
+from sandbox.itsm_site import ItsmSite
 from sandbox.request_log import RequestLog
 from sandbox.servicenow_faults import Failure, RateRule
 from sandbox.servicenow_http import ServiceNowRequest, servicenow_middleware
@@ -55,7 +55,7 @@ class Token:
     expires_at: float
 
 
-class ServiceNowSandbox(RequestLog[ServiceNowRequest]):
+class ServiceNowSandbox(ItsmSite[ServiceNowRequest]):
     """State and behaviour of one fake ServiceNow instance: records, log, faults, rule.
 
     Not thread-safe: use it from the event loop that serves its app.
@@ -81,23 +81,18 @@ class ServiceNowSandbox(RequestLog[ServiceNowRequest]):
         ``invalid_query_returns_no_rows`` is the instance property
         ``glide.invalid_query.returns_no_rows``.
         """
-        super().__init__("servicenow sandbox")
+        super().__init__("servicenow sandbox", clock)
         self.username = username
         self.password = password or secrets.token_urlsafe(18)
         self.client_id = client_id or secrets.token_hex(16)
         self.client_secret = client_secret or secrets.token_urlsafe(18)
         self.page_size = page_size
         self.invalid_query_returns_no_rows = invalid_query_returns_no_rows
-        self._base_clock = clock
-        self._offset = 0.0
         self.store = RecordStore(self.now)
         self.renderer = Renderer(self.store)
         self.rules = RuleRunner(self.now, self._wake)
         self.tokens: dict[str, Token] = {}
         self.denied_tables: set[str] = set()
-        self._failures: list[Failure] = []
-        self.rate_rule: RateRule | None = None
-        self.is_down = False
         self.slow_seconds = 0.0
         self.contract_problems: list[str] = []
         self.url = ""
@@ -106,19 +101,7 @@ class ServiceNowSandbox(RequestLog[ServiceNowRequest]):
         if seed_examples:
             seed_examples_into(self)
 
-    # Clock, tokens and the log.
-
-    def clock(self) -> float:
-        """Return the instance time in epoch seconds (the base clock plus any advance)."""
-        return self._base_clock() + self._offset
-
-    def now(self) -> datetime.datetime:
-        """Return the instance time as an aware UTC datetime (moved by ``advance_clock``)."""
-        return datetime.datetime.fromtimestamp(self.clock(), datetime.timezone.utc)
-
-    def advance_clock(self, seconds: float) -> None:
-        """Let ``seconds`` pass on the instance (timestamps move, tokens expire) at once."""
-        self._offset += seconds
+    # Tokens and the log.
 
     def add_token(self, token: str, user: str, lifetime: float) -> None:
         """Accept ``token`` as a Bearer token for ``user`` for ``lifetime`` seconds."""
@@ -225,16 +208,6 @@ class ServiceNowSandbox(RequestLog[ServiceNowRequest]):
     ) -> None:
         """Answer the next ``count`` requests with ``status`` (default envelope unless ``body``)."""
         self._failures.append(Failure(count, status, retry_after, body))
-
-    def take_failure(self) -> Failure | None:
-        """Consume one use of the first queued failure and return it (None if none)."""
-        if not self._failures:
-            return None
-        failure = self._failures[0]
-        failure.remaining -= 1
-        if failure.remaining == 0:
-            self._failures.pop(0)
-        return failure
 
     def rate_limit(self, limit: int, window_seconds: float = 3600.0) -> RateRule:
         """Allow ``limit`` API requests per window; more get 429 (see ``RateRule``)."""

@@ -11,10 +11,6 @@ and check the answer against the contract. Errors are ServiceNow's envelope
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
-import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from sandbox.connector_faults import retry_after_header
+from sandbox.itsm_http import auth_scheme, basic_matches, logged_body, reset_when_down
 
 if TYPE_CHECKING:
     from sandbox.servicenow import ServiceNowSandbox
@@ -119,14 +116,6 @@ def _operation(method: str, path: str) -> tuple[str, str | None, str | None]:
 async def _new_record(request: web.Request) -> ServiceNowRequest:
     """Describe a request for the log: the JSON body of API calls, no form bodies."""
     operation, table, sys_id = _operation(request.method, request.path)
-    body: Any = None
-    if request.path.startswith("/api/") and request.can_read_body:
-        text = await request.text()
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = text
-    scheme = request.headers.get("Authorization", "").partition(" ")[0] or None
     return ServiceNowRequest(
         time=time.time(),
         method=request.method,
@@ -135,8 +124,8 @@ async def _new_record(request: web.Request) -> ServiceNowRequest:
         operation=operation,
         table=table,
         sys_id=sys_id,
-        body=body,
-        auth_scheme=scheme,
+        body=await logged_body(request, "/api/"),
+        auth_scheme=auth_scheme(request),
     )
 
 
@@ -144,13 +133,8 @@ def authenticate(sandbox: ServiceNowSandbox, header: str) -> str:
     """Return the user a Basic or Bearer Authorization header proves, or raise 401."""
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "basic":
-        try:
-            user, _, password = base64.b64decode(credentials).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise unauthenticated() from None
-        same_user = hmac.compare_digest(user.encode(), sandbox.username.encode())
-        if same_user and hmac.compare_digest(password.encode(), sandbox.password.encode()):
-            return user
+        if basic_matches(credentials, sandbox.username, sandbox.password):
+            return sandbox.username
         raise unauthenticated()
     if scheme.lower() == "bearer":
         token = sandbox.tokens.get(credentials.strip())
@@ -205,11 +189,7 @@ def servicenow_middleware(sandbox: ServiceNowSandbox) -> Middleware:
             return await handler(request)
         record = await _new_record(request)
         if sandbox.is_down:
-            record.fault = "down"
-            sandbox.log_request(record)
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response(status=503)
+            return reset_when_down(request, record, sandbox.log_request)
         try:
             response = await _answer(sandbox, request, handler, record)
         except ServiceNowError as err:

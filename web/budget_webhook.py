@@ -15,7 +15,6 @@ period and threshold — answers 202 with ``duplicate: true`` and posts no secon
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -23,12 +22,12 @@ from typing import Any
 from aiohttp import web
 
 from core.budgets import BudgetAlert, channel_for
-from core.errors import InvalidPayload, StoreUnavailable
+from core.errors import StoreUnavailable
 from core.store import budget_subscriptions
 from core.store import budgets as budgets_store
 from core.store.store import Store
 from web.problems import problem
-from web.webhooks import RETRY_AFTER_SECONDS, read_json_body
+from web.webhooks import parse_body, read_json_body, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -71,24 +70,15 @@ class BudgetWebhook:
         body = await read_json_body(request, self._max_bytes)
         if isinstance(body, web.Response):
             return body
-        try:
-            alert = self._parse(json.loads(body))
-        except json.JSONDecodeError as exc:
-            return problem(400, "Not JSON", f"The body is not JSON: {exc.msg}.", slug="json")
-        except InvalidPayload as exc:
-            return problem(400, "Not a budget alert", str(exc), slug="budget", field=exc.field)
+        alert = parse_body(body, self._parse, title="Not a budget alert", slug="budget")
+        if isinstance(alert, web.Response):
+            return alert
         try:
             chat = await budget_subscriptions.routes(self._store, alert.subscription_id)
             conversation = channel_for(alert, self._channels, self._operators, chat)
             new = await budgets_store.record_alert(self._store, alert, conversation)
         except StoreUnavailable:
-            return problem(
-                503,
-                "Try again later",
-                "Warden cannot save right now; nothing was stored.",
-                slug="unavailable",
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            return unavailable("Warden cannot save right now; nothing was stored.")
         if new:
             self._on_change()
         return web.json_response({"alert": alert.key, "duplicate": not new}, status=202)

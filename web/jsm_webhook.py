@@ -11,7 +11,6 @@ answer now (Jira delivers again).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -19,12 +18,11 @@ from aiohttp import web
 
 from connectors.jsm.mapping import issue_key_of_webhook
 from connectors.jsm.webhook import HubSignatureError, verify_hub_signature
-from core.errors import DeliveryError, InvalidPayload, StoreUnavailable
+from core.errors import DeliveryError, StoreUnavailable
 from core.itsm import ItsmRecord
 from core.store import links as links_store
 from core.store.store import Store
-from web.problems import problem
-from web.webhooks import RETRY_AFTER_SECONDS, read_json_body
+from web.webhooks import parse_body, read_json_body, signature_refused, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,25 +55,18 @@ class JsmWebhook:
             identifier = verify_hub_signature(body, request.headers, self._secrets)
         except HubSignatureError as exc:
             log.info("jsm webhook refused: %s", exc)
-            return problem(401, "Unauthorized", "Invalid or missing signature.", slug="signature")
-        try:
-            key = issue_key_of_webhook(json.loads(body))
-        except json.JSONDecodeError as exc:
-            return problem(400, "Not JSON", f"The body is not JSON: {exc.msg}.", slug="json")
-        except InvalidPayload as exc:
-            return problem(400, "Not an issue", str(exc), slug="record", field=exc.field)
+            return signature_refused()
+        key = parse_body(body, issue_key_of_webhook, title="Not an issue", slug="record")
+        if isinstance(key, web.Response):
+            return key
         try:
             record = await self._read(key)
             if record is None:
                 return web.json_response({"issue": key, "cards": 0}, status=200)
             changed = await links_store.record_changed(self._store, record, receipt=identifier)
         except (DeliveryError, StoreUnavailable):
-            return problem(
-                503,
-                "Try again later",
-                "Warden cannot read the issue or save right now; nothing was changed.",
-                slug="unavailable",
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            return unavailable(
+                "Warden cannot read the issue or save right now; nothing was changed."
             )
         if changed is None:
             return web.json_response({"issue": key, "cards": 0, "replayed": True}, status=200)

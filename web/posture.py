@@ -14,7 +14,6 @@ caller (compliance data is never served unauthenticated); in sandbox mode it is 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from urllib.parse import quote, unquote
 
 from aiohttp import web
@@ -24,9 +23,7 @@ from core.posture import PostureStatus
 from core.store.posture import posture
 from core.store.store import Store
 from web.problems import problem
-
-BearerCheck = Callable[[str | None], Awaitable[bool]]
-"""Whether an ``Authorization`` header carries a bearer Warden accepts."""
+from web.webhooks import BearerCheck
 
 MAX_LIMIT = 500
 """The largest page a caller may ask for."""

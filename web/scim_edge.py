@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from scim2_models import Error, InvalidSyntaxException, SCIMException
 
 from core.errors import RosterConflict, RosterNotFound, RosterVersionMismatch, StoreUnavailable
+from core.json_body import json_value
 from core.logs import correlation_id
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ async def scim_errors(request: web.Request, handler: _Handler) -> web.StreamResp
 
 async def read_body(request: web.Request) -> Any:
     """The JSON body of a SCIM request; ``invalidSyntax`` when it is not a JSON object."""
-    body = json.loads(await request.read() or b"null")
+    body = json_value(await request.read() or b"null")
     if not isinstance(body, dict):
         raise InvalidSyntaxException(detail="The body must be a JSON object.")
     return body

@@ -11,20 +11,19 @@ redraws) are committed with the message's id; an unsigned, expired or replayed m
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from core.errors import InvalidPayload, StoreUnavailable
+from core.errors import StoreUnavailable
 from core.itsm import ItsmRecord
 from core.signing import SignatureError, WebhookVerifier
 from core.store import links as links_store
 from core.store.store import Store
 from web.problems import problem
-from web.webhooks import RETRY_AFTER_SECONDS, read_json_body
+from web.webhooks import parse_body, read_json_body, signature_refused, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +57,14 @@ class ServiceNowWebhook:
             webhook_id = self._verifier.verify(body, request.headers)
         except SignatureError as exc:
             log.info("servicenow webhook refused: %s", exc)
-            return problem(401, "Unauthorized", "Invalid or missing signature.", slug="signature")
-        try:
-            record = self._parse(json.loads(body))
-        except json.JSONDecodeError as exc:
-            return problem(400, "Not JSON", f"The body is not JSON: {exc.msg}.", slug="json")
-        except InvalidPayload as exc:
-            return problem(400, "Not a record", str(exc), slug="record", field=exc.field)
+            return signature_refused()
+        record = parse_body(body, self._parse, title="Not a record", slug="record")
+        if isinstance(record, web.Response):
+            return record
         try:
             changed = await links_store.record_changed(self._store, record, receipt=webhook_id)
         except StoreUnavailable:
-            return problem(
-                503,
-                "Try again later",
-                "Warden cannot save right now; nothing was changed.",
-                slug="unavailable",
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            return unavailable("Warden cannot save right now; nothing was changed.")
         if changed is None:
             log.info("servicenow webhook refused: replayed")
             return problem(401, "Unauthorized", "This message was delivered before.", slug="replay")

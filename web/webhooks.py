@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from core.errors import InvalidPayload, StoreUnavailable
 from core.ingest import IngestWriter
+from core.json_body import json_value
 from core.metrics import Metrics
 from core.models import Incident
 from core.signing import SignatureError, WebhookVerifier
@@ -23,9 +25,12 @@ from web.problems import problem
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 IncidentParser = Callable[[bytes], Incident]
 """Maps a webhook's raw JSON body to its incident (``json.JSONDecodeError``, ``InvalidPayload``)."""
 BearerCheck = Callable[[str | None], Awaitable[bool]]
+"""Whether an ``Authorization`` header carries a bearer Warden accepts."""
+
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -58,23 +63,14 @@ class SentinelWebhook:
             webhook_id = await self._authenticate(body, request)
         except SignatureError as exc:
             log.info("webhook refused: %s", exc)
-            return problem(401, "Unauthorized", "Invalid or missing signature.", slug="signature")
-        try:
-            incident = self._parse(body)
-        except json.JSONDecodeError as exc:
-            return problem(400, "Not JSON", f"The body is not JSON: {exc.msg}.", slug="json")
-        except InvalidPayload as exc:
-            return problem(400, "Not an incident", str(exc), slug="incident", field=exc.field)
+            return signature_refused()
+        incident = parse_body(body, self._parse, title="Not an incident", slug="incident", raw=True)
+        if isinstance(incident, web.Response):
+            return incident
         try:
             result = await self._writer.submit(incident, webhook_id)
         except StoreUnavailable:
-            return problem(
-                503,
-                "Try again later",
-                "Warden cannot save right now; nothing was stored.",
-                slug="unavailable",
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            return unavailable("Warden cannot save right now; nothing was stored.")
         if self._metrics is not None:
             outcome = "duplicate" if result.duplicate else "accepted" if result.changed else "stale"
             self._metrics.ingested.labels("sentinel", outcome).inc()
@@ -110,3 +106,34 @@ async def read_json_body(request: web.Request, max_bytes: int) -> bytes | web.Re
 def _too_large(max_bytes: int) -> web.Response:
     """The 413 answer (built only when needed: the hot path never pays for it)."""
     return problem(413, "Payload too large", f"The limit is {max_bytes} bytes.", slug="size")
+
+
+def parse_body(
+    body: bytes, parse: Callable[[Any], T], *, title: str, slug: str, raw: bool = False
+) -> T | web.Response:
+    """What ``parse`` makes of a JSON body (of its bytes themselves with ``raw``, else of its
+    JSON value), or the 400 problem: not JSON (or not UTF-8), or (``title``, ``slug``) a
+    message ``parse`` refuses, naming its field."""
+    try:
+        return parse(body if raw else json_value(body))
+    except json.JSONDecodeError as exc:
+        return problem(400, "Not JSON", f"The body is not JSON: {exc.msg}.", slug="json")
+    except InvalidPayload as exc:
+        return problem(400, title, str(exc), slug=slug, field=exc.field)
+
+
+def signature_refused() -> web.Response:
+    """The 401 answer to a message whose signature is wrong or missing."""
+    return problem(401, "Unauthorized", "Invalid or missing signature.", slug="signature")
+
+
+def unavailable(detail: str) -> web.Response:
+    """The 503 answer when the work cannot be saved now (``detail`` says what); the sender
+    retries after ``RETRY_AFTER_SECONDS``."""
+    return problem(
+        503,
+        "Try again later",
+        detail,
+        slug="unavailable",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )

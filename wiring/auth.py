@@ -4,13 +4,12 @@ optional Entra bearer check of webhooks, both fetching their signing keys over o
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import httpx
 
 from bot.auth import BotTokenValidator
 from connectors.entra import EntraTokenValidator
 from core.settings import Settings
+from web.webhooks import BearerCheck
 
 
 def bot_token_validator(settings: Settings, http: httpx.AsyncClient) -> BotTokenValidator | None:
@@ -29,9 +28,7 @@ def bot_token_validator(settings: Settings, http: httpx.AsyncClient) -> BotToken
     )
 
 
-def webhook_bearer(
-    settings: Settings, http: httpx.AsyncClient
-) -> Callable[[str | None], Awaitable[bool]] | None:
+def webhook_bearer(settings: Settings, http: httpx.AsyncClient) -> BearerCheck | None:
     """The Entra bearer check of webhooks, when tenants are allowed to use one."""
     if not settings.webhook_entra_tenant_ids:
         return None

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 
-from connectors.http import resilient_client
 from connectors.resourcegraph.client import ResourceGraphClient
 from connectors.resourcegraph.cmdb_sync import (
     LEADER_NAME,
@@ -16,7 +14,7 @@ from connectors.resourcegraph.cmdb_sync import (
     Progress,
 )
 from connectors.resourcegraph.nightly import CmdbNightly
-from connectors.sentinel.setup import credential
+from connectors.sentinel.setup import open_arm
 from connectors.servicenow.auth import authenticator
 from connectors.servicenow.cmdb import CmdbUpsert
 from connectors.servicenow.sync import ServiceNowConnection
@@ -36,14 +34,7 @@ async def open_sync(settings: Settings, store: Store, stack: AsyncExitStack) -> 
     ``SettingsError`` when the ServiceNow upsert is on but ServiceNow is not configured.
     """
     breakers = Breakers()
-    verify: ssl.SSLContext | bool = True
-    if settings.arm_ca_bundle is not None:
-        verify = ssl.create_default_context(cafile=str(settings.arm_ca_bundle))
-    http = await stack.enter_async_context(
-        resilient_client(breakers=breakers, verify=verify, client_cert=settings.arm_client_cert)
-    )
-    token = credential(settings)
-    stack.push_async_callback(token.close)
+    http, token = await open_arm(settings, breakers, stack)
     client = ResourceGraphClient(http, token, base_url=settings.arm_endpoint)
     sink = None
     if settings.cmdb.servicenow_sync:

@@ -7,7 +7,6 @@ exist. What a handler opens is appended to ``closers``, closed after the worker 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from bot.adapter import TeamsAdapter
@@ -41,11 +40,10 @@ from wiring import budgets as budgets_wiring
 from wiring import defender as defender_wiring
 from wiring import deployments as deployments_wiring
 from wiring import itsm as itsm_wiring
+from wiring.lifecycle import Closers
 
 if TYPE_CHECKING:
     from graph.channel_messages import ChannelMessages
-
-Closers = list[Callable[[], Awaitable[None]]]
 
 PACED_JOBS = frozenset({CARD_JOB, COMMENT_JOB, EVIDENCE_CARD_JOB, REMINDER_JOB, OUTSIDE_CHANGE_JOB})
 """The job kinds that post to Teams, so the worker paces them (``WARDEN_PACING__*``)."""

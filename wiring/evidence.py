@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import httpx
@@ -36,6 +36,7 @@ from core.store.evidence import EVIDENCE_FILE_JOB, EVIDENCE_LIST_JOB
 from core.store.store import Store
 from core.worker import Handler
 from graph.unconfigured import wait_for_sharepoint
+from wiring.lifecycle import Closers
 
 if TYPE_CHECKING:
     from graph.evidence_files import GuardedFetch
@@ -82,7 +83,7 @@ def evidence_desk(
 
 def managers(
     settings: Settings, breakers: Breakers, sentinel: SentinelConnection | None
-) -> tuple[Managers | None, list[Callable[[], Awaitable[None]]]]:
+) -> tuple[Managers | None, Closers]:
     """Managers in Graph for escalations when Warden has an Azure credential, and what to
     close after the worker; without one overdue evidence goes to the catalog's target."""
     if sentinel is None:
@@ -111,9 +112,7 @@ async def reminding(
         yield
 
 
-def audit_mirror(
-    settings: Settings, store: Store, breakers: Breakers
-) -> tuple[Handler, list[Callable[[], Awaitable[None]]]]:
+def audit_mirror(settings: Settings, store: Store, breakers: Breakers) -> tuple[Handler, Closers]:
     """The ``audit.mirror`` handler and what to close after the worker: the Audit Log list
     when SharePoint is configured; else the jobs wait (pending) until it is."""
     if not is_on(settings, "sharepoint"):
@@ -133,7 +132,7 @@ def evidence_sync(
     settings: Settings,
     store: Store,
     breakers: Breakers,
-    closers: list[Callable[[], Awaitable[None]]],
+    closers: Closers,
 ) -> dict[str, Handler]:
     """The ``evidence.file`` and ``evidence.list`` handlers (SharePoint configured), else
     handlers that keep the jobs waiting; what they open is added to ``closers``."""

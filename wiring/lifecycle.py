@@ -26,6 +26,9 @@ from core.settings import Settings
 from core.store.store import Store
 from core.worker import OutboxWorker
 
+Closers = list[Callable[[], Awaitable[None]]]
+"""What to call, in order, at shutdown (after the worker stopped)."""
+
 
 async def relaying(
     store: Store, relay: CommentRelay, every: float, metrics: Metrics
@@ -57,7 +60,7 @@ async def closing(
             await sentinel.aclose()
 
 
-async def closing_all(closers: list[Callable[[], Awaitable[None]]]) -> AsyncIterator[None]:
+async def closing_all(closers: Closers) -> AsyncIterator[None]:
     """Call ``closers`` at shutdown (after the worker stopped)."""
     try:
         yield

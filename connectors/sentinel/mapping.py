@@ -9,7 +9,6 @@ reads an incident's comments, alerts and entities. Nothing here does I/O.
 from __future__ import annotations
 
 import copy
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -19,6 +18,7 @@ from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, Vali
 
 from connectors.sentinel.errors import InvalidIncidentChange
 from core.errors import InvalidPayload
+from core.json_body import json_value
 from core.models import Incident, IncidentStatus, Owner, Severity
 
 INCIDENT_TYPE = "Microsoft.SecurityInsights/incidents"
@@ -182,11 +182,7 @@ def incident_from_webhook_json(raw: bytes) -> Incident:
     try:
         parsed = _Resource.model_validate_json(raw)
     except ValidationError:
-        try:
-            body = json.loads(raw)
-        except UnicodeDecodeError:
-            raise json.JSONDecodeError("Not UTF-8", "", 0) from None
-        return incident_from_webhook(body)
+        return incident_from_webhook(json_value(raw))
     if parsed.type is not None and parsed.type.lower() != INCIDENT_TYPE.lower():
         raise InvalidPayload(f"type: expected {INCIDENT_TYPE}", field="type")
     return _to_incident(parsed)

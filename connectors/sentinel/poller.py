@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from connectors.sentinel.client import SentinelClient, Workspace
 from core.errors import DeliveryError
 from core.ingest import IngestWriter
+from core.ingest_poll import ingest_since_checkpoint
 from core.metrics import Metrics
-from core.store import checkpoints
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -63,21 +63,13 @@ class SentinelPoller:
         return read
 
     async def _poll(self, workspace: Workspace) -> int:
-        name = checkpoint_name(workspace)
-        saved = await checkpoints.load(self._store, name)
-        since = (
-            datetime.fromisoformat(saved) - self._overlap
-            if saved
-            else datetime.now(timezone.utc) - self._first_lookback
+        read = await ingest_since_checkpoint(
+            self._store,
+            self._writer,
+            checkpoint_name(workspace),
+            lambda since: self._client.list_incidents(workspace, modified_since=since),
+            overlap=self._overlap,
+            first_lookback=self._first_lookback,
         )
-        newest: datetime | None = None
-        read = 0
-        async for incident in self._client.list_incidents(workspace, modified_since=since):
-            await self._writer.submit(incident)
-            read += 1
-            if newest is None or incident.last_modified > newest:
-                newest = incident.last_modified
-        if newest is not None:
-            await checkpoints.save(self._store, name, newest.isoformat())
         log.info("sentinel poll of a workspace read %s incident versions", read)
         return read

@@ -28,6 +28,7 @@ from core.settings import Settings
 from core.store.store import Store
 
 if TYPE_CHECKING:
+    import httpx
     from azure.core.credentials_async import AsyncTokenCredential
 
 RECONCILE_CHECK_SECONDS = 60.0
@@ -62,10 +63,11 @@ def workspaces(settings: Settings) -> list[Workspace]:
         raise SettingsError(f"WARDEN_SENTINEL_WORKSPACES: {exc}") from None
 
 
-async def open_client(
+async def open_arm(
     settings: Settings, breakers: Breakers, stack: AsyncExitStack
-) -> SentinelClient:
-    """The ARM client of the settings; its HTTP client and credential close with ``stack``."""
+) -> tuple[httpx.AsyncClient, AsyncTokenCredential]:
+    """The resilient ARM HTTP client and the credential of the settings; both close with
+    ``stack``."""
     verify: ssl.SSLContext | bool = True
     if settings.arm_ca_bundle is not None:
         verify = ssl.create_default_context(cafile=str(settings.arm_ca_bundle))
@@ -74,6 +76,14 @@ async def open_client(
     )
     token = credential(settings)
     stack.push_async_callback(token.close)
+    return http, token
+
+
+async def open_client(
+    settings: Settings, breakers: Breakers, stack: AsyncExitStack
+) -> SentinelClient:
+    """The ARM client of the settings; its HTTP client and credential close with ``stack``."""
+    http, token = await open_arm(settings, breakers, stack)
     return SentinelClient(http, token, base_url=settings.arm_endpoint)
 
 

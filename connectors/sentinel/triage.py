@@ -123,12 +123,10 @@ class SentinelTriage:
     async def __call__(self, job: Job) -> None:
         """Apply the job's action to Sentinel, and record how it went."""
         intent = str(job.payload.get("intent", ""))
-        action = await triage_store.by_intent(self._store, intent)
-        if action is None:
-            raise DeliveryError("the triage action is no longer stored", outcome=Outcome.FAIL)
-        if action.state.final:
+        found = await triage_store.open_action(self._store, intent)
+        if found is None:
             return
-        stored = await self._store.incident(action.incident_key)
+        action, stored = found
         try:  # the stored version may be Sentinel's own under a Defender XDR twin's key
             workspace, name = locate(stored.native_key if stored else action.incident_key)
             state, detail = await self._apply(action, workspace, name)
@@ -142,13 +140,7 @@ class SentinelTriage:
                 await triage_store.set_state(self._store, intent, TriageState.FAILED, message)
                 return
             spent = job.attempts + 1 >= self._max_attempts
-            state = TriageState.FAILED if spent else TriageState.WAITING
-            detail = (
-                "Sentinel did not answer in time; nothing was changed."
-                if spent
-                else "Sentinel is unavailable or busy; Warden will apply it when it answers."
-            )
-            await triage_store.set_state(self._store, intent, state, detail)
+            await triage_store.set_unanswered(self._store, intent, "Sentinel", spent=spent)
             raise
         await triage_store.set_state(self._store, intent, state, detail)
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.errors import DeliveryError, Outcome
 from core.itsm import ConfigurationItem, IncidentLink
 from core.models import Incident
 from core.roles import Grant
@@ -149,6 +150,30 @@ async def set_state(
         return current.model_copy(update={"state": state, "detail": detail, "updated_at": now})
 
     return await store.run_write(write, None)
+
+
+async def open_action(store: Store, intent_id: str) -> tuple[TriageAction, Incident | None] | None:
+    """The action ``intent_id`` names, with the incident stored under its key, for a job to
+    apply; None when it reached a final state; ``DeliveryError`` (fail) when it is no longer
+    stored."""
+    action = await by_intent(store, intent_id)
+    if action is None:
+        raise DeliveryError("the triage action is no longer stored", outcome=Outcome.FAIL)
+    if action.state.final:
+        return None
+    return action, await store.incident(action.incident_key)
+
+
+async def set_unanswered(store: Store, intent_id: str, vendor: str, *, spent: bool) -> None:
+    """Record that ``vendor`` has not answered the action's call: *waiting* (the job runs
+    again) or, once its attempts are ``spent``, *failed*."""
+    state = TriageState.FAILED if spent else TriageState.WAITING
+    detail = (
+        f"{vendor} did not answer in time; nothing was changed."
+        if spent
+        else f"{vendor} is unavailable or busy; Warden will apply it when it answers."
+    )
+    await set_state(store, intent_id, state, detail)
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,19 @@ async def test_budget_webhook_wrong_token_is_401(start_warden: WardenFactory) ->
     assert await warden.jobs() == 0
 
 
+async def test_budget_webhook_body_not_utf8_is_400_not_json(start_warden: WardenFactory) -> None:
+    """A body that is not UTF-8 is refused as not JSON (a problem body), not a 500."""
+    warden = await budget_warden(start_warden)
+    response = await warden.client.post(
+        f"/api/webhooks/budgets?token={TOKEN}",
+        data=b'{"schemaId": "\xff"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status == 400
+    assert (await response.json())["title"] == "Not JSON"
+    assert await warden.jobs() == 0
+
+
 async def test_budget_webhook_bad_body_is_400_naming_field(start_warden: WardenFactory) -> None:
     """A body without the budget's amount is refused, naming the field."""
     warden = await budget_warden(start_warden)

@@ -107,6 +107,10 @@ async def test_webhook_signed_changes_card_unsigned_and_replay_change_nothing(
     jsm.portal_update("SEC-3", status="In Progress")
     again = await client.post("/api/webhooks/jsm", data=body, headers=signed)
     assert again.status == 200 and (await again.json())["replayed"] is True
+    garbled = b'{"issue": {"key": "\xff"}}'  # signed, but not UTF-8: not JSON, not a 500
+    headers = {**plain, "X-Hub-Signature": hub_signature(HOOK_SECRET, garbled)}
+    refused = await client.post("/api/webhooks/jsm", data=garbled, headers=headers)
+    assert refused.status == 400 and (await refused.json())["title"] == "Not JSON"
     stored = await links_store.links_of(desk.store, desk.key)
     assert stored[0].link.status == "Pending"
 

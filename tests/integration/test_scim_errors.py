@@ -92,11 +92,12 @@ async def test_scim_unknown_id_and_url_404_wrong_method_405(start_warden: Warden
 
 
 async def test_scim_not_json_400_invalid_syntax(start_warden: WardenFactory) -> None:
-    """A body that is not JSON is 400 invalidSyntax, not a 500."""
+    """A body that is not JSON, or not UTF-8, is 400 invalidSyntax, not a 500."""
     scim = await scim_warden(start_warden)
-    response = await scim.warden.client.post(
-        "/scim/v2/Users",
-        data=b"{not json",
-        headers={"Authorization": f"Bearer {PREVIOUS}", "Content-Type": SCIM},
-    )
-    await _error(response, 400, "invalidSyntax")
+    for body in (b"{not json", b'{"userName": "\xff"}'):
+        response = await scim.warden.client.post(
+            "/scim/v2/Users",
+            data=body,
+            headers={"Authorization": f"Bearer {PREVIOUS}", "Content-Type": SCIM},
+        )
+        await _error(response, 400, "invalidSyntax")
