@@ -479,8 +479,8 @@ def _by_warden(
     return AuditDraft(
         actor=WARDEN,
         action=action,
-        requestId=request_id,
-        requirementId=requirement,
+        request_id=request_id,
+        requirement_id=requirement,
         details=details,
     )
 
