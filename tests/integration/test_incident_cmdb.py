@@ -128,7 +128,7 @@ async def test_card_servicenow_down_then_up_ci_appears(
         jobs = await outbox.list_jobs(desk.store, outbox.PENDING)
         return any(j.kind == cmdb_store.CMDB_JOB and j.attempts >= 1 for j in jobs)
 
-    await desk.warden.client.server.app[WORKER].wait_until(lookup_failed)
+    await desk.warden.client.app[WORKER].wait_until(lookup_failed)
     assert "Configuration items" not in str(desk.card())
     snow.up()
     await desk.settled()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from app import cli, console
+from app import cli
+from cli.common import console
 from core.crypto import PayloadCipher, ensure_dev_key
 from core.settings import settings_table
 from core.store import migrate, outbox
