@@ -246,7 +246,7 @@ async def test_budget_card_open_change_creates_servicenow_change(
 ) -> None:
     """*Open change* creates one change in ServiceNow and the card shows its number."""
     servicenow = ServiceNowSettings(
-        instance_url=snow.url, username=snow.username, password=snow.password
+        instance_url=snow.url, username=snow.username, password=SecretStr(snow.password)
     )
     warden = await budget_warden(start_warden, servicenow=servicenow)
     key = (await (await send(warden, budget_schema())).json())["alert"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import SecretStr
+
 from app import STORE
 from connectors import registry
 from core.settings_connectors import ConnectorFlag, ConnectorFlags
@@ -25,7 +27,9 @@ def _flags(**off: bool) -> ConnectorFlags:
 
 
 def _snow(snow: ServiceNowSandbox) -> ServiceNowSettings:
-    return ServiceNowSettings(instance_url=snow.url, username=snow.username, password=snow.password)
+    return ServiceNowSettings(
+        instance_url=snow.url, username=snow.username, password=SecretStr(snow.password)
+    )
 
 
 def _facts(card: dict[str, Any]) -> dict[str, str]:

@@ -86,7 +86,7 @@ class Room:
 
     def card(self, heading: str) -> dict[str, Any]:
         """The newest posted or updated card whose first heading starts with ``heading``."""
-        found = [
+        found: list[dict[str, Any]] = [
             r.body["attachments"][0]["content"]
             for r in self.warden.connector.posts(self.conversation, successful=True)
             + self.warden.connector.updates(self.conversation, successful=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from app import STORE, WORKER
 from cards.verbs import CardVerb
@@ -40,7 +41,10 @@ async def room(tmp_path: Path, start_warden: WardenFactory, snow: ServiceNowSand
     catalog = tmp_path / "requirements.yaml"
     catalog.write_text(CATALOG, encoding="utf-8")
     servicenow = ServiceNowSettings(
-        instance_url=snow.url, username=snow.username, password=snow.password, poll_seconds=3600
+        instance_url=snow.url,
+        username=snow.username,
+        password=SecretStr(snow.password),
+        poll_seconds=3600,
     )
     warden = await start_warden(requirements_file=catalog, servicenow=servicenow)
     conversation = channel_id("compliance")

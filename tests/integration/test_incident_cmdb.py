@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from app import WORKER
 from core.settings_servicenow import ServiceNowSettings
@@ -66,7 +67,7 @@ async def _desk(
 ) -> Desk:
     """A channel showing the card of a new incident whose entities are ``entities``."""
     settings = ServiceNowSettings(
-        instance_url=snow.url, username=snow.username, password=snow.password
+        instance_url=snow.url, username=snow.username, password=SecretStr(snow.password)
     )
     warden = await start_warden(**connected_settings(arm, servicenow=settings))
     conversation = await warden.subscribed_channel()

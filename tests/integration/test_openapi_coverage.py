@@ -36,7 +36,7 @@ def _itsm(snow: ServiceNowSandbox, jsm: JsmSandbox, *, secrets: bool) -> dict[st
         "servicenow": ServiceNowSettings(
             instance_url=snow.url,
             username=snow.username,
-            password=snow.password,
+            password=SecretStr(snow.password),
             webhook_secrets=[SecretStr(SECRET)] if secrets else [],
             poll_seconds=3600,
         ),

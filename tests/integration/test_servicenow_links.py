@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from cards.verbs import CardVerb
@@ -35,8 +36,8 @@ def _snow_settings(snow: ServiceNowSandbox, **more: Any) -> ServiceNowSettings:
     return ServiceNowSettings(
         instance_url=snow.url,
         username=snow.username,
-        password=snow.password,
-        webhook_secrets=[HOOK_SECRET],
+        password=SecretStr(snow.password),
+        webhook_secrets=[SecretStr(HOOK_SECRET)],
         **more,
     )
 
