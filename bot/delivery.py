@@ -116,7 +116,8 @@ class IncidentCardDelivery:
         action = await triage_store.latest(self._store, incident_key)
         stored = await links_store.links_of(self._store, incident_key)
         cis = await cmdb_store.ci_set(self._store, incident_key) if self._cmdb else None
-        azure = await self._azure(incident_key)
+        twin = incident.native_key if incident.source is IncidentSource.SENTINEL else None
+        azure = await self._azure(incident_key, twin)
         stamps = [x for x in (cis.stamp if cis is not None else None, azure.stamp) if x]
         version = card_version(incident, action, links_stamp(stored), max(stamps, default=None))
         posted = await self._store.posted_card(incident_key, conversation_id)
@@ -136,18 +137,19 @@ class IncidentCardDelivery:
         if self._deployments is not None:
             if not azure.view.asked:
                 await deployments_store.ask_incident(self._store, incident_key)
-            if incident.source is IncidentSource.SENTINEL and incident.native_key != incident_key:
+            if twin is not None and twin != incident_key and not azure.view.twin_asked:
                 # a Defender XDR card whose Sentinel twin arrived: its entities name resources
-                await deployments_store.ask_incident(self._store, incident_key, incident.native_key)
+                await deployments_store.ask_incident(self._store, incident_key, twin)
         if self._cmdb and (cis is None or cis.alert_count != incident.alert_count):
             await cmdb_store.ask_lookup(self._store, incident_key, incident.alert_count)
 
-    async def _azure(self, incident_key: str) -> _Azure:
-        """The incident's Azure CIs and latest deployment (nothing when deployments are off)."""
+    async def _azure(self, incident_key: str, twin: str | None) -> _Azure:
+        """The incident's Azure CIs and latest deployment (nothing when deployments are off),
+        and whether its Sentinel ``twin``'s read was asked for."""
         if self._deployments is None:
             return _Azure(deployments_store.IncidentDeployments(asked=True), [])
         view = await deployments_store.incident_deployments(
-            self._store, incident_key, self._deployments
+            self._store, incident_key, self._deployments, twin
         )
         found = []
         if view.resources:

@@ -38,7 +38,7 @@ from core.models import ConversationKind, ConversationRef
 from core.roles import Grant, Role, RoleMap
 from core.store import evidence as evidence_store
 from core.store import evidence_cards as cards_store
-from core.store.evidence import FollowUp
+from core.store.evidence_audit import FollowUp
 from core.store.evidence_cards import EVIDENCE_CARD_JOB, CardRole
 from core.store.evidence_outcomes import outcome_job
 from core.store.posture import attest_job

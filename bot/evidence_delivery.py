@@ -33,7 +33,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from bot.delivery import CardSender
-from bot.marked_posts import AmbiguousPosts, earlier_post, post_marked
+from bot.marked_posts import AmbiguousPosts, earlier_post, left_conversation, post_marked
 from cards.evidence import owner_card, people_on, reviewers_card
 from cards.links import COST_DAYS
 from cards.resources import ResourceFacts
@@ -48,7 +48,7 @@ from core.store import evidence_cards as cards_store
 from core.store.card_sends import CardSend
 from core.store.evidence_cards import CardRole, OwnerRoute, OwnerWay, PostedEvidenceCard
 from core.store.outbox import Job
-from core.store.schema import evidence_requests
+from core.store.schema_evidence import evidence_requests
 from core.store.store import Conversation, Store
 
 log = logging.getLogger(__name__)
@@ -158,22 +158,30 @@ class EvidenceCardDelivery:
         draw = owner_card if role is CardRole.OWNER else reviewers_card
         known = await resource_facts(self._store, request.resources)
         card = draw(record, requirement, names, resources=known)
-        if posted is None:
-            version = str(request.version)
-            activity_id = await post_marked(
-                self._store,
-                self._sender,
-                ref,
-                key,
-                conversation_id,
-                card,
-                version,
-                earlier=earlier,
-                job=job,
-            )
-        else:
-            activity_id = posted.activity_id
-            await self._sender.update_card(ref, activity_id, card)
+        try:
+            if posted is None:
+                version = str(request.version)
+                activity_id = await post_marked(
+                    self._store,
+                    self._sender,
+                    ref,
+                    key,
+                    conversation_id,
+                    card,
+                    version,
+                    earlier=earlier,
+                    job=job,
+                )
+            else:
+                activity_id = posted.activity_id
+                await self._sender.update_card(ref, activity_id, card)
+        except DeliveryError as exc:  # the bot was removed: nothing more goes there
+            names_message = posted is not None
+            if await left_conversation(
+                self._store, exc, conversation_id, job, names_message=names_message
+            ):
+                return
+            raise
         await cards_store.record_posted(
             self._store,
             request.id,

@@ -45,7 +45,7 @@ from core.evidence_reminders import (
 from core.store import evidence as evidence_store
 from core.store import evidence_cards as cards_store
 from core.store import evidence_reminders as reminders_store
-from core.store.evidence import FollowUp
+from core.store.evidence_audit import FollowUp
 from core.store.evidence_reminders import REMINDER_JOB, OwnerCard
 from core.store.outbox import Job
 from core.store.store import Store

@@ -21,7 +21,8 @@ from core.errors import DeliveryError, Outcome
 from core.settings import Settings
 from core.store.cmdb import CMDB_JOB
 from core.store.deployments import DEPLOYMENTS_JOB
-from core.store.evidence import AUDIT_MIRROR_JOB, EVIDENCE_FILE_JOB, EVIDENCE_LIST_JOB
+from core.store.evidence import EVIDENCE_FILE_JOB, EVIDENCE_LIST_JOB
+from core.store.evidence_audit import AUDIT_MIRROR_JOB
 from core.store.evidence_outcomes import ITSM_EVIDENCE_JOB
 from core.store.links import ITSM_CREATE_JOB, ITSM_OUTCOME_JOB, LINK_NOTE_JOB
 from core.store.outbox import Job

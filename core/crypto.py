@@ -1,4 +1,4 @@
-"""Encryption at rest of the store's sensitive columns (``core.store.schema.SEALED``).
+"""Encryption at rest of the store's sensitive columns (``core.store.schema_sealed.SEALED``).
 
 A ``PayloadCipher`` holds the keys of ``WARDEN_ENCRYPTION_KEYS`` (Fernet: AES-128-CBC with an
 HMAC-SHA256, through ``cryptography``'s ``MultiFernet``): the first key encrypts, every key

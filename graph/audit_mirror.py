@@ -1,6 +1,6 @@
 """The audit chain mirrored to SharePoint: one *Audit Log* list item per entry.
 
-``AuditMirror`` is the outbox handler of ``audit.mirror`` jobs (``core.store.evidence``). It
+``AuditMirror`` is the outbox handler of ``audit.mirror`` jobs (``core.store.evidence_audit``). It
 reads the entry by ``seq`` from the store and writes it as one list item: the entry's fields
 in their own columns (Seq, AtUtc, Actor, Action, RequestId, RequirementId, PrevHash, Hash)
 for people, and the entry's canonical JSON (RFC 8785, ``hash`` included) in the multi-line
@@ -27,7 +27,7 @@ from msgraph.graph_service_client import GraphServiceClient
 
 from core.audit_chain import AuditEntry, canonical_json
 from core.errors import DeliveryError, Outcome
-from core.store.evidence import audit_entries, mark_mirrored
+from core.store.evidence_audit import audit_entries, mark_mirrored
 from core.store.outbox import Job
 from core.store.store import Store
 from graph.sharepoint import (

@@ -42,7 +42,7 @@ from core.audit_chain import AuditAction, AuditEntry, Tampering, verify
 from core.breaker import Breakers
 from core.errors import DeliveryError, Outcome, SettingsError
 from core.settings import Settings
-from core.store.schema import audit_entries as audit_table
+from core.store.schema_evidence import audit_entries as audit_table
 from core.store.store import Store
 from graph.audit_mirror import audit_log_ref, column_mismatch, item_body, item_seq
 from graph.client import graph_client, graph_http

@@ -34,7 +34,9 @@ from core.errors import DeliveryError, Outcome
 from core.evidence import RequestStatus, Submission, approvers
 from core.store import evidence as evidence_store
 from core.store import evidence_chat_files as chat_store
-from core.store.evidence import FollowUp, RequestRecord
+from core.store import evidence_filing
+from core.store.evidence import RequestRecord
+from core.store.evidence_audit import FollowUp
 from core.store.evidence_cards import redraw_jobs
 from core.store.outbox import Job
 from core.store.store import Store
@@ -241,7 +243,7 @@ class EvidenceFiling:
             "file_name": path.filename,
         }
         jobs = redraws(request_id, conversation)
-        await evidence_store.record_filed(self._store, request_id, version, values, jobs=jobs)
+        await evidence_filing.record_filed(self._store, request_id, version, values, jobs=jobs)
         log.info("evidence %s v%d filed in SharePoint", request_id, version)
 
     async def _link_failed(
@@ -263,7 +265,7 @@ class EvidenceFiling:
         )
         request_id = record.request.id
         jobs = [*redraws(request_id, conversation), evidence_store.list_job(request_id)]
-        sent = await evidence_store.send_back(
+        sent = await evidence_filing.send_back(
             self._store, request_id, submission.version, reason, jobs=jobs
         )
         log.info(

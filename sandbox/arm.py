@@ -21,13 +21,14 @@ Use it from tests::
 
 or standalone: ``python -m sandbox.arm --port 0``. The control API lives under
 ``/_sandbox/`` (see ``sandbox.arm_control``).
+What tests do to incidents is ``sandbox.arm_incidents``; to deployments,
+``sandbox.arm_deployments``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import random
 import ssl
 import tempfile
 import time
@@ -41,15 +42,11 @@ from aiohttp import web
 from sandbox.arm_api import sandbox_middleware
 from sandbox.arm_approles import AppDirectory
 from sandbox.arm_control import add_control_routes
-from sandbox.arm_deployments import (
-    Deployments,
-    deploy_to_incident,
-    first_alert,
-    quiet_resource,
-)
+from sandbox.arm_deployments import Deployments, deploy_before_incident, seed_with_incidents
 from sandbox.arm_deployments_routes import add_deployment_control_routes
 from sandbox.arm_directory import Directory, DirectoryUser, default_users
 from sandbox.arm_graph import add_graph_routes
+from sandbox.arm_incidents import DEFAULT_SCOPE, IncidentControls
 from sandbox.arm_log import SandboxLog
 from sandbox.arm_login import add_login_routes
 from sandbox.arm_policy import PolicyStates
@@ -58,19 +55,13 @@ from sandbox.arm_records import RequestRecord
 from sandbox.arm_resourcegraph import ResourceGraph
 from sandbox.arm_resourcegraph_routes import add_resource_graph_routes
 from sandbox.arm_routes import add_arm_routes
-from sandbox.arm_seed import (
-    EXAMPLE_SCOPE,
-    PORTAL_URL,
-    Scope,
-    example_incidents,
-    generate_incident,
-)
-from sandbox.arm_store import IncidentStore, Workspace, check_resource
+from sandbox.arm_seed import EXAMPLE_SCOPE, Scope, example_incidents
+from sandbox.arm_store import IncidentStore
 from sandbox.arm_tls import TlsFiles, make_tls_files
 from sandbox.arm_tokens import ClientApp, TokenIssuer
 from sandbox.connector_faults import Fault
 from sandbox.connector_records import SANDBOX_TENANT_ID
-from sandbox.sentinel_samples import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE
+from sandbox.sentinel_samples import SUBSCRIPTION
 
 __all__ = [
     "ARM_RESOURCE",
@@ -83,14 +74,11 @@ __all__ = [
     "run_arm_sandbox",
 ]
 
-DEFAULT_SCOPE = Scope(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
-"""The workspace generated incidents go to unless told otherwise."""
-
 ARM_RESOURCE = "https://management.azure.com"
 """The audience of ARM tokens (scope ``https://management.azure.com/.default``)."""
 
 
-class ArmSandbox(SandboxLog):
+class ArmSandbox(IncidentControls, SandboxLog):
     """State and behaviour of one fake ARM + Entra ID + Graph: data, request log, faults.
 
     Not thread-safe: use it from the event loop that serves its app.
@@ -241,19 +229,7 @@ class ArmSandbox(SandboxLog):
         """Set the groups a user (object id or UPN) is a member of, for checkMemberGroups."""
         return self.directory.set_groups(user, group_ids)
 
-    # Incidents.
-
-    def workspace(self, scope: Scope | None = None) -> Workspace:
-        """Return a served workspace (the default one unless ``scope`` is given); KeyError."""
-        chosen = scope or DEFAULT_SCOPE
-        found = {w.scope.key: w for w in self.store.workspaces()}.get(chosen.key)
-        if found is None:
-            raise KeyError(f"workspace {chosen} is not served")
-        return found
-
-    def add_workspace(self, scope: Scope) -> Workspace:
-        """Serve another workspace."""
-        return self.store.add_workspace(scope)
+    # Incidents (the rest in ``sandbox.arm_incidents``), deployments and policy states.
 
     def load_examples(self) -> None:
         """Store the official examples' incidents (workspace myRg/myWorkspace) and policy states."""
@@ -262,32 +238,16 @@ class ArmSandbox(SandboxLog):
         for generated, comments in example_incidents():
             self.store.insert(workspace, generated, comments)
 
-    def seed(
-        self, count: int, *, scope: Scope | None = None, random_seed: int | None = None
-    ) -> list[dict[str, Any]]:
-        """Add ``count`` realistic incidents (created in the last 14 days); returns them."""
-        workspace = self.workspace(scope)
-        rng = random.Random(random_seed)  # noqa: S311 - sample data, not secrets
-        made = []
-        for _ in range(count):
-            generated = generate_incident(workspace.scope, rng, workspace.next_number, self.now())
-            made.append(self.store.insert(workspace, generated).render())
-        return made
-
     def seed_deployments(self, *, per_group: int = 6, random_seed: int | None = 0) -> int:
-        """Deployments in the groups of the Resource Graph resources; and, for each incident
-        of the default workspace, a resource it names, deployed 3 to 90 minutes before its
-        first alert (when there are resources). How many deployments were added."""
-        rows = list(self.resource_graph.rows.values())
-        added = self.deployments.seed(rows, per_group=per_group, random_seed=random_seed)
-        rng = random.Random(random_seed)  # noqa: S311 - sample data, not secrets
-        for number, stored in enumerate(self.workspace().incidents.values()):
-            if rows:
-                target = rng.choice(rows)["id"]
-                name = f"release-{number:04d}"
-                deploy_to_incident(self.deployments, stored, target, rng.randint(3, 90), name)
-                added += 1
-        return added
+        """Deployments in the groups of the Resource Graph resources, and one before each
+        incident of the default workspace (``arm_deployments.seed_with_incidents``)."""
+        return seed_with_incidents(
+            self.deployments,
+            self.resource_graph.rows.values(),
+            self.workspace().incidents.values(),
+            per_group=per_group,
+            random_seed=random_seed,
+        )
 
     def deploy_before_incident(
         self,
@@ -297,94 +257,21 @@ class ArmSandbox(SandboxLog):
         resource_id: str | None = None,
         scope: Scope | None = None,
     ) -> dict[str, Any]:
-        """Make ``incident`` name ``resource_id`` (default: a Resource Graph resource no
-        deployment touched within a day of its first alert) and deploy it ``minutes_before``
-        that alert; returns the deployment. KeyError for an unknown incident, LookupError
-        when there is no such resource."""
+        """Deploy a resource ``incident`` names ``minutes_before`` its first alert
+        (``arm_deployments.deploy_before_incident``); KeyError for an unknown incident."""
         stored = self.workspace(scope).incidents.get(incident.lower())
         if stored is None:
             raise KeyError(f"no incident {incident!r}")
-        if resource_id is None:
-            rows = self.resource_graph.rows.values()
-            chosen = quiet_resource(rows, self.deployments, first_alert(stored))
-            resource_id = str(chosen["id"])
-        made = deploy_to_incident(self.deployments, stored, resource_id, minutes_before, name)
-        return made.resource
+        rows = self.resource_graph.rows.values()
+        return deploy_before_incident(
+            self.deployments, rows, stored, name, minutes_before, resource_id
+        )
 
     def seed_policy_states(
         self, count: int, *, subscription: str = SUBSCRIPTION, random_seed: int | None = None
     ) -> list[dict[str, Any]]:
         """Add ``count`` generated NonCompliant policy states in ``subscription``; returns them."""
         return seed_states(self.policy, count, subscription, random_seed, self.now())
-
-    def create_incident(
-        self,
-        properties: dict[str, Any] | None = None,
-        *,
-        name: str | None = None,
-        scope: Scope | None = None,
-    ) -> dict[str, Any]:
-        """Make a new incident appear now, as an analytics rule would; returns it.
-
-        ``properties`` override the generated ones; ValueError if the result is invalid.
-        """
-        workspace = self.workspace(scope)
-        now = self.now()
-        rng = random.Random()  # noqa: S311 - sample data, not secrets
-        generated = generate_incident(workspace.scope, rng, workspace.next_number, now)
-        resource = generated.resource
-        if name is not None:
-            resource.update(id=workspace.scope.incident_id(name), name=name)
-            resource["properties"]["incidentUrl"] = PORTAL_URL + resource["id"]
-        stamp_now = self.store.tick()
-        resource["properties"].update(createdTimeUtc=stamp_now, lastModifiedTimeUtc=stamp_now)
-        resource["properties"].update(properties or {})
-        check_resource(resource)
-        return self.store.insert(workspace, generated).render()
-
-    def portal_update(
-        self, name: str, scope: Scope | None = None, **changes: Any
-    ) -> dict[str, Any]:
-        """Change an incident as a person in the portal would: new etag and timestamp.
-
-        ``changes`` are incident properties (``status="Active"``, ``severity="Low"``, ...).
-        Raises KeyError for an unknown workspace or incident, ValueError if Sentinel
-        would refuse the result (closing without a classification).
-        """
-        workspace = self.workspace(scope)
-        if name.lower() not in workspace.incidents:
-            raise KeyError(f"no incident {name!r}")
-        return self.store.portal_update(workspace, name, changes)
-
-    def portal_comment(
-        self, name: str, message: str, *, author: str = "Megan Bowen", scope: Scope | None = None
-    ) -> dict[str, Any]:
-        """Add a comment as a person in the portal would (the incident's etag stays)."""
-        workspace = self.workspace(scope)
-        stored = workspace.incidents.get(name.lower())
-        if stored is None:
-            raise KeyError(f"no incident {name!r}")
-        body = {"properties": {"message": message}}
-        answer, _ = self.store.put_comment(stored, str(uuid.uuid4()), body, {"name": author})
-        return answer
-
-    def incident(self, name: str, scope: Scope | None = None) -> dict[str, Any]:
-        """Return an incident as GET answers it; raises KeyError if there is none."""
-        found = self.workspace(scope).incidents.get(name.lower())
-        if found is None:
-            raise KeyError(f"no incident {name!r}")
-        return found.render()
-
-    def incidents(self, scope: Scope | None = None) -> list[dict[str, Any]]:
-        """Return every incident of a workspace as GET answers them."""
-        return [item.render() for item in self.workspace(scope).incidents.values()]
-
-    def comments(self, name: str, scope: Scope | None = None) -> list[dict[str, Any]]:
-        """Return the comments of an incident, oldest first; KeyError if there is none."""
-        found = self.workspace(scope).incidents.get(name.lower())
-        if found is None:
-            raise KeyError(f"no incident {name!r}")
-        return sorted(found.comments.values(), key=lambda c: c["properties"]["createdTimeUtc"])
 
     def reset(self) -> None:
         """Forget incidents, the log, faults and clock advances; reload the examples."""

@@ -352,3 +352,44 @@ def quiet_resource(
         if str(row["id"]).lower() not in busy:
             return row
     raise LookupError(f"every resource was deployed to within {days:g} days of {around}")
+
+
+def seed_with_incidents(
+    deployments: Deployments,
+    rows: Iterable[dict[str, Any]],
+    incidents: Iterable[Any],
+    *,
+    per_group: int = 6,
+    random_seed: int | None = 0,
+) -> int:
+    """Deployments in the groups of the Resource Graph ``rows``; and, for each of ``incidents``
+    (stored incidents), a resource it names, deployed 3 to 90 minutes before its first alert
+    (when there are rows). How many deployments were added."""
+    pool = list(rows)
+    added = deployments.seed(pool, per_group=per_group, random_seed=random_seed)
+    rng = random.Random(random_seed)  # noqa: S311 - sample data
+    for number, stored in enumerate(incidents):
+        if pool:
+            target = rng.choice(pool)["id"]
+            name = f"release-{number:04d}"
+            deploy_to_incident(deployments, stored, target, rng.randint(3, 90), name)
+            added += 1
+    return added
+
+
+def deploy_before_incident(
+    deployments: Deployments,
+    rows: Iterable[dict[str, Any]],
+    incident: Any,
+    name: str,
+    minutes_before: float,
+    resource_id: str | None = None,
+) -> dict[str, Any]:
+    """Make ``incident`` (a stored incident) name ``resource_id`` (default: the first of
+    ``rows`` no deployment touched within a day of its first alert) and deploy it
+    ``minutes_before`` that alert; returns the deployment. LookupError when there is no such
+    resource."""
+    if resource_id is None:
+        resource_id = str(quiet_resource(rows, deployments, first_alert(incident))["id"])
+    made = deploy_to_incident(deployments, incident, resource_id, minutes_before, name)
+    return made.resource

@@ -1,4 +1,5 @@
-"""Shared fixtures: a database per test (SQLite and PostgreSQL), the sandbox connector."""
+"""Shared fixtures: a database per test (SQLite and PostgreSQL), the sandboxes (the ARM one
+with resources and deployments on request, the Graph one serving Defender XDR)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ os.environ.pop("COLUMNS", None)
 
 from sandbox.arm import ArmSandbox, run_arm_sandbox
 from sandbox.connector import ConnectorSandbox, run_connector_sandbox
+from sandbox.embedded import GRAPH_ROLES
+from sandbox.graph import GraphSandbox, run_graph_sandbox
 from sandbox.jsm import JsmSandbox, run_jsm_sandbox
 from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
 
@@ -97,10 +100,30 @@ def sqlite_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The ARM sandbox (Sentinel, its Entra ID and Graph) over TLS."""
-    async with run_arm_sandbox() as sandbox:
-        yield sandbox
+async def arm(request: pytest.FixtureRequest) -> AsyncIterator[ArmSandbox]:
+    """The ARM sandbox (Sentinel, its Entra ID and Graph) over TLS.
+
+    In a module marked ``arm_deployments`` (``random_seed`` optional), Resource Graph holds
+    40 resources and ARM a few deployments in each of their groups.
+    """
+    sandbox = ArmSandbox()
+    marker = request.node.get_closest_marker("arm_deployments")
+    if marker is not None:
+        random_seed = marker.kwargs.get("random_seed", 11)
+        sandbox.resource_graph.seed(40, random_seed=random_seed)
+        rows = sandbox.resource_graph.rows.values()
+        sandbox.deployments.seed(rows, per_group=4, random_seed=random_seed)
+    async with run_arm_sandbox(sandbox=sandbox) as served:
+        yield served
+
+
+@pytest.fixture
+async def defender_graph(arm: ArmSandbox) -> AsyncIterator[GraphSandbox]:
+    """The Graph sandbox serving Defender XDR, trusting the ARM sandbox's tokens (Warden's
+    application roles as ``make run`` grants them)."""
+    arm.register_client(arm.client_id, arm.client_secret, graph_roles=GRAPH_ROLES)
+    async with run_graph_sandbox(arm) as served:
+        yield served
 
 
 @pytest.fixture

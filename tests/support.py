@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import ClientResponse
 from jsonschema import Draft7Validator
 
-from core.settings import OutboxSettings, Settings
+from core.settings import Settings
+from core.settings_outbox import OutboxSettings
 from core.signing import sign
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy1vbmx5LTEyMzQ1Njc4OTA="

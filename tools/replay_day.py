@@ -31,7 +31,8 @@ from app import STORE, WORKER, create_app
 from cards.verbs import CardVerb
 from connectors.sentinel.connection import tls_verify
 from connectors.sentinel.setup import credential as arm_credential
-from core.settings import OutboxSettings, Settings
+from core.settings import Settings
+from core.settings_outbox import OutboxSettings
 from core.settings_servicenow import ServiceNowSettings
 from core.signing import sign
 from core.store import outbox

@@ -45,6 +45,7 @@ from core.policy_states import AttestationRequest, AttestationState, Evidence, P
 from core.posture import attestation_expiry
 from core.settings import Settings
 from core.store import evidence as evidence_store
+from core.store import evidence_filing
 from core.store.evidence import RequestRecord
 from core.store.evidence_cards import names_of
 from core.store.outbox import Job
@@ -144,7 +145,7 @@ class PolicyAttestation:
                 "attestations": written,
                 "resources": len(resources),
             }
-            await evidence_store.record_written_back(
+            await evidence_filing.record_written_back(
                 self._store, request.id, "azure-policy", details
             )
 

@@ -34,7 +34,7 @@ from core.leader import leading
 from core.settings import Settings
 from core.store import evidence as evidence_store
 from core.store import evidence_cards as cards_store
-from core.store.evidence import FollowUp
+from core.store.evidence_audit import FollowUp
 from core.store.evidence_cards import CardRole
 from core.store.store import Store
 

@@ -29,7 +29,7 @@ from core.errors import DeliveryError, ItsmRecordNotFound, Outcome
 from core.evidence import RequestStatus
 from core.itsm import ItsmChange, RecordType
 from core.models import IncidentStatus, Severity
-from core.store import evidence as evidence_store
+from core.store import evidence_filing
 from core.store.evidence_outcomes import EvidenceOutcome
 from core.store.outbox import Job
 from core.store.store import Store
@@ -160,6 +160,6 @@ class EvidenceOutcomeDelivery:
             "decision": outcome.decision.value,
             "record": number,
         }
-        await evidence_store.record_written_back(
+        await evidence_filing.record_written_back(
             self._store, outcome.request_id, "servicenow", details
         )

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from alembic import context
 
+from core.store import (  # noqa: F401 - each area's tables join the metadata
+    schema_budgets,
+    schema_costs,
+    schema_delta,
+    schema_evidence,
+    schema_links,
+)
 from core.store.schema import metadata
 
 connection = context.config.attributes.get("connection")

@@ -34,8 +34,8 @@ from core.evidence_models import DecisionKind, EvidenceRequest, RequestSource, d
 from core.store import admin_audit
 from core.store import evidence as evidence_store
 from core.store import evidence_rows as convert
-from core.store.evidence import FollowUp
-from core.store.schema import (
+from core.store.evidence_audit import FollowUp
+from core.store.schema_evidence import (
     evidence_campaign_requests,
     evidence_campaigns,
     evidence_decisions,

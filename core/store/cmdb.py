@@ -25,8 +25,8 @@ from core.itsm import ConfigurationItem
 from core.store import outbox
 from core.store.cards import redraw_cards
 from core.store.engine import insert_for
-from core.store.schema import incident_ci_lookups, incident_cis
 from core.store.schema import outbox as outbox_table
+from core.store.schema_links import incident_ci_lookups, incident_cis
 from core.store.store import Store
 
 CMDB_JOB = "itsm.cmdb"

@@ -20,7 +20,8 @@ from sqlalchemy import Connection, and_, func, select, update
 
 from core.itsm import ConfigurationItem
 from core.store.engine import insert_for
-from core.store.schema import checkpoints, cmdb_cis
+from core.store.schema import checkpoints
+from core.store.schema_links import cmdb_cis
 from core.store.store import Store
 
 CHECKPOINT = "cmdb.sync"

@@ -23,18 +23,12 @@ from sqlalchemy import Connection, delete, select, tuple_, update
 from core.audit_chain import AuditEntry
 from core.outside_changes import OutsideChange
 from core.store import card_sends
-from core.store.evidence import FollowUp, append_audit, audit_entries, serialise_writes
+from core.store.evidence_audit import FollowUp, append_audit, audit_entries, serialise_writes
 from core.store.outbox import Job
-from core.store.schema import (
-    audit_entries as audit_table,
-)
-from core.store.schema import (
-    checkpoints,
-    delta_items,
-    evidence_requests,
-    evidence_submissions,
-)
-from core.store.schema_delta import outside_change_alerts
+from core.store.schema import checkpoints
+from core.store.schema_delta import delta_items, outside_change_alerts
+from core.store.schema_evidence import audit_entries as audit_table
+from core.store.schema_evidence import evidence_requests, evidence_submissions
 from core.store.store import Store
 
 OUTSIDE_CHANGE_JOB = "audit.outside_change"

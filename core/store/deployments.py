@@ -24,7 +24,8 @@ from core.deployments import Deployment, DeploymentLink, DeploymentNote, resourc
 from core.store import outbox
 from core.store.cards import redraw_cards
 from core.store.engine import insert_for
-from core.store.schema import (
+from core.store.schema import outbox as outbox_table
+from core.store.schema_links import (
     arm_deployments,
     cmdb_cis,
     deployment_links,
@@ -32,7 +33,6 @@ from core.store.schema import (
     incident_resource_lookups,
     incident_resources,
 )
-from core.store.schema import outbox as outbox_table
 from core.store.store import Store
 
 DEPLOYMENTS_JOB = "arm.deployments"
@@ -53,6 +53,8 @@ class IncidentDeployments:
     asked: bool = False
     """True once a read was asked for (a card job asks once)."""
     changed_at: float | None = None
+    twin_asked: bool = False
+    """True once a read of the Sentinel twin (``read_key``) was asked for."""
 
     @property
     def stamp(self) -> str | None:
@@ -268,20 +270,25 @@ async def store_incident_resources(
 
 
 async def incident_deployments(
-    store: Store, incident_key: str, lookback_seconds: float
+    store: Store, incident_key: str, lookback_seconds: float, read_key: str | None = None
 ) -> IncidentDeployments:
     """The incident's resources and the latest deployment that touched one of them within
-    ``lookback_seconds`` before its first alert (None when there is none)."""
+    ``lookback_seconds`` before its first alert (None when there is none); with ``read_key``
+    (a Sentinel twin, ``ask_incident``), also whether that twin's read was asked for."""
+    keys = [incident_key] if read_key in (None, incident_key) else [incident_key, read_key]
     async with store.reading() as conn:
-        marker = (
-            await conn.execute(
+        markers = {
+            row.incident_key: row
+            for row in await conn.execute(
                 select(incident_resource_lookups).where(
-                    incident_resource_lookups.c.incident_key == incident_key
+                    incident_resource_lookups.c.incident_key.in_(keys)
                 )
             )
-        ).first()
+        }
+        twin_asked = read_key is not None and read_key in markers
+        marker = markers.get(incident_key)
         if marker is None:
-            return IncidentDeployments()
+            return IncidentDeployments(twin_asked=twin_asked)
         rows = await conn.execute(
             select(incident_resources.c.resource_id)
             .where(incident_resources.c.incident_key == incident_key)
@@ -312,7 +319,7 @@ async def incident_deployments(
                     state=latest.state,
                     resource=latest.resource_id,
                 )
-    return IncidentDeployments(resources, note, True, marker.changed_at)
+    return IncidentDeployments(resources, note, True, marker.changed_at, twin_asked)
 
 
 async def by_name(store: Store, name: str) -> list[Deployment]:

@@ -17,9 +17,9 @@ from enum import StrEnum
 from sqlalchemy import func, select, update
 
 from core.store import card_sends
-from core.store.evidence import FollowUp
+from core.store.evidence_audit import FollowUp
 from core.store.outbox import Job
-from core.store.schema import (
+from core.store.schema_evidence import (
     evidence_cards,
     evidence_owner_chats,
     evidence_owner_routes,

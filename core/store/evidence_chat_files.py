@@ -1,7 +1,7 @@
 """Files attached in a Teams chat as evidence, from the message to the filed copy.
 
 Teams hands the bot a short-lived, pre-authenticated download URL for each file attached in
-a personal chat. Warden keeps it here, sealed (``schema.SEALED``), never in card data: while
+a personal chat. Warden keeps it here, sealed (``schema_sealed.SEALED``), never in card data: while
 the owner picks the request the file is for (``waiting``), then as the submission it became
 (``filing``, with the request and submission number) until the ``evidence.file`` job has
 streamed it into SharePoint (``filed``), found the URL expired (``expired``) or refused the
@@ -28,10 +28,11 @@ from core.evidence import (
     Transition,
 )
 from core.store import evidence as evidence_store
+from core.store import evidence_filing
 from core.store import evidence_rows as convert
-from core.store.evidence import FollowUp
-from core.store.schema import evidence_chat_files as table
-from core.store.schema import evidence_requests
+from core.store.evidence_audit import FollowUp
+from core.store.schema_evidence import evidence_chat_files as table
+from core.store.schema_evidence import evidence_requests
 from core.store.store import Store
 
 
@@ -205,7 +206,7 @@ async def hand_back(
     """
     handed_back = False
     if file.request_id is not None and file.version is not None:  # it was handed in
-        handed_back = await evidence_store.send_back(
+        handed_back = await evidence_filing.send_back(
             store, file.request_id, file.version, reason, jobs=jobs
         )
     await mark(store, file.id, state)

@@ -23,7 +23,8 @@ from core.errors import EvidenceRefused
 from core.evidence import DecisionKind, RequestStatus, Verdict
 from core.evidence import decide as decide_rule
 from core.store import evidence as evidence_store
-from core.store.evidence import FollowUp, RequestRecord
+from core.store.evidence import RequestRecord
+from core.store.evidence_audit import FollowUp
 from core.store.evidence_cards import names_of
 from core.store.links import record_ordering_key
 from core.store.store import Store

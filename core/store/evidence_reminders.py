@@ -17,16 +17,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Connection, Float, Index, String, Table, Text, select
+from sqlalchemy import Connection, select
 
 from core.audit_chain import AuditDraft
 from core.evidence import Transition
 from core.evidence_reminders import Reminder
 from core.store import card_sends
-from core.store.evidence import FollowUp, record_transition, select_request, serialise_writes
+from core.store.evidence import select_request
+from core.store.evidence_audit import FollowUp, record_transition, serialise_writes
 from core.store.evidence_cards import CardRole
 from core.store.outbox import Job
-from core.store.schema import evidence_cards, evidence_reminders, evidence_requests, metadata
+from core.store.schema_evidence import (
+    evidence_cards,
+    evidence_reminder_posts,
+    evidence_reminders,
+    evidence_requests,
+)
 from core.store.store import Store
 
 REMINDER_JOB = "evidence.reminder"
@@ -34,19 +40,6 @@ REMINDER_JOB = "evidence.reminder"
 
 Payload: ``{"request", "kind", "day", "conversation_id", "thread", "wording",
 "escalation": bool, "manager"?}``; see ``bot.evidence_reminders``."""
-
-reminder_posts = Table(
-    "evidence_reminder_posts",
-    metadata,
-    Column("post_key", String(1024), primary_key=True),
-    Column("conversation_id", String(512), primary_key=True),
-    Column("request_id", String(64), nullable=False),
-    Column("activity_id", Text, nullable=False),
-    Column("posted_at", Float, nullable=False),
-    Index("ix_evidence_reminder_posts_request", "request_id"),
-)
-"""Each reminder or escalation card posted: its post's key (``bot.evidence_reminders``),
-conversation and activity id."""
 
 
 @dataclass(frozen=True)
@@ -129,9 +122,9 @@ async def recorded(store: Store, request_id: str) -> list[tuple[str, str]]:
 
 async def posted(store: Store, post_key: str, conversation_id: str) -> str | None:
     """The activity id of the card posted for ``post_key`` in the conversation, or None."""
-    stmt = select(reminder_posts.c.activity_id).where(
-        reminder_posts.c.post_key == post_key,
-        reminder_posts.c.conversation_id == conversation_id,
+    stmt = select(evidence_reminder_posts.c.activity_id).where(
+        evidence_reminder_posts.c.post_key == post_key,
+        evidence_reminder_posts.c.conversation_id == conversation_id,
     )
     async with store.reading() as conn:
         found = (await conn.execute(stmt)).scalar()
@@ -150,13 +143,13 @@ async def record_posted(
         "activity_id": activity_id,
         "posted_at": time.time(),
     }
-    stmt = store.insert(reminder_posts).values(**row).on_conflict_do_nothing()
+    stmt = store.insert(evidence_reminder_posts).values(**row).on_conflict_do_nothing()
     await card_sends.record(store, stmt, (post_key, conversation_id), job=job)
 
 
 async def posts(store: Store, request_id: str) -> list[ReminderPost]:
     """The reminder and escalation cards posted for the request, oldest first."""
-    table = reminder_posts
+    table = evidence_reminder_posts
     stmt = (
         select(table.c.post_key, table.c.conversation_id, table.c.activity_id)
         .where(table.c.request_id == request_id)

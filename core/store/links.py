@@ -22,8 +22,9 @@ from core.models import Incident
 from core.store import outbox
 from core.store.cards import redraw_cards
 from core.store.engine import insert_for
-from core.store.schema import incident_links, incidents, posted_cards, webhook_receipts
+from core.store.schema import incidents, posted_cards, webhook_receipts
 from core.store.schema import outbox as outbox_table
+from core.store.schema_links import incident_links
 from core.store.store import Store
 from core.triage import Actor
 

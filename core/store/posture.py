@@ -24,9 +24,9 @@ from core.evidence import DecisionKind, EvidenceRequest, RequestSource, RequestS
 from core.posture import PolicyPosture, PostureStatus, posture_status
 from core.store import evidence as evidence_store
 from core.store import evidence_rows as convert
-from core.store.evidence import FollowUp
+from core.store.evidence_audit import FollowUp
 from core.store.evidence_outcomes import outcome_job
-from core.store.schema import evidence_requests, evidence_submissions
+from core.store.schema_evidence import evidence_requests, evidence_submissions
 from core.store.store import Store
 
 POLICY_ATTEST_JOB = "policy.attest"

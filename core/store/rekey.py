@@ -1,6 +1,6 @@
 """Key rotation: re-encrypt every sealed value under the first key of ``WARDEN_ENCRYPTION_KEYS``.
 
-``rotate`` pages through each sealed column (``schema.SEALED``) by primary key, one write
+``rotate`` pages through each sealed column (``schema_sealed.SEALED``) by primary key, one write
 transaction per batch. A value is rewritten only when it is not under the first key yet
 (values written before encryption was switched on are encrypted), and only if it still holds
 what was read: a row that Warden changed meanwhile already carries a value under the first
@@ -19,7 +19,7 @@ from sqlalchemy import Column, Connection, func, select, update
 
 from core.crypto import PayloadCipher
 from core.store import admin_audit
-from core.store.schema import SEALED
+from core.store.schema_sealed import SEALED
 from core.store.store import Store
 
 ROTATE_ACTION = "keys.rotate"

@@ -22,17 +22,11 @@ from core.evidence import EvidenceRequest
 from core.evidence import reassign as reassign_rule
 from core.logs import SCRUBBER
 from core.store import evidence_rows as convert
-from core.store.evidence import (
-    FollowUp,
-    list_job,
-    record_transition,
-    select_request,
-    serialise_writes,
-    update_request,
-)
+from core.store.evidence import list_job, select_request, update_request
+from core.store.evidence_audit import FollowUp, record_transition, serialise_writes
 from core.store.evidence_cards import redraw_jobs
 from core.store.roster import USER, RosterRecord, groups_of, read
-from core.store.schema import evidence_cards, evidence_requests
+from core.store.schema_evidence import evidence_cards, evidence_requests
 from core.store.store import Store
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
-"""The evidence-change alerts table (SQLAlchemy Core), created by migration 0023.
+"""The evidence-library change tables (SQLAlchemy Core): ``delta_items`` and, created by
+migration 0023, ``outside_change_alerts``.
 
-``delta_items`` (``core.store.schema``) holds the eTag the watch last accounted for;
-this table holds every change Warden alerted on, so a change read again (a lost or
+``delta_items`` holds the eTag the watch last accounted for per item; ``outside_change_alerts``
+holds every change Warden alerted on, so a change read again (a lost or
 restored delta link, a resync) is never alerted on twice (``core.store.delta``).
 """
 
@@ -10,6 +11,15 @@ from __future__ import annotations
 from sqlalchemy import Column, Float, String, Table, Text
 
 from core.store.schema import metadata
+
+delta_items = Table(
+    "delta_items",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("item_id", String(128), primary_key=True),
+    Column("etag", String(256), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
 
 outside_change_alerts = Table(
     "outside_change_alerts",

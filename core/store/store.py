@@ -3,7 +3,7 @@
 Every write that causes outbound work writes its outbox rows in the same transaction
 (``core.store.outbox``). On SQLite, writes from this process are serialised by one lock so
 that a read-then-write transaction never meets another writer half-way. The columns in
-``schema.SEALED`` are encrypted and decrypted by the store's ``cipher`` (``core.crypto``).
+``schema_sealed.SEALED`` are encrypted and decrypted by the store's ``cipher`` (``core.crypto``).
 """
 
 from __future__ import annotations

@@ -13,14 +13,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from core.store.outbox import UNFINISHED
-from core.store.schema import (
-    audit_entries,
-    evidence_requests,
-    incident_links,
-    incidents,
-    outbox,
-    posted_cards,
-)
+from core.store.schema import incidents, outbox, posted_cards
+from core.store.schema_evidence import audit_entries, evidence_requests
+from core.store.schema_links import incident_links
 from core.store.store import Store
 
 _TABLES: tuple[tuple[str, Any], ...] = (

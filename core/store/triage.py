@@ -21,14 +21,9 @@ from core.store import outbox
 from core.store.cards import redraw_cards
 from core.store.cmdb import read_cis
 from core.store.links import StoredLink, enqueue_outcomes, read_links
-from core.store.schema import (
-    incident_cis,
-    incident_links,
-    incidents,
-    posted_cards,
-    triage_actions,
-)
+from core.store.schema import incidents, posted_cards, triage_actions
 from core.store.schema import outbox as outbox_table
+from core.store.schema_links import incident_cis, incident_links
 from core.store.store import Store
 from core.triage import TRIAGE_JOB, Actor, TriageAction, TriageChange, TriageState
 

@@ -23,9 +23,8 @@ from app import STORE, create_app
 from connectors.resourcegraph.mapping import ci_from_row
 from core.settings_jsm import JsmSettings
 from core.store import cmdb_cis
-from sandbox.arm import ArmSandbox, run_arm_sandbox
-from sandbox.embedded import GRAPH_ROLES
-from sandbox.graph import GraphSandbox, run_graph_sandbox
+from sandbox.arm import ArmSandbox
+from sandbox.graph import GraphSandbox
 from sandbox.jsm import JsmSandbox
 from sandbox.playground import Playground
 from sandbox.playground_client import Frame, PlaygroundClient
@@ -34,34 +33,15 @@ from tests.integration.triage_support import connected_settings
 from tests.processes import free_port
 from tests.support import make_settings, signed
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.arm_deployments(random_seed=7)]
 
 URL = web.AppKey("url", str)
 TITLE = "Web shell dropped on a finance App Service"
 
 
 @pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The ARM sandbox with 40 resources and a few deployments in each of their groups."""
-    sandbox = ArmSandbox()
-    sandbox.resource_graph.seed(40, random_seed=7)
-    sandbox.deployments.seed(sandbox.resource_graph.rows.values(), per_group=4, random_seed=7)
-    async with run_arm_sandbox(sandbox=sandbox) as served:
-        yield served
-
-
-@pytest.fixture
-async def graph(arm: ArmSandbox) -> AsyncIterator[GraphSandbox]:
-    """The Graph sandbox serving Defender XDR, trusting the ARM sandbox's tokens (Warden's
-    application roles as ``make run`` grants them)."""
-    arm.register_client(arm.client_id, arm.client_secret, graph_roles=GRAPH_ROLES)
-    async with run_graph_sandbox(arm) as served:
-        yield served
-
-
-@pytest.fixture
 async def warden(
-    tmp_path: Path, sqlite_url: str, arm: ArmSandbox, graph: GraphSandbox, jsm: JsmSandbox
+    tmp_path: Path, sqlite_url: str, arm: ArmSandbox, defender_graph: GraphSandbox, jsm: JsmSandbox
 ) -> AsyncIterator[web.Application]:
     """Warden on a free local port, connected to the three sandboxes."""
     port = free_port()
@@ -69,7 +49,7 @@ async def warden(
         tmp_path,
         sqlite_url,
         port=port,
-        **connected_settings(arm, graph_endpoint=graph.graph_url),
+        **connected_settings(arm, graph_endpoint=defender_graph.graph_url),
         defender={"enabled": True, "poll_seconds": 0.3},
         jsm=JsmSettings(
             base_url=jsm.url,
@@ -99,7 +79,7 @@ async def test_playground_one_card_from_two_sources_triaged_and_linked_to_jira(
     teams: tuple[Playground, PlaygroundClient],
     warden: web.Application,
     arm: ArmSandbox,
-    graph: GraphSandbox,
+    defender_graph: GraphSandbox,
     jsm: JsmSandbox,
 ) -> None:
     """Defender and Sentinel report one incident: one card naming both, with the resource's
@@ -118,7 +98,7 @@ async def test_playground_one_card_from_two_sources_triaged_and_linked_to_jira(
         await client.send_message(channel, "subscribe incidents from sentinel and defender")
         await stream.wait_for(lambda f: "Subscribed" in content(f) and "Defender" in content(f))
 
-        xdr = graph.security.add_incident({"displayName": TITLE, "status": "active"})
+        xdr = defender_graph.security.add_incident({"displayName": TITLE, "status": "active"})
         twin = arm.create_incident(
             {
                 "title": TITLE,

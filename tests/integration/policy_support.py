@@ -17,7 +17,7 @@ from cards.verbs import CardVerb
 from core.catalog import load_catalog
 from core.evidence import RequestSource, draft_for
 from core.store import evidence as evidence_store
-from core.store import outbox
+from core.store import evidence_filing, outbox
 from core.store.evidence_cards import CardRole
 from core.store.posture import POLICY_ATTEST_JOB
 from core.store.store import Store
@@ -98,7 +98,7 @@ async def approve_filed(room: Room, request_id: str, filed: FiledLink) -> None:
         "file_name": filed.file_name,
         "file_size": 19,
     }
-    assert await evidence_store.record_filed(store_of(room), request_id, 1, values)
+    assert await evidence_filing.record_filed(store_of(room), request_id, 1, values)
     await room.click(CardVerb.EVIDENCE_APPROVE, RITA)
 
 

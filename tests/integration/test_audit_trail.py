@@ -31,9 +31,9 @@ from core.catalog import EvidenceKind
 from core.crypto import PayloadCipher
 from core.errors import DeliveryError, Outcome
 from core.evidence import DecisionKind, Evidence, RequestDraft, RequestSource, Verdict
-from core.settings import OutboxSettings
-from core.store import evidence, outbox
-from core.store.evidence import AUDIT_MIRROR_JOB, AUDIT_ORDERING_KEY
+from core.settings_outbox import OutboxSettings
+from core.store import evidence, evidence_audit, outbox
+from core.store.evidence_audit import AUDIT_MIRROR_JOB, AUDIT_ORDERING_KEY
 from core.store.outbox import Job
 from core.store.store import Store
 from core.worker import Handler, OutboxWorker
@@ -208,7 +208,7 @@ async def test_mirror_outbox_settled_lists_every_entry_in_order(
     store: Store, graph: GraphSandbox, journey: Journey
 ) -> None:
     """After the outbox settles the Audit Log holds seq 1..3, hashes as in the store."""
-    chain = await evidence.audit_entries(store)
+    chain = await evidence_audit.audit_entries(store)
     log, by_seq = audit_log(graph)
     assert [int(item.fields["Seq"]) for item in log.items.values()] == [1, 2, 3]
     assert [by_seq[e.seq].fields["Hash"] for e in chain] == [e.hash for e in chain]

@@ -13,9 +13,7 @@ from sandbox.arm import ArmSandbox
 from sandbox.graph import GraphSandbox
 from tests.integration.conftest import WardenFactory
 from tests.integration.test_connector_flags import _facts
-from tests.integration.test_defender_incidents import _DefenderDesk, _settings, graph
-
-__all__ = ["graph"]  # the Graph sandbox fixture, shared with the Defender XDR tests
+from tests.integration.test_defender_incidents import _DefenderDesk, _settings
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -25,11 +23,11 @@ def _off(name: str) -> ConnectorFlags:
 
 
 async def test_defender_switched_off_polls_nothing_and_subscribe_names_the_flag(
-    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+    start_warden: WardenFactory, arm: ArmSandbox, defender_graph: GraphSandbox
 ) -> None:
     """Configured but switched off: `subscribe incidents from defender` names the flag, the
     subscription is not made, `status` and /readyz show it off, Graph is never asked."""
-    settings = _settings(arm, graph, sentinel_poll=False)
+    settings = _settings(arm, defender_graph, sentinel_poll=False)
     warden = await start_warden(**settings, connectors=_off("defender"))
     conversation = "19:soc@thread.tacv2"
     await warden.install(conversation)
@@ -42,26 +40,28 @@ async def test_defender_switched_off_polls_nothing_and_subscribe_names_the_flag(
     ready = await (await warden.client.get("/readyz")).json()
     assert ready["checks"]["connectors"]["defender"]["state"] == "off"
     assert ready["checks"]["connectors"]["sentinel"]["state"] == "on"
-    assert graph.calls("ListIncidents") == []
+    assert defender_graph.calls("ListIncidents") == []
 
 
 async def test_defender_runs_and_triages_with_sentinel_switched_off(
-    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+    start_warden: WardenFactory, arm: ArmSandbox, defender_graph: GraphSandbox
 ) -> None:
     """Sentinel's flag off, Defender's on: Defender incidents are polled, posted and triaged
     from the card; `subscribe incidents` (Sentinel's) says Sentinel is off."""
     warden = await start_warden(
-        **_settings(arm, graph, sentinel_poll=False), connectors=_off("sentinel")
+        **_settings(arm, defender_graph, sentinel_poll=False), connectors=_off("sentinel")
     )
     conversation = await warden.subscribed_channel("sentinel-only")
     refused = await warden.say(conversation, "subscribe incidents")
     assert "WARDEN_CONNECTORS__SENTINEL__ENABLED=true" in str(refused)
     await warden.say(conversation, "subscribe incidents from defender")
-    made = graph.security.add_incident({"displayName": "Suspicious sign-in", "severity": "high"})
+    made = defender_graph.security.add_incident(
+        {"displayName": "Suspicious sign-in", "severity": "high"}
+    )
     await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
     desk = _DefenderDesk(warden, arm, conversation, made["id"])
     await desk.settled()
     await desk.click(CardVerb.STATUS, {"status": "Active"})
     await desk.settled()
-    assert graph.security.incidents[made["id"]].resource["status"] == "inProgress"
+    assert defender_graph.security.incidents[made["id"]].resource["status"] == "inProgress"
     assert [c for c in arm.calls() if c.operation.startswith("Incident")] == []  # Sentinel: none

@@ -7,43 +7,31 @@ through the Connector sandbox; the assertions read those sandboxes' request logs
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from app import STORE, WORKER
 from cards.verbs import CardVerb
+from core.store import deployments as deployments_store
 from core.store import outbox
+from core.store.store import Store
 from sandbox.arm import DEFAULT_SCOPE, ArmSandbox
-from sandbox.graph import GraphSandbox, run_graph_sandbox
+from sandbox.graph import GraphSandbox
 from tests.integration.conftest import Warden, WardenFactory
 from tests.integration.triage_support import Desk
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-GRAPH_ROLES = [
-    "SecurityIncident.ReadWrite.All",
-    "SecurityAlert.Read.All",
-    "User.Read.All",
-    "GroupMember.Read.All",
-]
 
-
-@pytest.fixture
-async def graph(arm: ArmSandbox) -> AsyncIterator[GraphSandbox]:
-    """The Graph sandbox (Defender XDR incidents), trusting the ARM sandbox's tokens."""
-    arm.register_client(arm.client_id, arm.client_secret, graph_roles=GRAPH_ROLES)
-    async with run_graph_sandbox(arm) as served:
-        yield served
-
-
-def _settings(arm: ArmSandbox, graph: GraphSandbox, *, sentinel_poll: bool) -> dict[str, Any]:
+def _settings(
+    arm: ArmSandbox, defender_graph: GraphSandbox, *, sentinel_poll: bool
+) -> dict[str, Any]:
     scope = DEFAULT_SCOPE
     values: dict[str, Any] = {
         "arm_endpoint": arm.url,
         "arm_ca_bundle": arm.ca_path,
-        "graph_endpoint": graph.graph_url,
+        "graph_endpoint": defender_graph.graph_url,
         "azure_tenant_id": arm.tenant_id,
         "azure_client_id": arm.client_id,
         "azure_client_secret": arm.client_secret,
@@ -73,28 +61,30 @@ def _xdr_twin(arm: ArmSandbox, incident_id: str, title: str) -> dict[str, Any]:
 
 
 async def test_defender_subscription_polled_incident_posted_with_defender_values(
-    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+    start_warden: WardenFactory, arm: ArmSandbox, defender_graph: GraphSandbox
 ) -> None:
     """A conversation subscribed from Defender gets Defender's incidents, polled with alerts."""
-    warden = await start_warden(**_settings(arm, graph, sentinel_poll=False))
+    warden = await start_warden(**_settings(arm, defender_graph, sentinel_poll=False))
     conversation = await _channel(warden, "subscribe incidents from defender")
-    graph.security.add_incident({"displayName": "Email reported as phish", "status": "inProgress"})
+    defender_graph.security.add_incident(
+        {"displayName": "Email reported as phish", "status": "inProgress"}
+    )
     await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
     card = str(warden.card_posts(conversation)[0].body)
     assert "Email reported as phish" in card and "Active" in card
-    polls = graph.calls("ListIncidents", successful=True)
+    polls = defender_graph.calls("ListIncidents", successful=True)
     assert polls[0].query["$expand"] == "alerts"
     assert polls[0].query["$filter"].startswith("lastUpdateDateTime ge ")
 
 
 async def test_sentinel_only_subscription_receives_no_defender_incident(
-    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+    start_warden: WardenFactory, arm: ArmSandbox, defender_graph: GraphSandbox
 ) -> None:
     """``subscribe incidents`` stays Sentinel's: a Defender-only incident is not posted."""
-    warden = await start_warden(**_settings(arm, graph, sentinel_poll=True))
+    warden = await start_warden(**_settings(arm, defender_graph, sentinel_poll=True))
     sentinel_only = await warden.subscribed_channel("sentinel-only")
     both = await _channel(warden, "subscribe incidents from sentinel and defender")
-    graph.security.add_incident({"displayName": "Defender only"})
+    defender_graph.security.add_incident({"displayName": "Defender only"})
     arm.create_incident({"title": "Sentinel only"})
     await warden.connector.wait_for(lambda s: len(warden.card_posts(both)) >= 2 or None)
     await _idle(warden)
@@ -104,18 +94,18 @@ async def test_sentinel_only_subscription_receives_no_defender_incident(
 
 @pytest.mark.parametrize("sentinel_first", [True, False])
 async def test_sentinel_and_defender_same_incident_one_card(
-    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox, sentinel_first: bool
+    start_warden: WardenFactory, arm: ArmSandbox, defender_graph: GraphSandbox, sentinel_first: bool
 ) -> None:
     """The incident both report (Sentinel's carries the XDR id) is one card, in either order."""
-    warden = await start_warden(**_settings(arm, graph, sentinel_poll=True))
+    warden = await start_warden(**_settings(arm, defender_graph, sentinel_poll=True))
     conversation = await _channel(warden, "subscribe incidents from sentinel and defender")
     title = "Ransomware on FIN-SRV-02"
     if sentinel_first:
-        twin = _xdr_twin(arm, str(graph.security.next_id), title)
+        twin = _xdr_twin(arm, str(defender_graph.security.next_id), title)
         await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
-        made = graph.security.add_incident({"displayName": title, "status": "inProgress"})
+        made = defender_graph.security.add_incident({"displayName": title, "status": "inProgress"})
     else:
-        made = graph.security.add_incident({"displayName": title, "status": "inProgress"})
+        made = defender_graph.security.add_incident({"displayName": title, "status": "inProgress"})
         await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
         twin = _xdr_twin(arm, made["id"], title)
     assert twin["properties"]["providerIncidentId"] == made["id"]
@@ -138,13 +128,13 @@ async def _idle(warden: Warden) -> None:
 
 
 async def test_defender_triage_status_patched_with_attribution_comment(
-    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+    start_warden: WardenFactory, arm: ArmSandbox, defender_graph: GraphSandbox
 ) -> None:
     """*Start work* on a Defender card PATCHes inProgress and comments who did it."""
-    desk = await _defender_desk(start_warden, arm, graph)
+    desk = await _defender_desk(start_warden, arm, defender_graph)
     await desk.click(CardVerb.STATUS, {"status": "Active"})
     await desk.settled()
-    stored = graph.security.incidents[desk.name].resource
+    stored = defender_graph.security.incidents[desk.name].resource
     assert stored["status"] == "inProgress"
     assert [c["comment"] for c in stored["comments"]] == [
         "Status New \u2192 Active by Adele Vance via Teams"
@@ -155,13 +145,13 @@ async def test_defender_triage_status_patched_with_attribution_comment(
 
 
 async def test_defender_triage_assign_me_writes_upn_and_close_maps_classification(
-    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+    start_warden: WardenFactory, arm: ArmSandbox, defender_graph: GraphSandbox
 ) -> None:
     """*Assign to me* sets assignedTo to the clicker's directory UPN; closing maps the verdict."""
-    desk = await _defender_desk(start_warden, arm, graph)
+    desk = await _defender_desk(start_warden, arm, defender_graph)
     await desk.click(CardVerb.ASSIGN_ME)
     await desk.settled()
-    stored = graph.security.incidents[desk.name].resource
+    stored = defender_graph.security.incidents[desk.name].resource
     assert stored["assignedTo"] == "john@contoso.com"  # the directory's UPN of the clicker
     await desk.click(
         CardVerb.CLOSE, {"classification": "FalsePositive:InaccurateData", "comment": "dup"}
@@ -179,17 +169,17 @@ async def test_defender_triage_assign_me_writes_upn_and_close_maps_classificatio
 
 
 async def test_defender_triage_forbidden_shows_refusal_on_card_not_retried(
-    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+    start_warden: WardenFactory, arm: ArmSandbox, defender_graph: GraphSandbox
 ) -> None:
     """A 403 from Graph is shown on the card as not applied, and the PATCH is sent once."""
-    desk = await _defender_desk(start_warden, arm, graph)
-    graph.security.incidents[desk.name].read_only = True
+    desk = await _defender_desk(start_warden, arm, defender_graph)
+    defender_graph.security.incidents[desk.name].read_only = True
     await desk.click(CardVerb.STATUS, {"status": "Active"})
     await desk.settled()
-    assert [c.status for c in graph.calls("UpdateIncident")] == [403]
+    assert [c.status for c in defender_graph.calls("UpdateIncident")] == [403]
     card = str(desk.card())
     assert "did not let Warden update this incident" in card
-    assert graph.security.incidents[desk.name].resource["status"] == "active"
+    assert defender_graph.security.incidents[desk.name].resource["status"] == "active"
 
 
 class _DefenderDesk(Desk):
@@ -204,11 +194,13 @@ class _DefenderDesk(Desk):
 
 
 async def _defender_desk(
-    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+    start_warden: WardenFactory, arm: ArmSandbox, defender_graph: GraphSandbox
 ) -> _DefenderDesk:
-    warden = await start_warden(**_settings(arm, graph, sentinel_poll=False))
+    warden = await start_warden(**_settings(arm, defender_graph, sentinel_poll=False))
     conversation = await _channel(warden, "subscribe incidents from defender")
-    made = graph.security.add_incident({"displayName": "Suspicious sign-in", "severity": "high"})
+    made = defender_graph.security.add_incident(
+        {"displayName": "Suspicious sign-in", "severity": "high"}
+    )
     await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
     desk = _DefenderDesk(warden, arm, conversation, made["id"])
     await desk.settled()
@@ -216,15 +208,27 @@ async def _defender_desk(
 
 
 async def test_defender_card_shows_deployment_once_sentinel_twin_arrives(
-    start_warden: WardenFactory, arm: ArmSandbox, graph: GraphSandbox
+    start_warden: WardenFactory,
+    arm: ArmSandbox,
+    defender_graph: GraphSandbox,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Defender XDR reports first (its key keeps the card, and Defender names no Azure
     resource); Sentinel's twin then names a resource deployed 12 minutes before the first
-    alert: the one card shows that deployment."""
-    warden = await start_warden(**_settings(arm, graph, sentinel_poll=True))
+    alert: the one card shows that deployment. The twin's read is asked for once: when the
+    twin reports again, the card's job sees it was asked for and writes nothing."""
+    asked: list[str | None] = []
+    ask = deployments_store.ask_incident
+
+    async def counted(store: Store, incident_key: str, read_key: str | None = None) -> bool:
+        asked.append(read_key)
+        return await ask(store, incident_key, read_key)
+
+    monkeypatch.setattr(deployments_store, "ask_incident", counted)
+    warden = await start_warden(**_settings(arm, defender_graph, sentinel_poll=True))
     conversation = await _channel(warden, "subscribe incidents from sentinel and defender")
     title = "Web shell on FIN-APP-01"
-    made = graph.security.add_incident({"displayName": title, "status": "active"})
+    made = defender_graph.security.add_incident({"displayName": title, "status": "active"})
     await warden.connector.wait_for(lambda s: warden.card_posts(conversation) or None)
     await _idle(warden)
     twin = _xdr_twin(arm, made["id"], title)
@@ -243,3 +247,13 @@ async def test_defender_card_shows_deployment_once_sentinel_twin_arrives(
     assert len(posts) == 1, [p.body for p in posts]
     shown = str(warden.connector.updates(conversation, successful=True)[-1].body)
     assert "/security/incidents/" in shown and note in shown
+    twin_key = str(twin["id"]).lower()
+    assert asked.count(twin_key) == 1
+    shown_before = len(warden.connector.updates(conversation, successful=True))
+    arm.portal_update(str(twin["name"]), severity="Low")  # the twin reports again
+    await warden.connector.wait_for(
+        lambda s: len(s.updates(conversation, successful=True)) > shown_before or None,
+        timeout=20,
+    )
+    await _idle(warden)
+    assert asked.count(twin_key) == 1

@@ -20,9 +20,9 @@ from core.crypto import DEV_KEY_FILE, PREFIX, PayloadCipher, UnreadablePayload
 from core.errors import SettingsError
 from core.itsm import ConfigurationItem
 from core.store import admin_audit, cmdb_cis, outbox, rekey
-from core.store.schema import SEALED
-from core.store.schema import cmdb_cis as cmdb_cis_table
 from core.store.schema import outbox as outbox_table
+from core.store.schema_links import cmdb_cis as cmdb_cis_table
+from core.store.schema_sealed import SEALED
 from core.store.store import Store
 from sandbox.sentinel_samples import updated_incident
 from tests.integration.conftest import Warden, WardenFactory, incident

@@ -136,9 +136,9 @@ async def test_reviewers_card_answer_lost_retry_adopts_it_and_updates_it_later(d
 
 
 async def test_reviewers_card_post_refused_leaves_nothing_in_flight(desk: Desk) -> None:
-    """Teams refuses the reviewers' card (403): no card, no post left in flight, the job set
+    """Teams refuses the reviewers' card (400): no card, no post left in flight, the job set
     aside; its replay posts the card at once, without looking for an earlier one."""
-    desk.warden.connector.add_fault(Fault(status=403, method="POST", path=TO_CHANNEL))
+    desk.warden.connector.add_fault(Fault(status=400, method="POST", path=TO_CHANNEL))
     request_id = await handed_in(desk)
     assert cards_in(desk, CHANNEL, REVIEWING) == []
     assert await in_flight(desk) == 0
@@ -152,10 +152,26 @@ async def test_reviewers_card_post_refused_leaves_nothing_in_flight(desk: Desk) 
     desk.warden.client.app[WORKER].wake()
     await desk.settled()
     [card] = cards_in(desk, CHANNEL, REVIEWING)
-    assert [p.status for p in posts_of(desk, CHANNEL, REVIEWING)] == [403, 201]
+    assert [p.status for p in posts_of(desk, CHANNEL, REVIEWING)] == [400, 201]
     assert await recorded(desk, request_id) == card.id
     assert await in_flight(desk) == 0
     assert await lookups(desk) == {}
+
+
+async def test_reviewers_card_post_403_marks_the_channel_inactive(desk: Desk) -> None:
+    """Teams answers the reviewers' card with 403 (the bot was removed from the team): no
+    card, no post left in flight, the channel marked inactive as an incident card's 403 marks
+    it, and the job done rather than set aside for an operator."""
+    desk.warden.connector.add_fault(Fault(status=403, method="POST", path=TO_CHANNEL))
+    request_id = await handed_in(desk)
+    assert cards_in(desk, CHANNEL, REVIEWING) == []
+    assert [p.status for p in posts_of(desk, CHANNEL, REVIEWING)] == [403]
+    assert await in_flight(desk) == 0
+    assert await recorded(desk, request_id) is None
+    conversation = await desk.store.conversation(CHANNEL)
+    assert conversation is not None and not conversation.active
+    jobs = await outbox.list_jobs(desk.store, limit=50)
+    assert [j.status for j in jobs if j.kind == EVIDENCE_CARD_JOB and j.status != outbox.DONE] == []
 
 
 async def test_reviewers_card_posted_once_carrying_its_marker(desk: Desk) -> None:

@@ -19,7 +19,7 @@ from cards.verbs import CardVerb
 from core.audit_chain import AuditAction, verify
 from core.evidence import RequestStatus
 from core.store import evidence as evidence_store
-from core.store import outbox
+from core.store import evidence_audit, outbox
 from core.store.evidence_cards import EVIDENCE_CARD_JOB
 from tests.integration.conftest import Warden, WardenFactory
 from tests.support import channel_id, invoke_activity, message_activity
@@ -320,7 +320,7 @@ async def test_evidence_two_approvals_with_separation_of_duties(room: Room) -> N
     assert "changed after your card was drawn" in text_of(late)
 
     store = room.warden.client.app[STORE]
-    entries = await evidence_store.audit_entries(store)
+    entries = await evidence_audit.audit_entries(store)
     assert verify(entries).ok
     approvals = [entry for entry in entries if entry.action is AuditAction.APPROVED]
     allowed = {"role": "reviewer", "source": "sandbox"}  # who was allowed to approve, and why
@@ -381,7 +381,7 @@ async def test_evidence_changes_requested_then_version_two_resets_approvals(room
     requests = await evidence_store.list_requests(store)
     assert [r.status for r in requests] == [RequestStatus.SUBMITTED]
     assert requests[0].submission == 2
-    assert verify(await evidence_store.audit_entries(store)).ok
+    assert verify(await evidence_audit.audit_entries(store)).ok
 
 
 async def test_evidence_link_must_be_https(room: Room) -> None:

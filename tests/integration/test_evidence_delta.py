@@ -23,9 +23,9 @@ from core.catalog import EvidenceKind
 from core.crypto import PayloadCipher
 from core.evidence import DecisionKind, Evidence, Verdict
 from core.outside_changes import ChangeKind, RecordKind
-from core.store import evidence, outbox
+from core.store import evidence, evidence_audit, evidence_filing, outbox
 from core.store.delta import OUTSIDE_CHANGE_JOB
-from core.store.evidence import AUDIT_MIRROR_JOB
+from core.store.evidence_audit import AUDIT_MIRROR_JOB
 from core.store.outbox import Job
 from core.store.store import Store
 from graph.audit_mirror import AuditMirror
@@ -128,7 +128,7 @@ async def watch(store: Store, access: SharePointAccess, app_id: str) -> ChangeWa
     source = iter_source(lambda: _once(CONTENT), len(CONTENT))
     path = EvidencePath(REQUIREMENT, PERIOD, request.id, FILE_NAME)
     filed = await library.filer.file(source, path)
-    await evidence.record_filed(
+    await evidence_filing.record_filed(
         store,
         request.id,
         0,
@@ -214,7 +214,7 @@ async def test_delta_file_replaced_out_of_band_alerts_with_both_hashes(
     assert change.expected_hash == hashlib.sha256(CONTENT).hexdigest()
     assert change.found_hash == hashlib.sha256(REPLACEMENT).hexdigest()
     assert change.who.startswith("Megan Bowen")
-    last = (await evidence.audit_entries(store))[-1]
+    last = (await evidence_audit.audit_entries(store))[-1]
     assert last.action is AuditAction.CHANGED_OUTSIDE_WARDEN
     assert last.details["foundHash"] == change.found_hash and last.actor == change.who
     [card] = await card_jobs(store)
@@ -245,7 +245,7 @@ async def test_delta_audit_item_deleted_names_the_lost_hash(
     report = await watch.run_once()
     [change] = report.changes["audit"]
     assert (change.change, change.name) == (ChangeKind.DELETED, "Seq 2")
-    assert change.expected_hash == (await evidence.audit_entries(store))[1].hash
+    assert change.expected_hash == (await evidence_audit.audit_entries(store))[1].hash
     [card] = await card_jobs(store)
     assert card["changes"][0]["name"] == "Seq 2"
 

@@ -9,9 +9,9 @@ import httpx
 from sqlalchemy import delete, update
 
 from core.audit_chain import AuditAction
-from core.store import checkpoints, evidence
+from core.store import checkpoints, evidence_audit
 from core.store import delta as delta_store
-from core.store.schema import delta_items
+from core.store.schema_delta import delta_items
 from core.store.store import Store
 from graph.delta_watch import ChangeWatch
 from sandbox.graph import GraphSandbox
@@ -32,7 +32,7 @@ from tests.integration.test_evidence_delta import (  # noqa: F401  (fixtures)
 
 async def outside_entries(store: Store) -> int:
     """How many audit entries record a change made outside Warden."""
-    entries = await evidence.audit_entries(store)
+    entries = await evidence_audit.audit_entries(store)
     return sum(1 for entry in entries if entry.action is AuditAction.CHANGED_OUTSIDE_WARDEN)
 
 

@@ -29,8 +29,8 @@ from cards.evidence import FILE_ATTACH_VERB
 from core.catalog import load_catalog
 from core.evidence import RequestSource, RequestStatus, draft_for
 from core.store import evidence as evidence_store
+from core.store import evidence_audit, outbox
 from core.store import evidence_chat_files as chat_store
-from core.store import outbox
 from core.store.evidence import EVIDENCE_FILE_JOB
 from core.store.evidence_cards import EVIDENCE_CARD_JOB, CardRole
 from core.store.store import Store
@@ -352,7 +352,7 @@ async def test_file_one_open_request_filed_with_its_sha256(
         if "Evidence to review: " in str(r.body)
     ]
     assert digest in reviewers[-1]
-    audit = await evidence_store.audit_entries(owner.store)
+    audit = await evidence_audit.audit_entries(owner.store)
     submitted = [e for e in audit if e.action.value == "submitted"]
     assert submitted[-1].details["kind"] == "file"
     assert submitted[-1].details["fileName"] == "restore-report.pdf"

@@ -21,7 +21,7 @@ from core.audit_chain import AuditAction
 from core.catalog import EvidenceKind
 from core.errors import DeliveryError
 from core.evidence import WARDEN, DecisionKind, Evidence, RequestStatus, Verdict
-from core.store import evidence
+from core.store import evidence, evidence_audit
 from core.store.evidence import EVIDENCE_FILE_JOB, EVIDENCE_LIST_JOB, filing_jobs, list_job
 from core.store.outbox import Job
 from core.store.store import Store
@@ -124,7 +124,7 @@ async def test_filed_link_is_audited_and_a_changed_copy_found_by_verify(
     url = site_files.url("/report.txt")
     await submit(store, request.id, Evidence(kind=EvidenceKind.LINK, url=url))
     await filing(job(EVIDENCE_FILE_JOB, {"request": request.id, "conversation_id": "c1"}))
-    entries = await evidence.audit_entries(store)
+    entries = await evidence_audit.audit_entries(store)
     [filed] = [e for e in entries if e.action is AuditAction.FILED]
     record = await evidence.record(store, request.id)
     assert record is not None

@@ -18,7 +18,7 @@ from core.audit_chain import AuditAction, verify
 from core.catalog import EvidenceKind
 from core.evidence import DecisionKind, Evidence, RequestStatus, Verdict
 from core.store import evidence as evidence_store
-from core.store import outbox
+from core.store import evidence_audit, outbox
 from core.store.evidence_reminders import REMINDER_JOB
 from sandbox.arm import ArmSandbox
 from tests.integration.conftest import Warden, WardenFactory
@@ -155,7 +155,7 @@ async def test_reminders_before_on_and_after_due_each_once_across_rounds_and_res
     await again.round(due + timedelta(days=3))
     assert len(again.sent("Reminder: evidence")) == 4
     assert len(again.sent("Overdue evidence")) == 1
-    chain = await evidence_store.audit_entries(again.warden.client.app[STORE])
+    chain = await evidence_audit.audit_entries(again.warden.client.app[STORE])
     actions = [e.action for e in chain]
     assert actions.count(AuditAction.REMINDED) == 4
     assert actions.count(AuditAction.ESCALATED) == 1

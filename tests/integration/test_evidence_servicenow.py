@@ -19,7 +19,7 @@ from cards.verbs import CardVerb
 from core.audit_chain import AuditAction
 from core.settings_servicenow import ServiceNowSettings
 from core.store import evidence as evidence_store
-from core.store import outbox
+from core.store import evidence_audit, outbox
 from core.store.evidence_outcomes import ITSM_EVIDENCE_JOB
 from core.store.schema import outbox as outbox_table
 from core.store.store import Store
@@ -120,7 +120,7 @@ async def test_evidence_rejected_creates_one_remediation_change_with_the_reason(
     assert snow.contract_problems == []
     store = room.warden.client.app[STORE]
     [written] = [
-        e for e in await evidence_store.audit_entries(store) if e.action is AuditAction.WRITTEN_BACK
+        e for e in await evidence_audit.audit_entries(store) if e.action is AuditAction.WRITTEN_BACK
     ]
     assert written.details["system"] == "servicenow"
     assert (written.details["decision"], written.details["record"]) == (

@@ -22,7 +22,7 @@ from core.evidence import (
     RequestStatus,
     Verdict,
 )
-from core.store import evidence, outbox
+from core.store import evidence, evidence_audit, outbox
 from core.store.store import Store
 from tests.support import ENCRYPTION_KEY
 
@@ -59,7 +59,7 @@ def _draft(n: int = 0, approvals: int = 2) -> RequestDraft:
 
 
 async def _chain_ok(store: Store, entries: int) -> None:
-    chain = await evidence.audit_entries(store)
+    chain = await evidence_audit.audit_entries(store)
     assert [entry.seq for entry in chain] == list(range(1, entries + 1))
     result = verify(chain)
     assert result.ok, result.reason
@@ -111,7 +111,7 @@ async def test_full_journey_audit_chain_verifies(store: Store) -> None:
         (DecisionKind.APPROVE, BOB, 2),
         (DecisionKind.APPROVE, CAROL, 2),
     ]
-    chain = await evidence.audit_entries(store)
+    chain = await evidence_audit.audit_entries(store)
     assert [entry.action for entry in chain] == [
         AuditAction.REQUESTED,
         AuditAction.SUBMITTED,
@@ -156,7 +156,11 @@ async def test_audit_mirror_job_per_entry_in_chain_order(store: Store) -> None:
     request, _ = await evidence.open_request(store, _draft())
     await evidence.submit(store, request.id, LINK, OWNER, seen=request.version)
     jobs = sorted(
-        (job for job in await outbox.list_jobs(store) if job.kind == evidence.AUDIT_MIRROR_JOB),
+        (
+            job
+            for job in await outbox.list_jobs(store)
+            if job.kind == evidence_audit.AUDIT_MIRROR_JOB
+        ),
         key=lambda job: job.id,
     )
     assert [job.payload for job in jobs] == [
@@ -165,9 +169,9 @@ async def test_audit_mirror_job_per_entry_in_chain_order(store: Store) -> None:
     ]
     claimed = await outbox.claim(store, limit=10, lease_seconds=30)
     assert [job.payload["seq"] for job in claimed] == [1]
-    (entry,) = await evidence.audit_entries(store, after_seq=0, limit=1)
-    assert await evidence.mark_mirrored(store, entry.seq, "item-1")
-    assert not await evidence.mark_mirrored(store, entry.seq, "item-1")
+    (entry,) = await evidence_audit.audit_entries(store, after_seq=0, limit=1)
+    assert await evidence_audit.mark_mirrored(store, entry.seq, "item-1")
+    assert not await evidence_audit.mark_mirrored(store, entry.seq, "item-1")
 
 
 async def test_attestation_and_audit_sealed_at_rest(store: Store) -> None:
@@ -182,5 +186,5 @@ async def test_attestation_and_audit_sealed_at_rest(store: Store) -> None:
         bodies = [row[0] for row in await conn.execute(text("SELECT body FROM audit_entries"))]
     assert texts and bodies
     assert not any("Canary" in value for value in texts + bodies)
-    chain = await evidence.audit_entries(store)
+    chain = await evidence_audit.audit_entries(store)
     assert chain[-1].details["text"] == SECRET_TEXT

@@ -10,7 +10,7 @@ with the CI and the latest deployment before the first alert.
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -18,22 +18,15 @@ from app import WORKER
 from connectors.resourcegraph.mapping import ci_from_row
 from core.store import cmdb_cis, outbox
 from core.store import deployments as deployments_store
-from sandbox.arm import ArmSandbox, Fault, run_arm_sandbox
+from sandbox.arm import ArmSandbox, Fault
 from sandbox.arm_deployments import deploy_to_incident, first_alert, quiet_resource
 from tests.integration.conftest import WardenFactory
 from tests.integration.triage_support import Desk, connected_settings
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-async def arm() -> AsyncIterator[ArmSandbox]:
-    """The ARM sandbox with 40 resources and a few deployments in each of their groups."""
-    sandbox = ArmSandbox()
-    sandbox.resource_graph.seed(40, random_seed=11)
-    sandbox.deployments.seed(sandbox.resource_graph.rows.values(), per_group=4, random_seed=11)
-    async with run_arm_sandbox(sandbox=sandbox) as served:
-        yield served
+pytestmark = [
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    pytest.mark.arm_deployments,
+]
 
 
 async def _synced_cmdb(desk: Desk) -> None:

@@ -21,7 +21,7 @@ import pytest
 from app import WORKER
 from core.audit_chain import AuditAction
 from core.store import evidence as evidence_store
-from core.store import outbox
+from core.store import evidence_audit, outbox
 from core.store.posture import POLICY_ATTEST_JOB
 from core.store.schema import outbox as outbox_table
 from sandbox.arm import ArmSandbox, Fault, run_arm_sandbox
@@ -159,7 +159,7 @@ async def test_writeback_job_run_twice_keeps_one_attestation_each(
     assert puts == [201, 201, 200, 200]
     written = [
         e
-        for e in await evidence_store.audit_entries(store)
+        for e in await evidence_audit.audit_entries(store)
         if e.action is AuditAction.WRITTEN_BACK and e.request_id == request_id
     ]
     assert [(e.details["system"], e.details["attestations"]) for e in written] == [

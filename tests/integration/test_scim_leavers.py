@@ -8,6 +8,7 @@ from app import STORE
 from core.audit_chain import AuditAction
 from core.evidence import WARDEN, RequestDraft, RequestSource
 from core.store import evidence as evidence_store
+from core.store import evidence_audit
 from tests.integration.conftest import WardenFactory
 from tests.integration.scim_support import Scim, scim_warden
 
@@ -49,7 +50,7 @@ async def test_scim_leaver_disabled_requests_move_to_manager(start_warden: Warde
     request_id = await _request_owned_by(scim, "leaver@contoso.com")
     await scim.ok("PATCH", f"/Users/{leaver['id']}", DISABLE)
     assert await _owner(scim, request_id) == "boss@contoso.com"
-    entries = await evidence_store.audit_entries(scim.warden.client.app[STORE])
+    entries = await evidence_audit.audit_entries(scim.warden.client.app[STORE])
     moved = [e for e in entries if e.action is AuditAction.REASSIGNED]
     assert len(moved) == 1 and moved[0].actor == WARDEN
     assert moved[0].details["from"] == "leaver@contoso.com"

@@ -21,6 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from core.store import (  # noqa: F401 - each area's tables join the metadata
+    schema_budgets,
+    schema_costs,
+    schema_delta,
+    schema_evidence,
+    schema_links,
+)
 from core.store.schema import metadata
 
 VERSIONS = Path(__file__).resolve().parents[2] / "core" / "migrations" / "versions"
