@@ -180,8 +180,8 @@ def _draft(request: EvidenceRequest, action: AuditAction, details: dict[str, Any
     return AuditDraft(
         actor=WARDEN,
         action=action,
-        requestId=request.id,
-        requirementId=request.requirement_id,
+        request_id=request.id,
+        requirement_id=request.requirement_id,
         details=details,
     )
 

@@ -318,8 +318,8 @@ def _audit(
         at=request.updated_at,
         actor=request.updated_by,
         action=action,
-        requestId=request.id,
-        requirementId=request.requirement_id,
+        request_id=request.id,
+        requirement_id=request.requirement_id,
         details={**details, "version": request.version},
     )
 

@@ -190,7 +190,7 @@ class ItsmRecord(BaseModel):
         """The ``IncidentLink`` that points at this record."""
         return IncidentLink(
             system=self.system,
-            externalId=self.number,
+            external_id=self.number,
             key=self.key,
             url=self.url,
             type=self.type,

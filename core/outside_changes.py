@@ -73,8 +73,8 @@ class OutsideChange(BaseModel):
         return AuditDraft(
             actor=self.who or UNKNOWN,
             action=AuditAction.CHANGED_OUTSIDE_WARDEN,
-            requestId=self.request_id or UNKNOWN,
-            requirementId=self.requirement_id or UNKNOWN,
+            request_id=self.request_id or UNKNOWN,
+            requirement_id=self.requirement_id or UNKNOWN,
             details=details,
         )
 

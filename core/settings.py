@@ -84,53 +84,53 @@ class Settings(
     responder_cache_seconds: float = Field(
         300.0, ge=0, description="How long a person's responder membership is remembered."
     )
-    bot_auth: BotAuthSettings = Field(default_factory=BotAuthSettings)  # type: ignore[arg-type]
-    outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
-    pacing: PacingSettings = Field(default_factory=PacingSettings)  # type: ignore[arg-type]
+    bot_auth: BotAuthSettings = Field(default_factory=BotAuthSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    pacing: PacingSettings = Field(default_factory=PacingSettings)
     servicenow: ServiceNowSettings = Field(
-        default_factory=ServiceNowSettings,  # type: ignore[arg-type]
+        default_factory=ServiceNowSettings,
         description="The ServiceNow connector (`WARDEN_SERVICENOW__<FIELD>`); off when no "
         "instance URL is set.",
     )
     cmdb: CmdbSettings = Field(
-        default_factory=CmdbSettings,  # type: ignore[arg-type]
+        default_factory=CmdbSettings,
         description="The Resource Graph → CMDB CI sync (`WARDEN_CMDB__<FIELD>`).",
     )
     deployments: DeploymentSettings = Field(
-        default_factory=DeploymentSettings,  # type: ignore[arg-type]
+        default_factory=DeploymentSettings,
         description="ARM deployments on incident cards (`WARDEN_DEPLOYMENTS__<FIELD>`).",
     )
     costs: CostsSettings = Field(
-        default_factory=CostsSettings,  # type: ignore[arg-type]
+        default_factory=CostsSettings,
         description="The Cost Management exports ingest (`WARDEN_COSTS__<FIELD>`); off when no "
         "storage account is set.",
     )
     budgets: BudgetsSettings = Field(
-        default_factory=BudgetsSettings,  # type: ignore[arg-type]
+        default_factory=BudgetsSettings,
         description="Azure budget alerts as cards (`WARDEN_BUDGETS__<FIELD>`); off when no "
         "webhook token is set.",
     )
     scim: ScimSettings = Field(
-        default_factory=ScimSettings,  # type: ignore[arg-type]
+        default_factory=ScimSettings,
         description="SCIM 2.0 provisioning from Entra ID (`WARDEN_SCIM__<FIELD>`); off when no "
         "token is set.",
     )
     delta: DeltaSettings = Field(
-        default_factory=DeltaSettings,  # type: ignore[arg-type]
+        default_factory=DeltaSettings,
         description="Evidence-library change detection through Graph delta queries "
         "(`WARDEN_DELTA__<FIELD>`); runs when SharePoint is configured.",
     )
     jsm: JsmSettings = Field(
-        default_factory=JsmSettings,  # type: ignore[arg-type]
+        default_factory=JsmSettings,
         description="The Jira Service Management connector (`WARDEN_JSM__<FIELD>`); off when no "
         "site URL is set.",
     )
     itsm: ItsmSettings = Field(
-        default_factory=ItsmSettings,  # type: ignore[arg-type]
+        default_factory=ItsmSettings,
         description="ServiceNow and JSM together (`WARDEN_ITSM__<FIELD>`).",
     )
     defender: DefenderSettings = Field(
-        default_factory=DefenderSettings,  # type: ignore[arg-type]
+        default_factory=DefenderSettings,
         description="Defender XDR incidents through Graph security (`WARDEN_DEFENDER__<FIELD>`).",
     )
     connectors: ConnectorFlags = Field(
@@ -138,11 +138,11 @@ class Settings(
         description="Feature flags per connector (`WARDEN_CONNECTORS__<NAME>__ENABLED`).",
     )
     roles: RolesSettings = Field(
-        default_factory=RolesSettings,  # type: ignore[arg-type]
+        default_factory=RolesSettings,
         description="Warden's roles from Entra groups and app roles (`WARDEN_ROLES__<FIELD>`).",
     )
     manifest: ManifestSettings = Field(
-        default_factory=ManifestSettings,  # type: ignore[arg-type]
+        default_factory=ManifestSettings,
         description="The Teams app package (`WARDEN_MANIFEST__<FIELD>`).",
     )
 

@@ -18,9 +18,9 @@ class ConnectorFlag(BaseModel):
 class ConnectorFlags(BaseModel):
     """Every connector's switch, by connector name."""
 
-    sentinel: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
-    policy: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
-    servicenow: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
-    jsm: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
-    defender: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
-    sharepoint: ConnectorFlag = Field(default_factory=ConnectorFlag)  # type: ignore[arg-type]
+    sentinel: ConnectorFlag = Field(default_factory=ConnectorFlag)
+    policy: ConnectorFlag = Field(default_factory=ConnectorFlag)
+    servicenow: ConnectorFlag = Field(default_factory=ConnectorFlag)
+    jsm: ConnectorFlag = Field(default_factory=ConnectorFlag)
+    defender: ConnectorFlag = Field(default_factory=ConnectorFlag)
+    sharepoint: ConnectorFlag = Field(default_factory=ConnectorFlag)

@@ -53,13 +53,13 @@ def ci_from_row(
     tags = tags if isinstance(tags, dict) else {}
     lowered = _lowered(tags)
     return ConfigurationItem(
-        ciId=resource_id.lower(),
+        ci_id=resource_id.lower(),
         name=name,
         type=str(kind or "").lower(),
         owner=_first(lowered, owner_tags),
         env=_first(lowered, env_tags),
         tags=sorted(f"{key}={'' if value is None else value}" for key, value in tags.items()),
-        lastSeenUtc=seen_at,
+        last_seen_utc=seen_at,
     )
 
 

@@ -96,13 +96,13 @@ def ci_from_json(record: Any) -> ConfigurationItem:
         raise InvalidPayload("a CMDB record needs sys_updated_on", field="sys_updated_on")
     tags = [tag.strip() for tag in display(record, "sys_tags").split(",") if tag.strip()]
     return ConfigurationItem(
-        ciId=sys_id,
+        ci_id=sys_id,
         name=name,
         type=value(record, "sys_class_name") or "cmdb_ci",
         owner=display(record, "owned_by") or None,
         env=display(record, "environment") or None,
         tags=tags,
-        lastSeenUtc=seen,
+        last_seen_utc=seen,
     )
 
 

@@ -195,11 +195,11 @@ def _item(store: Store, row: Any) -> ConfigurationItem:
     """The CI in an ``incident_cis`` row (its sealed owner decrypted)."""
     owner = store.cipher.decrypt(row.owner, "incident_cis.owner", str(row.id))
     return ConfigurationItem(
-        ciId=row.ci_id,
+        ci_id=row.ci_id,
         name=row.name,
         type=row.type,
         owner=owner or None,
         env=row.env,
         tags=json.loads(store.cipher.decrypt(row.tags, "incident_cis.tags", str(row.id))),
-        lastSeenUtc=datetime.fromtimestamp(float(row.last_seen_at), UTC),
+        last_seen_utc=datetime.fromtimestamp(float(row.last_seen_at), UTC),
     )

@@ -163,13 +163,13 @@ def _stored(store: Store, row: Any) -> StoredCi:
     """The CI in a ``cmdb_cis`` row (its sealed owner decrypted)."""
     owner = store.cipher.decrypt(row.owner, "cmdb_cis.owner", str(row.ci_id))
     item = ConfigurationItem(
-        ciId=row.ci_id,
+        ci_id=row.ci_id,
         name=row.name,
         type=row.type,
         owner=owner or None,
         env=row.env,
         tags=json.loads(store.cipher.decrypt(row.tags, "cmdb_cis.tags", str(row.ci_id))),
-        lastSeenUtc=datetime.fromtimestamp(float(row.last_seen_at), UTC),
+        last_seen_utc=datetime.fromtimestamp(float(row.last_seen_at), UTC),
     )
     retired = None if row.retired_at is None else datetime.fromtimestamp(row.retired_at, UTC)
     return StoredCi(item, bool(row.needs_tags), int(row.last_seen_run), retired)

@@ -149,7 +149,7 @@ def by_warden(
     return AuditDraft(
         actor=WARDEN,
         action=action,
-        requestId=request_id,
-        requirementId=requirement,
+        request_id=request_id,
+        requirement_id=requirement,
         details=details,
     )

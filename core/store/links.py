@@ -326,7 +326,7 @@ def _stored(store: Store, row: Any) -> StoredLink:
         incident_key=row.incident_key,
         link=IncidentLink(
             system=ItsmSystem(row.system),
-            externalId=row.external_id,
+            external_id=row.external_id,
             key=row.record_key,
             url=row.url,
             type=RecordType(row.record_type),

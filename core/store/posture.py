@@ -161,12 +161,12 @@ def _stated(request: EvidenceRequest, catalog: Catalog, ref: str) -> list[Policy
     evidence = ref if stated is PostureStatus.ATTESTED_COMPLIANT else request.id
     return [
         PolicyPosture(
-            policyId=policy,
-            requirementId=request.requirement_id,
-            resourceId=request.scope,
+            policy_id=policy,
+            requirement_id=request.requirement_id,
+            resource_id=request.scope,
             status=stated,
-            evidenceRef=evidence,
-            evaluatedAtUtc=request.updated_at,
+            evidence_ref=evidence,
+            evaluated_at_utc=request.updated_at,
         )
         for policy in policy_ids(requirement)
     ]

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -30,6 +31,9 @@ from sandbox.sentinel_samples import sample_incident
 from sandbox.servicenow import ServiceNowSandbox, run_servicenow_sandbox
 from tests.support import SECRET
 from web.openapi import openapi_document
+
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 ROOT = Path(__file__).resolve().parents[2]
 schema = schemathesis.openapi.from_dict(openapi_document())
@@ -124,7 +128,7 @@ def test_openapi_served_document_matches_builder(warden_url: str) -> None:
 
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_openapi_every_operation_conforms(case: schemathesis.Case, warden_url: str) -> None:
+def test_openapi_every_operation_conforms(case: OpenApiCase, warden_url: str) -> None:
     """Generated requests never get a 5xx and every answer matches the document."""
     case.call_and_validate(base_url=warden_url)
 
@@ -146,7 +150,7 @@ def test_openapi_budget_webhook_answers_conform(warden_url: str) -> None:
     """The answers only the right token can reach (202 for both schemas, a resend, 400)
     also match the document."""
     operation = schema["/api/webhooks/budgets"]["POST"]
-    budget = {
+    budget: dict[str, Any] = {
         "schemaId": "AIP Budget Notification",
         "data": {
             "SubscriptionId": "11111111-2222-3333-4444-555555555555",
@@ -159,7 +163,7 @@ def test_openapi_budget_webhook_answers_conform(warden_url: str) -> None:
             "NotificationThresholdAmount": "800",
         },
     }
-    common = {
+    common: dict[str, Any] = {
         "schemaId": "azureMonitorCommonAlertSchema",
         "data": {
             "essentials": {"monitoringService": "CostAlerts"},

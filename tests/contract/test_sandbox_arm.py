@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import operator
 import re
 import ssl
 import sys
@@ -330,12 +331,7 @@ async def test_incidents_list_time_comparison_matches_python_comparison(
 ) -> None:
     """gt/ge/lt/le on createdTimeUtc select what the same comparison in Python selects."""
     pivot = sorted(i["properties"]["createdTimeUtc"] for i in arm.incidents())[10]
-    compare = {
-        "gt": lambda a, b: a > b,
-        "ge": lambda a, b: a >= b,
-        "lt": lambda a, b: a < b,
-        "le": lambda a, b: a <= b,
-    }[op]
+    compare = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}[op]
     expected = {
         i["name"]
         for i in arm.incidents()

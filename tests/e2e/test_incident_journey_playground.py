@@ -78,6 +78,7 @@ async def test_playground_subscribe_then_incident_card_posted_and_updated(
         assert card.conversation_id == channel
         assert card.from_id == config.bot_id
         assert not card.text
+        assert card.message_id is not None
 
         await _webhook(warden_url, updated_incident(resource))
         update = await stream.wait_for_update(card.message_id)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
 from app import create_app
 from core.settings_servicenow import ServiceNowSettings
@@ -45,8 +46,8 @@ async def warden_url(
         servicenow=ServiceNowSettings(
             instance_url=snow.url,
             username=snow.username,
-            password=snow.password,
-            webhook_secrets=[HOOK_SECRET],
+            password=SecretStr(snow.password),
+            webhook_secrets=[SecretStr(HOOK_SECRET)],
             poll_seconds=3600,
         ),
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from app import STORE, WORKER, create_app
@@ -29,7 +30,7 @@ from tests.support import (
 class Warden:
     """A test handle on one running Warden and the sandbox it talks to."""
 
-    client: TestClient
+    client: TestClient[web.Request, web.Application]
     connector: ConnectorSandbox
     settings: Settings
 
@@ -66,16 +67,16 @@ class Warden:
 
     async def delivered(self, count: int) -> None:
         """Wait until ``count`` outbox jobs are done (their outcome saved, not just sent)."""
-        store = self.client.server.app[STORE]
+        store = self.client.app[STORE]
 
         async def done() -> bool:
             return (await outbox.counts(store)).get(outbox.DONE, 0) >= count
 
-        await self.client.server.app[WORKER].wait_until(done)
+        await self.client.app[WORKER].wait_until(done)
 
     async def jobs(self) -> int:
         """How many outbox jobs were ever enqueued (jobs commit before the 202)."""
-        counts = await outbox.counts(self.client.server.app[STORE])
+        counts = await outbox.counts(self.client.app[STORE])
         return sum(counts.values())
 
     def card_posts(self, conversation: str) -> list[Any]:
@@ -104,7 +105,7 @@ async def start_warden(
     tmp_path: Path, database_url: str, connector: ConnectorSandbox
 ) -> AsyncIterator[WardenFactory]:
     """Start Warden (again, on the same database when called twice)."""
-    clients: list[TestClient] = []
+    clients: list[TestClient[web.Request, web.Application]] = []
 
     async def start(**overrides: Any) -> Warden:
         settings = make_settings(tmp_path, database_url, **overrides)

@@ -59,7 +59,7 @@ async def policy_room(
 
 
 def store_of(room: Room) -> Store:
-    store: Store = room.warden.client.server.app[STORE]
+    store: Store = room.warden.client.app[STORE]
     return store
 
 
@@ -83,7 +83,7 @@ async def open_policy_request(room: Room, requirement_id: str, *resources: str) 
     job = card_job(draft.dedupe_key(), CardRole.OWNER, CHANNEL, by_key=True)
     request, created = await evidence_store.open_request(store_of(room), draft, jobs=[job])
     assert created
-    room.warden.client.server.app[WORKER].wake()
+    room.warden.client.app[WORKER].wake()
     await room.settled()
     return request.id
 
@@ -113,5 +113,5 @@ async def attested(room: Room) -> list[outbox.JobRow]:
         jobs = await attest_jobs(room)
         return bool(jobs) and all(j.status not in outbox.UNFINISHED for j in jobs)
 
-    await room.warden.client.server.app[WORKER].wait_until(idle)
+    await room.warden.client.app[WORKER].wait_until(idle)
     return await attest_jobs(room)

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.auth import AuthFailure, BotAuthError, BotTokenValidator, Claims, OpenIdKeys
+from bot.auth import AuthFailure, BotAuthError, BotTokenValidator, Claims
+from core.openid_keys import OpenIdKeys
 from sandbox.openid import (
     KEYS_PATH,
     METADATA_PATH,

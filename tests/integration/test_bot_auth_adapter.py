@@ -30,7 +30,8 @@ from botframework.connector.auth import (
     JwtTokenExtractor,
 )
 
-from bot.auth import BotAuthError, BotTokenValidator, OpenIdKeys, unauthorized
+from bot.auth import BotAuthError, BotTokenValidator, unauthorized
+from core.openid_keys import OpenIdKeys
 from sandbox.openid import (
     METADATA_PATH,
     OpenIdSandbox,
@@ -167,7 +168,9 @@ def bot() -> RecordingBot:
 
 
 @pytest.fixture
-async def client(openid: OpenIdSandbox, bot: RecordingBot) -> AsyncIterator[TestClient]:
+async def client(
+    openid: OpenIdSandbox, bot: RecordingBot
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """A server with the guarded CloudAdapter at ``/api/messages``."""
     adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(BotConfig(openid.metadata_url)))
     async with httpx.AsyncClient() as http:
@@ -183,7 +186,7 @@ async def client(openid: OpenIdSandbox, bot: RecordingBot) -> AsyncIterator[Test
 @pytest.fixture
 async def once_client(
     openid: OpenIdSandbox, bot: RecordingBot, clock: FakeClock
-) -> AsyncIterator[TestClient]:
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """A server with the validate-once wiring, botbuilder left on its public-cloud defaults."""
     auth = ConfigurationBotFrameworkAuthentication(PublicCloudConfig())
     async with httpx.AsyncClient() as http:
@@ -204,7 +207,9 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-async def post(client: TestClient, header: str | None, body: Any = None) -> tuple[int, bytes]:
+async def post(
+    client: TestClient[web.Request, web.Application], header: str | None, body: Any = None
+) -> tuple[int, bytes]:
     """POST an activity (JSON) with an optional Authorization header."""
     headers = {"Authorization": header} if header is not None else {}
     if isinstance(body, bytes):
@@ -221,7 +226,7 @@ OVER_HTTP = [case for case in INVALID if case != "oversized"]
 
 @pytest.mark.parametrize("case", OVER_HTTP)
 async def test_guarded_adapter_invalid_bearer_answers_401_without_detail(
-    client: TestClient, bot: RecordingBot, keys: Keys, case: str
+    client: TestClient[web.Request, web.Application], bot: RecordingBot, keys: Keys, case: str
 ) -> None:
     """Every invalid bearer gets a bare 401 (botbuilder alone answers 500 to most)."""
     status, body = await post(client, INVALID[case][0](keys))
@@ -230,7 +235,7 @@ async def test_guarded_adapter_invalid_bearer_answers_401_without_detail(
 
 
 async def test_guarded_adapter_missing_header_answers_401_without_detail(
-    client: TestClient, bot: RecordingBot, openid: OpenIdSandbox
+    client: TestClient[web.Request, web.Application], bot: RecordingBot, openid: OpenIdSandbox
 ) -> None:
     """No Authorization header: a bare 401, and no key is fetched for it."""
     assert await post(client, None) == (401, b"")
@@ -239,7 +244,7 @@ async def test_guarded_adapter_missing_header_answers_401_without_detail(
 
 
 async def test_guarded_adapter_body_not_an_activity_answers_401(
-    client: TestClient, bot: RecordingBot, keys: Keys
+    client: TestClient[web.Request, web.Application], bot: RecordingBot, keys: Keys
 ) -> None:
     """A valid bearer on a body that is not an activity cannot be vouched for."""
     assert await post(client, bearer(mint(good(), keys.teams)), b"[not json") == (401, b"")
@@ -247,7 +252,10 @@ async def test_guarded_adapter_body_not_an_activity_answers_401(
 
 
 async def test_guarded_adapter_valid_message_runs_turn(
-    client: TestClient, bot: RecordingBot, keys: Keys, openid: OpenIdSandbox
+    client: TestClient[web.Request, web.Application],
+    bot: RecordingBot,
+    keys: Keys,
+    openid: OpenIdSandbox,
 ) -> None:
     """A valid Teams token runs the turn; botbuilder checked it against the local keys too."""
     status, _ = await post(client, bearer(mint(good(), keys.teams)), message("hello"))
@@ -256,7 +264,9 @@ async def test_guarded_adapter_valid_message_runs_turn(
     assert openid.fetches(METADATA_PATH) == 2  # the pre-check's fetch and botbuilder's own
 
 
-async def assert_invoke_answered(client: TestClient, bot: RecordingBot, keys: Keys) -> None:
+async def assert_invoke_answered(
+    client: TestClient[web.Request, web.Application], bot: RecordingBot, keys: Keys
+) -> None:
     """POST a card action invoke with a valid token; the bot's invoke response comes back."""
     invoke = {**message(), "type": "invoke", "name": "adaptiveCard/action", "value": {}}
     response = await client.post(
@@ -268,14 +278,14 @@ async def assert_invoke_answered(client: TestClient, bot: RecordingBot, keys: Ke
 
 
 async def test_guarded_adapter_valid_invoke_returns_invoke_response(
-    client: TestClient, bot: RecordingBot, keys: Keys
+    client: TestClient[web.Request, web.Application], bot: RecordingBot, keys: Keys
 ) -> None:
     """An invoke with a valid token gets the bot's invoke response."""
     await assert_invoke_answered(client, bot, keys)
 
 
 async def test_validated_once_adapter_valid_invoke_returns_invoke_response(
-    once_client: TestClient, bot: RecordingBot, keys: Keys
+    once_client: TestClient[web.Request, web.Application], bot: RecordingBot, keys: Keys
 ) -> None:
     """The validate-once wiring returns the bot's invoke response as botbuilder does."""
     await assert_invoke_answered(once_client, bot, keys)
@@ -283,7 +293,7 @@ async def test_validated_once_adapter_valid_invoke_returns_invoke_response(
 
 @pytest.mark.parametrize("case", OVER_HTTP)
 async def test_validated_once_adapter_invalid_bearer_answers_401_without_detail(
-    once_client: TestClient, bot: RecordingBot, keys: Keys, case: str
+    once_client: TestClient[web.Request, web.Application], bot: RecordingBot, keys: Keys, case: str
 ) -> None:
     """The validate-once wiring refuses every invalid bearer with a bare 401 too."""
     assert await post(once_client, INVALID[case][0](keys)) == (401, b"")
@@ -291,7 +301,10 @@ async def test_validated_once_adapter_invalid_bearer_answers_401_without_detail(
 
 
 async def test_validated_once_adapter_valid_message_runs_turn_with_one_fetch(
-    once_client: TestClient, bot: RecordingBot, keys: Keys, openid: OpenIdSandbox
+    once_client: TestClient[web.Request, web.Application],
+    bot: RecordingBot,
+    keys: Keys,
+    openid: OpenIdSandbox,
 ) -> None:
     """A valid token runs the turn and botbuilder fetches nothing (no blocking I/O)."""
     status, _ = await post(once_client, bearer(mint(good(), keys.teams)), message("hello"))
@@ -301,7 +314,7 @@ async def test_validated_once_adapter_valid_message_runs_turn_with_one_fetch(
 
 
 async def test_validated_once_adapter_rotated_key_runs_turn(
-    once_client: TestClient,
+    once_client: TestClient[web.Request, web.Application],
     bot: RecordingBot,
     keys: Keys,
     openid: OpenIdSandbox,

@@ -149,7 +149,7 @@ async def test_budget_webhook_budget_schema_posts_card_with_top_resources(
 ) -> None:
     """A budget-schema alert becomes a card in its subscription's channel, top costs first."""
     warden = await budget_warden(start_warden)
-    store = warden.client.server.app[STORE]
+    store = warden.client.app[STORE]
     await add_costs(store, {f"vm{i}": float(i * 10) for i in range(1, 8)})
     response = await send(warden, budget_schema())
     assert response.status == 202, await response.text()
@@ -231,7 +231,7 @@ async def test_budget_webhook_bad_body_is_400_naming_field(start_warden: WardenF
 
 async def click(warden: Warden, verb: CardVerb, key: str) -> dict[str, Any]:
     """Click a budget card's button in the finance channel; the card answered."""
-    stored = await budgets_store.stored(warden.client.server.app[STORE], key)
+    stored = await budgets_store.stored(warden.client.app[STORE], key)
     assert stored is not None and stored.activity_id is not None
     activity = invoke_activity(warden.connector.url, FINANCE, verb.value, {"alert": key})
     activity["replyToId"] = stored.activity_id  # the card's own message
@@ -259,7 +259,7 @@ async def test_budget_card_open_change_creates_servicenow_change(
 ) -> None:
     """*Open change* creates one change in ServiceNow and the card shows its number."""
     servicenow = ServiceNowSettings(
-        instance_url=snow.url, username=snow.username, password=snow.password
+        instance_url=snow.url, username=snow.username, password=SecretStr(snow.password)
     )
     warden = await budget_warden(start_warden, servicenow=servicenow)
     key = (await (await send(warden, budget_schema())).json())["alert"]
@@ -284,7 +284,7 @@ async def test_budget_webhook_in_openapi_document_with_both_bodies_and_answers(
     validate against its request body, and its 202, 400 and 401 answers match."""
     warden = await budget_warden(start_warden)
     document = await (await warden.client.get("/openapi.json")).json()
-    assert ("POST", "/api/webhooks/budgets") in mounted_routes(warden.client.server.app)
+    assert ("POST", "/api/webhooks/budgets") in mounted_routes(warden.client.app)
     operation = document["paths"]["/api/webhooks/budgets"]["post"]
     assert [p["name"] for p in operation["parameters"]] == ["token"]
     body = operation["requestBody"]["content"]["application/json"]["schema"]

@@ -87,7 +87,7 @@ async def test_subscribe_budgets_chat_wins_over_settings_for_one_scope(
     await warden.delivered(1)
     assert len(budget_cards(warden, SECURITY)) == 1
     assert budget_cards(warden, FINANCE) == []
-    store = warden.client.server.app[STORE]
+    store = warden.client.app[STORE]
     [entry] = [e for e in await admin_audit.entries(store) if e.action == "subscribe budgets"]
     assert entry.target == SECURITY
 

@@ -58,7 +58,7 @@ async def test_cmdb_nightly_first_run_stores_every_resource_and_reports_it(
 ) -> None:
     """A Warden that never synced runs at once; /readyz and /metrics show the finished run."""
     warden = await start_warden(**nightly_settings(arm))
-    await warden.client.server.app[CMDB_NIGHTLY].wait_for_ticks(1)
+    await warden.client.app[CMDB_NIGHTLY].wait_for_ticks(1)
     ready = await (await warden.client.get("/readyz")).json()
     cmdb = ready["checks"]["cmdb"]
     assert (cmdb["state"], cmdb["run"], cmdb["read"]) == ("finished", 1, RESOURCES)
@@ -68,7 +68,7 @@ async def test_cmdb_nightly_first_run_stores_every_resource_and_reports_it(
     assert metric(text, "warden_cmdb_sync_last_success_timestamp_seconds") > 0
     assert metric(text, 'warden_cmdb_cis{state="active"}') == RESOURCES
     assert metric(text, 'warden_cmdb_sync_runs_total{outcome="finished"}') == 1
-    await warden.client.server.app[CMDB_NIGHTLY].wait_for_ticks(3)
+    await warden.client.app[CMDB_NIGHTLY].wait_for_ticks(3)
     assert len(arm.calls("Resources")) == 3, "a finished night ran again before its time"
 
 
@@ -105,7 +105,7 @@ async def test_cmdb_nightly_failed_run_is_reported_and_waits_before_resuming(
     words, and the run is not sent again every check (it waits ``retry_seconds``)."""
     bad = nightly_settings(arm, query="Resources | summarize count()", retry_seconds=3600)
     warden = await start_warden(**bad)
-    await warden.client.server.app[CMDB_NIGHTLY].wait_for_ticks(3)
+    await warden.client.app[CMDB_NIGHTLY].wait_for_ticks(3)
     cmdb = (await (await warden.client.get("/readyz")).json())["checks"]["cmdb"]
     assert cmdb["state"] == "failed" and "summarize" in cmdb["error"]
     assert len(arm.calls("Resources")) == 1

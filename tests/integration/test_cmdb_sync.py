@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from connectors.resourcegraph.cmdb_sync import CmdbRun
 from connectors.resourcegraph.errors import ResourceGraphQueryError
@@ -68,7 +69,7 @@ def settings_for(arm: ArmSandbox, snow: ServiceNowSandbox | None = None, **cmdb:
     more: dict[str, Any] = {"cmdb": CmdbSettings(page_size=100, **cmdb)}
     if snow is not None:
         more["servicenow"] = ServiceNowSettings(
-            instance_url=snow.url, username=snow.username, password=snow.password
+            instance_url=snow.url, username=snow.username, password=SecretStr(snow.password)
         )
         more["cmdb"] = CmdbSettings(page_size=100, servicenow_sync=True, **cmdb)
     return Settings(**connected_settings(arm, auto_migrate=False, **more))

@@ -128,7 +128,7 @@ async def test_subscribe_unsubscribe_recorded_in_admin_audit(warden: Warden) -> 
 
     conversation = await warden.subscribed_channel(level="high")
     await warden.say(conversation, "unsubscribe incidents")
-    entries = await admin_audit.entries(warden.client.server.app[STORE])
+    entries = await admin_audit.entries(warden.client.app[STORE])
     assert [(e.action, e.target) for e in entries] == [
         ("unsubscribe", conversation),
         ("subscribe", conversation),
@@ -158,15 +158,15 @@ async def test_status_cmdb_sync_never_run_shows_no_cmdb_section(warden: Warden) 
 async def test_status_after_cmdb_sync_shows_its_last_run_and_counts(warden: Warden) -> None:
     """`status` shows the CMDB sync's last run as its checkpoint holds it, with the CIs
     stored and how many need tags (what `/readyz` reports)."""
-    store = warden.client.server.app[STORE]
+    store = warden.client.app[STORE]
     seen = datetime.now(UTC)
     tagged = ConfigurationItem(
-        ciId="/subscriptions/s/resourcegroups/rg/providers/microsoft.web/sites/app-1",
+        ci_id="/subscriptions/s/resourcegroups/rg/providers/microsoft.web/sites/app-1",
         name="app-1",
         type="microsoft.web/sites",
         owner="Megan Bowen",
         env="prod",
-        lastSeenUtc=seen,
+        last_seen_utc=seen,
     )
     untagged = tagged.model_copy(update={"ci_id": tagged.ci_id + "-b", "name": "app-1-b"})
     untagged = untagged.model_copy(update={"owner": None, "env": None})

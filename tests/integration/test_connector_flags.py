@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import SecretStr
+
 from app import STORE
 from connectors import registry
 from core.settings_connectors import ConnectorFlag, ConnectorFlags
@@ -25,7 +27,9 @@ def _flags(**off: bool) -> ConnectorFlags:
 
 
 def _snow(snow: ServiceNowSandbox) -> ServiceNowSettings:
-    return ServiceNowSettings(instance_url=snow.url, username=snow.username, password=snow.password)
+    return ServiceNowSettings(
+        instance_url=snow.url, username=snow.username, password=SecretStr(snow.password)
+    )
 
 
 def _facts(card: dict[str, Any]) -> dict[str, str]:
@@ -80,7 +84,7 @@ async def test_servicenow_off_makes_no_call_and_holds_its_queued_work(
     card = await desk.warden.say(desk.conversation, f"link {number} to CHG0030001")
     assert "WARDEN_CONNECTORS__SERVICENOW__ENABLED=true" in str(card)
 
-    store = desk.warden.client.server.app[STORE]
+    store = desk.warden.client.app[STORE]
     await links_store.request_change(store, desk.key, Actor(object_id="u-1", name="Avery"))
     for _ in range(100):
         held = [j for j in await outbox.list_jobs(store, None, 50) if j.kind == ITSM_CREATE_JOB]

@@ -202,7 +202,9 @@ async def test_cmdb_cis_show_their_cost_of_the_last_30_days(
     await ingest_now(settings_for(azurite, container), store)
     seen = datetime.now(UTC)
     cis = [
-        StoredCi(ConfigurationItem(ciId=ci, name="vm", type="vm", lastSeenUtc=seen), True, 1, None)
+        StoredCi(
+            ConfigurationItem(ci_id=ci, name="vm", type="vm", last_seen_utc=seen), True, 1, None
+        )
         for ci in (rid.lower(), resource_id(8).lower())
     ]
     costs = await last_30_days(store, cis)

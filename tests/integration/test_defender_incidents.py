@@ -119,12 +119,12 @@ async def test_sentinel_and_defender_same_incident_one_card(
 
 
 async def _idle(warden: Warden) -> None:
-    store = warden.client.server.app[STORE]
+    store = warden.client.app[STORE]
 
     async def idle() -> bool:
         return not await outbox.list_jobs(store, outbox.UNFINISHED)
 
-    await warden.client.server.app[WORKER].wait_until(idle)
+    await warden.client.app[WORKER].wait_until(idle)
 
 
 async def test_defender_triage_status_patched_with_attribution_comment(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import SecretStr
 
 from core.settings_servicenow import ServiceNowSettings
 from core.store import deployments as deployments_store
@@ -34,7 +35,7 @@ async def arm() -> AsyncIterator[ArmSandbox]:
 async def _desk(start_warden: WardenFactory, arm: ArmSandbox, snow: ServiceNowSandbox) -> Desk:
     """A card for an incident whose resource was deployed by ``webapp-release-9``, settled."""
     servicenow = ServiceNowSettings(
-        instance_url=snow.url, username=snow.username, password=snow.password
+        instance_url=snow.url, username=snow.username, password=SecretStr(snow.password)
     )
     warden = await start_warden(**connected_settings(arm, servicenow=servicenow))
     conversation = await warden.subscribed_channel()

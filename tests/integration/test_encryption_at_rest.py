@@ -131,7 +131,7 @@ async def test_encryption_keys_rotate_old_key_removable_warden_reads_all(
     assert "incidents.payload 0" in again and "outbox.payload 0" in again  # idempotent
 
     after = await start_warden(encryption_keys=NEW_ENCRYPTION_KEY)
-    store = after.client.server.app[STORE]
+    store = after.client.app[STORE]
     stored = await store.incident(str(newer["id"]).lower())
     assert stored is not None and stored.title == TITLE and stored.owner.email == OWNER_EMAIL
     assert (await store.conversation(conversation)) is not None
@@ -203,13 +203,13 @@ async def test_encryption_cmdb_ci_tags_sealed_and_read_back(database_url: str) -
         await store.upgrade()
         tags = [f"owner={OWNER_EMAIL}", "env=prod"]
         item = ConfigurationItem(
-            ciId="/subscriptions/s1/resourcegroups/rg/providers/microsoft.web/sites/app1",
+            ci_id="/subscriptions/s1/resourcegroups/rg/providers/microsoft.web/sites/app1",
             name="app1",
             type="microsoft.web/sites",
             owner=OWNER_EMAIL,
             env="prod",
             tags=tags,
-            lastSeenUtc=datetime.now(UTC),
+            last_seen_utc=datetime.now(UTC),
         )
         await cmdb_cis.store_page(store, [item], 1, "{}")
         assert not [v for v in await _sealed_values(database_url) if OWNER_EMAIL in v]

@@ -149,7 +149,7 @@ async def test_reviewers_card_post_refused_leaves_nothing_in_flight(desk: Desk) 
         if job.kind == EVIDENCE_CARD_JOB
     ]
     assert await outbox.replay(desk.store, held.id, actor="operator@contoso.com")
-    desk.warden.client.server.app[WORKER].wake()
+    desk.warden.client.app[WORKER].wake()
     await desk.settled()
     [card] = cards_in(desk, CHANNEL, REVIEWING)
     assert [p.status for p in posts_of(desk, CHANNEL, REVIEWING)] == [400, 201]

@@ -86,7 +86,7 @@ class Room:
 
     def card(self, heading: str) -> dict[str, Any]:
         """The newest posted or updated card whose first heading starts with ``heading``."""
-        found = [
+        found: list[dict[str, Any]] = [
             r.body["attachments"][0]["content"]
             for r in self.warden.connector.posts(self.conversation, successful=True)
             + self.warden.connector.updates(self.conversation, successful=True)
@@ -127,13 +127,13 @@ class Room:
         return value
 
     async def settled(self) -> None:
-        store = self.warden.client.server.app[STORE]
+        store = self.warden.client.app[STORE]
 
         async def idle() -> bool:  # audit.mirror jobs wait for SharePoint, not configured here
             jobs = await outbox.list_jobs(store, outbox.UNFINISHED)
             return not [job for job in jobs if job.kind == EVIDENCE_CARD_JOB]
 
-        await self.warden.client.server.app[WORKER].wait_until(idle)
+        await self.warden.client.app[WORKER].wait_until(idle)
 
 
 def button_data(card: Any, verb: str) -> dict[str, Any]:
@@ -264,7 +264,7 @@ async def test_request_evidence_twice_while_open_says_already_open(room: Room) -
     await requested(room)
     again = await requested(room)
     assert "already open" in text_of(again)
-    assert len(await evidence_store.list_requests(room.warden.client.server.app[STORE])) == 1
+    assert len(await evidence_store.list_requests(room.warden.client.app[STORE])) == 1
     owner_posts = [
         r
         for r in room.warden.connector.posts(room.conversation)
@@ -287,7 +287,7 @@ async def test_request_evidence_due_in_the_past_is_refused(room: Room) -> None:
         f"request evidence ISO-A.5.15 from {OWNER['aadObjectId']} due 2020-01-01"
     )
     assert "has passed" in text_of(reply)
-    assert not await evidence_store.list_requests(room.warden.client.server.app[STORE])
+    assert not await evidence_store.list_requests(room.warden.client.app[STORE])
 
 
 async def test_evidence_two_approvals_with_separation_of_duties(room: Room) -> None:
@@ -319,7 +319,7 @@ async def test_evidence_two_approvals_with_separation_of_duties(room: Room) -> N
     assert "Approved by Rita Reviewer, Sam Second" in text_of(late)
     assert "changed after your card was drawn" in text_of(late)
 
-    store = room.warden.client.server.app[STORE]
+    store = room.warden.client.app[STORE]
     entries = await evidence_audit.audit_entries(store)
     assert verify(entries).ok
     approvals = [entry for entry in entries if entry.action is AuditAction.APPROVED]
@@ -377,7 +377,7 @@ async def test_evidence_changes_requested_then_version_two_resets_approvals(room
     activity_card = {"actions": [{"verb": CardVerb.EVIDENCE_SUBMIT.value, "data": old}]}
     refreshed = await room.click(CardVerb.EVIDENCE_SUBMIT, OWNER, card=activity_card)
     assert "changed after your card was drawn" in text_of(refreshed)
-    store = room.warden.client.server.app[STORE]
+    store = room.warden.client.app[STORE]
     requests = await evidence_store.list_requests(store)
     assert [r.status for r in requests] == [RequestStatus.SUBMITTED]
     assert requests[0].submission == 2

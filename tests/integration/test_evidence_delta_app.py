@@ -115,10 +115,10 @@ async def edit_request(graph: GraphSandbox, arm: ArmSandbox, ref: ListRef) -> No
 async def rerun_card_job(warden: Any) -> None:
     """Put the done ``audit.outside_change`` job back to pending, as a lease that ran out
     after the post would, and wait until the worker has run it again."""
-    store = warden.client.server.app[STORE]
+    store = warden.client.app[STORE]
     table = outbox_table
     kind = table.c.kind == OUTSIDE_CHANGE_JOB
-    await warden.client.server.app[WORKER].wait_until(
+    await warden.client.app[WORKER].wait_until(
         lambda: status_is(store, kind, outbox.DONE), within=30
     )
     async with store.writing() as conn:
@@ -127,7 +127,7 @@ async def rerun_card_job(warden: Any) -> None:
             .where(kind)
             .values(status=outbox.PENDING, next_attempt_at=time.time(), lease_until=None)
         )
-    await warden.client.server.app[WORKER].wait_until(
+    await warden.client.app[WORKER].wait_until(
         lambda: status_is(store, kind, outbox.DONE), within=30
     )
 

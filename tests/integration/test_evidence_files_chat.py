@@ -216,7 +216,7 @@ class Owner:
 
     @property
     def store(self) -> Store:
-        store: Store = self.warden.client.server.app[STORE]
+        store: Store = self.warden.client.app[STORE]
         return store
 
     async def asked_for(self, requirement_id: str, owner: str = OWNER["aadObjectId"]) -> str:
@@ -266,7 +266,7 @@ class Owner:
 
     async def until(self, check: Callable[[], Awaitable[bool]]) -> None:
         """Wait (on the outbox worker) until ``check`` holds, then until cards settled."""
-        await self.warden.client.server.app[WORKER].wait_until(check)
+        await self.warden.client.app[WORKER].wait_until(check)
         await self.settled()
 
     async def filed(self, request_id: str) -> bool:
@@ -280,7 +280,7 @@ class Owner:
             jobs = await outbox.list_jobs(self.store, outbox.UNFINISHED)
             return not [j for j in jobs if j.kind in (EVIDENCE_CARD_JOB, EVIDENCE_FILE_JOB)]
 
-        await self.warden.client.server.app[WORKER].wait_until(idle)
+        await self.warden.client.app[WORKER].wait_until(idle)
 
     def owner_card(self) -> str:
         """The newest owner card (in the channel, or wherever Warden routed it), as text."""

@@ -88,7 +88,7 @@ class Desk:
 
     @property
     def store(self) -> Store:
-        return self.warden.client.server.app[STORE]
+        return self.warden.client.app[STORE]
 
     async def say(self, text: str) -> dict[str, Any]:
         """Adele @mentions Warden in the channel; returns the card it replied with."""
@@ -111,7 +111,7 @@ class Desk:
             jobs = await outbox.list_jobs(self.store, outbox.UNFINISHED)
             return not [job for job in jobs if job.kind == EVIDENCE_CARD_JOB]
 
-        await self.warden.client.server.app[WORKER].wait_until(idle)
+        await self.warden.client.app[WORKER].wait_until(idle)
 
     def cards(self, conversation: str, heading: str) -> list[dict[str, Any]]:
         """Cards posted (not replies) or updated in ``conversation`` with ``heading``."""
@@ -341,7 +341,7 @@ async def test_catalog_owner_upn_resolved_at_delivery(desk: Desk) -> None:
     assert job.payload["personal"] is True
     request, created = await evidence_store.open_request(desk.store, draft, jobs=[job])
     assert created and request.owner == "olivia@contoso.com"
-    desk.warden.client.server.app[WORKER].wake()
+    desk.warden.client.app[WORKER].wake()
     await desk.settled()
     assert (await only_request(desk, "ISO-A.8.13")).owner == OWNER["aadObjectId"]
     assert len(desk.owner_posts(CHAT)) == 1

@@ -80,7 +80,7 @@ def reminder_posts(desk: Desk) -> list[Any]:
 async def remind(desk: Desk, *statuses: str) -> None:
     """Run the reminder round on the due date, and wait until its job has one of
     ``statuses``."""
-    app = desk.warden.client.server.app
+    app = desk.warden.client.app
     request = await only_request(desk)
     await app[REMINDERS].run_once(request.due)
 

@@ -58,12 +58,12 @@ class Desk:
 
     async def round(self, today: date) -> None:
         """Run one reminder round as of ``today`` and wait until its cards are posted."""
-        app = self.warden.client.server.app
+        app = self.warden.client.app
         await app[REMINDERS].run_once(today)
         await self.settled()
 
     async def settled(self) -> None:
-        app = self.warden.client.server.app
+        app = self.warden.client.app
 
         async def idle() -> bool:  # audit.mirror jobs wait for SharePoint, not configured
             jobs = await outbox.list_jobs(app[STORE], outbox.UNFINISHED)
@@ -114,7 +114,7 @@ def warden_settings(arm: ArmSandbox, tmp_path: Path) -> dict[str, Any]:
 
 
 async def due_date(desk: Desk) -> date:
-    (request,) = await evidence_store.list_requests(desk.warden.client.server.app[STORE])
+    (request,) = await evidence_store.list_requests(desk.warden.client.app[STORE])
     return request.due
 
 
@@ -155,7 +155,7 @@ async def test_reminders_before_on_and_after_due_each_once_across_rounds_and_res
     await again.round(due + timedelta(days=3))
     assert len(again.sent("Reminder: evidence")) == 4
     assert len(again.sent("Overdue evidence")) == 1
-    chain = await evidence_audit.audit_entries(again.warden.client.server.app[STORE])
+    chain = await evidence_audit.audit_entries(again.warden.client.app[STORE])
     actions = [e.action for e in chain]
     assert actions.count(AuditAction.REMINDED) == 4
     assert actions.count(AuditAction.ESCALATED) == 1
@@ -168,7 +168,7 @@ async def test_request_approved_before_due_gets_no_reminder(
     """A request no longer waiting for evidence is never reminded."""
     desk = await open_desk(start_warden, arm, tmp_path)
     due = await due_date(desk)
-    store = desk.warden.client.server.app[STORE]
+    store = desk.warden.client.app[STORE]
     (request,) = await evidence_store.list_requests(store)
     handed_in = await evidence_store.submit(
         store,
@@ -200,7 +200,7 @@ async def test_two_concurrent_rounds_send_one_reminder(
     if desk.warden.settings.effective_database_url.startswith("postgresql"):
         desks.append(Desk(await start_warden(**warden_settings(arm, tmp_path))))
     due = await due_date(desk)
-    apps = [d.warden.client.server.app for d in desks]
+    apps = [d.warden.client.app for d in desks]
     await asyncio.gather(*(app[REMINDERS].run_once(due) for app in apps for _ in range(2)))
     for each in desks:
         await each.settled()
@@ -220,8 +220,6 @@ async def test_missed_week_sends_only_the_latest_reminder(
     assert "overdue" in str(reminder.body)
     assert len(desk.sent("Overdue evidence")) == 1
     jobs = [
-        j
-        for j in await outbox.list_jobs(desk.warden.client.server.app[STORE])
-        if j.kind == REMINDER_JOB
+        j for j in await outbox.list_jobs(desk.warden.client.app[STORE]) if j.kind == REMINDER_JOB
     ]
     assert len(jobs) == 2

@@ -41,19 +41,19 @@ async def room(tmp_path: Path, start_warden: WardenFactory) -> Room:
 
 
 def store_of(room: Room) -> Store:
-    store: Store = room.warden.client.server.app[STORE]
+    store: Store = room.warden.client.app[STORE]
     return store
 
 
 async def sync_ci(store: Store, resource: str, *, owner: str, env: str) -> None:
     """The CMDB sync stores ``resource`` as an Azure storage account CI (run 1)."""
     item = ConfigurationItem(
-        ciId=resource.lower(),
+        ci_id=resource.lower(),
         name=resource.rsplit("/", 1)[-1],
         type="microsoft.storage/storageaccounts",
         owner=owner,
         env=env,
-        lastSeenUtc=datetime.now(UTC),
+        last_seen_utc=datetime.now(UTC),
     )
     await cmdb_cis.store_page(store, [item], 1, '{"run": 1}')
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from app import STORE, WORKER
 from cards.verbs import CardVerb
@@ -40,7 +41,10 @@ async def room(tmp_path: Path, start_warden: WardenFactory, snow: ServiceNowSand
     catalog = tmp_path / "requirements.yaml"
     catalog.write_text(CATALOG, encoding="utf-8")
     servicenow = ServiceNowSettings(
-        instance_url=snow.url, username=snow.username, password=snow.password, poll_seconds=3600
+        instance_url=snow.url,
+        username=snow.username,
+        password=SecretStr(snow.password),
+        poll_seconds=3600,
     )
     warden = await start_warden(requirements_file=catalog, servicenow=servicenow)
     conversation = channel_id("compliance")
@@ -49,7 +53,7 @@ async def room(tmp_path: Path, start_warden: WardenFactory, snow: ServiceNowSand
 
 
 def _store(room: Room) -> Store:
-    store: Store = room.warden.client.server.app[STORE]
+    store: Store = room.warden.client.app[STORE]
     return store
 
 
@@ -82,7 +86,7 @@ async def _delivered(room: Room) -> list[outbox.JobRow]:
     async def idle() -> bool:
         return all(j.status not in outbox.UNFINISHED for j in await _outcome_jobs(room))
 
-    await room.warden.client.server.app[WORKER].wait_until(idle)
+    await room.warden.client.app[WORKER].wait_until(idle)
     return await _outcome_jobs(room)
 
 
@@ -114,7 +118,7 @@ async def test_evidence_rejected_creates_one_remediation_change_with_the_reason(
     [note] = _notes(snow, change)
     assert "Evidence rejected by Rita Reviewer: The review is not signed off" in note
     assert snow.contract_problems == []
-    store = room.warden.client.server.app[STORE]
+    store = room.warden.client.app[STORE]
     [written] = [
         e for e in await evidence_audit.audit_entries(store) if e.action is AuditAction.WRITTEN_BACK
     ]
@@ -154,7 +158,7 @@ async def test_evidence_rejection_written_again_updates_the_same_change(
             ITSM_EVIDENCE_JOB, "itsm|evidence|" + request_id, first.payload, cipher=store.cipher
         )
         await conn.execute(outbox_table.insert().values(**row))
-    room.warden.client.server.app[WORKER].wake()
+    room.warden.client.app[WORKER].wake()
     jobs = await _delivered(room)
     assert [j.status for j in jobs] == [outbox.DONE, outbox.DONE]
     [change] = _remediations(snow, request_id)
@@ -221,7 +225,7 @@ async def test_evidence_rejected_while_servicenow_down_delivered_when_back(
     async def tried() -> bool:
         return any(j.attempts >= 1 for j in await _outcome_jobs(room))
 
-    await room.warden.client.server.app[WORKER].wait_until(tried)
+    await room.warden.client.app[WORKER].wait_until(tried)
     assert _remediations(snow, request_id) == []
     snow.up()
     jobs = await _delivered(room)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from app import WORKER
 from core.settings_servicenow import ServiceNowSettings
@@ -66,7 +67,7 @@ async def _desk(
 ) -> Desk:
     """A channel showing the card of a new incident whose entities are ``entities``."""
     settings = ServiceNowSettings(
-        instance_url=snow.url, username=snow.username, password=snow.password
+        instance_url=snow.url, username=snow.username, password=SecretStr(snow.password)
     )
     warden = await start_warden(**connected_settings(arm, servicenow=settings))
     conversation = await warden.subscribed_channel()
@@ -128,7 +129,7 @@ async def test_card_servicenow_down_then_up_ci_appears(
         jobs = await outbox.list_jobs(desk.store, outbox.PENDING)
         return any(j.kind == cmdb_store.CMDB_JOB and j.attempts >= 1 for j in jobs)
 
-    await desk.warden.client.server.app[WORKER].wait_until(lookup_failed)
+    await desk.warden.client.app[WORKER].wait_until(lookup_failed)
     assert "Configuration items" not in str(desk.card())
     snow.up()
     await desk.settled()

@@ -120,7 +120,7 @@ async def test_card_arm_down_then_up_deployment_appears(
         jobs = await outbox.list_jobs(desk.store, outbox.PENDING)
         return any(j.kind == deployments_store.DEPLOYMENTS_JOB and j.attempts >= 1 for j in jobs)
 
-    await desk.warden.client.server.app[WORKER].wait_until(read_failed)
+    await desk.warden.client.app[WORKER].wait_until(read_failed)
     assert "before the first alert" not in str(desk.card())
     arm.clear_faults()
     await desk.settled()

@@ -33,7 +33,9 @@ DATASET = "warden.itsm.records"
 
 
 def _snow(snow: ServiceNowSandbox) -> ServiceNowSettings:
-    return ServiceNowSettings(instance_url=snow.url, username=snow.username, password=snow.password)
+    return ServiceNowSettings(
+        instance_url=snow.url, username=snow.username, password=SecretStr(snow.password)
+    )
 
 
 def _jsm(jsm: JsmSandbox) -> JsmSettings:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
@@ -93,7 +94,7 @@ async def test_webhook_signed_changes_card_unsigned_and_replay_change_nothing(
     await desk.warden.say(desk.conversation, f"link {_number(desk)} to SEC-3")
     jsm.portal_update("SEC-3", status="Pending")
     body = json.dumps({"webhookEvent": "jira:issue_updated", "issue": {"key": "SEC-3"}}).encode()
-    client: TestClient[Any, Any] = desk.warden.client
+    client: TestClient[web.Request, web.Application] = desk.warden.client
     plain = {"Content-Type": "application/json", "X-Atlassian-Webhook-Identifier": "d-1"}
     unsigned = await client.post("/api/webhooks/jsm", data=body, headers=plain)
     assert unsigned.status == 401

@@ -211,9 +211,9 @@ async def test_triage_journey_names_and_comments_never_logged(
         )
 
         async def settled() -> bool:
-            return not await outbox.list_jobs(warden.client.server.app[STORE], outbox.UNFINISHED)
+            return not await outbox.list_jobs(warden.client.app[STORE], outbox.UNFINISHED)
 
-        await warden.client.server.app[WORKER].wait_until(settled)
+        await warden.client.app[WORKER].wait_until(settled)
         comments = [str(c["properties"]["message"]) for c in arm.comments(made["name"])]
         assert any(MESSAGE_TEXT in c and USER_NAME in c for c in comments)
         await warden.client.close()

@@ -6,6 +6,7 @@ refuses a handshake without a certificate that CA issued.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -94,12 +95,14 @@ async def test_mtls_ssrf_guard_presents_cert_on_pinned_connection(
     async def loopback(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
 
+    context = client_tls(ca.client_context(), _certificate(files))
+    assert isinstance(context, ssl.SSLContext)
     body = await fetch(
         f"https://localhost:{port}/evidence",
         policy,
         client_factory=resilient_factory(Breakers(), POLICY),
         resolver=loopback,
-        ssl_context=client_tls(ca.client_context(), _certificate(files)),
+        ssl_context=context,
     )
     assert body.status == 200 and server.clients == ["warden-fetch"]
 

@@ -36,7 +36,7 @@ def _itsm(snow: ServiceNowSandbox, jsm: JsmSandbox, *, secrets: bool) -> dict[st
         "servicenow": ServiceNowSettings(
             instance_url=snow.url,
             username=snow.username,
-            password=snow.password,
+            password=SecretStr(snow.password),
             webhook_secrets=[SecretStr(SECRET)] if secrets else [],
             poll_seconds=3600,
         ),
@@ -75,7 +75,7 @@ async def test_every_api_route_mounted_is_described(
     aside) has its operation in the served document, which is then the whole document."""
     warden = await _every_webhook(start_warden, snow, jsm)
     document = await _document(warden)
-    mounted = mounted_routes(warden.client.server.app)
+    mounted = mounted_routes(warden.client.app)
     api = {
         (method, path) for method, path in mounted if path.startswith("/api/") and method != "HEAD"
     } - NOT_DESCRIBED
@@ -93,7 +93,7 @@ async def test_itsm_webhooks_absent_when_their_secrets_are_not_set(
     warden = await start_warden(**_itsm(snow, jsm, secrets=False))
     document = await _document(warden)
     absent = ITSM_PATHS | {"/api/webhooks/budgets"}
-    assert not {path for _, path in mounted_routes(warden.client.server.app)} & absent
+    assert not {path for _, path in mounted_routes(warden.client.app)} & absent
     assert not set(document["paths"]) & absent
     assert {"/api/webhooks/sentinel", "/api/posture", "/healthz"} <= set(document["paths"])
     unsigned = await warden.client.post("/api/webhooks/servicenow", json={})

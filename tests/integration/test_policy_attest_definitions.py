@@ -194,7 +194,7 @@ async def test_attest_definition_job_run_twice_keeps_one_attestation_each(
             POLICY_ATTEST_JOB, f"policy-attest|{request_id}", first.payload, cipher=store.cipher
         )
         await conn.execute(outbox_table.insert().values(**row))
-    room.warden.client.server.app[WORKER].wake()
+    room.warden.client.app[WORKER].wake()
     jobs = await _attested(room)
     assert [j.status for j in jobs] == [outbox.DONE, outbox.DONE]
     assert len(arm.policy.attestations.items) == 3

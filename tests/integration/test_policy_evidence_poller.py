@@ -103,12 +103,12 @@ class Desk:
 
     def __init__(self, warden: Warden, arm: ArmSandbox, poller: PolicyEvidencePoller) -> None:
         self.warden, self.arm, self.poller = warden, arm, poller
-        self.store = warden.client.server.app[STORE]
+        self.store = warden.client.app[STORE]
 
     async def round(self) -> Any:
         """One poll round, then every card job it caused delivered."""
         report = await self.poller.poll_once()
-        worker = self.warden.client.server.app[WORKER]
+        worker = self.warden.client.app[WORKER]
 
         async def idle() -> bool:  # audit.mirror jobs wait for SharePoint, not configured here
             jobs = await outbox.list_jobs(self.store, outbox.UNFINISHED)
@@ -190,12 +190,12 @@ async def open_desk(
         await warden.install(channel)
     poller = PolicyEvidencePoller(
         client,
-        warden.client.server.app[STORE],
+        warden.client.app[STORE],
         load_catalog(catalog),
         [SCOPE],
         period=quarter,
         cards=EvidenceCards(channel, card_job),
-        on_change=warden.client.server.app[WORKER].wake,
+        on_change=warden.client.app[WORKER].wake,
     )
     return Desk(warden, arm, poller)
 
@@ -384,7 +384,7 @@ async def test_app_with_policy_scopes_polls_and_posts_owner_cards(
         return [r for r in posts if "Evidence requested: " in str(r.body)]
 
     await warden.connector.wait_for(lambda s: len(owner_cards(s)) >= 2)
-    found = await evidence_store.list_requests(warden.client.server.app[STORE])
+    found = await evidence_store.list_requests(warden.client.app[STORE])
     assert sorted(r.scope for r in found) == [storage("stalpha"), storage("stbravo")]
 
 

@@ -16,7 +16,7 @@ from tests.integration.conftest import Warden, WardenFactory, incident
 async def _store(warden: Warden) -> Store:
     from app import STORE
 
-    return warden.client.server.app[STORE]
+    return warden.client.app[STORE]
 
 
 async def _dlq(warden: Warden) -> list[outbox.JobRow]:
@@ -49,7 +49,7 @@ async def _wait_dlq(warden: Warden, count: int) -> list[outbox.JobRow]:
     async def filled() -> bool:
         return len(await _dlq(warden)) >= count
 
-    await warden.client.server.app[WORKER].wait_until(filled)
+    await warden.client.app[WORKER].wait_until(filled)
     return await _dlq(warden)
 
 

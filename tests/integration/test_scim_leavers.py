@@ -29,15 +29,13 @@ async def _request_owned_by(scim: Scim, owner: str, requirement: str = "ISO27001
         due=date(2026, 12, 10),
         approvals_needed=1,
     )
-    request, created = await evidence_store.open_request(
-        scim.warden.client.server.app[STORE], draft
-    )
+    request, created = await evidence_store.open_request(scim.warden.client.app[STORE], draft)
     assert created
     return request.id
 
 
 async def _owner(scim: Scim, request_id: str) -> str:
-    request = await evidence_store.get(scim.warden.client.server.app[STORE], request_id)
+    request = await evidence_store.get(scim.warden.client.app[STORE], request_id)
     assert request is not None
     return request.owner
 
@@ -52,7 +50,7 @@ async def test_scim_leaver_disabled_requests_move_to_manager(start_warden: Warde
     request_id = await _request_owned_by(scim, "leaver@contoso.com")
     await scim.ok("PATCH", f"/Users/{leaver['id']}", DISABLE)
     assert await _owner(scim, request_id) == "boss@contoso.com"
-    entries = await evidence_audit.audit_entries(scim.warden.client.server.app[STORE])
+    entries = await evidence_audit.audit_entries(scim.warden.client.app[STORE])
     moved = [e for e in entries if e.action is AuditAction.REASSIGNED]
     assert len(moved) == 1 and moved[0].actor == WARDEN
     assert moved[0].details["from"] == "leaver@contoso.com"

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from app import cli, console
+from app import cli
+from cli.common import console
 from core.errors import SettingsError
 from core.settings import load_settings
 from sandbox.arm import ArmSandbox, run_arm_sandbox

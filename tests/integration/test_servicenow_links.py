@@ -11,7 +11,9 @@ import secrets
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from cards.verbs import CardVerb
@@ -34,8 +36,8 @@ def _snow_settings(snow: ServiceNowSandbox, **more: Any) -> ServiceNowSettings:
     return ServiceNowSettings(
         instance_url=snow.url,
         username=snow.username,
-        password=snow.password,
-        webhook_secrets=[HOOK_SECRET],
+        password=SecretStr(snow.password),
+        webhook_secrets=[SecretStr(HOOK_SECRET)],
         **more,
     )
 
@@ -188,7 +190,7 @@ async def test_webhook_change_in_servicenow_reaches_card_at_once(
     an unsigned or replayed message is refused and changes nothing."""
     desk = await _linked_desk(start_warden, arm, snow, poll_seconds=3600)
     change = await _scheduled_in_servicenow(desk, snow)
-    client: TestClient = desk.warden.client
+    client: TestClient[web.Request, web.Application] = desk.warden.client
     await desk.settled()
     assert "Scheduled" in str(desk.card())
     body = b'{"table": "change_request", "sys_id": "x", "record": {}}'
@@ -268,7 +270,7 @@ async def _scheduled_in_servicenow(desk: Desk, snow: ServiceNowSandbox) -> dict[
     change = _change(snow)
     await _say(desk, f"link {_number(desk)} to {change['number']}")
     await desk.settled()
-    client: TestClient = desk.warden.client
+    client: TestClient[web.Request, web.Application] = desk.warden.client
     snow.set_business_rule(str(client.make_url("/api/webhooks/servicenow")), HOOK_SECRET)
     snow.portal_update("change_request", change["sys_id"], {"state": "-2"})
     await snow.wait_for(lambda s: [d for d in s.rule_deliveries if d.status == 202] or None)

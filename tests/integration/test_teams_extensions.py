@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from pydantic import SecretStr
 
 from core.settings_servicenow import ServiceNowSettings
 from core.store import links as links_store
@@ -29,7 +30,7 @@ COMMAND = "linkToIncident"
 
 async def _desk(start_warden: WardenFactory, arm: ArmSandbox, snow: ServiceNowSandbox) -> Desk:
     settings = ServiceNowSettings(
-        instance_url=snow.url, username=snow.username, password=snow.password
+        instance_url=snow.url, username=snow.username, password=SecretStr(snow.password)
     )
     return await open_desk(start_warden, arm, servicenow=settings)
 

@@ -76,7 +76,7 @@ class Desk:
 
     @property
     def store(self) -> Store:
-        return self.warden.client.server.app[STORE]
+        return self.warden.client.app[STORE]
 
     async def settled(self) -> None:
         """Wait until no triage or card job is left to run."""
@@ -84,7 +84,7 @@ class Desk:
         async def idle() -> bool:
             return not await outbox.list_jobs(self.store, outbox.UNFINISHED)
 
-        await self.warden.client.server.app[WORKER].wait_until(idle)
+        await self.warden.client.app[WORKER].wait_until(idle)
 
     async def triage_jobs(self) -> list[outbox.JobRow]:
         return [job for job in await outbox.list_jobs(self.store) if job.kind == TRIAGE_JOB]

@@ -96,15 +96,15 @@ def resource_facts() -> ResourceFacts:
     VM and the storage account, which the CMDB has not synced yet."""
     seen = AT
     vm = ConfigurationItem(
-        ciId=VM.lower(),
+        ci_id=VM.lower(),
         name="vm-web-01",
         type="microsoft.compute/virtualmachines",
         owner="Olivia Owner",
         env="prod",
-        lastSeenUtc=seen,
+        last_seen_utc=seen,
     )
     disk = ConfigurationItem(
-        ciId=DISK.lower(), name="vm-web-01-os", type="microsoft.compute/disks", lastSeenUtc=seen
+        ci_id=DISK.lower(), name="vm-web-01-os", type="microsoft.compute/disks", last_seen_utc=seen
     )
     return ResourceFacts(
         cis={vm.ci_id: vm, disk.ci_id: disk},

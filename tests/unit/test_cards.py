@@ -156,7 +156,7 @@ def triage_action(state: TriageState, detail: str | None = None) -> TriageAction
 
 CHANGE_LINK = IncidentLink(
     system=ItsmSystem.SERVICENOW,
-    externalId="CHG0030001",
+    external_id="CHG0030001",
     key="a9e30c7dc61122760116894de7bcc7bd",
     url="https://contoso.service-now.com/change_request.do?sys_id=a9e30c7dc61122760116894de7bcc7bd",
     type=RecordType.CHANGE_REQUEST,
@@ -171,18 +171,18 @@ def azure_cis() -> list[ConfigurationItem]:
     group = "/subscriptions/s/resourcegroups/rg-web-prod/providers"
     return [
         ConfigurationItem(
-            ciId=f"{group}/microsoft.web/sites/app-web-prod-000001",
+            ci_id=f"{group}/microsoft.web/sites/app-web-prod-000001",
             name="app-web-prod-000001",
             type="microsoft.web/sites",
             owner="Megan Bowen",
             env="prod",
-            lastSeenUtc=seen,
+            last_seen_utc=seen,
         ),
         ConfigurationItem(
-            ciId=f"{group}/microsoft.cdn/profiles/cdn-web",
+            ci_id=f"{group}/microsoft.cdn/profiles/cdn-web",
             name="cdn-web",
             type="microsoft.cdn/profiles",
-            lastSeenUtc=seen,
+            last_seen_utc=seen,
         ),
     ]
 
@@ -191,17 +191,17 @@ def configuration_items(count: int) -> list[ConfigurationItem]:
     """``count`` CIs as the CMDB lookup stores them: a Linux web server first, then others."""
     seen = datetime(2025, 3, 14, 8, 0, tzinfo=UTC)
     first = ConfigurationItem(
-        ciId="ci0",
+        ci_id="ci0",
         name="web-prd-01",
         type="cmdb_ci_linux_server",
         owner="David Loo",
         env="Production",
         tags=["pci"],
-        lastSeenUtc=seen,
+        last_seen_utc=seen,
     )
     others = [
         ConfigurationItem(
-            ciId=f"ci{n}", name=f"host-{n:02d}", type="cmdb_ci_ip_switch", lastSeenUtc=seen
+            ci_id=f"ci{n}", name=f"host-{n:02d}", type="cmdb_ci_ip_switch", last_seen_utc=seen
         )
         for n in range(1, count)
     ]

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from app import CATALOG, cli, console, create_app
+from app import CATALOG, cli, create_app
+from cli.common import console
 from core.catalog import EvidenceKind, PrincipalKind, load_catalog, parse_catalog
 from core.errors import SettingsError
 from core.settings import Settings, load_settings

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from app import cli, console
+from app import cli
+from cli.common import console
 from core.crypto import PayloadCipher, ensure_dev_key
 from core.settings_table import settings_table
 from core.store import migrate, outbox
@@ -47,7 +48,9 @@ def _dead_job(var_dir: Path) -> int:
                 from core.store.schema import outbox as table
 
                 result = await conn.execute(table.insert().values(**row))
-                job_id = int(result.inserted_primary_key[0])
+                key = result.inserted_primary_key
+                assert key is not None
+                job_id = int(key[0])
             await outbox.bury(store, job_id, 8, "fail: connector answered 400 (BadArgument)")
             return job_id
         finally:

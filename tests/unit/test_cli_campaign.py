@@ -10,7 +10,8 @@ from typing import TypeVar
 import pytest
 from typer.testing import CliRunner
 
-from app import cli, console
+from app import cli
+from cli.common import console
 from core.catalog import EvidenceKind
 from core.crypto import PayloadCipher, ensure_dev_key
 from core.evidence import DecisionKind, Evidence, RequestSource, Verdict

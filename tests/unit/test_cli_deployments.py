@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from app import cli, console
+from app import cli
+from cli.common import console
 from core.crypto import PayloadCipher, ensure_dev_key
 from core.deployments import Deployment
 from core.itsm import ConfigurationItem
@@ -44,7 +45,10 @@ def _deployed_and_linked(var_dir: Path) -> None:
             await store.upgrade()
             seen = datetime(2025, 3, 14, 8, 0, tzinfo=UTC)
             ci = ConfigurationItem(
-                ciId=APP, name="app-web-prod-000001", type="microsoft.web/sites", lastSeenUtc=seen
+                ci_id=APP,
+                name="app-web-prod-000001",
+                type="microsoft.web/sites",
+                last_seen_utc=seen,
             )
             await cmdb_cis.store_page(store, [ci], 1, "{}")
             made = [

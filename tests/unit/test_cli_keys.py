@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from app import cli, console
+from app import cli
+from cli.common import console
 from core.crypto import PayloadCipher, UnreadablePayload, ensure_dev_key, is_valid_key
 from core.store import outbox
 from core.store.schema import outbox as outbox_table

@@ -55,7 +55,7 @@ def test_parquet_costs_read_focus_timestamps_and_decimals() -> None:
         }
     )
     [day] = reader.take()
-    assert (day.day, day.cost, reader.currency) == ("2026-11-04", pytest.approx(3.3), "")
+    assert day.day == "2026-11-04" and day.cost == pytest.approx(3.3) and reader.currency == ""
 
 
 @pytest.mark.parametrize(

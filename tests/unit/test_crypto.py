@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from core.crypto import (
     DEV_KEY_FILE,
@@ -18,7 +19,7 @@ from core.crypto import (
 )
 from core.errors import SettingsError
 from core.logs import Scrubber
-from core.settings import Settings, load_settings, payload_keys
+from core.settings import Mode, Settings, load_settings, payload_keys
 from tests.support import ENCRYPTION_KEY, NEW_ENCRYPTION_KEY
 
 TEXT = '{"title":"Mass download by adele.vance@contoso.com","owner":"Ådele"}'
@@ -146,7 +147,7 @@ def test_settings_production_without_keys_refused_none_generated(
     with pytest.raises(SettingsError, match="WARDEN_ENCRYPTION_KEYS: required in production"):
         load_settings()
     with pytest.raises(SettingsError, match="WARDEN_ENCRYPTION_KEYS: required in production"):
-        payload_keys(Settings(mode="production", var_dir=tmp_path))
+        payload_keys(Settings(mode=Mode.PRODUCTION, var_dir=tmp_path))
     assert not (tmp_path / DEV_KEY_FILE).exists()
 
 
@@ -176,5 +177,7 @@ def test_settings_bad_key_refused_naming_variable_not_value(env: pytest.MonkeyPa
 def test_settings_keys_registered_with_scrubber(tmp_path: Path) -> None:
     """Encryption keys are secrets: the log scrubber redacts them once settings are registered."""
     scrubber = Scrubber()
-    scrubber.register_settings(Settings(var_dir=tmp_path, encryption_keys=ENCRYPTION_KEY))
+    scrubber.register_settings(
+        Settings(var_dir=tmp_path, encryption_keys=[SecretStr(ENCRYPTION_KEY)])
+    )
     assert ENCRYPTION_KEY not in scrubber.scrub(f"key={ENCRYPTION_KEY} and {ENCRYPTION_KEY}")

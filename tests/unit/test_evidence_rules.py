@@ -67,9 +67,14 @@ class Journey:
         self.request = request
         self.decisions: list[Decision] = []
 
-    def decide(self, verdict: Verdict, actor: str, **options: bool) -> Transition:
+    def decide(self, verdict: Verdict, actor: str, *, acts_for_owner: bool = False) -> Transition:
         change = decide(
-            self.request, self.decisions, verdict, actor, seen=self.request.version, **options
+            self.request,
+            self.decisions,
+            verdict,
+            actor,
+            seen=self.request.version,
+            acts_for_owner=acts_for_owner,
         )
         assert change.decision is not None
         self.decisions.append(change.decision)

@@ -147,7 +147,7 @@ async def test_non_compliant_next_link_to_another_host_refused() -> None:
         return httpx.Response(200, json=body)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        client = PolicyInsightsClient(http, _Credential(), base_url="https://arm.test")  # type: ignore[arg-type]
+        client = PolicyInsightsClient(http, _Credential(), base_url="https://arm.test")
         with pytest.raises(PolicyInsightsError) as caught:
             [s async for s in client.non_compliant(f"/subscriptions/{SUB}")]
     assert caught.value.code == "InvalidNextLink" and len(posted) == 1
@@ -173,7 +173,7 @@ def test_attestation_body_drops_unset_fields_and_writes_utc_times() -> None:
 
 def test_attestation_from_resource_reads_properties_and_refuses_missing_assignment() -> None:
     """A resource maps to Attestation; without policyAssignmentId it is InvalidPayload."""
-    resource = {
+    resource: dict[str, Any] = {
         "id": "/subscriptions/s/providers/Microsoft.PolicyInsights/attestations/a",
         "name": "a",
         "properties": {

@@ -20,7 +20,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "contracts/examples/azure-senti
 
 def _example(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
-    return data["responses"]["200"]["body"]
+    body: dict[str, Any] = data["responses"]["200"]["body"]
+    return body
 
 
 def test_mapping_official_example_all_fields_mapped() -> None:
