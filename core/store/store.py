@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import fcntl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -36,6 +36,7 @@ from core.models import (
 )
 from core.store import admin_audit, migrate
 from core.store.engine import create_engine, create_sqlite_writer, insert_for
+from core.store.group_commit import GroupCommit
 from core.store.schema import conversations, incidents, outbox, posted_cards, subscriptions
 
 A = TypeVar("A")
@@ -73,6 +74,22 @@ def version_key(incident: Incident) -> str:
     return f"{stamp}|{incident.etag}"
 
 
+@dataclass(frozen=True)
+class _Write(Generic[R]):
+    """A write queued for the writer thread: ``work(conn, arg)``."""
+
+    work: Callable[[Connection, Any], R]
+    arg: Any
+
+
+@dataclass(frozen=True)
+class _Written(Generic[R]):
+    """What a queued write came to: its result, or the error its work raised."""
+
+    value: R | None
+    error: Exception | None = None
+
+
 class Store:
     """Warden's persistent state on SQLite or PostgreSQL, through SQLAlchemy Core.
 
@@ -94,6 +111,7 @@ class Store:
             if writer is not None
             else None
         )
+        self._writes: GroupCommit[_Write[Any], _Written[Any]] = GroupCommit(self._write_batch)
 
     @classmethod
     def from_url(
@@ -136,30 +154,60 @@ class Store:
             self._replica_lock.close()
             self._replica_lock = None
         if self._writer is not None and self._writer_thread is not None:
+            await self._writes.close()
             self._writer_thread.shutdown(wait=True)
             self._writer.dispose()
 
     async def run_write(self, work: Callable[[Connection, A], R], arg: A) -> R:
-        """Run synchronous ``work(conn, arg)`` in one write transaction, committed on return.
+        """Run synchronous ``work(conn, arg)`` as one atomic write, committed on return.
 
-        On SQLite the whole transaction runs in one call on the writer thread (one hop per
-        batch instead of one per statement); on PostgreSQL it runs on the async connection.
+        On PostgreSQL it runs in a transaction of its own on the async connection. On SQLite
+        it runs on the writer thread, in one call (one hop, not one per statement), grouped
+        with the writes that were queued while the previous group committed: each in a
+        savepoint of the group's transaction, so a work that raises is undone alone (its
+        caller gets the error) and the others commit together, one ``COMMIT`` for all.
         """
         if self._writer is None or self._writer_thread is None:
             async with self.writing() as conn:
                 return await conn.run_sync(work, arg)
-        assert self._write_lock is not None
-        loop = asyncio.get_running_loop()
         try:
-            async with self._write_lock:
-                return await loop.run_in_executor(self._writer_thread, self._write_sync, work, arg)
+            written = await self._writes.submit(_Write(work, arg))
         except OperationalError as exc:
             raise StoreUnavailable(f"store write failed: {exc.orig!r}") from exc
+        if written.error is not None:
+            if isinstance(written.error, OperationalError):
+                raise StoreUnavailable(f"store write failed: {written.error.orig!r}") from (
+                    written.error
+                )
+            raise written.error
+        return cast(R, written.value)
 
-    def _write_sync(self, work: Callable[[Connection, A], R], arg: A) -> R:
+    async def _write_batch(self, writes: Sequence[_Write[Any]]) -> list[_Written[Any]]:
+        """One group of writes in one transaction on the writer thread."""
+        assert self._write_lock is not None
+        loop = asyncio.get_running_loop()
+        async with self._write_lock:
+            return await loop.run_in_executor(self._writer_thread, self._write_sync, writes)
+
+    def _write_sync(self, writes: Sequence[_Write[Any]]) -> list[_Written[Any]]:
         assert self._writer is not None
+        if len(writes) == 1:  # alone: in a transaction of its own, as it always was
+            try:
+                with self._writer.begin() as conn:
+                    return [_Written(writes[0].work(conn, writes[0].arg))]
+            except OperationalError:
+                raise  # the store failed: its caller is told it is unavailable
+            except Exception as exc:  # noqa: BLE001 - rolled back, handed to its caller
+                return [_Written(None, exc)]
+        done: list[_Written[Any]] = []
         with self._writer.begin() as conn:
-            return work(conn, arg)
+            for write in writes:
+                try:
+                    with conn.begin_nested():
+                        done.append(_Written(write.work(conn, write.arg)))
+                except Exception as exc:  # noqa: BLE001 - undone alone, handed to its caller
+                    done.append(_Written(None, exc))
+        return done
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
