@@ -113,14 +113,16 @@ def write_sample_export(
     """Write one export run (a gzipped partition of the last ``days`` days' costs of
     ``resource_ids``, and its manifest) into ``container``; the manifest's blob name."""
     from azure.core.exceptions import ResourceExistsError
-    from azure.storage.blob import BlobServiceClient
+    from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
     end = date.today()
     start = end - timedelta(days=days)
     period = f"{start:%Y%m%d}-{end:%Y%m%d}"
     folder = f"exports/{EXPORT}/{period}/run-{end:%Y%m%d}"
     data = gzip.compress(sample_rows(resource_ids, days, end).encode(), compresslevel=1)
-    with BlobServiceClient.from_connection_string(connection) as service:
+    # Azurite is local: a few quick retries, not the SDK's 15 s and more between them
+    quick = ExponentialRetry(initial_backoff=0.5, increment_base=1, retry_total=2)
+    with BlobServiceClient.from_connection_string(connection, retry_policy=quick) as service:
         client = service.get_container_client(container)
         with contextlib.suppress(ResourceExistsError):
             client.create_container()

@@ -172,14 +172,20 @@ async def sandbox_azurite(
 async def _serve_azurite(
     settings: Settings, resource_ids: Sequence[str], ready: asyncio.Event
 ) -> None:
+    from azure.core.exceptions import AzureError
+
     from sandbox.azurite import serving_azurite, write_sample_export
 
     port = settings.sandbox_azurite_port
     try:
         async with serving_azurite(port, settings.var_dir / "azurite") as connection:
-            await asyncio.to_thread(
-                write_sample_export, connection, settings.costs.container, resource_ids
-            )
+            try:
+                await asyncio.to_thread(
+                    write_sample_export, connection, settings.costs.container, resource_ids
+                )
+            except AzureError as exc:  # Azurite answered badly: Warden goes on without it
+                log.warning("the sandbox Azurite refused the sample cost export: %s", exc)
+                return
             ready.set()
             console.print(
                 f"Sandbox blob storage (Azurite, a sample cost export): http://127.0.0.1:{port}"

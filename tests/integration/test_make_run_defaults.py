@@ -351,3 +351,44 @@ async def test_costs_ingest_without_make_run_says_what_to_configure(
     code, out = await _command(settings, "costs", "ingest")
     assert code == 1, out
     assert "WARDEN_COSTS__CONNECTION_STRING" in out, out
+
+
+async def test_sandbox_azurite_answering_badly_leaves_warden_running(
+    tmp_path: Path,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Azurite that accepts connections and closes them unanswered (a port another process
+    took, a start that went wrong): the sample export is not written, Warden says so and
+    goes on, and stopping it raises nothing."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    import sandbox.azurite
+    from sandbox.azurite import connection_string
+    from wiring.sandboxes import sandbox_azurite
+
+    site = "/subscriptions/0000/resourceGroups/rg-web/providers/Microsoft.Web/sites/web-01"
+
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    @contextlib.asynccontextmanager
+    async def closing_azurite(_port: int, _location: Path) -> AsyncIterator[str]:
+        yield connection_string(port)
+
+    monkeypatch.setattr(sandbox.azurite, "serving_azurite", closing_azurite)
+    settings = make_settings(tmp_path, sqlite_url, sandbox_azurite_port=port)
+    ready = asyncio.Event()
+    async with server, contextlib.aclosing(sandbox_azurite(ready, settings, [site])) as run:
+        await anext(run)
+        for _ in range(600):
+            if "refused the sample cost export" in caplog.text:
+                break
+            await asyncio.sleep(0.1)
+    assert not ready.is_set()
+    assert "the sandbox Azurite refused the sample cost export" in caplog.text
