@@ -121,7 +121,7 @@ def write_sample_export(
     folder = f"exports/{EXPORT}/{period}/run-{end:%Y%m%d}"
     data = gzip.compress(sample_rows(resource_ids, days, end).encode(), compresslevel=1)
     # Azurite is local: a few quick retries, not the SDK's 15 s and more between them
-    quick = ExponentialRetry(initial_backoff=0.5, increment_base=1, retry_total=2)
+    quick = ExponentialRetry(initial_backoff=1, increment_base=1, retry_total=2)
     with BlobServiceClient.from_connection_string(connection, retry_policy=quick) as service:
         client = service.get_container_client(container)
         with contextlib.suppress(ResourceExistsError):

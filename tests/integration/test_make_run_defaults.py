@@ -384,8 +384,8 @@ async def test_sandbox_azurite_answering_badly_leaves_warden_running(
     monkeypatch.setattr(sandbox.azurite, "serving_azurite", closing_azurite)
     settings = make_settings(tmp_path, sqlite_url, sandbox_azurite_port=port)
     ready = asyncio.Event()
-    async with server, contextlib.aclosing(sandbox_azurite(ready, settings, [site])) as run:
-        await anext(run)
+    serving = contextlib.asynccontextmanager(sandbox_azurite)
+    async with server, serving(ready, settings, [site]):
         for _ in range(600):
             if "refused the sample cost export" in caplog.text:
                 break
