@@ -109,12 +109,14 @@ def incident_from_resource(resource: Any) -> Incident:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise InvalidPayload(f"{field}: {first['msg']}", field=field) from None
-    if parsed.type is not None and parsed.type.lower() != INCIDENT_TYPE.lower():
-        raise InvalidPayload(f"type: expected {INCIDENT_TYPE}", field="type")
     return _to_incident(parsed)
 
 
 def _to_incident(parsed: _Resource) -> Incident:
+    """The incident a validated resource describes; ``InvalidPayload`` when it names another
+    resource type."""
+    if parsed.type is not None and parsed.type.lower() != INCIDENT_TYPE.lower():
+        raise InvalidPayload(f"type: expected {INCIDENT_TYPE}", field="type")
     props = parsed.properties
     extra = props.additionalData or _AdditionalData()
     owner = props.owner or _Owner()
@@ -183,8 +185,6 @@ def incident_from_webhook_json(raw: bytes) -> Incident:
         parsed = _Resource.model_validate_json(raw)
     except ValidationError:
         return incident_from_webhook(json_value(raw))
-    if parsed.type is not None and parsed.type.lower() != INCIDENT_TYPE.lower():
-        raise InvalidPayload(f"type: expected {INCIDENT_TYPE}", field="type")
     return _to_incident(parsed)
 
 
