@@ -172,14 +172,10 @@ class Store:
                 return await conn.run_sync(work, arg)
         try:
             written = await self._writes.submit(_Write(work, arg))
-        except OperationalError as exc:
+            if written.error is not None:
+                raise written.error  # its own failure, the group's commit went on
+        except OperationalError as exc:  # the group's commit, or this write's statement
             raise StoreUnavailable(f"store write failed: {exc.orig!r}") from exc
-        if written.error is not None:
-            if isinstance(written.error, OperationalError):
-                raise StoreUnavailable(f"store write failed: {written.error.orig!r}") from (
-                    written.error
-                )
-            raise written.error
         return cast(R, written.value)
 
     async def _write_batch(self, writes: Sequence[_Write[Any]]) -> list[_Written[Any]]:
