@@ -116,7 +116,9 @@ class IncidentCardDelivery:
         action = await triage_store.latest(self._store, incident_key)
         stored = await links_store.links_of(self._store, incident_key)
         cis = await cmdb_store.ci_set(self._store, incident_key) if self._cmdb else None
-        twin = incident.native_key if incident.source is IncidentSource.SENTINEL else None
+        twin = None  # a Defender XDR card showing its Sentinel twin: the twin's key
+        if incident.source is IncidentSource.SENTINEL and incident.native_key != incident_key:
+            twin = incident.native_key
         azure = await self._azure(incident_key, twin)
         stamps = [x for x in (cis.stamp if cis is not None else None, azure.stamp) if x]
         version = card_version(incident, action, links_stamp(stored), max(stamps, default=None))
@@ -137,8 +139,8 @@ class IncidentCardDelivery:
         if self._deployments is not None:
             if not azure.view.asked:
                 await deployments_store.ask_incident(self._store, incident_key)
-            if twin is not None and twin != incident_key and not azure.view.twin_asked:
-                # a Defender XDR card whose Sentinel twin arrived: its entities name resources
+            if twin is not None and not azure.view.twin_asked:
+                # the Sentinel twin's entities name resources the Defender incident does not
                 await deployments_store.ask_incident(self._store, incident_key, twin)
         if self._cmdb and (cis is None or cis.alert_count != incident.alert_count):
             await cmdb_store.ask_lookup(self._store, incident_key, incident.alert_count)
