@@ -28,6 +28,7 @@ from core.leader import lock_key
 from core.models import Incident
 from core.store import outbox
 from core.store.group_commit import MAX_BATCH, GroupCommit
+from core.store.held import HeldConnection
 from core.store.ingest_sql import IngestSql, Targets
 from core.store.store import Store, version_key
 from core.tracing import carrier
@@ -69,6 +70,7 @@ class IngestWriter:
             self._commit, max_batch=max_batch
         )
         self._running = False
+        self._held = HeldConnection(store.engine) if store.dialect == "postgresql" else None
 
     async def start(self) -> None:
         """Take submissions."""
@@ -78,6 +80,8 @@ class IngestWriter:
         """Refuse new submissions; return once what was submitted is committed (or failed)."""
         self._running = False
         await self._commits.close()
+        if self._held is not None:
+            await self._held.close()
 
     async def submit(self, incident: Incident, webhook_id: str | None = None) -> IngestResult:
         """Store ``incident`` (deduplicated by ``webhook_id``); returns once committed."""
@@ -87,7 +91,10 @@ class IngestWriter:
 
     async def _commit(self, items: Sequence[Item]) -> list[IngestResult]:
         try:
-            results = await self._store.run_write(self._write, list(items))
+            if self._held is not None:
+                results = await self._held.run_write(self._write, list(items))
+            else:
+                results = await self._store.run_write(self._write, list(items))
         except (StoreUnavailable, SQLAlchemyError, OSError) as exc:
             log.warning("ingest commit failed", extra={"batch": len(items), "error": repr(exc)})
             raise StoreUnavailable("the store could not commit") from exc

@@ -26,6 +26,17 @@ UPSERT_INCIDENT = Statement(
     "WHERE incidents.version < excluded.version"
 )
 """An incident's newest version; never replaces a newer one (another replica's, say)."""
+_PG_UPSERT_INCIDENTS = Statement(
+    'INSERT INTO incidents ("key", version, severity, payload, updated_at, number, xdr_id) '
+    "SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:versions AS text[]), "
+    "CAST(:severities AS text[]), CAST(:payloads AS text[]), CAST(:ats AS float8[]), "
+    "CAST(:numbers AS integer[]), CAST(:xdr_ids AS text[])) "
+    'ON CONFLICT ("key") DO UPDATE SET version = excluded.version, '
+    "severity = excluded.severity, payload = excluded.payload, updated_at = excluded.updated_at, "
+    "number = excluded.number, xdr_id = COALESCE(excluded.xdr_id, incidents.xdr_id) "
+    "WHERE incidents.version < excluded.version"
+)
+"""PostgreSQL stores a batch's incident rows (one per key) in one statement."""
 INSERT_JOB = Statement(
     "INSERT INTO outbox (kind, ordering_key, conversation_id, payload, status, attempts, "
     "next_attempt_at, lease_until, last_error, created_at, updated_at) VALUES (:kind, "
@@ -206,7 +217,21 @@ class IngestSql:
 
     def upsert_incidents(self, rows: Sequence[dict[str, Any]]) -> None:
         """Store each incident row (one per key) unless a newer version is stored."""
-        UPSERT_INCIDENT.run_many(self._conn, rows)
+        if not self._pg:
+            UPSERT_INCIDENT.run_many(self._conn, rows)
+        elif rows:
+            _PG_UPSERT_INCIDENTS.run(
+                self._conn,
+                {
+                    "keys": [row["key"] for row in rows],
+                    "versions": [row["version"] for row in rows],
+                    "severities": [row["severity"] for row in rows],
+                    "payloads": [row["payload"] for row in rows],
+                    "ats": [row["updated_at"] for row in rows],
+                    "numbers": [row["number"] for row in rows],
+                    "xdr_ids": [row["xdr_id"] for row in rows],
+                },
+            )
 
     def _targets(self, keys: Sequence[str], rank: int) -> Targets:
         found = Targets()

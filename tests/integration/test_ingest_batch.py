@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import Connection, select
 
 from connectors.sentinel.mapping import incident_from_resource
 from core.crypto import PayloadCipher, generate_key
-from core.ingest import IngestResult, Item, ingest_batch
+from core.ingest import IngestResult, IngestWriter, Item, ingest_batch
 from core.models import ConversationRef, Incident, Severity, Subscription
 from core.store.schema import outbox
 from core.store.store import Store
@@ -123,3 +124,38 @@ async def test_ingest_batch_severity_raised_within_batch_card_job_for_new_subscr
     )
     assert [r.jobs for r in results] == [0, 1]
     assert await _card_jobs(store) == [f"card:{low.key}|{CHANNEL}"]
+
+
+async def test_ingest_writer_connection_killed_between_batches_next_webhook_still_stored(
+    store: Store, database_url: str
+) -> None:
+    """The writer keeps one connection on PostgreSQL; when the server ends it (a restart, a
+    failover), the next webhook is still stored and answered, on a new connection."""
+    writer = IngestWriter(store, on_commit=lambda: None)
+    await writer.start()
+    try:
+        first, second = _incident(), _incident()
+        assert (await writer.submit(first, "msg_before")).changed
+        if store.dialect == "postgresql":
+            await _end_other_sessions(database_url)
+        result = await writer.submit(second, "msg_after")
+        assert (result.duplicate, result.changed, result.jobs) == (False, True, 1)
+        again = await writer.submit(second, "msg_after")
+        assert again.duplicate
+    finally:
+        await writer.stop()
+    assert await store.incident(second.key) == second
+    assert len(await _card_jobs(store)) == 2
+
+
+async def _end_other_sessions(database_url: str) -> None:
+    """End every session of the database but this one, as a server restart would."""
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        ended = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t"
+        )
+    finally:
+        await conn.close()
+    assert ended >= 1
