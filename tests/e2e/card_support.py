@@ -14,6 +14,11 @@ import aiohttp
 from sandbox.playground_client import ConversationStream, Frame, PlaygroundClient
 from tests.support import signed
 
+STEP_SECONDS = 60.0
+"""How long a journey's step (a card, its update) may take to show. A wait ends as soon as
+the step is seen; this only bounds a CI machine loaded by the other tests, where the work
+behind a step (an outbox job, a SharePoint filing) waits for the core."""
+
 
 def content(frame: Frame) -> str:
     """A frame's card contents as JSON text."""
@@ -41,14 +46,16 @@ async def incident_card(
     the card's frame and its thread once Warden has recorded the post."""
     await client.install(channel)
     await client.send_message(channel, "subscribe incidents")
-    await stream.wait_for(lambda f: "Subscribed to incidents" in content(f))
+    await stream.wait_for(lambda f: "Subscribed to incidents" in content(f), timeout=STEP_SECONDS)
     body, headers = signed(made)
     async with (
         aiohttp.ClientSession() as session,
         session.post(f"{warden_url}/api/webhooks/sentinel", data=body, headers=headers) as r,
     ):
         assert r.status == 202
-    card = await stream.wait_for(lambda f: f.action == "createMessage" and title in content(f))
+    card = await stream.wait_for(
+        lambda f: f.action == "createMessage" and title in content(f), timeout=STEP_SECONDS
+    )
     thread = card.post_conversation_id or channel
     assert card.message_id is not None
     key = {"incident": str(made["id"]).lower()}

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from app import create_app
 from core.settings import Settings
 from sandbox.embedded import graph_port, tls_dir
 from sandbox.playground_client import ConversationStream, Frame, PlaygroundClient
-from tests.e2e.card_support import content
+from tests.e2e.card_support import STEP_SECONDS, content
 from tests.processes import free_port
 from tests.support import make_settings
 from wiring.sandboxes import PLAYGROUND_URL
@@ -141,12 +142,15 @@ def button(frame: Frame, verb: str) -> dict[str, Any]:
 
 async def eventually(read: Callable[[], Awaitable[T]], ok: Callable[[T], bool]) -> T:
     """``read()`` until ``ok`` holds (the outbox files to SharePoint in the background)."""
+    deadline = time.monotonic() + STEP_SECONDS
     value = await read()
-    for _ in range(200):
+    while time.monotonic() < deadline:
         if ok(value):
             return value
         await asyncio.sleep(0.1)  # the worker's write lands in another server: poll it
         value = await read()
+    if ok(value):
+        return value
     raise AssertionError(f"never held: {json.dumps(value, default=str)[:1500]}")
 
 
@@ -170,13 +174,14 @@ async def request_and_submit(
         channel, f"request evidence {REQUIREMENT} from <at>{megan['name']}</at>", people=[megan]
     )
     owner = await stream.wait_for(
-        lambda f: f.action == "createMessage" and "evidence.submit" in content(f), timeout=20
+        lambda f: f.action == "createMessage" and "evidence.submit" in content(f),
+        timeout=STEP_SECONDS,
     )
     assert "Multi-factor" in content(owner)
     data = {**button(owner, "evidence.submit"), "kind": "link", "link": link}
     answer = await click(client, owner, "evidence.submit", data, megan["id"])
     assert "evidence.submit" not in json.dumps(answer)  # her card now waits for review
-    review = await stream.wait_for(lambda f: "evidence.approve" in content(f), timeout=20)
+    review = await stream.wait_for(lambda f: "evidence.approve" in content(f), timeout=STEP_SECONDS)
     return review
 
 
@@ -188,7 +193,7 @@ async def approve_twice(client: PlaygroundClient, stream: ConversationStream, re
     await click(client, review, "evidence.approve", button(review, "evidence.approve"), adele["id"])
     halfway = await stream.wait_for(
         lambda f: f.message_id == review.message_id and "Approvals: 1 of 2" in content(f),
-        timeout=20,
+        timeout=STEP_SECONDS,
     )
     approve = button(halfway, "evidence.approve")
     await click(client, review, "evidence.approve", approve, isaiah["id"])
@@ -196,7 +201,7 @@ async def approve_twice(client: PlaygroundClient, stream: ConversationStream, re
     def approved(frame: Frame) -> bool:
         return frame.message_id == review.message_id and "Approved by" in content(frame)
 
-    return content(await stream.wait_for(approved, timeout=20))
+    return content(await stream.wait_for(approved, timeout=STEP_SECONDS))
 
 
 async def click(

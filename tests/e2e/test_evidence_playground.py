@@ -18,6 +18,7 @@ import pytest
 
 from sandbox.graph_files import DriveFiles
 from sandbox.playground_client import PlaygroundClient
+from tests.e2e.card_support import STEP_SECONDS
 from tests.e2e.evidence_support import (
     REPORT,
     REQUIREMENT,
@@ -50,7 +51,7 @@ async def test_playground_request_submit_link_two_approvals_recorded_in_sharepoi
     digest = hashlib.sha256(REPORT).hexdigest()
     async with (
         evidence_page(running.settings) as link,
-        PlaygroundClient(running.playground_url, timeout=20) as client,
+        PlaygroundClient(running.playground_url, timeout=STEP_SECONDS) as client,
         client.stream() as stream,
     ):
         config = await client.test_config()

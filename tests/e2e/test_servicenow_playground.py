@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from sandbox.arm import ArmSandbox
 from sandbox.playground import Playground
 from sandbox.playground_client import Frame, PlaygroundClient
 from sandbox.servicenow import ServiceNowSandbox
-from tests.e2e.card_support import content, incident_card, triage_data
+from tests.e2e.card_support import STEP_SECONDS, content, incident_card, triage_data
 from tests.integration.triage_support import connected_settings
 from tests.processes import free_port
 from tests.support import make_settings
@@ -101,13 +102,13 @@ async def test_playground_link_incident_to_change_then_close_it(
         await stream.wait_for(
             lambda f: f.message_id == card.message_id and "Done" in content(f),
             since=mark,
-            timeout=20,
+            timeout=STEP_SECONDS,
         )
-        for _ in range(100):
-            record = snow.record("change_request", change["sys_id"])
-            if record is not None and record["state"] == "3":
-                break
+        deadline = time.monotonic() + STEP_SECONDS
+        record = snow.record("change_request", change["sys_id"])
+        while (record is None or record["state"] != "3") and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+            record = snow.record("change_request", change["sys_id"])
         assert record is not None and record["state"] == "3"
         notes = [n["value"] for n in snow.work_notes("change_request", change["sys_id"])]
         assert any("Closed" in n and "Alex Wilber" in n for n in notes)
@@ -116,6 +117,6 @@ async def test_playground_link_incident_to_change_then_close_it(
         reviewed = await stream.wait_for(
             lambda f: f.message_id == card.message_id and "Review" in content(f),
             since=mark,
-            timeout=20,
+            timeout=STEP_SECONDS,
         )
         assert change["number"] in content(reviewed)

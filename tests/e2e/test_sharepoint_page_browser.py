@@ -17,6 +17,7 @@ import pytest
 
 from sandbox.embedded import sharepoint_page_url
 from sandbox.playground_client import PlaygroundClient
+from tests.e2e.card_support import STEP_SECONDS
 from tests.e2e.evidence_support import (
     REPORT,
     Running,
@@ -74,7 +75,7 @@ async def test_sharepoint_page_lists_filed_evidence_and_audit_hashes(
     hashes."""
     async with (
         evidence_page(running.settings) as link,
-        PlaygroundClient(running.playground_url, timeout=20) as client,
+        PlaygroundClient(running.playground_url, timeout=STEP_SECONDS) as client,
         client.stream() as stream,
     ):
         review = await request_and_submit(client, stream, link)

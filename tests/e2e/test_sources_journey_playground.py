@@ -28,7 +28,7 @@ from sandbox.graph import GraphSandbox
 from sandbox.jsm import JsmSandbox
 from sandbox.playground import Playground
 from sandbox.playground_client import Frame, PlaygroundClient
-from tests.e2e.card_support import content, triage_data
+from tests.e2e.card_support import STEP_SECONDS, content, triage_data
 from tests.integration.triage_support import connected_settings
 from tests.processes import free_port
 from tests.support import make_settings, signed
@@ -127,7 +127,7 @@ async def test_playground_one_card_from_two_sources_triaged_and_linked_to_jira(
                 and resource in text
             )
 
-        shown = await stream.wait_for(whole, timeout=30)
+        shown = await stream.wait_for(whole, timeout=STEP_SECONDS)
         assert shown.message_id is not None
         posts = [f for f in stream.frames if f.action == "createMessage" and TITLE in content(f)]
         assert len({f.message_id for f in posts}) == 1, "the incident was posted twice"
@@ -143,7 +143,7 @@ async def test_playground_one_card_from_two_sources_triaged_and_linked_to_jira(
         done = await stream.wait_for(
             lambda f: f.message_id == shown.message_id and "Done" in content(f),
             since=mark,
-            timeout=20,
+            timeout=STEP_SECONDS,
         )
         assert "Alex Wilber" in content(done)
 
@@ -153,7 +153,7 @@ async def test_playground_one_card_from_two_sources_triaged_and_linked_to_jira(
         linked = await stream.wait_for(
             lambda f: f.message_id == shown.message_id and "SEC-4" in content(f),
             since=mark,
-            timeout=20,
+            timeout=STEP_SECONDS,
         )
         assert "webapp-release-42" in content(linked), "the link redraw lost the deployment"
 

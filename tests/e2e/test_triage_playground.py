@@ -18,7 +18,7 @@ from app import create_app
 from sandbox.arm import ArmSandbox
 from sandbox.playground import Playground
 from sandbox.playground_client import PlaygroundClient
-from tests.e2e.card_support import content, incident_card, triage_data
+from tests.e2e.card_support import STEP_SECONDS, content, incident_card, triage_data
 from tests.integration.triage_support import connected_settings
 from tests.processes import free_port
 from tests.support import make_settings
@@ -74,7 +74,7 @@ async def test_playground_assign_rerate_comment_close_from_the_card(
                     and "Done" in content(f)
                 ),
                 since=mark,
-                timeout=20,
+                timeout=STEP_SECONDS,
             )
             return content(done)
 
