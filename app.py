@@ -43,7 +43,7 @@ from core.logs import SCRUBBER, configure_logging
 from core.metrics import Metrics
 from core.pacing import Pacer
 from core.settings import Mode, Settings, payload_cipher
-from core.settings_table import settings_table
+from core.settings.table import settings_table
 from core.store.evidence_audit import AUDIT_MIRROR_JOB
 from core.store.store import Store
 from core.tracing import configure_tracing

@@ -34,8 +34,8 @@ from connectors.resourcegraph.client import PATH
 from connectors.resourcegraph.cmdb_sync import CmdbRun
 from core.crypto import PayloadCipher, generate_key
 from core.settings import Settings
-from core.settings_cmdb import DEFAULT_QUERY, CmdbSettings
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.cmdb import DEFAULT_QUERY, CmdbSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.store.store import Store
 from wiring.cmdb import sync_now
 

@@ -30,7 +30,7 @@ from connectors.costexports.client import ExportsClient
 from connectors.costexports.ingest import newest_runs
 from connectors.costexports.mapping import CostParser, Manifest
 from core.settings import Settings
-from core.settings_costs import CostsSettings
+from core.settings.costs import CostsSettings
 from core.store.store import Store
 from tests.azurite import (
     Azurite,

@@ -22,8 +22,8 @@ from sqlalchemy.exc import ArgumentError
 from core.errors import SettingsError, WardenError
 from core.logs import SCRUBBER
 from core.settings import DEV_SECRET_FILE, Mode, Settings, payload_cipher
-from core.settings_identity import AppType
-from core.settings_servicenow import whsec_problem
+from core.settings.identity import AppType
+from core.settings.servicenow import whsec_problem
 from core.store.store import Store
 
 UPGRADE_FIX = "run `python app.py db upgrade`"

@@ -1,7 +1,7 @@
 """Warden's roles: who may triage, decide on evidence, audit and operate, and why.
 
 Pure: the mapping of each :class:`Role` to Entra groups and app roles (from
-``core.settings_roles``), what a directory answer grants (:func:`grants`), and the sentences
+``core.settings.roles``), what a directory answer grants (:func:`grants`), and the sentences
 that explain a grant (``whoami``, the audit) or a denial (how to get the role). The directory
 itself is asked by ``graph.roles``; the checks sit in ``bot.roles``.
 """
@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from core.settings_roles import RolesSettings
+from core.settings.roles import RolesSettings
 
 
 class Role(StrEnum):

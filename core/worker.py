@@ -25,7 +25,7 @@ from core.errors import DeliveryError, Outcome, StoreUnavailable
 from core.logs import new_correlation_id
 from core.metrics import Metrics
 from core.pacing import Pacer, Slot
-from core.settings_outbox import OutboxSettings
+from core.settings.outbox import OutboxSettings
 from core.store import outbox
 from core.store.outbox import Job, LeaseLost
 from core.store.store import Store

@@ -19,7 +19,7 @@ from core.ingest import IngestWriter
 from core.ingest_poll import ingest_since_checkpoint
 from core.leader import leading
 from core.metrics import Metrics
-from core.settings_defender import DefenderSettings
+from core.settings.defender import DefenderSettings
 from core.store.store import Store
 from graph.security import DefenderClient
 

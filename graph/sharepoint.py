@@ -40,7 +40,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from connectors.http import server_delay
 from core.errors import DeliveryError, Outcome
 from core.outcomes import classify_status
-from core.settings_evidence import SHAREPOINT_SITE
+from core.settings.evidence import SHAREPOINT_SITE
 
 T = TypeVar("T")
 

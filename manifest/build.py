@@ -30,7 +30,7 @@ from bot.extensions import DIALOG_TITLE, LINK_COMMAND
 from cards.commands import COMMANDS, MENU_COMMANDS, MENU_MAX
 from core.errors import WardenError
 from core.settings import Settings, env_name
-from core.settings_manifest import is_host_name
+from core.settings.manifest import is_host_name
 from manifest import DEFAULT_OUT
 from manifest.icons import COLOR, ICONS_DIR, OUTLINE, icon_problems
 

@@ -11,7 +11,7 @@ from aiohttp import ClientResponse
 from jsonschema import Draft7Validator
 
 from core.settings import Settings
-from core.settings_outbox import OutboxSettings
+from core.settings.outbox import OutboxSettings
 from core.signing import sign
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy1vbmx5LTEyMzQ1Njc4OTA="

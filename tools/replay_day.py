@@ -32,8 +32,8 @@ from cards.verbs import CardVerb
 from connectors.sentinel.connection import tls_verify
 from connectors.sentinel.setup import credential as arm_credential
 from core.settings import Settings
-from core.settings_outbox import OutboxSettings
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.outbox import OutboxSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.signing import sign
 from core.store import outbox
 from core.store.store import Store

@@ -30,7 +30,7 @@ from scim2_models import (
 from scim2_models.path import CompareOperator, Comparison
 
 from core.errors import RosterVersionMismatch
-from core.settings_scim import ScimSettings
+from core.settings.scim import ScimSettings
 from core.store import roster
 from core.store.roster import GROUP, USER, Reassign, RosterRecord
 from core.store.store import Store

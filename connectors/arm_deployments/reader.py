@@ -25,7 +25,7 @@ from connectors.sentinel.mapping import Alert, Entity
 from connectors.sentinel.triage import locate
 from core.deployments import Deployment, resource_group_of
 from core.errors import DeliveryError, InvalidPayload, Outcome
-from core.settings_deployments import DeploymentSettings
+from core.settings.deployments import DeploymentSettings
 from core.store import deployments as deployments_store
 from core.store.outbox import Job
 from core.store.store import Store

@@ -21,7 +21,7 @@ from azure.storage.blob.aio import ContainerClient
 from connectors.costexports.errors import CorruptPartition, CostExportsError, storage_error
 from connectors.costexports.mapping import Manifest, manifest_from_json
 from connectors.costexports.ranged import RangedBlob
-from core.settings_costs import CostsSettings
+from core.settings.costs import CostsSettings
 
 CHUNK_BYTES = 4 << 20
 """Bytes per download request (and most bytes of a partition held at a time)."""

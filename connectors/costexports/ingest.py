@@ -27,7 +27,7 @@ from connectors.costexports.errors import CorruptPartition
 from connectors.costexports.mapping import CostParser, CostSums, ExportBlob, Manifest
 from core.costs import ExportRun
 from core.errors import InvalidPayload, WardenError
-from core.settings_costs import CostsSettings
+from core.settings.costs import CostsSettings
 from core.store import costs
 from core.store.store import Store
 

@@ -14,7 +14,7 @@ import httpx
 from connectors import itsm_oauth
 from connectors.auth import Authenticator, BasicAuth
 from connectors.jsm.errors import ERRORS
-from core.settings_jsm import JsmSettings
+from core.settings.jsm import JsmSettings
 
 ApiToken = BasicAuth
 """Jira's API token: basic auth with the account's e-mail address and the token."""

@@ -46,7 +46,7 @@ from core.itsm import (
     is_issue_key,
     normalize_reference,
 )
-from core.settings_jsm import JsmSettings
+from core.settings.jsm import JsmSettings
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from connectors.jsm.sync import CreateRequestDelivery, JsmConnection, JsmOutcome
 from core.breaker import Breakers
 from core.leader import leading
 from core.metrics import Metrics
-from core.settings_jsm import JsmSettings
+from core.settings.jsm import JsmSettings
 from core.store.links import ITSM_CREATE_JOB, ITSM_OUTCOME_JOB
 from core.store.store import Store
 from core.worker import Handler

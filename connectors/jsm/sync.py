@@ -25,7 +25,7 @@ from connectors.jsm.client import JsmClient
 from core.breaker import Breakers
 from core.itsm import ChangeDraft, ItsmChange, ItsmRecord, RecordType
 from core.models import Incident
-from core.settings_jsm import JsmSettings
+from core.settings.jsm import JsmSettings
 from core.store.store import Store
 
 CHECKPOINT = "jsm.poll"

@@ -26,7 +26,7 @@ from connectors.resourcegraph.errors import ResourceGraphQueryError
 from connectors.resourcegraph.mapping import ci_from_row
 from core.errors import InvalidPayload, WardenError
 from core.itsm import ConfigurationItem
-from core.settings_cmdb import CmdbSettings
+from core.settings.cmdb import CmdbSettings
 from core.store import checkpoints
 from core.store import cmdb_cis as cmdb_store
 from core.store.store import Store

@@ -16,7 +16,7 @@ from connectors.auth import Authenticator
 from connectors.auth import BasicAuth as BasicAuth  # tests and callers name it here
 from connectors.servicenow.errors import ERRORS, ServiceNowRefused
 from core.errors import Outcome
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 
 TOKEN_PATH = "/oauth_token.do"  # noqa: S105 - a path, not a secret
 """The instance's OAuth token endpoint."""

@@ -51,7 +51,7 @@ from core.itsm import (
     RecordType,
     normalize_number,
 )
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 
 log = logging.getLogger(__name__)
 

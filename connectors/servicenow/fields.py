@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 from core.itsm import ItsmChange, RecordType
 from core.models import IncidentStatus, Severity
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 
 PRIORITY_LOOKUP: Mapping[tuple[int, int], int] = MappingProxyType(
     {

@@ -22,7 +22,7 @@ from core.breaker import Breakers
 from core.itsm import ItsmRecord
 from core.leader import leading
 from core.metrics import Metrics
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.store.evidence_outcomes import ITSM_EVIDENCE_JOB
 from core.store.links import ITSM_CREATE_JOB, ITSM_OUTCOME_JOB
 from core.store.store import Store

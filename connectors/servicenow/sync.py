@@ -31,7 +31,7 @@ from connectors.servicenow.fields import Classification, FieldMapping
 from core.breaker import Breakers
 from core.itsm import ChangeDraft, ItsmChange, ItsmRecord, RecordType
 from core.models import Incident, IncidentStatus, Severity
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.store.store import Store
 
 CHECKPOINT = "servicenow.poll"

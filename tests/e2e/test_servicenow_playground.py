@@ -18,7 +18,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from app import create_app
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 from sandbox.arm import ArmSandbox
 from sandbox.playground import Playground
 from sandbox.playground_client import Frame, PlaygroundClient

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from app import STORE, create_app
 from connectors.resourcegraph.mapping import ci_from_row
-from core.settings_jsm import JsmSettings
+from core.settings.jsm import JsmSettings
 from core.store import cmdb_cis
 from sandbox.arm import ArmSandbox
 from sandbox.graph import GraphSandbox

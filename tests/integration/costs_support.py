@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from core.settings import Settings
-from core.settings_costs import CostsSettings
+from core.settings.costs import CostsSettings
 from core.store import cost_queries
 from core.store.schema_costs import cost_daily
 from core.store.store import Store

@@ -31,7 +31,7 @@ from core.catalog import EvidenceKind
 from core.crypto import PayloadCipher
 from core.errors import DeliveryError, Outcome
 from core.evidence import DecisionKind, Evidence, RequestDraft, RequestSource, Verdict
-from core.settings_outbox import OutboxSettings
+from core.settings.outbox import OutboxSettings
 from core.store import evidence, evidence_audit, outbox
 from core.store.evidence_audit import AUDIT_MIRROR_JOB, AUDIT_ORDERING_KEY
 from core.store.outbox import Job

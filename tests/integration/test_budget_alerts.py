@@ -12,8 +12,8 @@ from app import STORE
 from bot.budgets import change_correlation
 from cards.verbs import CardVerb
 from core.costs import ExportRun, ResourceDay
-from core.settings_budgets import BudgetsSettings
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.budgets import BudgetsSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.store import budgets as budgets_store
 from core.store import costs as costs_store
 from core.store.store import Store

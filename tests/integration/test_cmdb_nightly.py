@@ -12,7 +12,7 @@ from app import CMDB_NIGHTLY
 from connectors.resourcegraph.cmdb_sync import CmdbRun
 from core.crypto import PayloadCipher, generate_key
 from core.settings import Settings
-from core.settings_cmdb import CmdbSettings
+from core.settings.cmdb import CmdbSettings
 from core.store import cmdb_cis
 from core.store.store import Store
 from sandbox.arm import ArmSandbox, run_arm_sandbox

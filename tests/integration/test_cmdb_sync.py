@@ -22,8 +22,8 @@ from connectors.resourcegraph.cmdb_sync import CmdbRun
 from connectors.resourcegraph.errors import ResourceGraphQueryError
 from core.crypto import PayloadCipher, generate_key
 from core.settings import Settings
-from core.settings_cmdb import CmdbSettings
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.cmdb import CmdbSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.store import cmdb_cis
 from core.store.store import Store
 from sandbox.arm import ArmSandbox, Fault, run_arm_sandbox

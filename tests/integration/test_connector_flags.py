@@ -9,8 +9,8 @@ from pydantic import SecretStr
 
 from app import STORE
 from connectors import registry
-from core.settings_connectors import ConnectorFlag, ConnectorFlags
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.connectors import ConnectorFlag, ConnectorFlags
+from core.settings.servicenow import ServiceNowSettings
 from core.store import links as links_store
 from core.store import outbox
 from core.store.links import ITSM_CREATE_JOB

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from core.settings_table import settings_table
+from core.settings.table import settings_table
 from tests.processes import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]

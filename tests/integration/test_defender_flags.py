@@ -8,7 +8,7 @@ import pytest
 
 from cards.verbs import CardVerb
 from connectors import registry
-from core.settings_connectors import ConnectorFlag, ConnectorFlags
+from core.settings.connectors import ConnectorFlag, ConnectorFlags
 from sandbox.arm import ArmSandbox
 from sandbox.graph import GraphSandbox
 from tests.integration.conftest import WardenFactory

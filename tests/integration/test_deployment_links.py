@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from pydantic import SecretStr
 
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.store import deployments as deployments_store
 from sandbox.arm import ArmSandbox, run_arm_sandbox
 from sandbox.arm_deployments import deploy_to_incident

@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import select, update
 
 from app import STORE, WORKER
-from core.settings_delta import DeltaSettings
+from core.settings.delta import DeltaSettings
 from core.store import outbox
 from core.store.delta import OUTSIDE_CHANGE_JOB
 from core.store.schema import outbox as outbox_table

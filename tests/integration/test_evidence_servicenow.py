@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from app import STORE, WORKER
 from cards.verbs import CardVerb
 from core.audit_chain import AuditAction
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.store import evidence as evidence_store
 from core.store import evidence_audit, outbox
 from core.store.evidence_outcomes import ITSM_EVIDENCE_JOB

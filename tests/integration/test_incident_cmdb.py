@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from app import WORKER
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.store import cmdb as cmdb_store
 from core.store import outbox
 from sandbox.arm import ArmSandbox, run_arm_sandbox

@@ -16,9 +16,9 @@ from pydantic import SecretStr
 
 from cards.verbs import CardVerb
 from core.itsm import ItsmSystem
-from core.settings_itsm import ItsmSettings
-from core.settings_jsm import JsmSettings
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.itsm import ItsmSettings
+from core.settings.jsm import JsmSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.store import links as links_store
 from sandbox.arm import ArmSandbox
 from sandbox.jsm import JsmSandbox

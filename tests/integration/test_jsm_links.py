@@ -21,7 +21,7 @@ from connectors.jsm.auth import ApiToken
 from connectors.jsm.client import JsmClient
 from connectors.jsm.sync import JsmPoller
 from connectors.jsm.webhook import hub_signature
-from core.settings_jsm import JsmSettings
+from core.settings.jsm import JsmSettings
 from core.store import links as links_store
 from sandbox.arm import ArmSandbox
 from sandbox.jsm import JsmSandbox

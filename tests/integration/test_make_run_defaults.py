@@ -23,7 +23,7 @@ import pytest
 from app import CATALOG, EXAMPLE_CATALOG, create_app
 from core.catalog import load_catalog
 from core.settings import Settings
-from core.settings_defender import DefenderSettings
+from core.settings.defender import DefenderSettings
 from core.store import cmdb_cis, cost_queries
 from core.store.store import Store
 from sandbox.arm_resourcegraph_seed import SEED_SUBSCRIPTIONS

@@ -11,9 +11,9 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.jsm.webhook import IDENTIFIER_HEADER, SIGNATURE_HEADER, hub_signature
-from core.settings_budgets import BudgetsSettings
-from core.settings_jsm import JsmSettings
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.budgets import BudgetsSettings
+from core.settings.jsm import JsmSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.signing import sign
 from sandbox.jsm import JsmSandbox
 from sandbox.servicenow import ServiceNowSandbox

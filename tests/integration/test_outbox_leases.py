@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core.crypto import PayloadCipher
-from core.settings_outbox import OutboxSettings
+from core.settings.outbox import OutboxSettings
 from core.store import outbox
 from core.store.outbox import Job, LeaseLost
 from core.store.schema import outbox as outbox_table

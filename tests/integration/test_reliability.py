@@ -55,7 +55,7 @@ async def _wait_dlq(warden: Warden, count: int) -> list[outbox.JobRow]:
 
 async def test_delivery_attempts_spent_job_dead(start_warden: WardenFactory) -> None:
     """With the connector down, a job dies after its attempts, with the last reason."""
-    from core.settings_outbox import OutboxSettings
+    from core.settings.outbox import OutboxSettings
 
     warden = await start_warden(
         outbox=OutboxSettings(
@@ -76,7 +76,7 @@ async def test_breaker_connector_failing_opens_and_shows_in_readyz(
     start_warden: WardenFactory,
 ) -> None:
     """Repeated 5xx from one host open its breaker; /readyz names the host and state."""
-    from core.settings_outbox import OutboxSettings
+    from core.settings.outbox import OutboxSettings
 
     warden = await start_warden(
         outbox=OutboxSettings(
@@ -172,7 +172,7 @@ async def test_sqlite_second_replica_refused_naming_postgresql(
 
 async def test_status_connector_failing_says_delivery_paused(start_warden: WardenFactory) -> None:
     """Once the connector's breaker is open, `status` tells the channel delivery is paused."""
-    from core.settings_outbox import OutboxSettings
+    from core.settings.outbox import OutboxSettings
 
     warden = await start_warden(
         outbox=OutboxSettings(

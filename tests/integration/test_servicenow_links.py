@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 from cards.verbs import CardVerb
 from connectors.servicenow.mapping import record_from_json
 from core.itsm import RecordType
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.store import links as links_store
 from sandbox.arm import ArmSandbox
 from sandbox.servicenow import ServiceNowSandbox

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from pydantic import SecretStr
 
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 from core.store import links as links_store
 from sandbox.arm import ArmSandbox
 from sandbox.servicenow import ServiceNowSandbox

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from app import cli
 from cli.common import console
 from core.crypto import PayloadCipher, ensure_dev_key
-from core.settings_table import settings_table
+from core.settings.table import settings_table
 from core.store import migrate, outbox
 from core.store.store import Store
 

@@ -21,7 +21,7 @@ import pytest
 import typer
 
 from app import cli
-from core.settings_table import settings_table
+from core.settings.table import settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^ {0,3}(```|~~~)")

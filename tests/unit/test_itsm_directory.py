@@ -14,7 +14,7 @@ from connectors.registry import held
 from core.errors import DeliveryError, Outcome
 from core.itsm import ItsmConnector, ItsmRecord, ItsmSystem, RecordType
 from core.itsm_directory import ItsmDirectory, ItsmNotConnected, system_of
-from core.settings_itsm import ItsmSettings
+from core.settings.itsm import ItsmSettings
 from core.store.links import ITSM_CREATE_JOB, ITSM_OUTCOME_JOB
 from core.store.outbox import Job
 from wiring.itsm import ItsmJobsBySystem

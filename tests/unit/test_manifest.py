@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from bot.extensions import LINK_COMMAND
 from cards.commands import MENU_COMMANDS
 from core.settings import Settings
-from core.settings_jsm import JsmSettings
-from core.settings_manifest import ManifestSettings
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.jsm import JsmSettings
+from core.settings.manifest import ManifestSettings
+from core.settings.servicenow import ServiceNowSettings
 from manifest import icons
 from manifest.build import TEMPLATE, ManifestError, build_package, problems, render
 

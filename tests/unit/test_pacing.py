@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.pacing import Pacer
-from core.settings_outbox import OutboxSettings
+from core.settings.outbox import OutboxSettings
 from core.worker import backoff_delay
 
 

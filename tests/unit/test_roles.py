@@ -13,7 +13,7 @@ from cards.verbs import CardVerb
 from core.errors import SettingsError
 from core.roles import HeldAppRole, Role, RoleMap, SourceKind, everyone, grants
 from core.settings import load_settings
-from core.settings_roles import RolesSettings
+from core.settings.roles import RolesSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SOC = "6f1c2e8a-41a4-4c57-9a55-0c1f4d1b2e77"

@@ -13,7 +13,7 @@ from connectors.servicenow.fields import (
 )
 from core.itsm import RecordType
 from core.models import IncidentStatus, Severity
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.servicenow import ServiceNowSettings
 
 CHG, INC = RecordType.CHANGE_REQUEST, RecordType.INCIDENT
 NEW, ACTIVE, CLOSED = IncidentStatus.NEW, IncidentStatus.ACTIVE, IncidentStatus.CLOSED

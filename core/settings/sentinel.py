@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from core.settings_runtime import split_list
+from core.settings.runtime import split_list
 
 
 class SentinelFields(BaseModel):

@@ -2,7 +2,7 @@
 
 A wrong value stops start-up with a message that names the environment variable
 (``SettingsError``). Nothing here runs at import time; ``load_settings()`` does the work.
-``Settings`` gathers the flat groups (``core.settings_runtime``, ``_sentinel``, ``_evidence``,
+``Settings`` gathers the flat groups (``core.settings.runtime``, ``_sentinel``, ``_evidence``,
 ``_identity``) and one sub-model per area (``WARDEN_<AREA>__<FIELD>``).
 """
 
@@ -33,25 +33,25 @@ from core.crypto import PayloadCipher, ensure_dev_key
 from core.errors import SettingsError
 from core.keyvault import KeyVaultSource
 from core.logs import SCRUBBER
-from core.settings_budgets import BudgetsSettings
-from core.settings_cmdb import CmdbSettings
-from core.settings_connectors import ConnectorFlags
-from core.settings_costs import CostsSettings
-from core.settings_defender import DefenderSettings
-from core.settings_delta import DeltaSettings
-from core.settings_deployments import DeploymentSettings
-from core.settings_evidence import EvidenceFields
-from core.settings_identity import AppType, AzureIdentityFields, BotAuthSettings, BotIdentityFields
-from core.settings_itsm import ItsmSettings
-from core.settings_jsm import JsmSettings
-from core.settings_manifest import ManifestSettings
-from core.settings_outbox import OutboxSettings, PacingSettings
-from core.settings_roles import RolesSettings
-from core.settings_runtime import Mode as Mode
-from core.settings_runtime import RuntimeFields, SandboxFields, split_list
-from core.settings_scim import ScimSettings
-from core.settings_sentinel import SentinelFields
-from core.settings_servicenow import ServiceNowSettings
+from core.settings.budgets import BudgetsSettings
+from core.settings.cmdb import CmdbSettings
+from core.settings.connectors import ConnectorFlags
+from core.settings.costs import CostsSettings
+from core.settings.defender import DefenderSettings
+from core.settings.delta import DeltaSettings
+from core.settings.deployments import DeploymentSettings
+from core.settings.evidence import EvidenceFields
+from core.settings.identity import AppType, AzureIdentityFields, BotAuthSettings, BotIdentityFields
+from core.settings.itsm import ItsmSettings
+from core.settings.jsm import JsmSettings
+from core.settings.manifest import ManifestSettings
+from core.settings.outbox import OutboxSettings, PacingSettings
+from core.settings.roles import RolesSettings
+from core.settings.runtime import Mode as Mode
+from core.settings.runtime import RuntimeFields, SandboxFields, split_list
+from core.settings.scim import ScimSettings
+from core.settings.sentinel import SentinelFields
+from core.settings.servicenow import ServiceNowSettings
 from core.tls import ClientCertificate
 
 DEV_SECRET_FILE = "dev-webhook-secret"  # noqa: S105 - a file name, not a secret

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from core.settings_runtime import split_list
+from core.settings.runtime import split_list
 from core.tls import ClientCertificate
 
 BOT_FRAMEWORK_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
