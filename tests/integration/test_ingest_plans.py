@@ -1,0 +1,108 @@
+"""Ingest on PostgreSQL plans each batch for the incident table as it is now.
+
+A statement prepared on a long-lived connection switches to a generic plan after five
+executions and keeps it until the table is next analysed; made while ``incidents`` was empty,
+that plan scanned the whole table for every batch (each batch costlier than the last, on a
+new deployment's first burst). The table's scan counters show which plan ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy import Connection
+
+from connectors.sentinel.mapping import incident_from_resource
+from core.crypto import PayloadCipher, generate_key
+from core.ingest import IngestResult, Item, ingest_batch
+from core.store.held import HeldConnection
+from core.store.store import Store
+from sandbox.sentinel_samples import sample_incident
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A migrated PostgreSQL store whose incident table autovacuum leaves alone (no ANALYZE
+    comes to the rescue during the test)."""
+    store = Store.from_url(database_url, cipher=PayloadCipher([generate_key()]))
+    await store.upgrade()
+    async with store.writing() as conn:
+        await conn.exec_driver_sql("ALTER TABLE incidents SET (autovacuum_enabled = false)")
+    yield store
+    await store.close()
+
+
+def _dsn(store: Store) -> str:
+    return store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _scans(store: Store) -> tuple[int, int]:
+    """The incident table's sequential and index scans so far, as the server counts them."""
+    conn = await asyncpg.connect(_dsn(store))
+    try:
+        row = await conn.fetchrow(
+            "SELECT seq_scan, coalesce(idx_scan, 0) AS idx_scan FROM pg_stat_user_tables "
+            "WHERE relname = 'incidents'"
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return int(row["seq_scan"]), int(row["idx_scan"])
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_ingest_batches_after_table_grows_use_its_index_not_a_full_scan(
+    store: Store,
+) -> None:
+    """Batches ingested while the table was empty do not leave later batches scanning it."""
+    held = HeldConnection(store.engine)
+
+    async def ingest(webhook_id: str) -> IngestResult:
+        item: Item = (incident_from_resource(sample_incident()), webhook_id, {})
+
+        def work(conn: Connection, batch: list[Item]) -> list[IngestResult]:
+            return ingest_batch(conn, batch, store.cipher)
+
+        [result] = await held.run_write(work, [item])
+        return result
+
+    try:
+        for i in range(8):  # past the five executions after which a generic plan is kept
+            assert (await ingest(f"msg_early_{i}")).changed
+        conn = await asyncpg.connect(_dsn(store))
+        try:
+            await conn.execute(
+                'INSERT INTO incidents ("key", version, severity, payload, updated_at) '
+                "SELECT 'bulk-' || g, '0', 'High', md5(g::text) || md5((-g)::text), 0 "
+                "FROM generate_series(1, 20000) AS g"
+            )
+        finally:
+            await conn.close()
+        before = await _reported_scans(store, held, at_least=8)  # each batch reads the table
+        for i in range(3):
+            assert (await ingest(f"msg_late_{i}")).changed
+        seq, idx = await _reported_scans(store, held, at_least=sum(before) + 3)
+    finally:
+        await held.close()
+    assert seq == before[0], f"{seq - before[0]} full scans of 20,000 incidents for 3 batches"
+    assert idx >= before[1] + 3
+
+
+async def _reported_scans(store: Store, held: HeldConnection, at_least: int) -> tuple[int, int]:
+    """The scan counts once the held session has reported ``at_least`` scans in all (it
+    reports within moments of being asked), or as they are after five seconds."""
+    await held.run_write(
+        lambda conn, _: conn.exec_driver_sql("SELECT pg_stat_force_next_flush()"), None
+    )
+    deadline = time.monotonic() + 5
+    counts = await _scans(store)
+    while sum(counts) < at_least and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        counts = await _scans(store)
+    return counts
