@@ -54,7 +54,7 @@ class HeldConnection:
         try:
             async with conn.begin():
                 return await conn.run_sync(work, arg)
-        except BaseException:
+        except BaseException:  # a cancelled write is rolled back; the connection stays fit
             if conn.invalidated or conn.closed:
                 self._conn = None
                 await conn.close()

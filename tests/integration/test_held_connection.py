@@ -1,9 +1,10 @@
-"""Ingest on PostgreSQL plans each batch for the incident table as it is now.
+"""The connection ingest keeps on PostgreSQL (``core.store.held``).
 
-A statement prepared on a long-lived connection switches to a generic plan after five
-executions and keeps it until the table is next analysed; made while ``incidents`` was empty,
-that plan scanned the whole table for every batch (each batch costlier than the last, on a
-new deployment's first burst). The table's scan counters show which plan ran.
+It plans each batch for the incident table as it is now. A statement prepared on a
+long-lived connection switches to a generic plan after five executions and keeps it until the
+table is next analysed; made while ``incidents`` was empty, that plan scanned the whole table
+for every batch (each batch costlier than the last, on a new deployment's first burst). The
+table's scan counters show which plan ran. A write cancelled mid-statement leaves it usable.
 """
 
 from __future__ import annotations
@@ -106,3 +107,31 @@ async def _reported_scans(store: Store, held: HeldConnection, at_least: int) -> 
         await asyncio.sleep(0.05)
         counts = await _scans(store)
     return counts
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_held_connection_write_cancelled_mid_statement_next_write_succeeds(
+    store: Store,
+) -> None:
+    """A write cancelled while its statement runs (shutdown, a timeout) rolls back and leaves
+    the next write a working connection."""
+    held = HeldConnection(store.engine)
+
+    def slow(conn: Connection, _: None) -> None:
+        conn.exec_driver_sql("INSERT INTO incidents_probe VALUES (1)")
+        conn.exec_driver_sql("SELECT pg_sleep(5)")
+
+    def count(conn: Connection, _: None) -> int:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM incidents_probe").scalar_one())
+
+    async with store.writing() as conn:
+        await conn.exec_driver_sql("CREATE TABLE incidents_probe (n integer)")
+    try:
+        task = asyncio.create_task(held.run_write(slow, None))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.wait_for(held.run_write(count, None), 5) == 0
+    finally:
+        await held.close()
