@@ -30,6 +30,7 @@ from core.store import outbox
 from core.store.group_commit import MAX_BATCH, GroupCommit
 from core.store.held import HeldConnection
 from core.store.ingest_sql import IngestSql, Targets
+from core.store.sql import RawPg
 from core.store.store import Store, version_key
 from core.tracing import carrier
 
@@ -102,11 +103,13 @@ class IngestWriter:
             self._on_commit()
         return results
 
-    def _write(self, conn: Connection, items: list[Item]) -> list[IngestResult]:
+    def _write(self, conn: Connection | RawPg, items: list[Item]) -> list[IngestResult]:
         return ingest_batch(conn, items, self._store.cipher)
 
 
-def ingest_batch(conn: Connection, items: list[Item], cipher: PayloadCipher) -> list[IngestResult]:
+def ingest_batch(
+    conn: Connection | RawPg, items: list[Item], cipher: PayloadCipher
+) -> list[IngestResult]:
     """Store a batch of versions in ``conn``'s transaction and enqueue the cards they change.
 
     The outcome is the same as storing the items one by one, in order: a repeated webhook id

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from core.store.sql import Statement, in_list
+from core.store.sql import RawPg, Statement, in_list
 
 UPSERT_INCIDENT = Statement(
     'INSERT INTO incidents ("key", version, severity, payload, updated_at, number, xdr_id) '
@@ -134,9 +134,9 @@ class Opened:
 class IngestSql:
     """The batch's statements on one connection (PostgreSQL or SQLite)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection | RawPg) -> None:
         self._conn = conn
-        self._pg = conn.dialect.name == "postgresql"
+        self._pg = isinstance(conn, RawPg) or conn.dialect.name == "postgresql"
 
     def open(self, receipts: Sequence[dict[str, Any]], keys: Sequence[str], rank: int) -> Opened:
         """Record the webhook receipts; read (and lock) the versions of ``keys`` and who shows

@@ -15,16 +15,19 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from sqlalchemy import Connection
 
 from connectors.sentinel.mapping import incident_from_resource
 from core.crypto import PayloadCipher, generate_key
 from core.ingest import IngestResult, Item, ingest_batch
 from core.store.held import HeldConnection
+from core.store.sql import RawPg, Statement
 from core.store.store import Store
 from sandbox.sentinel_samples import sample_incident
 
 pytestmark = pytest.mark.postgres
+
+FLUSH = "SELECT pg_stat_force_next_flush()"
+"""Makes the session report its statistics (PostgreSQL 15 buffers them) once idle."""
 
 
 @pytest.fixture
@@ -67,7 +70,7 @@ async def test_ingest_batches_after_table_grows_use_its_index_not_a_full_scan(
     async def ingest(webhook_id: str) -> IngestResult:
         item: Item = (incident_from_resource(sample_incident()), webhook_id, {})
 
-        def work(conn: Connection, batch: list[Item]) -> list[IngestResult]:
+        def work(conn: RawPg, batch: list[Item]) -> list[IngestResult]:
             return ingest_batch(conn, batch, store.cipher)
 
         [result] = await held.run_write(work, [item])
@@ -98,9 +101,7 @@ async def test_ingest_batches_after_table_grows_use_its_index_not_a_full_scan(
 async def _reported_scans(store: Store, held: HeldConnection, at_least: int) -> tuple[int, int]:
     """The scan counts once the held session has reported ``at_least`` scans in all (it
     reports within moments of being asked), or as they are after five seconds."""
-    await held.run_write(
-        lambda conn, _: conn.exec_driver_sql("SELECT pg_stat_force_next_flush()"), None
-    )
+    await held.run_write(lambda conn, _: conn.run(Statement(FLUSH), {}), None)
     deadline = time.monotonic() + 5
     counts = await _scans(store)
     while sum(counts) < at_least and time.monotonic() < deadline:
@@ -117,12 +118,12 @@ async def test_held_connection_write_cancelled_mid_statement_next_write_succeeds
     the next write a working connection."""
     held = HeldConnection(store.engine)
 
-    def slow(conn: Connection, _: None) -> None:
-        conn.exec_driver_sql("INSERT INTO incidents_probe VALUES (1)")
-        conn.exec_driver_sql("SELECT pg_sleep(5)")
+    def slow(conn: RawPg, _: None) -> None:
+        conn.run(Statement("INSERT INTO incidents_probe VALUES (1)"), {})
+        conn.run(Statement("SELECT pg_sleep(5)"), {})
 
-    def count(conn: Connection, _: None) -> int:
-        return int(conn.exec_driver_sql("SELECT count(*) FROM incidents_probe").scalar_one())
+    def count(conn: RawPg, _: None) -> int:
+        return int(conn.run(Statement("SELECT count(*) FROM incidents_probe"), {}).scalar())
 
     async with store.writing() as conn:
         await conn.exec_driver_sql("CREATE TABLE incidents_probe (n integer)")

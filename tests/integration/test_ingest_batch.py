@@ -18,7 +18,9 @@ from connectors.sentinel.mapping import incident_from_resource
 from core.crypto import PayloadCipher, generate_key
 from core.ingest import IngestResult, IngestWriter, Item, ingest_batch
 from core.models import ConversationRef, Incident, Severity, Subscription
+from core.store.held import HeldConnection
 from core.store.schema import outbox
+from core.store.sql import RawPg
 from core.store.store import Store
 from sandbox.sentinel_samples import sample_incident
 
@@ -55,10 +57,19 @@ def _later(incident: Incident, minutes: int, severity: Severity | None = None) -
 
 
 async def _write(store: Store, items: list[Item]) -> list[IngestResult]:
-    def work(conn: Connection, batch: list[Item]) -> list[IngestResult]:
+    """One batch, written as ``IngestWriter`` writes it: on SQLite's writer thread, or on
+    PostgreSQL straight through asyncpg on a kept connection."""
+
+    def work(conn: Connection | RawPg, batch: list[Item]) -> list[IngestResult]:
         return ingest_batch(conn, batch, store.cipher)
 
-    return await store.run_write(work, items)
+    if store.dialect != "postgresql":
+        return await store.run_write(work, items)
+    held = HeldConnection(store.engine)
+    try:
+        return await held.run_write(work, items)
+    finally:
+        await held.close()
 
 
 async def _card_jobs(store: Store) -> list[str]:

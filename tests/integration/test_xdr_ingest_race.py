@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.crypto import PayloadCipher, generate_key
@@ -28,6 +28,8 @@ from core.models import (
     Subscription,
 )
 from core.store import outbox
+from core.store.held import HeldConnection
+from core.store.sql import RawPg, Statement
 from core.store.store import Store
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -120,19 +122,21 @@ async def test_ingest_sentinel_and_defender_versions_racing_make_one_row_and_one
     store_a, store_b = replicas
     sentinel, defender = _versions()
 
-    def held_ingest(conn: Connection, items: list[Item]) -> None:
+    def held_ingest(conn: RawPg, items: list[Item]) -> None:
         ingest_batch(conn, items, store_a.cipher)
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GATE})
+        conn.run(Statement("SELECT pg_advisory_xact_lock(:key)"), {"key": GATE})
 
-    def ingest(conn: Connection, items: list[Item]) -> None:
+    def ingest(conn: RawPg, items: list[Item]) -> None:
         ingest_batch(conn, items, store_b.cipher)
+
+    writer_a, writer_b = HeldConnection(store_a.engine), HeldConnection(store_b.engine)
 
     async with store_a.engine.connect() as gate:
         await gate.execute(text("SELECT pg_advisory_lock(:key)"), {"key": GATE})
         await gate.commit()
-        first = asyncio.create_task(store_a.run_write(held_ingest, _batch(sentinel)))
+        first = asyncio.create_task(writer_a.run_write(held_ingest, _batch(sentinel)))
         await _until(lambda: _at_least(gate, 1))
-        second = asyncio.create_task(store_b.run_write(ingest, _batch(defender)))
+        second = asyncio.create_task(writer_b.run_write(ingest, _batch(defender)))
 
         async def second_done_or_waiting() -> bool:
             return second.done() or await _waiting_on_locks(gate) >= 2
@@ -141,6 +145,8 @@ async def test_ingest_sentinel_and_defender_versions_racing_make_one_row_and_one
         await gate.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": GATE})
         await gate.commit()
         await asyncio.gather(first, second)
+    await writer_a.close()
+    await writer_b.close()
 
     async with store_a.engine.connect() as conn:
         rows = (
