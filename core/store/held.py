@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
@@ -65,7 +66,7 @@ class HeldConnection:
     async def _run(self, work: Callable[[RawPg, A], R], arg: A) -> R:
         try:
             driver = self._driver or await self._connect()
-        except _DATABASE_ERRORS as exc:
+        except (*_DATABASE_ERRORS, SQLAlchemyError) as exc:
             raise StoreUnavailable(f"the store cannot be reached: {exc!r}") from exc
         try:
             async with driver.transaction():

@@ -18,7 +18,9 @@ import pytest
 
 from connectors.sentinel.mapping import incident_from_resource
 from core.crypto import PayloadCipher, generate_key
+from core.errors import StoreUnavailable
 from core.ingest import IngestResult, Item, ingest_batch
+from core.store.engine import create_engine
 from core.store.held import HeldConnection
 from core.store.sql import RawPg, Statement
 from core.store.store import Store
@@ -136,3 +138,24 @@ async def test_held_connection_write_cancelled_mid_statement_next_write_succeeds
         assert await asyncio.wait_for(held.run_write(count, None), 5) == 0
     finally:
         await held.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://postgres@127.0.0.1:1/warden",
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/warden_no_such_database",
+    ],
+    ids=["no-server", "no-database"],
+)
+async def test_held_connection_store_unreachable_raises_store_unavailable(url: str) -> None:
+    """No server at the address, or no such database on it: the writer's caller is told the
+    store is unavailable (the webhook answers 503 with Retry-After), not a driver's error."""
+    engine = create_engine(url, timeout=2)
+    held = HeldConnection(engine)
+    try:
+        with pytest.raises(StoreUnavailable):
+            await held.run_write(lambda conn, _: conn.run(Statement("SELECT 1"), {}), None)
+    finally:
+        await held.close()
+        await engine.dispose()
