@@ -10,6 +10,8 @@ answered only after the transaction holding its own rows has committed. A failed
 answers every request of that batch with ``StoreUnavailable`` (the sender retries; nothing is
 half-saved).
 The incident and its jobs are encrypted with the store's cipher once, when they are written.
+On PostgreSQL the batches run on one kept connection, straight on asyncpg
+(``core.store.held``); on SQLite on the store's writer thread, straight on ``sqlite3``.
 """
 
 from __future__ import annotations

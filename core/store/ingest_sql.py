@@ -2,7 +2,8 @@
 
 Each method covers every item of a group-commit batch at once. On PostgreSQL the key lists go
 as arrays (``= ANY``, ``unnest``), so each statement has one text whatever the batch size and
-costs one round trip; multi-row writes go through ``executemany``, which asyncpg pipelines.
+costs one round trip (straight on asyncpg, through ``RawPg``); the batch's incidents go in one
+``unnest`` upsert, its card jobs through ``executemany``, which asyncpg pipelines.
 On SQLite (no round trips: the whole batch runs on the writer thread) the same work is done
 with ``IN`` lists and raw ``sqlite3`` calls (``core.store.sql``).
 """
