@@ -2,9 +2,9 @@
 
 Every checkout from the pool costs PostgreSQL three round trips for its liveness ping
 (``BEGIN``, ``;``, ``ROLLBACK``) before the transaction's own ``BEGIN``; a writer that commits
-hundreds of batches a second (ingest) keeps its connection and pays that once. A connection
-that breaks is dropped, and the write goes again, once, on a fresh one: the writes held this
-way are idempotent (a committed batch sent again finds its own receipts).
+hundreds of batches a second (ingest) keeps its connection and pays that once. A write that
+fails drops the connection (a restart, a failover) and goes again, once, on a fresh one: the
+writes held this way are idempotent (a committed batch sent again finds its own receipts).
 
 The writes run straight on asyncpg (``core.store.sql.RawPg``), in a transaction of asyncpg's
 own: a round trip through SQLAlchemy's execution costs about four times the CPU of asyncpg's,
@@ -37,11 +37,12 @@ CUSTOM_PLANS = "SET plan_cache_mode = force_custom_plan"
 A = TypeVar("A")
 R = TypeVar("R")
 
-_DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
-
-
-class _Broken(StoreUnavailable):
-    """The kept connection turned out to be closed (a restart, a failover, a network cut)."""
+_DATABASE_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a protocol caught mid-message by the server's goodbye
+    OSError,
+)
 
 
 class HeldConnection:
@@ -54,28 +55,29 @@ class HeldConnection:
 
     async def run_write(self, work: Callable[[RawPg, A], R], arg: A) -> R:
         """``work(conn, arg)`` in one transaction, committed on return (synchronous ``work``
-        runs in a greenlet: its statements are awaited for it). Sent again once on a new
-        connection when the kept one turns out to be broken. A database failure raises
-        ``StoreUnavailable``."""
+        runs in a greenlet: its statements are awaited for it). A database failure raises
+        ``StoreUnavailable``.
+
+        After a failure the connection is dropped (its state is unknown: a server that ended
+        it may be half-way through saying so) and the write goes again, once, on a new one.
+        """
         try:
             return await self._run(work, arg)
-        except _Broken:
-            pass
-        return await self._run(work, arg)
+        except _DATABASE_ERRORS:
+            await self._drop()
+        try:
+            return await self._run(work, arg)
+        except _DATABASE_ERRORS as exc:
+            await self._drop()
+            raise StoreUnavailable(f"store write failed: {exc!r}") from exc
 
     async def _run(self, work: Callable[[RawPg, A], R], arg: A) -> R:
         try:
             driver = self._driver or await self._connect()
         except (*_DATABASE_ERRORS, SQLAlchemyError) as exc:
             raise StoreUnavailable(f"the store cannot be reached: {exc!r}") from exc
-        try:
-            async with driver.transaction():
-                return await greenlet_spawn(work, RawPg(driver), arg)
-        except _DATABASE_ERRORS as exc:
-            if driver.is_closed():
-                await self._drop()
-                raise _Broken(f"the store's connection broke: {exc!r}") from exc
-            raise StoreUnavailable(f"store write failed: {exc!r}") from exc
+        async with driver.transaction():
+            return await greenlet_spawn(work, RawPg(driver), arg)
 
     async def _connect(self) -> asyncpg.Connection:
         conn = await self._engine.connect()
