@@ -13,8 +13,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
+from sqlalchemy import text
 
 from connectors.sentinel.mapping import incident_from_resource
 from core.crypto import PayloadCipher, generate_key
@@ -44,22 +44,18 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     await store.close()
 
 
-def _dsn(store: Store) -> str:
-    return store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 async def _scans(store: Store) -> tuple[int, int]:
     """The incident table's sequential and index scans so far, as the server counts them."""
-    conn = await asyncpg.connect(_dsn(store))
-    try:
-        row = await conn.fetchrow(
-            "SELECT seq_scan, coalesce(idx_scan, 0) AS idx_scan FROM pg_stat_user_tables "
-            "WHERE relname = 'incidents'"
-        )
-    finally:
-        await conn.close()
-    assert row is not None
-    return int(row["seq_scan"]), int(row["idx_scan"])
+    async with store.reading() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+                    "WHERE relname = 'incidents'"
+                )
+            )
+        ).one()
+    return int(row[0]), int(row[1])
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -81,15 +77,12 @@ async def test_ingest_batches_after_table_grows_use_its_index_not_a_full_scan(
     try:
         for i in range(8):  # past the five executions after which a generic plan is kept
             assert (await ingest(f"msg_early_{i}")).changed
-        conn = await asyncpg.connect(_dsn(store))
-        try:
-            await conn.execute(
+        async with store.writing() as conn:
+            await conn.exec_driver_sql(
                 'INSERT INTO incidents ("key", version, severity, payload, updated_at) '
                 "SELECT 'bulk-' || g, '0', 'High', md5(g::text) || md5((-g)::text), 0 "
                 "FROM generate_series(1, 20000) AS g"
             )
-        finally:
-            await conn.close()
         before = await _reported_scans(store, held, at_least=8)  # each batch reads the table
         for i in range(3):
             assert (await ingest(f"msg_late_{i}")).changed

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import asyncpg
 import pytest
 from sqlalchemy import Connection, select
 
@@ -138,7 +137,7 @@ async def test_ingest_batch_severity_raised_within_batch_card_job_for_new_subscr
 
 
 async def test_ingest_writer_connection_killed_between_batches_next_webhook_still_stored(
-    store: Store, database_url: str
+    store: Store,
 ) -> None:
     """The writer keeps one connection on PostgreSQL; when the server ends it (a restart, a
     failover), the next webhook is still stored and answered, on a new connection."""
@@ -148,7 +147,7 @@ async def test_ingest_writer_connection_killed_between_batches_next_webhook_stil
         first, second = _incident(), _incident()
         assert (await writer.submit(first, "msg_before")).changed
         if store.dialect == "postgresql":
-            await _end_other_sessions(database_url)
+            await _end_other_sessions(store)
         result = await writer.submit(second, "msg_after")
         assert (result.duplicate, result.changed, result.jobs) == (False, True, 1)
         again = await writer.submit(second, "msg_after")
@@ -159,14 +158,13 @@ async def test_ingest_writer_connection_killed_between_batches_next_webhook_stil
     assert len(await _card_jobs(store)) == 2
 
 
-async def _end_other_sessions(database_url: str) -> None:
+async def _end_other_sessions(store: Store) -> None:
     """End every session of the database but this one, as a server restart would."""
-    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        ended = await conn.fetchval(
-            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t"
-        )
-    finally:
-        await conn.close()
+    async with store.engine.connect() as admin:
+        ended = (
+            await admin.exec_driver_sql(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t"
+            )
+        ).scalar_one()
     assert ended >= 1
