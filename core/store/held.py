@@ -10,12 +10,8 @@ The writes run straight on asyncpg (``core.store.sql.RawPg``), in a transaction 
 own: a round trip through SQLAlchemy's execution costs about four times the CPU of asyncpg's,
 and a batch makes four (``BEGIN``, two statements, ``COMMIT``).
 
-The connection plans each statement for the tables as they are now (``plan_cache_mode =
-force_custom_plan``). PostgreSQL otherwise switches a prepared statement to a generic plan
-after five executions and keeps it until the table is next analysed: on a new deployment's
-first burst, the plan made for an empty ``incidents`` table scanned the whole table for every
-batch, so each batch cost more than the one before (three times the server's CPU per webhook
-by 20,000 incidents). Planning a batch's few statements costs far less than one such scan.
+Like every connection of the engine, it plans each statement for the tables as they are now
+(``core.store.engine.CUSTOM_PLANS``).
 """
 
 from __future__ import annotations
@@ -30,9 +26,6 @@ from sqlalchemy.util import greenlet_spawn
 
 from core.errors import StoreUnavailable
 from core.store.sql import RawPg
-
-CUSTOM_PLANS = "SET plan_cache_mode = force_custom_plan"
-"""For the session: every execution planned from the tables' current size (PostgreSQL 12+)."""
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -85,7 +78,6 @@ class HeldConnection:
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
             assert isinstance(driver, asyncpg.Connection)
-            await driver.execute(CUSTOM_PLANS)
         except BaseException:
             await conn.close()
             raise
@@ -99,15 +91,7 @@ class HeldConnection:
             await conn.close()
 
     async def close(self) -> None:
-        """Give the connection back to the pool, as the pool lent it."""
-        driver = self._driver
-        if driver is None:
-            return
-        try:
-            await driver.execute("RESET plan_cache_mode")
-        except _DATABASE_ERRORS:
-            await self._drop()  # broken: the pool makes a new one
-            return
+        """Give the connection back to the pool."""
         conn, self._conn, self._driver = self._conn, None, None
         if conn is not None:
             await conn.close()

@@ -1,10 +1,11 @@
-"""The connection ingest keeps on PostgreSQL (``core.store.held``).
+"""The connection ingest keeps on PostgreSQL (``core.store.held``), and the pool's.
 
-It plans each batch for the incident table as it is now. A statement prepared on a
-long-lived connection switches to a generic plan after five executions and keeps it until the
-table is next analysed; made while ``incidents`` was empty, that plan scanned the whole table
-for every batch (each batch costlier than the last, on a new deployment's first burst). The
-table's scan counters show which plan ran. A write cancelled mid-statement leaves it usable.
+Every connection plans each statement for the tables as they are now. A statement prepared on
+a long-lived connection otherwise switches to a generic plan after five executions and keeps
+it until the table is next analysed; made while ``incidents`` was empty, that plan scanned the
+whole table for every batch (each batch costlier than the last, on a new deployment's first
+burst). The table's scan counters show which plan ran. A write cancelled mid-statement leaves
+the kept connection usable.
 """
 
 from __future__ import annotations
@@ -93,10 +94,44 @@ async def test_ingest_batches_after_table_grows_use_its_index_not_a_full_scan(
     assert idx >= before[1] + 3
 
 
-async def _reported_scans(store: Store, held: HeldConnection, at_least: int) -> tuple[int, int]:
-    """The scan counts once the held session has reported ``at_least`` scans in all (it
-    reports within moments of being asked), or as they are after five seconds."""
-    await held.run_write(lambda conn, _: conn.run(Statement(FLUSH), {}), None)
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_pooled_reads_after_table_grows_use_its_index_not_a_full_scan(
+    store: Store,
+) -> None:
+    """A statement the pool's connections prepared while the table was empty is planned for
+    the grown table too (the shape ingest's generic plan went wrong on: a key list)."""
+    lookup = text('SELECT "key" FROM incidents WHERE "key" = ANY(CAST(:keys AS text[]))')
+
+    async def read(keys: list[str]) -> None:
+        async with store.reading() as conn:
+            await conn.execute(lookup, {"keys": keys})
+
+    for i in range(8):  # past the five executions after which a generic plan is kept
+        await read([f"early-{i}", f"other-{i}"])
+    async with store.writing() as conn:
+        await conn.exec_driver_sql(
+            'INSERT INTO incidents ("key", version, severity, payload, updated_at) '
+            "SELECT 'bulk-' || g, '0', 'High', md5(g::text), 0 FROM generate_series(1, 20000) g"
+        )
+    before = await _reported_scans(store, None, at_least=8)
+    for i in range(3):
+        await read([f"bulk-{i + 1}", f"bulk-{i + 100}"])
+    seq, idx = await _reported_scans(store, None, at_least=sum(before) + 3)
+    assert seq == before[0], f"{seq - before[0]} full scans of 20,000 incidents for 3 reads"
+    assert idx >= before[1] + 3
+
+
+async def _reported_scans(
+    store: Store, held: HeldConnection | None, at_least: int
+) -> tuple[int, int]:
+    """The scan counts once the sessions have reported ``at_least`` scans in all (a session
+    reports within moments of being asked, or within a second of going idle), or as they are
+    after five seconds. ``held``: the kept connection, else the pool's."""
+    if held is not None:
+        await held.run_write(lambda conn, _: conn.run(Statement(FLUSH), {}), None)
+    else:
+        async with store.reading() as conn:
+            await conn.exec_driver_sql(FLUSH)
     deadline = time.monotonic() + 5
     counts = await _scans(store)
     while sum(counts) < at_least and time.monotonic() < deadline:
