@@ -62,8 +62,9 @@ class RuntimeFields(BaseModel):
     )
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Fernet keys that encrypt stored incidents, jobs and conversation references "
-        "(comma-separated or a JSON list; `python app.py keys generate` makes one). The first "
+        description="Keys (32 random bytes, url-safe base64) that encrypt stored incidents, jobs "
+        "and conversation references (comma-separated or a JSON list; `python app.py keys "
+        "generate` makes one). The first "
         "encrypts, all decrypt: put a new key in front, then `python app.py keys rotate`. "
         "Required in production mode; in sandbox mode a key is generated under `var/` when unset.",
     )

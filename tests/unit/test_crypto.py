@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import stat
+from base64 import b64decode, urlsafe_b64decode
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
 from core.crypto import (
     DEV_KEY_FILE,
+    FERNET_PREFIX,
     PREFIX,
     PayloadCipher,
     UnreadablePayload,
@@ -26,12 +32,42 @@ TEXT = '{"title":"Mass download by adele.vance@contoso.com","owner":"Ådele"}'
 
 
 def test_cipher_round_trip_versioned_prefix_no_clear_text() -> None:
-    """A value comes back as it went in; stored, it is `enc:v1:` and shows none of the text."""
+    """A value comes back as it went in; stored, it is `enc:v2:` and shows none of the text."""
     cipher = PayloadCipher([ENCRYPTION_KEY])
     stored = cipher.encrypt(TEXT)
-    assert stored.startswith(PREFIX)
+    assert stored.startswith("enc:v2:") and PREFIX == "enc:v2:"
     assert "adele" not in stored and "download" not in stored
     assert cipher.decrypt(stored, "incidents.payload") == TEXT
+
+
+def test_cipher_stored_format_aes_256_gcm_under_hkdf_derived_key() -> None:
+    """The stored format is the documented one, so that any tool holding the key can open it:
+    base64 of a 12-byte nonce, the ciphertext and its tag, AES-256-GCM under HKDF-SHA256 of
+    the configured key's 32 bytes (info ``warden enc:v2 aes-256-gcm``)."""
+    stored = PayloadCipher([ENCRYPTION_KEY]).encrypt(TEXT)
+    raw = b64decode(stored.removeprefix("enc:v2:"), validate=True)
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"warden enc:v2 aes-256-gcm"
+    ).derive(urlsafe_b64decode(ENCRYPTION_KEY))
+    assert AESGCM(key).decrypt(raw[:12], raw[12:], None).decode() == TEXT
+    assert len(raw) == 12 + len(TEXT.encode()) + 16
+
+
+def test_cipher_fernet_value_of_earlier_version_read_and_rotated_to_current_format() -> None:
+    """A value an earlier Warden wrote (`enc:v1:`, Fernet) still reads, under either key;
+    `rotate` rewrites it in the current format under the first key, then has nothing to do."""
+    legacy = FERNET_PREFIX + Fernet(ENCRYPTION_KEY.encode()).encrypt(TEXT.encode()).decode()
+    assert PayloadCipher([ENCRYPTION_KEY]).decrypt(legacy, "outbox.payload") == TEXT
+    both = PayloadCipher([NEW_ENCRYPTION_KEY, ENCRYPTION_KEY])
+    assert both.decrypt(legacy, "outbox.payload") == TEXT
+    same_key = PayloadCipher([ENCRYPTION_KEY]).rotate(legacy, "outbox.payload")
+    assert same_key is not None and same_key.startswith(PREFIX)
+    rotated = both.rotate(legacy, "outbox.payload")
+    assert rotated is not None and rotated.startswith(PREFIX)
+    assert PayloadCipher([NEW_ENCRYPTION_KEY]).decrypt(rotated, "outbox.payload") == TEXT
+    assert both.rotate(rotated, "outbox.payload") is None
+    with pytest.raises(UnreadablePayload, match=r"outbox\.payload of row 7"):
+        PayloadCipher([NEW_ENCRYPTION_KEY]).decrypt(legacy, "outbox.payload", 7)
 
 
 def test_cipher_same_text_twice_different_tokens() -> None:
@@ -88,15 +124,18 @@ def test_cipher_wrong_key_clear_error_names_column_and_row() -> None:
         PayloadCipher([NEW_ENCRYPTION_KEY]).rotate(stored, "outbox.payload", 7)
 
 
-def test_cipher_tampered_or_unknown_version_refused() -> None:
-    """A tampered token, or a format version this Warden does not know, is refused."""
+def test_cipher_tampered_truncated_or_unknown_version_refused() -> None:
+    """A tampered or truncated value, or a format version this Warden does not know, is
+    refused with the column's name, never read as something else."""
     cipher = PayloadCipher([ENCRYPTION_KEY])
     stored = cipher.encrypt(TEXT)
-    tampered = stored[:-6] + ("A" if stored[-6] != "A" else "B") + stored[-5:]
-    with pytest.raises(UnreadablePayload):
-        cipher.decrypt(tampered, "incidents.payload")
-    with pytest.raises(UnreadablePayload, match="unknown encryption format 'v2'"):
-        cipher.decrypt("enc:v2:" + stored.removeprefix(PREFIX), "incidents.payload")
+    middle = len(stored) // 2
+    tampered = stored[:middle] + ("A" if stored[middle] != "A" else "B") + stored[middle + 1 :]
+    for bad in (tampered, stored[:40], "enc:v2:", "enc:v2:not base64!", "enc:v2:é"):
+        with pytest.raises(UnreadablePayload, match=r"incidents\.payload"):
+            cipher.decrypt(bad, "incidents.payload")
+    with pytest.raises(UnreadablePayload, match="unknown encryption format 'v3'"):
+        cipher.decrypt("enc:v3:" + stored.removeprefix(PREFIX), "incidents.payload")
 
 
 def test_cipher_without_keys_refuses_to_encrypt() -> None:
