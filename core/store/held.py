@@ -1,8 +1,7 @@
 """A connection held by one hot writer on PostgreSQL, instead of one checked out per batch.
 
-Every checkout from the pool costs PostgreSQL three round trips for its liveness ping
-(``BEGIN``, ``;``, ``ROLLBACK``) before the transaction's own ``BEGIN``; a writer that commits
-hundreds of batches a second (ingest) keeps its connection and pays that once. A write that
+A writer that commits hundreds of batches a second (ingest) keeps its connection and pays the
+pool's checkout and liveness check (``core.store.engine``) once, not per batch. A write that
 fails drops the connection (a restart, a failover) and goes again, once, on a fresh one: the
 writes held this way are idempotent (a committed batch sent again finds its own receipts).
 
