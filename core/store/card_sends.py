@@ -19,13 +19,13 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Column, ColumnElement, Float, String, Table, and_, delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Column, ColumnElement, Connection, Float, String, Table, and_, delete
 from sqlalchemy.sql import Executable
 
 from core.store import outbox
 from core.store.outbox import Job
 from core.store.schema import metadata, posted_cards
+from core.store.sql import Statement
 from core.store.store import Store
 
 card_sends = Table(
@@ -36,6 +36,12 @@ card_sends = Table(
     Column("marker", String(64), nullable=False),
     Column("version", String(128), nullable=False),
     Column("started_at", Float, nullable=False),
+)
+
+
+_STARTED = Statement(
+    "SELECT marker, version, started_at FROM card_sends "
+    "WHERE incident_key = :incident_key AND conversation_id = :conversation_id"
 )
 
 
@@ -62,12 +68,9 @@ def _where(incident_key: str, conversation_id: str) -> ColumnElement[bool]:
 
 async def started(store: Store, incident_key: str, conversation_id: str) -> CardSend | None:
     """The post of the incident's card into the conversation that is still unanswered."""
-    stmt = select(card_sends.c.marker, card_sends.c.version, card_sends.c.started_at).where(
-        _where(incident_key, conversation_id)
-    )
-    async with store.reading() as conn:
-        row = (await conn.execute(stmt)).first()
-    return None if row is None else CardSend(row.marker, row.version, row.started_at)
+    params = {"incident_key": incident_key, "conversation_id": conversation_id}
+    rows = (await store.read(_STARTED, params)).rows
+    return CardSend(*rows[0]) if rows else None
 
 
 async def start(
@@ -92,10 +95,13 @@ async def start(
     stmt = stmt.on_conflict_do_update(
         index_elements=["incident_key", "conversation_id"], set_=values
     )
-    async with store.writing() as conn:
+
+    def write(conn: Connection, _: None) -> None:
         if job is not None:
-            await outbox.hold(conn, job)
-        await conn.execute(stmt)
+            outbox.hold_in(conn, job)
+        conn.execute(stmt)
+
+    await store.run_write(write, None)  # one hop to SQLite's writer thread, not one a statement
     return send
 
 
@@ -142,16 +148,13 @@ async def record(
     """In one commit: ``statement`` (what became of a card's post: where the card sits) and,
     for ``send`` (card key, conversation id), that no post of the card is in flight any more.
     With ``job``, only while its lease is still this worker's (``LeaseLost`` otherwise)."""
-    async with store.writing() as conn:
+
+    def write(conn: Connection, _: None) -> None:
         if job is not None:
-            await outbox.hold(conn, job)
+            outbox.hold_in(conn, job)
         if statement is not None:
-            await conn.execute(statement)
+            conn.execute(statement)
         if send is not None:
-            await forget(conn, *send)
+            conn.execute(delete(card_sends).where(_where(*send)))
 
-
-async def forget(conn: AsyncConnection, incident_key: str, conversation_id: str) -> None:
-    """In the caller's transaction: no post of the card is in flight any more (its answer is
-    recorded in the same commit, or Teams refused it)."""
-    await conn.execute(delete(card_sends).where(_where(incident_key, conversation_id)))
+    await store.run_write(write, None)  # one hop to SQLite's writer thread, not one a statement

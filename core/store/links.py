@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
@@ -25,6 +26,7 @@ from core.store.engine import insert_for
 from core.store.schema import incidents, posted_cards, webhook_receipts
 from core.store.schema import outbox as outbox_table
 from core.store.schema_links import incident_links
+from core.store.sql import Statement
 from core.store.store import Store
 from core.triage import Actor
 
@@ -56,6 +58,12 @@ class StoredLink:
 
 
 _LINKS_OF = select(incident_links).where(incident_links.c.incident_key == bindparam("key"))
+_LINK_COLUMNS = tuple(column.name for column in incident_links.c)
+_LINKS_OF_RAW = Statement(
+    f"SELECT {', '.join(_LINK_COLUMNS)} FROM incident_links "  # noqa: S608 - its own columns
+    "WHERE incident_key = :key"
+)
+"""``_LINKS_OF`` straight on the driver (read on every card drawn)."""
 _BY_NUMBER = (
     select(incidents.c.key, incidents.c.payload)
     .select_from(incidents.join(posted_cards, posted_cards.c.incident_key == incidents.c.key))
@@ -75,8 +83,9 @@ def links_stamp(stored: Sequence[StoredLink]) -> str | None:
 
 async def links_of(store: Store, incident_key: str) -> list[StoredLink]:
     """Every link the incident ever had (active or not), oldest first."""
-    async with store.reading() as conn:
-        return await read_links(store, conn, incident_key)
+    rows = (await store.read(_LINKS_OF_RAW, {"key": incident_key})).rows
+    named = (SimpleNamespace(**dict(zip(_LINK_COLUMNS, row, strict=True))) for row in rows)
+    return sorted((_stored(store, row) for row in named), key=lambda s: s.updated_at)
 
 
 async def read_links(store: Store, conn: AsyncConnection, incident_key: str) -> list[StoredLink]:

@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased
 from core.crypto import PayloadCipher, UnreadablePayload
 from core.store import admin_audit
 from core.store.schema import outbox, webhook_receipts
+from core.store.sql import Statement
 from core.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
 QUARANTINED = "quarantined"
 UNFINISHED = (PENDING, RUNNING)
 DLQ = (DEAD, QUARANTINED)
+_NEXT_DUE = Statement("SELECT min(next_attempt_at) FROM outbox WHERE status = :status")
 
 
 class LeaseLost(Exception):
@@ -229,10 +231,22 @@ def _claimed_elsewhere(conn: Connection, job_id: int) -> bool:
 async def hold(conn: AsyncConnection, job: Job) -> None:
     """In the caller's transaction: check that ``job``'s lease is still this worker's (and
     lock its row until the commit); ``LeaseLost`` when another worker has claimed it."""
-    if job.lease is None:
-        return
-    stmt = update(outbox).where(_held(job.id, job.lease)).values(lease_until=outbox.c.lease_until)
-    if (await conn.execute(stmt)).rowcount != 1:
+    if job.lease is not None:
+        _lease_held((await conn.execute(_hold_statement(job))).rowcount, job)
+
+
+def hold_in(conn: Connection, job: Job) -> None:
+    """``hold`` in a synchronous transaction (a ``Store.run_write`` work)."""
+    if job.lease is not None:
+        _lease_held(conn.execute(_hold_statement(job)).rowcount, job)
+
+
+def _hold_statement(job: Job) -> Any:
+    return update(outbox).where(_held(job.id, job.lease)).values(lease_until=outbox.c.lease_until)
+
+
+def _lease_held(rowcount: int, job: Job) -> None:
+    if rowcount != 1:
         raise LeaseLost(f"outbox job {job.id} is claimed by another worker")
 
 
@@ -367,9 +381,12 @@ async def _requeue(
 async def _set(store: Store, job_id: int, lease: Lease | None, **values: Any) -> bool:
     """Write a job's outcome; False when ``lease`` is no longer held (nothing written)."""
     values["updated_at"] = time.time()
-    async with store.writing() as conn:
-        answer = await conn.execute(update(outbox).where(_held(job_id, lease)).values(**values))
-    return bool(answer.rowcount)
+    stmt = update(outbox).where(_held(job_id, lease)).values(**values)
+
+    def write(conn: Connection, _: None) -> int:
+        return int(conn.execute(stmt).rowcount)
+
+    return bool(await store.run_write(write, None))  # one hop to SQLite's writer thread
 
 
 async def list_jobs(
@@ -416,9 +433,7 @@ async def counts(store: Store) -> dict[str, int]:
 
 async def next_due(store: Store) -> float | None:
     """When the earliest waiting job falls due (UNIX seconds), or ``None``."""
-    stmt = select(func.min(outbox.c.next_attempt_at)).where(outbox.c.status == PENDING)
-    async with store.reading() as conn:
-        value = (await conn.execute(stmt)).scalar()
+    value = (await store.read(_NEXT_DUE, {"status": PENDING})).scalar()
     return None if value is None else float(value)
 
 

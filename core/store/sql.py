@@ -55,12 +55,20 @@ class Statement:
 
         return _NAMED.sub(number, self.sql), tuple(names)
 
-    def run(self, conn: Connection | RawPg, params: dict[str, Any]) -> Rows:
-        """Execute once with ``params`` in ``conn``'s transaction."""
+    def run(self, conn: Connection | RawPg | sqlite3.Connection, params: dict[str, Any]) -> Rows:
+        """Execute once with ``params`` in ``conn``'s transaction (a ``sqlite3`` connection
+        of its own: in its own, ended when the rows are read)."""
         if isinstance(conn, RawPg):
             return conn.run(self, params)
-        cursor = _sqlite(conn).execute(self.sql, params)
+        driver = conn if isinstance(conn, sqlite3.Connection) else _sqlite(conn)
+        cursor = driver.execute(self.sql, params)
         return Rows(cursor.fetchall(), cursor.rowcount)
+
+    async def fetch(self, driver: asyncpg.Connection, params: dict[str, Any]) -> Rows:
+        """Execute once with ``params`` on an asyncpg connection, awaited (no greenlet)."""
+        sql, names = self.numbered
+        rows = await driver.fetch(sql, *(params[name] for name in names))
+        return Rows(rows, len(rows))
 
     def run_many(self, conn: Connection | RawPg, params: Iterable[dict[str, Any]]) -> None:
         """Execute once per parameter set (``executemany``)."""
@@ -97,9 +105,7 @@ class RawPg:
 
     def run(self, statement: Statement, params: dict[str, Any]) -> Rows:
         """Execute ``statement`` once with ``params``."""
-        sql, names = statement.numbered
-        rows = await_only(self.driver.fetch(sql, *(params[name] for name in names)))
-        return Rows(rows, len(rows))
+        return await_only(statement.fetch(self.driver, params))
 
     def run_many(self, statement: Statement, batch: list[dict[str, Any]]) -> None:
         """Execute ``statement`` once per parameter set, pipelined."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, func, select, update
@@ -25,11 +26,18 @@ from core.store.links import StoredLink, enqueue_outcomes, read_links
 from core.store.schema import incidents, posted_cards, triage_actions
 from core.store.schema import outbox as outbox_table
 from core.store.schema_links import incident_cis, incident_links
+from core.store.sql import Statement
 from core.store.store import Store
 from core.triage import TRIAGE_JOB, Actor, TriageAction, TriageChange, TriageState
 
 # The statements of a click's path, built once: a statement object carries its compiled form
 # and cache key, so a click pays for neither (bound parameters carry the values).
+_COLUMNS = tuple(column.name for column in triage_actions.c)
+_LATEST = Statement(
+    f"SELECT {', '.join(_COLUMNS)} FROM triage_actions "  # noqa: S608 - the table's own columns
+    "WHERE incident_key = :incident_key ORDER BY id DESC LIMIT 1"
+)
+"""The newest action of an incident (read on every card drawn: straight on the driver)."""
 _INSERT_ACTION = triage_actions.insert()
 _INSERT_JOB = outbox_table.insert()
 _NEWEST = (
@@ -213,8 +221,10 @@ async def shown_here(store: Store, incident_key: str, conversation_id: str) -> S
 
 async def latest(store: Store, incident_key: str) -> TriageAction | None:
     """The incident's newest triage action, which its card shows."""
-    async with store.reading() as conn:
-        return await _one(store, conn, triage_actions.c.incident_key == incident_key, newest=True)
+    rows = (await store.read(_LATEST, {"incident_key": incident_key})).rows
+    if not rows:
+        return None
+    return _action(store, SimpleNamespace(**dict(zip(_COLUMNS, rows[0], strict=True))))
 
 
 async def by_intent(store: Store, intent_id: str) -> TriageAction | None:

@@ -1,0 +1,138 @@
+"""``Store.read``: the short lookups of the card path, straight on the driver.
+
+On SQLite they run on a read-only connection of the event loop's own thread; they must see
+every committed write at once (the writer thread's and aiosqlite's), never hold a read
+transaction open (it would stop the WAL from being checkpointed), and refuse to write. An
+unreachable store is ``StoreUnavailable`` on both databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from connectors.sentinel.mapping import incident_from_resource
+from core.crypto import PayloadCipher, generate_key
+from core.errors import StoreUnavailable
+from core.ingest import IngestWriter
+from core.models import Incident
+from core.store.schema import incidents
+from core.store.sql import Statement
+from core.store.store import Store, version_key
+from sandbox.sentinel_samples import sample_incident
+
+COUNT = Statement("SELECT count(*) FROM incidents")
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A migrated store on SQLite or PostgreSQL."""
+    store = Store.from_url(database_url, timeout=2, cipher=PayloadCipher([generate_key()]))
+    await store.upgrade()
+    yield store
+    await store.close()
+
+
+async def _ingest(store: Store, incident: Incident) -> None:
+    """Store ``incident`` as a webhook does (SQLite's writer thread, PostgreSQL's kept
+    connection)."""
+    writer = IngestWriter(store, on_commit=lambda: None)
+    await writer.start()
+    try:
+        assert (await writer.submit(incident, f"msg_{incident.name}")).changed
+    finally:
+        await writer.stop()
+
+
+async def _insert_pooled(store: Store, incident: Incident) -> None:
+    """Store ``incident`` through the pool's connections (aiosqlite's on SQLite)."""
+    row = {
+        "key": incident.key,
+        "version": version_key(incident),
+        "severity": incident.severity.value,
+        "payload": store.cipher.encrypt(incident.model_dump_json()),
+        "updated_at": 0.0,
+    }
+    async with store.writing() as conn:
+        await conn.execute(incidents.insert().values(**row))
+
+
+async def test_read_sees_each_committed_write_at_once(store: Store) -> None:
+    """A lookup right after a commit finds its row, whichever connection committed it."""
+    first = incident_from_resource(sample_incident(title="Written by the writer"))
+    second = incident_from_resource(sample_incident(title="Written through the pool"))
+    assert await store.incident(first.key) is None
+    await _ingest(store, first)
+    assert await store.incident(first.key) == first
+    assert (await store.read(COUNT, {})).scalar() == 1
+    await _insert_pooled(store, second)
+    assert await store.incident(second.key) == second
+    assert (await store.read(COUNT, {})).scalar() == 2
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_reads_leave_no_transaction_open_wal_checkpoints_fully(
+    store: Store,
+) -> None:
+    """After lookups (found or not) the WAL can be checkpointed and emptied: the read
+    connection holds no snapshot that would keep the writer's pages in the log."""
+    for i in range(3):
+        await _ingest(store, incident_from_resource(sample_incident(title=f"n{i}")))
+        await store.incident("/no/such/incident")
+        assert (await store.read(COUNT, {})).scalar() == i + 1
+    async with store.writing() as conn:
+        busy, _log, _moved = (await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).one()
+    assert busy == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_read_connection_refuses_writes(store: Store) -> None:
+    """The lookups' connection is read-only: a statement that writes fails, changing nothing."""
+    with pytest.raises(StoreUnavailable, match="readonly"):
+        await store.read(Statement("DELETE FROM incidents"), {})
+    await _ingest(store, incident_from_resource(sample_incident()))
+    assert (await store.read(COUNT, {})).scalar() == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://postgres@127.0.0.1:1/warden",
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/warden_no_such_database",
+    ],
+    ids=["no-server", "no-database"],
+)
+async def test_read_store_unreachable_raises_store_unavailable(url: str) -> None:
+    """No PostgreSQL at the address, or no such database: ``StoreUnavailable``."""
+    store = Store.from_url(url, timeout=2)
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.incident("/any")
+    finally:
+        await store.close()
+
+
+async def test_read_sqlite_file_gone_raises_store_unavailable(tmp_path: Path) -> None:
+    """A SQLite database whose directory cannot be opened: ``StoreUnavailable``."""
+    store = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'none' / 'warden.db'}", timeout=2)
+    (tmp_path / "none").rmdir()
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.incident("/any")
+    finally:
+        await store.close()
+
+
+async def test_read_sqlite_in_memory_goes_through_the_pool_connection() -> None:
+    """An in-memory SQLite database exists only on the pool's connection: lookups use it
+    (a connection of their own would open another, empty database)."""
+    store = Store.from_url("sqlite+aiosqlite:///:memory:", timeout=2)
+    try:
+        await store.upgrade()
+        assert (await store.read(COUNT, {})).scalar() == 0
+        assert await store.incident("/any") is None
+    finally:
+        await store.close()
