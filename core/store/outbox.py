@@ -24,7 +24,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -40,6 +50,42 @@ PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
 QUARANTINED = "quarantined"
 UNFINISHED = (PENDING, RUNNING)
 DLQ = (DEAD, QUARANTINED)
+# The claim's statements, built once: a statement object keeps its cache key and compiled
+# form, and a worker claims several times a card (bound parameters carry the values).
+_EARLIER = aliased(outbox)
+_CLAIM = (
+    select(outbox)
+    .where(
+        or_(
+            and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= bindparam("now")),
+            and_(outbox.c.status == RUNNING, outbox.c.lease_until < bindparam("now")),
+        ),
+        ~exists().where(
+            _EARLIER.c.ordering_key == outbox.c.ordering_key,
+            _EARLIER.c.id < outbox.c.id,
+            _EARLIER.c.status.in_(UNFINISHED),
+        ),
+        outbox.c.id.not_in(bindparam("running", expanding=True)),
+    )
+    .order_by(outbox.c.id)
+    .limit(bindparam("limit"))
+)
+_CLAIM_PG = _CLAIM.with_for_update(skip_locked=True, of=outbox)
+_START = (
+    update(outbox)
+    .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=RUNNING, lease_until=bindparam("until"), updated_at=bindparam("now"))
+)
+_QUARANTINE = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("job_id"))
+    .values(
+        status=QUARANTINED,
+        lease_until=None,
+        last_error=bindparam("error"),
+        updated_at=bindparam("now"),
+    )
+)
 _NEXT_DUE = Statement("SELECT min(next_attempt_at) FROM outbox WHERE status = :status")
 
 
@@ -125,37 +171,18 @@ async def claim(
     even when their lease ran out (a busy host may renew it late).
     """
     now = time.time()
-    earlier = aliased(outbox)
-    due = or_(
-        and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now),
-        and_(outbox.c.status == RUNNING, outbox.c.lease_until < now),
-    )
-    blocked = exists().where(
-        earlier.c.ordering_key == outbox.c.ordering_key,
-        earlier.c.id < outbox.c.id,
-        earlier.c.status.in_(UNFINISHED),
-    )
-    mine = outbox.c.id.not_in(list(running)) if running else true()
-    stmt = select(outbox).where(due, ~blocked, mine).order_by(outbox.c.id).limit(limit)
-    if store.dialect == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=outbox)
+    stmt = _CLAIM_PG if store.dialect == "postgresql" else _CLAIM
+    params = {"now": now, "running": list(running), "limit": limit}
 
     def write(conn: Connection, _: None) -> list[Job]:
         """One transaction, in one hop to SQLite's writer thread (claims are frequent)."""
-        rows = conn.execute(stmt).all()
+        rows = conn.execute(stmt, params).all()
         jobs, unreadable = _jobs(store.cipher, rows, now + lease_seconds)
         if jobs:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([job.id for job in jobs]))
-                .values(status=RUNNING, lease_until=now + lease_seconds, updated_at=now)
-            )
+            ids = [job.id for job in jobs]
+            conn.execute(_START, {"ids": ids, "until": now + lease_seconds, "now": now})
         for job_id, error in unreadable.items():
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id == job_id)
-                .values(status=QUARANTINED, lease_until=None, last_error=error, updated_at=now)
-            )
+            conn.execute(_QUARANTINE, {"job_id": job_id, "error": error, "now": now})
         return jobs
 
     return await store.run_write(write, None)
