@@ -98,7 +98,7 @@ async def start(
 
     def write(conn: Connection, _: None) -> None:
         if job is not None:
-            outbox.hold_in(conn, job)
+            outbox.hold(conn, job)
         conn.execute(stmt)
 
     await store.run_write(write, None)  # one hop to SQLite's writer thread, not one a statement
@@ -151,7 +151,7 @@ async def record(
 
     def write(conn: Connection, _: None) -> None:
         if job is not None:
-            outbox.hold_in(conn, job)
+            outbox.hold(conn, job)
         if statement is not None:
             conn.execute(statement)
         if send is not None:

@@ -35,7 +35,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from core.crypto import PayloadCipher, UnreadablePayload
@@ -86,6 +85,16 @@ _QUARANTINE = (
         updated_at=bindparam("now"),
     )
 )
+_HOLD = (
+    update(outbox)
+    .where(
+        outbox.c.id == bindparam("job_id"),
+        outbox.c.status == RUNNING,
+        outbox.c.lease_until.in_(bindparam("tokens", expanding=True)),
+    )
+    .values(lease_until=outbox.c.lease_until)
+)
+"""``hold``'s statement (``_held`` with bound values): a card's writes each take it."""
 _NEXT_DUE = Statement("SELECT min(next_attempt_at) FROM outbox WHERE status = :status")
 
 
@@ -255,25 +264,13 @@ def _claimed_elsewhere(conn: Connection, job_id: int) -> bool:
     return status == RUNNING
 
 
-async def hold(conn: AsyncConnection, job: Job) -> None:
-    """In the caller's transaction: check that ``job``'s lease is still this worker's (and
-    lock its row until the commit); ``LeaseLost`` when another worker has claimed it."""
-    if job.lease is not None:
-        _lease_held((await conn.execute(_hold_statement(job))).rowcount, job)
-
-
-def hold_in(conn: Connection, job: Job) -> None:
-    """``hold`` in a synchronous transaction (a ``Store.run_write`` work)."""
-    if job.lease is not None:
-        _lease_held(conn.execute(_hold_statement(job)).rowcount, job)
-
-
-def _hold_statement(job: Job) -> Any:
-    return update(outbox).where(_held(job.id, job.lease)).values(lease_until=outbox.c.lease_until)
-
-
-def _lease_held(rowcount: int, job: Job) -> None:
-    if rowcount != 1:
+def hold(conn: Connection, job: Job) -> None:
+    """In the caller's transaction (a ``Store.run_write`` work): check that ``job``'s lease is
+    still this worker's (and lock its row until the commit); ``LeaseLost`` when another
+    worker has claimed it."""
+    if job.lease is None:
+        return
+    if conn.execute(_HOLD, {"job_id": job.id, "tokens": job.lease.tokens()}).rowcount != 1:
         raise LeaseLost(f"outbox job {job.id} is claimed by another worker")
 
 

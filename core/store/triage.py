@@ -13,7 +13,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import DeliveryError, Outcome
 from core.itsm import ConfigurationItem, IncidentLink
@@ -229,17 +228,9 @@ async def latest(store: Store, incident_key: str) -> TriageAction | None:
 
 async def by_intent(store: Store, intent_id: str) -> TriageAction | None:
     """The action recorded under ``intent_id``."""
+    where = triage_actions.c.intent_id == intent_id
     async with store.reading() as conn:
-        return await _one(store, conn, triage_actions.c.intent_id == intent_id)
-
-
-async def _one(
-    store: Store, conn: AsyncConnection, where: Any, *, newest: bool = False
-) -> TriageAction | None:
-    stmt = select(triage_actions).where(where)
-    if newest:
-        stmt = stmt.order_by(triage_actions.c.id.desc()).limit(1)
-    row = (await conn.execute(stmt)).first()
+        row = (await conn.execute(select(triage_actions).where(where))).first()
     return None if row is None else _action(store, row)
 
 

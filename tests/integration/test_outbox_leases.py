@@ -59,12 +59,10 @@ async def test_outbox_lease_taken_over_first_worker_writes_nothing(store: Store)
     assert await outbox.finish(store, first.id, lease=first.lease) is False
     assert await outbox.reschedule(store, first.id, 1, 0, "x", lease=first.lease) is False
     assert await outbox.extend(store, [first], 30) == [first]
-    async with store.writing() as conn:
-        with pytest.raises(LeaseLost):
-            await outbox.hold(conn, first)
+    with pytest.raises(LeaseLost):
+        await store.run_write(outbox.hold, first)
     assert (await outbox.counts(store)).get(outbox.RUNNING) == 1
-    async with store.writing() as conn:
-        await outbox.hold(conn, second)
+    await store.run_write(outbox.hold, second)
     assert await outbox.finish(store, second.id, lease=second.lease) is True
     assert (await outbox.counts(store)).get(outbox.DONE) == 1
 
@@ -92,8 +90,7 @@ async def test_worker_job_longer_than_its_lease_runs_once(store: Store) -> None:
     async def slow(job: Job) -> None:
         runs.append(job.id)
         await asyncio.sleep(1.2)  # the work itself takes long: four leases
-        async with store.writing() as conn:
-            await outbox.hold(conn, job)
+        await store.run_write(outbox.hold, job)
         finished.set()
 
     workers = [OutboxWorker(store, {"slow": slow}, settings) for _ in range(2)]
