@@ -70,6 +70,11 @@ def _idle_from(_dbapi_connection: Any, record: Any) -> None:
     record.info["idle_since"] = time.monotonic()
 
 
+def _known_closed(dbapi_connection: Any) -> bool:
+    """Whether the driver knows the connection is closed (it read the server's goodbye)."""
+    return bool(dbapi_connection.driver_connection.is_closed())
+
+
 def _check_live(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """Lend a pooled PostgreSQL connection only if it is alive; else the pool makes a new one.
 
@@ -80,7 +85,7 @@ def _check_live(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     (a silently dropped one, say by a load balancer's idle timeout). A connection that died
     silently within the last ``IDLE_PING_SECONDS`` fails its call, and the pool replaces it.
     """
-    if dbapi_connection.driver_connection.is_closed():
+    if _known_closed(dbapi_connection):
         raise DisconnectionError("the server closed this connection")
     idle_since = record.info.get("idle_since")
     if idle_since is None or time.monotonic() - idle_since <= IDLE_PING_SECONDS:

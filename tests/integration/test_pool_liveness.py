@@ -79,7 +79,7 @@ async def test_idle_pooled_session_dead_unnoticed_is_pinged_and_replaced(
     path looks like this) is pinged before it is lent, and replaced: the call succeeds."""
     assert await _end_sessions(database_url) >= SESSIONS
     await asyncio.sleep(0.2)
-    monkeypatch.setattr(asyncpg.Connection, "is_closed", lambda _self: False)  # never arrived
+    monkeypatch.setattr(engine_module, "_known_closed", lambda _conn: False)  # never arrived
     monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
     results = await asyncio.gather(*(store.incident(f"key-{i}") for i in range(SESSIONS)))
     assert results == [None] * SESSIONS
