@@ -32,7 +32,12 @@ from cards.evidence import owner_card, people_on, requested_card, reviewers_card
 from cards.verbs import CardVerb
 from core.actions import EvidenceChangesData, EvidenceData, EvidenceRejectData, EvidenceSubmitData
 from core.catalog import GUID, UPN, Catalog, EvidenceKind, PrincipalKind, Requirement
-from core.errors import DeliveryError, EvidenceRefused, ResponderCheckUnavailable
+from core.errors import (
+    DeliveryError,
+    EvidenceRefused,
+    ResponderCheckUnavailable,
+    StaleRequest,
+)
 from core.evidence import DecisionKind, Evidence, RequestSource, Verdict, draft_for
 from core.models import ConversationKind, ConversationRef
 from core.roles import Grant, Role, RoleMap
@@ -219,6 +224,10 @@ class EvidenceDesk:
                 await self._submit(data, action, requirement)
             else:
                 await self._decide(verb, data, action, requirement)
+        except StaleRequest as stale:  # named as the card names people
+            names = await cards_store.names_of(self._store, [stale.by])
+            notice = stale.told(names.get(stale.by.casefold(), stale.by))
+            return await self.card(data.request, role, requirement, notice=notice)
         except (Refusal, EvidenceRefused) as refusal:
             notice = refusal.user_message if isinstance(refusal, EvidenceRefused) else str(refusal)
             return await self.card(data.request, role, requirement, notice=notice)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import StrEnum
+from typing import ClassVar
 
 
 class WardenError(Exception):
@@ -151,18 +152,36 @@ class StaleRequest(EvidenceRefused):
     card can be refreshed to show it.
     """
 
+    STANDS: ClassVar[dict[str, str]] = {
+        "open": "it waits for evidence",
+        "submitted": "it waits for review",
+        "changes_requested": "it was sent back for changes",
+        "approved": "it is approved",
+        "rejected": "it is rejected",
+        "resolved_by_policy": "it was resolved by policy",
+        "cancelled": "it is cancelled",
+    }
+    """How the request stands, in words, by its status."""
+
     def __init__(
         self, *, request_id: str, seen: int, version: int, status: str, by: str, at: datetime
     ) -> None:
-        when = at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        what = status.replace("_", " ")
         super().__init__(
             f"evidence request {request_id}: action on version {seen}, current is {version}",
-            f"This request changed after your card was drawn: {what} by {by} at {when}. "
-            "The card now shows where it stands.",
         )
         self.request_id, self.seen, self.version = request_id, seen, version
         self.status, self.by, self.at = status, by, at
+        self.user_message = self.told(by)
+
+    def told(self, name: str) -> str:
+        """The notice for the card, naming who changed the request as ``name``."""
+        when = self.at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stands = self.STANDS.get(self.status, "it is " + self.status.replace("_", " "))
+        return (
+            f"This request changed after your card was drawn: {name} changed it at {when}, "
+            f"and {stands}. The card now shows where it stands; nothing was changed by "
+            "your click."
+        )
 
 
 class RosterConflict(WardenError):

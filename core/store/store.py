@@ -286,8 +286,22 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
-        """One read-only connection."""
+        """One read-only transaction: its statements all see the database as it stood at its
+        first read, never a write committed between two of them (a request read before a
+        reviewer's approval and its decisions read after it would draw a card that tallies
+        the approval under the version before it, and its next click would be refused).
+
+        On SQLite an explicit ``BEGIN`` (the driver begins transactions only for writes, so
+        each ``SELECT`` would otherwise see the latest commit); on PostgreSQL a ``REPEATABLE
+        READ, READ ONLY`` transaction (``READ COMMITTED`` takes a snapshot per statement).
+        """
         async with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                await conn.exec_driver_sql("BEGIN")
+            else:
+                await conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
             yield conn
 
     def insert(self, table: Any) -> Any:

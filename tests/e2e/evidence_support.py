@@ -190,13 +190,17 @@ async def approve_twice(client: PlaygroundClient, stream: ConversationStream, re
     requirement needs two); the card's content once it says who approved."""
     users = (await client.test_config()).users
     adele, isaiah = users[2], users[3]
-    await click(client, review, "evidence.approve", button(review, "evidence.approve"), adele["id"])
+    first = await click(
+        client, review, "evidence.approve", button(review, "evidence.approve"), adele["id"]
+    )
+    assert "Approvals: 1 of 2" in json.dumps(first), f"Adele's approval refused: {first}"
     halfway = await stream.wait_for(
         lambda f: f.message_id == review.message_id and "Approvals: 1 of 2" in content(f),
         timeout=STEP_SECONDS,
     )
     approve = button(halfway, "evidence.approve")
-    await click(client, review, "evidence.approve", approve, isaiah["id"])
+    second = await click(client, review, "evidence.approve", approve, isaiah["id"])
+    assert "Approved by" in json.dumps(second), f"Isaiah's approval refused: {second}"
 
     def approved(frame: Frame) -> bool:
         return frame.message_id == review.message_id and "Approved by" in content(frame)

@@ -317,7 +317,8 @@ async def test_evidence_two_approvals_with_separation_of_duties(room: Room) -> N
 
     late = await room.click(CardVerb.EVIDENCE_REJECT, RITA, {"reason": "late"}, card=first)
     assert "Approved by Rita Reviewer, Sam Second" in text_of(late)
-    assert "changed after your card was drawn" in text_of(late)
+    assert "changed after your card was drawn: Sam Second changed it at" in text_of(late)
+    assert "and it is approved" in text_of(late)
 
     store = room.warden.client.app[STORE]
     entries = await evidence_audit.audit_entries(store)

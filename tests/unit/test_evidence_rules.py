@@ -203,7 +203,9 @@ def test_stale_version_refused_naming_who_decided() -> None:
     with pytest.raises(StaleRequest) as stale:
         decide(approved, [], Verdict(kind=DecisionKind.REJECT, comment="no"), CAROL, seen=seen)
     assert (stale.value.status, stale.value.by, stale.value.version) == ("approved", BOB, seen + 1)
-    assert f"approved by {BOB}" in stale.value.user_message
+    assert f"{BOB} changed it at" in stale.value.user_message
+    assert "and it is approved" in stale.value.user_message
+    assert "Bob Builder changed it" in stale.value.told("Bob Builder")
 
 
 def test_every_transition_bumps_version() -> None:
