@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cli.common import console, on_store
 from core.crypto import generate_key
-from core.store import admin_audit, outbox
+from core.store import admin_audit, dlq, outbox
 from core.store.admin_audit import operator
 from core.store.rekey import rotate, sealed_counts
 from core.store.store import Store
@@ -77,7 +77,7 @@ def outbox_list(
 @outbox_cli.command("retry")
 def outbox_retry(job_id: int) -> None:
     """Make a dead, quarantined or waiting job due again now, with fresh attempts."""
-    if not on_store(lambda store: outbox.retry(store, job_id, actor=operator())):
+    if not on_store(lambda store: dlq.retry(store, job_id, actor=operator())):
         console.print(f"[red]no dead or pending job {job_id}[/]")
         raise typer.Exit(1)
     console.print(f"job {job_id} will be retried now")
@@ -111,9 +111,9 @@ def dlq_replay(
         console.print("[red]give a job id or --all[/]")
         raise typer.Exit(2)
     if job_id is None:
-        count = on_store(lambda store: outbox.replay_all(store, actor=operator()))
+        count = on_store(lambda store: dlq.replay_all(store, actor=operator()))
         console.print(f"{count} job(s) replayed")
-    elif on_store(lambda store: outbox.replay(store, job_id, actor=operator())):
+    elif on_store(lambda store: dlq.replay(store, job_id, actor=operator())):
         console.print(f"job {job_id} replayed")
     else:
         console.print(f"job {job_id} is not in the dead-letter queue; nothing to replay")
@@ -122,7 +122,7 @@ def dlq_replay(
 @dlq_cli.command("purge")
 def dlq_purge(job_id: int) -> None:
     """Delete one DLQ job for good."""
-    if not on_store(lambda store: outbox.purge(store, job_id, actor=operator())):
+    if not on_store(lambda store: dlq.purge(store, job_id, actor=operator())):
         console.print(f"[red]job {job_id} is not in the dead-letter queue[/]")
         raise typer.Exit(1)
     console.print(f"job {job_id} purged")

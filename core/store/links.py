@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
@@ -83,14 +82,16 @@ def links_stamp(stored: Sequence[StoredLink]) -> str | None:
 
 async def links_of(store: Store, incident_key: str) -> list[StoredLink]:
     """Every link the incident ever had (active or not), oldest first."""
-    rows = (await store.read(_LINKS_OF_RAW, {"key": incident_key})).rows
-    named = (SimpleNamespace(**dict(zip(_LINK_COLUMNS, row, strict=True))) for row in rows)
-    return sorted((_stored(store, row) for row in named), key=lambda s: s.updated_at)
+    rows = (await store.read(_LINKS_OF_RAW, {"key": incident_key})).named(_LINK_COLUMNS)
+    return _oldest_first(store, rows)
 
 
 async def read_links(store: Store, conn: AsyncConnection, incident_key: str) -> list[StoredLink]:
     """``links_of`` on an open connection (to read them with other rows)."""
-    rows = (await conn.execute(_LINKS_OF, {"key": incident_key})).all()
+    return _oldest_first(store, (await conn.execute(_LINKS_OF, {"key": incident_key})).all())
+
+
+def _oldest_first(store: Store, rows: Sequence[Any]) -> list[StoredLink]:
     return sorted((_stored(store, row) for row in rows), key=lambda s: s.updated_at)
 
 

@@ -38,7 +38,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from core.crypto import PayloadCipher, UnreadablePayload
-from core.store import admin_audit
 from core.store.schema import outbox, webhook_receipts
 from core.store.sql import Statement
 from core.store.store import Store
@@ -85,16 +84,15 @@ _QUARANTINE = (
         updated_at=bindparam("now"),
     )
 )
-_HOLD = (
-    update(outbox)
-    .where(
-        outbox.c.id == bindparam("job_id"),
-        outbox.c.status == RUNNING,
-        outbox.c.lease_until.in_(bindparam("tokens", expanding=True)),
-    )
-    .values(lease_until=outbox.c.lease_until)
+_BY_ID = outbox.c.id == bindparam("job_id")
+_BY_LEASE = and_(
+    _BY_ID,
+    outbox.c.status == RUNNING,
+    outbox.c.lease_until.in_(bindparam("tokens", expanding=True)),
 )
-"""``hold``'s statement (``_held`` with bound values): a card's writes each take it."""
+"""A job's row while it runs under one of the lease's tokens (``Lease.tokens``)."""
+_HOLD = update(outbox).where(_BY_LEASE).values(lease_until=outbox.c.lease_until)
+"""``hold``'s statement: a card's writes each take it."""
 _NEXT_DUE = Statement("SELECT min(next_attempt_at) FROM outbox WHERE status = :status")
 
 
@@ -214,15 +212,12 @@ def _jobs(cipher: PayloadCipher, rows: Any, until: float) -> tuple[list[Job], di
     return jobs, unreadable
 
 
-def _held(job_id: int, lease: Lease | None) -> ColumnElement[bool]:
-    """The job's row, while ``lease`` (when given) is still the one it is running under."""
+def _held(job_id: int, lease: Lease | None) -> tuple[ColumnElement[bool], dict[str, Any]]:
+    """The job's row, while ``lease`` (when given) is still the one it is running under: the
+    condition and the values it binds."""
     if lease is None:
-        return outbox.c.id == job_id
-    return and_(
-        outbox.c.id == job_id,
-        outbox.c.status == RUNNING,
-        outbox.c.lease_until.in_(lease.tokens()),
-    )
+        return _BY_ID, {"job_id": job_id}
+    return _BY_LEASE, {"job_id": job_id, "tokens": lease.tokens()}
 
 
 async def extend(store: Store, jobs: list[Job], lease_seconds: float) -> list[Job]:
@@ -238,9 +233,8 @@ async def extend(store: Store, jobs: list[Job], lease_seconds: float) -> list[Jo
     def write(conn: Connection, _: None) -> list[Job]:
         lost = []
         for job in held:
-            answer = conn.execute(
-                update(outbox).where(_held(job.id, job.lease)).values(lease_until=until)
-            )
+            where, bound = _held(job.id, job.lease)
+            answer = conn.execute(update(outbox).where(where).values(lease_until=until), bound)
             if answer.rowcount != 1 and _claimed_elsewhere(conn, job.id):
                 lost.append(job)
         return lost
@@ -270,7 +264,7 @@ def hold(conn: Connection, job: Job) -> None:
     worker has claimed it."""
     if job.lease is None:
         return
-    if conn.execute(_HOLD, {"job_id": job.id, "tokens": job.lease.tokens()}).rowcount != 1:
+    if conn.execute(_HOLD, _held(job.id, job.lease)[1]).rowcount != 1:
         raise LeaseLost(f"outbox job {job.id} is claimed by another worker")
 
 
@@ -347,68 +341,14 @@ async def defer(
     )
 
 
-async def retry(store: Store, job_id: int, *, actor: str) -> bool:
-    """Make a DLQ (or waiting) job due now with fresh attempts; False if no such job."""
-    return await _requeue(store, job_id, (*DLQ, PENDING), actor, "outbox.retry")
-
-
-async def replay(store: Store, job_id: int, *, actor: str) -> bool:
-    """Replay one DLQ job (due now, fresh attempts); False when it is not in the DLQ.
-
-    Idempotent: a job already replayed is no longer in the DLQ, so a second call changes
-    nothing; the job handlers themselves never repeat work that is done.
-    """
-    return await _requeue(store, job_id, DLQ, actor, "dlq.replay")
-
-
-async def replay_all(store: Store, *, actor: str) -> int:
-    """Replay every DLQ job; returns how many."""
-    now = time.time()
-    stmt = (
-        update(outbox)
-        .where(outbox.c.status.in_(DLQ))
-        .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
-    )
-    async with store.writing() as conn:
-        result = await conn.execute(stmt)
-        if result.rowcount:
-            await admin_audit.record(conn, actor, "dlq.replay_all", "*", jobs=result.rowcount)
-    return int(result.rowcount)
-
-
-async def purge(store: Store, job_id: int, *, actor: str) -> bool:
-    """Delete one DLQ job for good; False when it is not in the DLQ."""
-    stmt = outbox.delete().where(outbox.c.id == job_id, outbox.c.status.in_(DLQ))
-    async with store.writing() as conn:
-        result = await conn.execute(stmt)
-        if result.rowcount:
-            await admin_audit.record(conn, actor, "dlq.purge", str(job_id))
-    return bool(result.rowcount)
-
-
-async def _requeue(
-    store: Store, job_id: int, statuses: tuple[str, ...], actor: str, action: str
-) -> bool:
-    now = time.time()
-    stmt = (
-        update(outbox)
-        .where(outbox.c.id == job_id, outbox.c.status.in_(statuses))
-        .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
-    )
-    async with store.writing() as conn:
-        result = await conn.execute(stmt)
-        if result.rowcount:
-            await admin_audit.record(conn, actor, action, str(job_id))
-    return bool(result.rowcount)
-
-
 async def _set(store: Store, job_id: int, lease: Lease | None, **values: Any) -> bool:
     """Write a job's outcome; False when ``lease`` is no longer held (nothing written)."""
     values["updated_at"] = time.time()
-    stmt = update(outbox).where(_held(job_id, lease)).values(**values)
+    where, bound = _held(job_id, lease)
+    stmt = update(outbox).where(where).values(**values)
 
     def write(conn: Connection, _: None) -> int:
-        return int(conn.execute(stmt).rowcount)
+        return int(conn.execute(stmt, bound).rowcount)
 
     return bool(await store.run_write(write, None))  # one hop to SQLite's writer thread
 

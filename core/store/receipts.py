@@ -3,7 +3,7 @@
 Teams may deliver an activity again (a retry after a timeout, a replay); the pair of its
 conversation and activity id names it. A receipt is written before the activity is acted on,
 and forgotten when acting failed, so a redelivery is acted on once. Receipts share the table
-of webhook receipts (``webhook_receipts``) and its retention (``outbox.purge``).
+of webhook receipts (``webhook_receipts``) and its retention (``outbox.prune``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -34,6 +35,11 @@ class Rows:
     def scalar(self) -> Any:
         """The first column of the first row, or ``None``."""
         return self.rows[0][0] if self.rows else None
+
+    def named(self, columns: Sequence[str]) -> list[SimpleNamespace]:
+        """The rows with their values as attributes named by ``columns`` (the statement's
+        select list, in order), as SQLAlchemy's rows give them."""
+        return [SimpleNamespace(**dict(zip(columns, row, strict=True))) for row in self.rows]
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar, cast
+from typing import IO, Any, TypeVar
 
-import asyncpg
 from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -37,10 +34,11 @@ from core.models import (
     Subscription,
 )
 from core.store import admin_audit, migrate
+from core.store.direct_read import DirectReader
 from core.store.engine import create_engine, create_sqlite_writer, insert_for
-from core.store.group_commit import GroupCommit
 from core.store.schema import conversations, outbox, posted_cards, subscriptions
 from core.store.sql import Rows, Statement
+from core.store.writer import SqliteWriter
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -61,10 +59,6 @@ class PostedCard:
     activity_id: str
     version: str
 
-
-READ_WAIT_SECONDS = 1.0
-"""The longest a SQLite lookup on the event loop's thread waits for a lock (WAL readers
-wait only while the log is being reset); past it the store is unavailable, as when busy."""
 
 _INCIDENT = Statement('SELECT payload FROM incidents WHERE "key" = :key')
 _POSTED_CARD = Statement(
@@ -88,22 +82,6 @@ def version_key(incident: Incident) -> str:
     return f"{stamp}|{incident.etag}"
 
 
-@dataclass(frozen=True)
-class _Write(Generic[R]):
-    """A write queued for the writer thread: ``work(conn, arg)``."""
-
-    work: Callable[[Connection, Any], R]
-    arg: Any
-
-
-@dataclass(frozen=True)
-class _Written(Generic[R]):
-    """What a queued write came to: its result, or the error its work raised."""
-
-    value: R | None
-    error: Exception | None = None
-
-
 class Store:
     """Warden's persistent state on SQLite or PostgreSQL, through SQLAlchemy Core.
 
@@ -122,16 +100,13 @@ class Store:
         self.cipher = cipher or PayloadCipher([])
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
-        self._writer = writer
-        self._replica_lock: IO[str] | None = None
-        self._writer_thread = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-            if writer is not None
+        self._writer = (
+            SqliteWriter(writer, self._write_lock)
+            if writer is not None and self._write_lock is not None
             else None
         )
-        self._writes: GroupCommit[_Write[Any], _Written[Any]] = GroupCommit(self._write_batch)
-        self._reader: sqlite3.Connection | None = None
-        self._timeout = timeout
+        self._replica_lock: IO[str] | None = None
+        self._reader = DirectReader(engine, timeout)
 
     @classmethod
     def from_url(
@@ -170,16 +145,12 @@ class Store:
     async def close(self) -> None:
         """Release every connection, the writer thread and the replica claim."""
         await self.engine.dispose()
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        self._reader.close()
         if self._replica_lock is not None:
             self._replica_lock.close()
             self._replica_lock = None
-        if self._writer is not None and self._writer_thread is not None:
-            await self._writes.close()
-            self._writer_thread.shutdown(wait=True)
-            self._writer.dispose()
+        if self._writer is not None:
+            await self._writer.close()
 
     async def run_write(self, work: Callable[[Connection, A], R], arg: A) -> R:
         """Run synchronous ``work(conn, arg)`` as one atomic write, committed on return.
@@ -190,43 +161,13 @@ class Store:
         savepoint of the group's transaction, so a work that raises is undone alone (its
         caller gets the error) and the others commit together, one ``COMMIT`` for all.
         """
-        if self._writer is None or self._writer_thread is None:
+        if self._writer is None:
             async with self.writing() as conn:
                 return await conn.run_sync(work, arg)
         try:
-            written = await self._writes.submit(_Write(work, arg))
-            if written.error is not None:
-                raise written.error  # its own failure, the group's commit went on
+            return await self._writer.run(work, arg)
         except OperationalError as exc:  # the group's commit, or this write's statement
             raise StoreUnavailable(f"store write failed: {exc.orig!r}") from exc
-        return cast(R, written.value)
-
-    async def _write_batch(self, writes: Sequence[_Write[Any]]) -> list[_Written[Any]]:
-        """One group of writes in one transaction on the writer thread."""
-        assert self._write_lock is not None
-        loop = asyncio.get_running_loop()
-        async with self._write_lock:
-            return await loop.run_in_executor(self._writer_thread, self._write_sync, writes)
-
-    def _write_sync(self, writes: Sequence[_Write[Any]]) -> list[_Written[Any]]:
-        assert self._writer is not None
-        if len(writes) == 1:  # alone: in a transaction of its own, as it always was
-            try:
-                with self._writer.begin() as conn:
-                    return [_Written(writes[0].work(conn, writes[0].arg))]
-            except OperationalError:
-                raise  # the store failed: its caller is told it is unavailable
-            except Exception as exc:  # noqa: BLE001 - rolled back, handed to its caller
-                return [_Written(None, exc)]
-        done: list[_Written[Any]] = []
-        with self._writer.begin() as conn:
-            for write in writes:
-                try:
-                    with conn.begin_nested():
-                        done.append(_Written(write.work(conn, write.arg)))
-                except Exception as exc:  # noqa: BLE001 - undone alone, handed to its caller
-                    done.append(_Written(None, exc))
-        return done
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
@@ -239,50 +180,13 @@ class Store:
             raise StoreUnavailable(f"store write failed: {exc.orig!r}") from exc
 
     async def read(self, statement: Statement, params: dict[str, Any]) -> Rows:
-        """The rows of one short read (a lookup by key), at a fraction of ``reading``'s cost.
-
-        On SQLite it runs on this thread's own read-only connection, with no thread hop: a
-        lookup in WAL mode takes microseconds and never waits for the writer, where a hop to
-        aiosqlite's thread for each statement, fetch and rollback cost a millisecond of CPU.
-        On PostgreSQL it goes straight to asyncpg on a pooled connection. ``StoreUnavailable``
-        when the database cannot be reached.
-        """
-        if self.dialect == "sqlite":
-            try:
-                reader = self._sqlite_reader()
-                if reader is not None:
-                    return statement.run(reader, params)
-            except sqlite3.OperationalError as exc:  # cannot open, locked, read-only
-                raise StoreUnavailable(f"store read failed: {exc!r}") from exc
-            async with self.reading() as conn:  # in memory: only the pool's connection has it
-                rows = (await conn.execute(text(statement.sql), params)).all()
-            return Rows(rows, len(rows))
-        try:
-            async with self.engine.connect() as conn:
-                raw = await conn.get_raw_connection()
-                try:
-                    return await statement.fetch(raw.driver_connection, params)
-                except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
-                    raise StoreUnavailable(f"store read failed: {exc!r}") from exc
-        except (SQLAlchemyError, OSError) as exc:  # no server, no such database
-            raise StoreUnavailable(f"the store cannot be reached: {exc!r}") from exc
-
-    def _sqlite_reader(self) -> sqlite3.Connection | None:
-        """The read-only connection of ``read`` on a SQLite file (opened on first use)."""
-        if self._reader is not None:
-            return self._reader
-        database = self.engine.url.database
-        if not database or database == ":memory:":
-            return None  # another connection would open another, empty database
-        reader = sqlite3.connect(  # WAL readers wait only in rare moments; the loop never long
-            database,
-            timeout=min(self._timeout, READ_WAIT_SECONDS),
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        reader.execute("PRAGMA query_only = ON")
-        self._reader = reader
-        return reader
+        """The rows of one short read (a lookup by key), at a fraction of ``reading``'s cost
+        (``core.store.direct_read``); ``StoreUnavailable`` when the database cannot be read."""
+        if self._reader.available:
+            return await self._reader.read(statement, params)
+        async with self.reading() as conn:  # in memory: only the pool's connection has it
+            rows = (await conn.execute(text(statement.sql), params)).all()
+        return Rows(rows, len(rows))
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, func, select, update
@@ -220,10 +219,8 @@ async def shown_here(store: Store, incident_key: str, conversation_id: str) -> S
 
 async def latest(store: Store, incident_key: str) -> TriageAction | None:
     """The incident's newest triage action, which its card shows."""
-    rows = (await store.read(_LATEST, {"incident_key": incident_key})).rows
-    if not rows:
-        return None
-    return _action(store, SimpleNamespace(**dict(zip(_COLUMNS, rows[0], strict=True))))
+    rows = (await store.read(_LATEST, {"incident_key": incident_key})).named(_COLUMNS)
+    return _action(store, rows[0]) if rows else None
 
 
 async def by_intent(store: Store, intent_id: str) -> TriageAction | None:

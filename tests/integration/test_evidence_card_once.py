@@ -20,8 +20,8 @@ from app import WORKER
 from bot.marked_posts import POST_MARKER_PREFIX
 from cards.verbs import CardVerb
 from core.evidence import RequestStatus
+from core.store import dlq, outbox
 from core.store import evidence_cards as cards_store
-from core.store import outbox
 from core.store.card_sends import card_sends
 from core.store.evidence_cards import EVIDENCE_CARD_JOB, CardRole
 from sandbox.arm import ArmSandbox
@@ -148,7 +148,7 @@ async def test_reviewers_card_post_refused_leaves_nothing_in_flight(desk: Desk) 
         for job in await outbox.list_jobs(desk.store, outbox.QUARANTINED, limit=10)
         if job.kind == EVIDENCE_CARD_JOB
     ]
-    assert await outbox.replay(desk.store, held.id, actor="operator@contoso.com")
+    assert await dlq.replay(desk.store, held.id, actor="operator@contoso.com")
     desk.warden.client.app[WORKER].wake()
     await desk.settled()
     [card] = cards_in(desk, CHANNEL, REVIEWING)

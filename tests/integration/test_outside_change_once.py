@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app import STORE, WORKER
 from bot.marked_posts import POST_MARKER_PREFIX
-from core.store import outbox
+from core.store import dlq, outbox
 from core.store.card_sends import card_sends
 from core.store.delta import OUTSIDE_CHANGE_JOB
 from core.store.schema import outbox as outbox_table
@@ -164,7 +164,7 @@ async def test_alert_post_refused_forgets_it_and_the_replay_posts_once(
     assert auditors.alerts() == []
     assert await auditors.in_flight() == 0
     [held] = await outbox.list_jobs(auditors.store, outbox.QUARANTINED, limit=10)
-    assert await outbox.replay(auditors.store, held.id, actor="auditor@contoso.com")
+    assert await dlq.replay(auditors.store, held.id, actor="auditor@contoso.com")
     auditors.app[WORKER].wake()
     await auditors.job_is(outbox.DONE)
     [card] = auditors.alerts()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import outbox
+from core.store import dlq, outbox
 from core.store.store import Store
 from sandbox.connector import Fault
 from tests.integration.conftest import Warden, WardenFactory, incident
@@ -30,13 +30,13 @@ async def test_delivery_400_quarantined_at_once_replay_delivers_once(warden: War
         Fault(status=400, times=1, method="POST", path="/activities", code="BadArgument")
     )
     await warden.webhook(incident(title="Malformed once"))
-    dlq = await _wait_dlq(warden, 1)
-    assert dlq[0].status == outbox.QUARANTINED
-    assert dlq[0].attempts == 1
-    assert "BadArgument" in (dlq[0].last_error or "")
+    dead = await _wait_dlq(warden, 1)
+    assert dead[0].status == outbox.QUARANTINED
+    assert dead[0].attempts == 1
+    assert "BadArgument" in (dead[0].last_error or "")
     store = await _store(warden)
-    assert await outbox.replay(store, dlq[0].id, actor="os:test@host")
-    assert not await outbox.replay(store, dlq[0].id, actor="os:test@host"), "left the DLQ"
+    assert await dlq.replay(store, dead[0].id, actor="os:test@host")
+    assert not await dlq.replay(store, dead[0].id, actor="os:test@host"), "left the DLQ"
     posts = await warden.connector.wait_for(lambda s: warden.card_posts(conversation))
     assert len(posts) == 1
     assert await _dlq(warden) == []

@@ -81,8 +81,8 @@ async def test_concurrent_writes_share_commits_on_sqlite(store: Store) -> None:
     """Writes that queue behind one another commit together: forty writes at once take
     far fewer than forty commits (one for the first, then one per group)."""
     commits: list[None] = []
-    writer = store._writer  # the writer thread's engine is what commits
-    assert writer is not None
+    assert store._writer is not None
+    writer = store._writer.engine  # the writer thread's engine is what commits
     event.listen(writer, "commit", lambda _conn: commits.append(None))
     ids = [f"19:g{i}@thread.tacv2" for i in range(40)]
     await asyncio.gather(*(store.run_write(_add, i) for i in ids))
