@@ -17,6 +17,10 @@ class SettingsError(WardenError):
     """A setting is missing or wrong; the message names the environment variable."""
 
 
+class MigrationFailed(WardenError):
+    """The database could not be brought to this release's schema; Warden does not start."""
+
+
 class StoreUnavailable(WardenError):
     """The store could not commit; the caller should retry later (HTTP 503)."""
 

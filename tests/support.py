@@ -34,6 +34,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "database_url": database_url,
         "port": 0,
         "sentinel_webhook_secrets": SECRET,
+        "migrate_apart": False,  # a child process a start: a second more for each test's Warden
         "outbox": OutboxSettings(
             backoff_base_seconds=0.05, backoff_max_seconds=0.3, poll_seconds=0.2, lease_seconds=5
         ),

@@ -90,7 +90,7 @@ async def services(
     and the outbox worker; at shutdown stop them in that order and close the store last."""
     store.claim_single_replica()
     if settings.auto_migrate:
-        await store.upgrade()
+        await store.upgrade(apart=settings.migrate_apart)
     await writer.start()
     await worker.start()
     try:

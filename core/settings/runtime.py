@@ -50,6 +50,11 @@ class RuntimeFields(BaseModel):
         "after that, ingest answers 503 with Retry-After.",
     )
     auto_migrate: bool = Field(True, description="Apply database migrations at start.")
+    migrate_apart: bool = Field(
+        True,
+        description="Apply them in a child process, so the server never loads alembic "
+        "(about 8 MiB it would keep resident after a first start or an upgrade).",
+    )
     record_dir: Path | None = Field(
         None,
         description="When set, every accepted inbound webhook and Teams activity is appended, "

@@ -212,9 +212,10 @@ class Store:
         """The dialect's INSERT with ``on_conflict_do_*`` for ``table``."""
         return insert_for(self.dialect, table)
 
-    async def upgrade(self) -> None:
-        """Apply pending migrations."""
-        await migrate.upgrade(self.engine)
+    async def upgrade(self, *, apart: bool = False) -> None:
+        """Apply pending migrations; ``apart``: in a child process (``migrate.upgrade_apart``,
+        for a long-running server, which then never loads alembic)."""
+        await (migrate.upgrade_apart if apart else migrate.upgrade)(self.engine)
 
     async def check(self) -> dict[str, object]:
         """Readiness facts: reachable, and whether migrations are current."""
