@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.itsm import ConfigurationItem
 from core.store import outbox
@@ -27,6 +26,7 @@ from core.store.cards import redraw_cards
 from core.store.engine import insert_for
 from core.store.schema import outbox as outbox_table
 from core.store.schema_links import incident_ci_lookups, incident_cis
+from core.store.sql import Rows, Statement
 from core.store.store import Store
 
 CMDB_JOB = "itsm.cmdb"
@@ -46,6 +46,12 @@ _LOOKUP_AND_CIS = (
     .where(incident_ci_lookups.c.incident_key == bindparam("key"))
 )
 _CIS_OF = select(incident_cis).where(incident_cis.c.incident_key == bindparam("key"))
+_CI_COLUMNS = tuple(column.name for column in incident_cis.c)
+CIS_OF = Statement(
+    f"SELECT {', '.join(_CI_COLUMNS)} FROM incident_cis "  # noqa: S608 - its own columns
+    "WHERE incident_key = :key"
+)
+"""An incident's CIs (``key``), straight on the driver (read on every click)."""
 
 
 def cmdb_ordering_key(incident_key: str) -> str:
@@ -81,12 +87,9 @@ async def ci_set(store: Store, incident_key: str) -> CiSet | None:
     return CiSet(_ordered(items), int(rows[0].alert_count), rows[0].changed_at)
 
 
-async def read_cis(
-    store: Store, conn: AsyncConnection, incident_key: str
-) -> list[ConfigurationItem]:
-    """The incident's stored CIs on an open connection (to read them with other rows)."""
-    rows = (await conn.execute(_CIS_OF, {"key": incident_key})).all()
-    return _ordered([_item(store, row) for row in rows])
+def stored_cis(store: Store, rows: Rows) -> list[ConfigurationItem]:
+    """The CIs in the rows ``CIS_OF`` read, in the order a card lists them."""
+    return _ordered([_item(store, row) for row in rows.named(_CI_COLUMNS)])
 
 
 async def ask_lookup(store: Store, incident_key: str, alert_count: int) -> bool:

@@ -10,7 +10,9 @@ open (which would keep SQLite's WAL from being checkpointed).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -32,7 +34,7 @@ class DirectReader:
     def __init__(self, engine: AsyncEngine, timeout: float) -> None:
         self._engine = engine
         self._timeout = timeout
-        self._sqlite: sqlite3.Connection | None = None
+        self._lite: sqlite3.Connection | None = None
 
     @property
     def available(self) -> bool:
@@ -43,28 +45,56 @@ class DirectReader:
     async def read(self, statement: Statement, params: dict[str, Any]) -> Rows:
         """The rows of ``statement``; ``StoreUnavailable`` when the database cannot be read."""
         if self._engine.dialect.name == "sqlite":
-            try:
-                return statement.run(self._sqlite_connection(), params)
-            except sqlite3.OperationalError as exc:  # cannot open, locked, read-only
-                raise StoreUnavailable(f"store read failed: {exc!r}") from exc
+            with self._sqlite() as lite:
+                return statement.run(lite, params)
+        async with self._postgres() as driver:
+            return await statement.fetch(driver, params)
+
+    async def read_many(self, reads: Sequence[tuple[Statement, dict[str, Any]]]) -> list[Rows]:
+        """The rows of each statement, all read in one snapshot (none sees a write committed
+        between two of them); ``StoreUnavailable`` when the database cannot be read."""
+        if self._engine.dialect.name == "sqlite":
+            with self._sqlite() as lite:
+                lite.execute("BEGIN")  # no await until COMMIT: no other lookup runs in it
+                try:
+                    return [statement.run(lite, params) for statement, params in reads]
+                finally:
+                    lite.execute("COMMIT")
+        async with (
+            self._postgres() as driver,
+            driver.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            return [await statement.fetch(driver, params) for statement, params in reads]
+
+    def close(self) -> None:
+        """Close SQLite's read connection (a later lookup opens it again)."""
+        if self._lite is not None:
+            self._lite.close()
+            self._lite = None
+
+    @contextlib.contextmanager
+    def _sqlite(self) -> Iterator[sqlite3.Connection]:
+        """SQLite's read connection; what fails in it as ``StoreUnavailable``."""
+        try:
+            yield self._sqlite_connection()
+        except sqlite3.OperationalError as exc:  # cannot open, locked, read-only
+            raise StoreUnavailable(f"store read failed: {exc!r}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _postgres(self) -> AsyncIterator[asyncpg.Connection]:
+        """The asyncpg connection of a pooled one; what fails in it as ``StoreUnavailable``."""
         try:
             async with self._engine.connect() as conn:
-                raw = await conn.get_raw_connection()
+                driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
                 try:
-                    return await statement.fetch(raw.driver_connection, params)
+                    yield driver
                 except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
                     raise StoreUnavailable(f"store read failed: {exc!r}") from exc
         except (SQLAlchemyError, OSError) as exc:  # no server, no such database
             raise StoreUnavailable(f"the store cannot be reached: {exc!r}") from exc
 
-    def close(self) -> None:
-        """Close SQLite's read connection (a later lookup opens it again)."""
-        if self._sqlite is not None:
-            self._sqlite.close()
-            self._sqlite = None
-
     def _sqlite_connection(self) -> sqlite3.Connection:
-        if self._sqlite is None:
+        if self._lite is None:
             connection = sqlite3.connect(  # WAL readers wait only in rare moments
                 str(self._engine.url.database),
                 timeout=min(self._timeout, READ_WAIT_SECONDS),
@@ -72,5 +102,5 @@ class DirectReader:
                 check_same_thread=False,
             )
             connection.execute("PRAGMA query_only = ON")
-            self._sqlite = connection
-        return self._sqlite
+            self._lite = connection
+        return self._lite

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.itsm import IncidentLink, ItsmRecord, ItsmSystem, RecordType
 from core.models import Incident
@@ -25,7 +24,7 @@ from core.store.engine import insert_for
 from core.store.schema import incidents, posted_cards, webhook_receipts
 from core.store.schema import outbox as outbox_table
 from core.store.schema_links import incident_links
-from core.store.sql import Statement
+from core.store.sql import Rows, Statement
 from core.store.store import Store
 from core.triage import Actor
 
@@ -58,11 +57,11 @@ class StoredLink:
 
 _LINKS_OF = select(incident_links).where(incident_links.c.incident_key == bindparam("key"))
 _LINK_COLUMNS = tuple(column.name for column in incident_links.c)
-_LINKS_OF_RAW = Statement(
+LINKS_OF = Statement(
     f"SELECT {', '.join(_LINK_COLUMNS)} FROM incident_links "  # noqa: S608 - its own columns
     "WHERE incident_key = :key"
 )
-"""``_LINKS_OF`` straight on the driver (read on every card drawn)."""
+"""An incident's links (``key``), straight on the driver (read on every card drawn)."""
 _BY_NUMBER = (
     select(incidents.c.key, incidents.c.payload)
     .select_from(incidents.join(posted_cards, posted_cards.c.incident_key == incidents.c.key))
@@ -82,17 +81,13 @@ def links_stamp(stored: Sequence[StoredLink]) -> str | None:
 
 async def links_of(store: Store, incident_key: str) -> list[StoredLink]:
     """Every link the incident ever had (active or not), oldest first."""
-    rows = (await store.read(_LINKS_OF_RAW, {"key": incident_key})).named(_LINK_COLUMNS)
-    return _oldest_first(store, rows)
+    return stored_links(store, await store.read(LINKS_OF, {"key": incident_key}))
 
 
-async def read_links(store: Store, conn: AsyncConnection, incident_key: str) -> list[StoredLink]:
-    """``links_of`` on an open connection (to read them with other rows)."""
-    return _oldest_first(store, (await conn.execute(_LINKS_OF, {"key": incident_key})).all())
-
-
-def _oldest_first(store: Store, rows: Sequence[Any]) -> list[StoredLink]:
-    return sorted((_stored(store, row) for row in rows), key=lambda s: s.updated_at)
+def stored_links(store: Store, rows: Rows) -> list[StoredLink]:
+    """The links in the rows ``LINKS_OF`` read, oldest first."""
+    named = rows.named(_LINK_COLUMNS)
+    return sorted((_stored(store, row) for row in named), key=lambda s: s.updated_at)
 
 
 async def incident_by_number(store: Store, conversation_id: str, number: int) -> Incident | None:

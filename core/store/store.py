@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import fcntl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -187,6 +187,15 @@ class Store:
         async with self.reading() as conn:  # in memory: only the pool's connection has it
             rows = (await conn.execute(text(statement.sql), params)).all()
         return Rows(rows, len(rows))
+
+    async def read_many(self, reads: Sequence[tuple[Statement, dict[str, Any]]]) -> list[Rows]:
+        """The rows of a few short reads taken together, in one snapshot, as ``read`` takes
+        one; ``StoreUnavailable`` when the database cannot be read."""
+        if self._reader.available:
+            return await self._reader.read_many(reads)
+        async with self.reading() as conn:  # in memory: only the pool's connection has it
+            found = [(await conn.execute(text(s.sql), params)).all() for s, params in reads]
+        return [Rows(rows, len(rows)) for rows in found]
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:

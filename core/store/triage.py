@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from core.errors import DeliveryError, Outcome
 from core.itsm import ConfigurationItem, IncidentLink
@@ -19,11 +19,10 @@ from core.models import Incident
 from core.roles import Grant
 from core.store import outbox
 from core.store.cards import redraw_cards
-from core.store.cmdb import read_cis
-from core.store.links import StoredLink, enqueue_outcomes, read_links
-from core.store.schema import incidents, posted_cards, triage_actions
+from core.store.cmdb import CIS_OF, stored_cis
+from core.store.links import LINKS_OF, StoredLink, enqueue_outcomes, stored_links
 from core.store.schema import outbox as outbox_table
-from core.store.schema_links import incident_cis, incident_links
+from core.store.schema import triage_actions
 from core.store.sql import Statement
 from core.store.store import Store
 from core.triage import TRIAGE_JOB, Actor, TriageAction, TriageChange, TriageState
@@ -36,6 +35,9 @@ _LATEST = Statement(
     "WHERE incident_key = :incident_key ORDER BY id DESC LIMIT 1"
 )
 """The newest action of an incident (read on every card drawn: straight on the driver)."""
+_BY_INTENT = Statement(
+    f"SELECT {', '.join(_COLUMNS)} FROM triage_actions WHERE intent_id = :intent_id"  # noqa: S608
+)
 _INSERT_ACTION = triage_actions.insert()
 _INSERT_JOB = outbox_table.insert()
 _NEWEST = (
@@ -43,25 +45,16 @@ _NEWEST = (
     .where(triage_actions.c.incident_key == bindparam("incident_key"))
     .scalar_subquery()
 )
-_SHOWN_HERE = (
-    select(
-        incidents.c.payload.label("incident_payload"),
-        exists()
-        .where(incident_links.c.incident_key == bindparam("incident_key"))
-        .label("has_links"),
-        exists().where(incident_cis.c.incident_key == bindparam("incident_key")).label("has_cis"),
-        triage_actions,
-    )
-    .select_from(
-        posted_cards.join(incidents, incidents.c.key == posted_cards.c.incident_key).outerjoin(
-            triage_actions, triage_actions.c.id == _NEWEST
-        )
-    )
-    .where(
-        posted_cards.c.incident_key == bindparam("incident_key"),
-        posted_cards.c.conversation_id == bindparam("conversation_id"),
-    )
+_SHOWN_COLUMNS = ("incident_payload", *_COLUMNS)
+_SHOWN_HERE = Statement(
+    "SELECT i.payload, "  # noqa: S608 - the tables' own columns
+    f"{', '.join('t.' + column for column in _COLUMNS)} "
+    'FROM posted_cards p JOIN incidents i ON i."key" = p.incident_key '
+    "LEFT OUTER JOIN triage_actions t ON t.id = "
+    "(SELECT max(id) FROM triage_actions WHERE incident_key = :incident_key) "
+    "WHERE p.incident_key = :incident_key AND p.conversation_id = :conversation_id"
 )
+"""The incident whose card is in the conversation, with its newest action (or NULLs)."""
 
 
 def triage_ordering_key(incident_key: str) -> str:
@@ -202,16 +195,19 @@ class Shown:
 async def shown_here(store: Store, incident_key: str, conversation_id: str) -> Shown | None:
     """The incident and its newest action, when its card was posted in the conversation.
 
-    One query (a click's reads in one round trip), and one more each for the incident's
-    links and its configuration items when it has any; ``None`` when the card is not there.
+    Three lookups (the card with the incident and its newest action, its links, its CIs) in
+    one snapshot, straight on the driver: a click's reads at a fraction of the cost of
+    SQLAlchemy's execution. ``None`` when the card is not there.
     """
     params = {"incident_key": incident_key, "conversation_id": conversation_id}
-    async with store.reading() as conn:
-        row = (await conn.execute(_SHOWN_HERE, params)).first()
-        if row is None:
-            return None
-        links = await read_links(store, conn, incident_key) if row.has_links else []
-        cis = await read_cis(store, conn, incident_key) if row.has_cis else []
+    [shown, linked, items] = await store.read_many(
+        [(_SHOWN_HERE, params), (LINKS_OF, {"key": incident_key}), (CIS_OF, {"key": incident_key})]
+    )
+    if not shown.rows:
+        return None
+    [row] = shown.named(_SHOWN_COLUMNS)
+    links = stored_links(store, linked)
+    cis = stored_cis(store, items)
     payload = store.cipher.decrypt(row.incident_payload, "incidents.payload", incident_key)
     latest = None if row.id is None else _action(store, row)
     return Shown(Incident.model_validate_json(payload), latest, links, cis)
@@ -225,10 +221,8 @@ async def latest(store: Store, incident_key: str) -> TriageAction | None:
 
 async def by_intent(store: Store, intent_id: str) -> TriageAction | None:
     """The action recorded under ``intent_id``."""
-    where = triage_actions.c.intent_id == intent_id
-    async with store.reading() as conn:
-        row = (await conn.execute(select(triage_actions).where(where))).first()
-    return None if row is None else _action(store, row)
+    rows = (await store.read(_BY_INTENT, {"intent_id": intent_id})).named(_COLUMNS)
+    return _action(store, rows[0]) if rows else None
 
 
 def _action(store: Store, row: Any) -> TriageAction:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -88,6 +89,36 @@ async def test_sqlite_reads_leave_no_transaction_open_wal_checkpoints_fully(
     assert busy == 0
 
 
+KEYS = Statement('SELECT "key" FROM incidents ORDER BY "key"')
+
+
+async def test_read_many_reads_each_statement_after_the_last_commit(store: Store) -> None:
+    """Several lookups taken together: each statement's rows, seeing every earlier commit,
+    and afterwards the WAL still checkpoints fully (the snapshot ended with them)."""
+    first = incident_from_resource(sample_incident(title="One"))
+    await _ingest(store, first)
+    count, keys = await store.read_many([(COUNT, {}), (KEYS, {})])
+    assert (count.scalar(), [row[0] for row in keys.rows]) == (1, [first.key])
+    second = incident_from_resource(sample_incident(title="Two"))
+    await _insert_pooled(store, second)
+    count, keys = await store.read_many([(COUNT, {}), (KEYS, {})])
+    assert (count.scalar(), len(keys.rows)) == (2, 2)
+    if store.dialect == "sqlite":
+        async with store.writing() as conn:
+            busy, _log, _moved = (await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).one()
+        assert busy == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_read_many_is_read_only_on_postgresql(store: Store) -> None:
+    """The lookups' transaction is read-only: a statement that writes fails, changing
+    nothing, and the next lookups go on."""
+    await _ingest(store, incident_from_resource(sample_incident()))
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        await store.read_many([(COUNT, {}), (Statement("DELETE FROM incidents"), {})])
+    assert [rows.scalar() for rows in await store.read_many([(COUNT, {})])] == [1]
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_sqlite_read_connection_refuses_writes(store: Store) -> None:
     """The lookups' connection is read-only: a statement that writes fails, changing nothing."""
@@ -111,6 +142,8 @@ async def test_read_store_unreachable_raises_store_unavailable(url: str) -> None
     try:
         with pytest.raises(StoreUnavailable):
             await store.incident("/any")
+        with pytest.raises(StoreUnavailable):
+            await store.read_many([(COUNT, {})])
     finally:
         await store.close()
 
@@ -134,5 +167,6 @@ async def test_read_sqlite_in_memory_goes_through_the_pool_connection() -> None:
         await store.upgrade()
         assert (await store.read(COUNT, {})).scalar() == 0
         assert await store.incident("/any") is None
+        assert [rows.scalar() for rows in await store.read_many([(COUNT, {})] * 2)] == [0, 0]
     finally:
         await store.close()
