@@ -54,7 +54,7 @@ async def _probe(database_url: str, how: str) -> dict[str, object]:
 
 async def test_upgrade_apart_migrates_without_loading_alembic(database_url: str) -> None:
     """A new database is brought to the newest revision while the calling process never
-    imports alembic; migrated in process, it does."""
+    imports alembic (``test_start_imports``: a start migrating in process does)."""
     apart = await _probe(database_url, "apart")
     assert apart == {"revision": migrate.head_revision(), "alembic": False}
     store = Store.from_url(database_url)
@@ -62,15 +62,6 @@ async def test_upgrade_apart_migrates_without_loading_alembic(database_url: str)
         assert (await store.check())["current"] is True
     finally:
         await store.close()
-
-
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_upgrade_in_process_loads_alembic(database_url: str) -> None:
-    """The probe can tell: migrating in process loads alembic."""
-    assert await _probe(database_url, "here") == {
-        "revision": migrate.head_revision(),
-        "alembic": True,
-    }
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -71,7 +71,10 @@ def test_start_without_tenant_loads_no_unwired_sdks(tmp_path: Path) -> None:
     assert [name for name in NOT_WIRED if name in loaded] == []
 
 
-def test_start_migrated_store_skips_alembic(tmp_path: Path) -> None:
-    """The first start migrates the store with alembic; a restart on it loads no alembic."""
-    assert "alembic" in _started_modules(tmp_path)
-    assert "alembic" not in _started_modules(tmp_path)
+def test_start_loads_alembic_only_when_migrating_in_process(tmp_path: Path) -> None:
+    """A first start migrates the store in a child process and a restart finds nothing to
+    do: neither loads alembic. Migrating in process (``WARDEN_MIGRATE_APART=false``), the
+    first start does."""
+    assert "alembic" not in _started_modules(tmp_path / "apart")
+    assert "alembic" not in _started_modules(tmp_path / "apart")
+    assert "alembic" in _started_modules(tmp_path / "here", WARDEN_MIGRATE_APART="false")
