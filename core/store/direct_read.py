@@ -1,11 +1,11 @@
-"""Short lookups straight on the driver, for ``Store.read``.
+"""Short lookups straight on the driver, for ``Store.read`` and ``Store.read_many``.
 
 On SQLite a lookup runs on a read-only connection of the event loop's own thread, with no
 thread hop: in WAL mode it takes microseconds and never waits for the writer, where a hop to
 aiosqlite's thread for each statement, fetch and rollback costs a millisecond of CPU. On
-PostgreSQL it goes straight to asyncpg on a pooled connection. Either way each lookup is one
-statement, in autocommit: it sees every write committed before it and holds no snapshot
-open (which would keep SQLite's WAL from being checkpointed).
+PostgreSQL it goes straight to asyncpg on a pooled connection. A lookup sees every write
+committed before it; a few taken together (``read_many``) share one snapshot, which ends
+with them, so none is held open (it would keep SQLite's WAL from being checkpointed).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The revisions this code ships are read from the migration files themselves (thei
 ``revision``/``down_revision`` lines) and the database's from its ``alembic_version`` table,
 so a start on a migrated store and every ``/readyz`` answer go without alembic; alembic (and
 the SQL dialects it brings) is imported only to apply migrations, or when the files cannot
-be read that simply.
+be read that simply. A server applies them in a child process (``upgrade_apart``).
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def _main() -> int:
     try:
         asyncio.run(run())
     except Exception as exc:  # noqa: BLE001 - told to the parent in one line, on stderr
-        print(f"{type(exc).__name__}: {exc}".replace("\n", " "), file=sys.stderr)
+        sys.stderr.write(f"{type(exc).__name__}: {exc}".replace("\n", " ") + "\n")
         return 1
     return 0
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, select, update
 
 from core.errors import DeliveryError, Outcome
 from core.itsm import ConfigurationItem, IncidentLink
@@ -40,11 +40,6 @@ _BY_INTENT = Statement(
 )
 _INSERT_ACTION = triage_actions.insert()
 _INSERT_JOB = outbox_table.insert()
-_NEWEST = (
-    select(func.max(triage_actions.c.id))
-    .where(triage_actions.c.incident_key == bindparam("incident_key"))
-    .scalar_subquery()
-)
 _SHOWN_COLUMNS = ("incident_payload", *_COLUMNS)
 _SHOWN_HERE = Statement(
     "SELECT i.payload, "  # noqa: S608 - the tables' own columns
