@@ -184,9 +184,8 @@ class Store:
         (``core.store.direct_read``); ``StoreUnavailable`` when the database cannot be read."""
         if self._reader.available:
             return await self._reader.read(statement, params)
-        async with self.reading() as conn:  # in memory: only the pool's connection has it
-            rows = (await conn.execute(text(statement.sql), params)).all()
-        return Rows(rows, len(rows))
+        [rows] = await self.read_many([(statement, params)])
+        return rows
 
     async def read_many(self, reads: Sequence[tuple[Statement, dict[str, Any]]]) -> list[Rows]:
         """The rows of a few short reads taken together, in one snapshot, as ``read`` takes
