@@ -1,4 +1,5 @@
-"""``Store.read``: the short lookups of the card path, straight on the driver.
+"""``Store.read`` and ``read_many``: the short lookups of the card path, straight on the
+driver; and ``Store.reading``, one snapshot for the reads still made through SQLAlchemy.
 
 On SQLite they run on a read-only connection of the event loop's own thread; they must see
 every committed write at once (the writer thread's and aiosqlite's), never hold a read
@@ -14,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from connectors.sentinel.mapping import incident_from_resource
 from core.crypto import PayloadCipher, generate_key
@@ -48,17 +50,21 @@ async def _ingest(store: Store, incident: Incident) -> None:
         await writer.stop()
 
 
-async def _insert_pooled(store: Store, incident: Incident) -> None:
-    """Store ``incident`` through the pool's connections (aiosqlite's on SQLite)."""
-    row = {
+def _row(store: Store, incident: Incident) -> dict[str, object]:
+    """``incident``'s row in ``incidents``."""
+    return {
         "key": incident.key,
         "version": version_key(incident),
         "severity": incident.severity.value,
         "payload": store.cipher.encrypt(incident.model_dump_json()),
         "updated_at": 0.0,
     }
+
+
+async def _insert_pooled(store: Store, incident: Incident) -> None:
+    """Store ``incident`` through the pool's connections (aiosqlite's on SQLite)."""
     async with store.writing() as conn:
-        await conn.execute(incidents.insert().values(**row))
+        await conn.execute(incidents.insert().values(**_row(store, incident)))
 
 
 async def test_read_sees_each_committed_write_at_once(store: Store) -> None:
@@ -170,3 +176,30 @@ async def test_read_sqlite_in_memory_goes_through_the_pool_connection() -> None:
         assert [rows.scalar() for rows in await store.read_many([(COUNT, {})] * 2)] == [0, 0]
     finally:
         await store.close()
+
+
+async def test_reading_sees_one_state_across_its_statements(store: Store) -> None:
+    """``Store.reading``: writes committed while a read is under way (by the writer thread
+    and through the pool) are not seen by its later statements; the next read sees them all.
+    (A card drawn from the request, then its decisions, once tallied an approval under the
+    version before it, and the next reviewer's click was refused as stale.)"""
+    await _ingest(store, incident_from_resource(sample_incident(title="Before the read")))
+    async with store.reading() as conn:
+        assert (await conn.execute(text(COUNT.sql))).scalar() == 1
+        await _ingest(store, incident_from_resource(sample_incident(title="By the writer")))
+        await _insert_pooled(store, incident_from_resource(sample_incident(title="Pooled")))
+        assert (await conn.execute(text(COUNT.sql))).scalar() == 1
+        assert len((await conn.execute(text(KEYS.sql))).all()) == 1
+    async with store.reading() as conn:
+        assert (await conn.execute(text(COUNT.sql))).scalar() == 3
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_reading_refuses_writes_on_postgresql(store: Store) -> None:
+    """A write slipped into ``Store.reading`` fails (a read-only transaction), leaving
+    nothing."""
+    incident = incident_from_resource(sample_incident(title="Not a read"))
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        async with store.reading() as conn:
+            await conn.execute(incidents.insert().values(**_row(store, incident)))
+    assert (await store.read(COUNT, {})).scalar() == 0
