@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import StoreUnavailable
+from core.store.engine import sqlite_file
 from core.store.sql import Rows, Statement
 
 READ_WAIT_SECONDS = 1.0
@@ -39,8 +40,7 @@ class DirectReader:
     @property
     def available(self) -> bool:
         """False for an in-memory SQLite database (only the pool's connection holds it)."""
-        database = self._engine.url.database
-        return self._engine.dialect.name != "sqlite" or database not in (None, "", ":memory:")
+        return self._engine.dialect.name != "sqlite" or sqlite_file(self._engine.url) is not None
 
     async def read(self, statement: Statement, params: dict[str, Any]) -> Rows:
         """The rows of ``statement``; ``StoreUnavailable`` when the database cannot be read."""

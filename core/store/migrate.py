@@ -21,6 +21,7 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import MigrationFailed
+from core.store.engine import create_engine, sqlite_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -140,19 +141,23 @@ async def upgrade_apart(engine: AsyncEngine) -> None:
     first start or an upgrade. A database in memory is migrated here (a child would open
     another). ``MigrationFailed`` with the child's last words when it fails.
     """
-    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and sqlite_file(url) is None:
         await upgrade(engine)
         return
     if _nothing_missing(await current_revision(engine)):
         return
-    url = engine.url.render_as_string(hide_password=False)
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "core.store.migrate",
         cwd=ROOT,
-        env={**os.environ, CHILD_URL: url, "PYTHONPATH": path},
+        env={
+            **os.environ,
+            CHILD_URL: url.render_as_string(hide_password=False),
+            "PYTHONPATH": path,
+        },
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -164,7 +169,6 @@ async def upgrade_apart(engine: AsyncEngine) -> None:
 
 def _main() -> int:
     """The migrating child: upgrade the database named by ``CHILD_URL``."""
-    from core.store.engine import create_engine
 
     async def run() -> None:
         engine = create_engine(os.environ[CHILD_URL])

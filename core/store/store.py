@@ -35,7 +35,7 @@ from core.models import (
 )
 from core.store import admin_audit, migrate
 from core.store.direct_read import DirectReader
-from core.store.engine import create_engine, create_sqlite_writer, insert_for
+from core.store.engine import create_engine, create_sqlite_writer, insert_for, sqlite_file
 from core.store.schema import conversations, outbox, posted_cards, subscriptions
 from core.store.sql import Rows, Statement
 from core.store.writer import SqliteWriter
@@ -127,8 +127,8 @@ class Store:
         Raises ``SettingsError`` naming the file when another process holds it; several
         replicas need PostgreSQL. PostgreSQL needs no claim. The claim ends with ``close``.
         """
-        database = self.engine.url.database
-        if self.dialect != "sqlite" or not database or database == ":memory:":
+        database = sqlite_file(self.engine.url)
+        if database is None:
             return
         path = Path(database).with_suffix(".replica.lock")
         handle = path.open("a+")
